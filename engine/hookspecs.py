@@ -1,0 +1,84 @@
+"""Hook specifications: how a plugin adds stages. Each hook gets ``register(stage_class)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("anchorvoice")
+hookimpl = pluggy.HookimplMarker("anchorvoice")
+
+Register = Callable[[type[Any]], None]
+
+
+@hookspec
+def register_text_frontends(register: Register) -> None:
+    """Register ``TextFrontend`` classes (one per language or language group)."""
+
+
+@hookspec
+def register_feature_extractors(register: Register) -> None:
+    """Register ``FeatureExtractor`` classes (audio -> continuous features)."""
+
+
+@hookspec
+def register_tokenizers(register: Register) -> None:
+    """Register ``Tokenizer`` classes (features -> semantic tokens)."""
+
+
+@hookspec
+def register_prosody_models(register: Register) -> None:
+    """Register ``ProsodyModel`` classes (phonemes -> semantic tokens)."""
+
+
+@hookspec
+def register_decoders(register: Register) -> None:
+    """Register ``Decoder`` classes (semantic tokens -> latent)."""
+
+
+@hookspec
+def register_vocoders(register: Register) -> None:
+    """Register ``Vocoder`` classes (latent -> waveform)."""
+
+
+@hookspec
+def register_effects(register: Register) -> None:
+    """Register ``Effect`` classes (block-wise audio effects)."""
+
+
+@hookspec
+def register_base_voices(register: Register) -> None:
+    """Register ``BaseVoice`` classes (weight-free text-to-speech)."""
+
+
+@hookspec
+def register_voice_converters(register: Register) -> None:
+    """Register ``VoiceConverter`` classes (speech -> target voice)."""
+
+
+@hookspec
+def register_audio_sources(register: Register) -> None:
+    """Register ``AudioSource`` classes (microphones, files, streams)."""
+
+
+@hookspec
+def register_audio_sinks(register: Register) -> None:
+    """Register ``AudioSink`` classes (speakers, files, virtual microphones)."""
+
+
+HOOK_KINDS: dict[str, str] = {
+    "register_text_frontends": "text_frontend",
+    "register_feature_extractors": "feature_extractor",
+    "register_tokenizers": "tokenizer",
+    "register_prosody_models": "prosody",
+    "register_decoders": "decoder",
+    "register_vocoders": "vocoder",
+    "register_effects": "effect",
+    "register_base_voices": "base_voice",
+    "register_voice_converters": "voice_converter",
+    "register_audio_sources": "audio_source",
+    "register_audio_sinks": "audio_sink",
+}
+"""Hook name -> the stage kind it registers."""

@@ -1,0 +1,243 @@
+"""Stage base classes: one small abstract base per extension point.
+
+A plugin registers stage *classes* (see :mod:`engine.hookspecs`). Every class has
+
+* ``name``: the registry name used in pipeline TOML files (``plugin = "espeak"``);
+* ``Config``: a dataclass of its parameters (one docstring line per field); the pipeline TOML
+  ``params`` table is validated into it, unknown keys and wrong types are refused;
+* ``__init__(config)``: build without loading any voice;
+* ``prepare(voice)``: bind to a voice (load its models or statistics); called again on a voice switch;
+* ``reset()``: forget streaming state (new utterance / new stream); ``close()``: free resources.
+
+Audio is mono float32 at the sample rate the frame states. A stage that needs another rate says
+so in ``sample_rate``; the pipeline resamples for it. Stages are not thread-safe: one pipeline
+uses one instance from one worker thread.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from engine.frames import AudioFrame, FeatureFrame, FloatArray, PhonemeFrame, TextFrame, TokenFrame
+
+if TYPE_CHECKING:
+    from engine.voices import Voice
+
+
+@dataclass
+class NoConfig:
+    """A stage without parameters."""
+
+
+class Stage(ABC):
+    """Common base. Subclasses set ``kind`` (by their base) and ``name`` (by the plugin)."""
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = NoConfig
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    def prepare(self, voice: Voice | None) -> None:  # noqa: B027 - optional hook
+        """Bind to ``voice`` (None: no voice, e.g. a plain effect chain)."""
+
+    def reset(self) -> None:  # noqa: B027 - optional hook
+        """Forget streaming state."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (models, processes, devices)."""
+
+    @property
+    def latency_samples(self) -> int:
+        """Algorithmic latency this stage adds, in samples at its own sample rate."""
+        return 0
+
+    def set_param(self, key: str, value: Any) -> None:
+        """Change one ``Config`` field live (control API). Raises ``ConfigError`` if unknown."""
+        from engine.config import coerce_field
+
+        setattr(self.config, key, coerce_field(type(self.config), key, value, source=self.name))
+
+
+class TextFrontend(Stage):
+    """Text -> phonemes for the languages in ``languages`` (ISO 639-1 codes).
+
+    ``split_sentences(text)`` returns the sentences in speaking order (punctuation kept);
+    ``phonemize(TextFrame)`` returns one ``PhonemeFrame`` whose ``ids`` index ``symbols_table()``.
+    """
+
+    kind = "text_frontend"
+    languages: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def split_sentences(self, text: str) -> list[str]: ...
+
+    @abstractmethod
+    def phonemize(self, text: TextFrame) -> PhonemeFrame: ...
+
+
+class FeatureExtractor(Stage):
+    """Audio at ``sample_rate`` (16 kHz for HuBERT) -> ``FeatureFrame`` (C, T) at ``frame_rate``."""
+
+    kind = "feature_extractor"
+    sample_rate: int = 16000
+
+    @abstractmethod
+    def extract(self, audio: AudioFrame) -> FeatureFrame: ...
+
+
+class Tokenizer(Stage):
+    """``FeatureFrame`` (C, T) -> ``TokenFrame`` of discrete semantic tokens."""
+
+    kind = "tokenizer"
+
+    @abstractmethod
+    def encode(self, features: FeatureFrame) -> TokenFrame: ...
+
+
+class ProsodyModel(Stage):
+    """Phonemes -> semantic tokens, yielded in chunks (``TokenFrame.final`` on the last one).
+
+    ``prompt_text``/``prompt_tokens`` are the reference's phonemes and semantic tokens; both None
+    for reference-free generation.
+    """
+
+    kind = "prosody"
+
+    @abstractmethod
+    def generate(
+        self,
+        text: PhonemeFrame,
+        prompt_text: PhonemeFrame | None = None,
+        prompt_tokens: TokenFrame | None = None,
+    ) -> Iterator[TokenFrame]: ...
+
+
+class Decoder(Stage):
+    """Semantic tokens (+ phonemes) -> latent ``FeatureFrame`` for a vocoder.
+
+    The timbre comes from the voice bound by ``prepare``. ``phonemes`` may be None on the voice
+    conversion path.
+    """
+
+    kind = "decoder"
+
+    @abstractmethod
+    def decode(self, tokens: TokenFrame, phonemes: PhonemeFrame | None = None) -> FeatureFrame: ...
+
+
+class Vocoder(Stage):
+    """Latent ``FeatureFrame`` -> audio at ``sample_rate``."""
+
+    kind = "vocoder"
+    sample_rate: int = 32000
+
+    @abstractmethod
+    def synthesize(self, latent: FeatureFrame) -> AudioFrame: ...
+
+
+class Effect(Stage):
+    """Block-wise audio effect: same length and rate out as in; keeps state between blocks."""
+
+    kind = "effect"
+
+    @abstractmethod
+    def process(self, audio: AudioFrame) -> AudioFrame: ...
+
+
+class BaseVoice(Stage):
+    """Text -> speech with a built-in voice (no weights): the start of the embedded default TTS."""
+
+    kind = "base_voice"
+
+    @abstractmethod
+    def available_languages(self) -> list[str]:
+        """Languages this machine can speak right now (depends on installed programs)."""
+
+    @abstractmethod
+    def synthesize(self, text: TextFrame) -> AudioFrame: ...
+
+
+class VoiceConverter(Stage):
+    """Speech -> the bound voice's speech, block by block.
+
+    ``process(block)`` consumes one block at ``sample_rate`` and returns the same number of samples,
+    delayed by ``latency_samples``; state carries across calls until ``reset()``. ``convert`` runs
+    a whole clip offline and returns it aligned (latency removed, same length).
+    ``analyze_reference(audio)`` computes the statistics the converter needs from a reference clip;
+    the voice library stores the result once, under the converter's name.
+    """
+
+    kind = "voice_converter"
+    sample_rate: int = 16000
+
+    @abstractmethod
+    def process(self, block: AudioFrame) -> AudioFrame: ...
+
+    def convert(self, audio: AudioFrame, block_size: int = 4096) -> AudioFrame:
+        """Offline conversion of a whole clip through ``process`` (aligned, same length)."""
+        import numpy as np
+
+        self.reset()
+        lat = self.latency_samples
+        padded = np.concatenate([audio.samples, np.zeros(lat + block_size, np.float32)])
+        out: list[FloatArray] = []
+        for start in range(0, len(audio.samples) + lat, block_size):
+            blk = audio.with_samples(padded[start : start + block_size])
+            out.append(self.process(blk).samples)
+        joined = np.concatenate(out)[lat : lat + len(audio.samples)]
+        self.reset()
+        return audio.with_samples(joined)
+
+    @classmethod
+    def analyze_reference(cls, audio: AudioFrame) -> dict[str, Any]:
+        """Statistics of a reference clip (JSON/TOML-serialisable). Default: none needed."""
+        return {}
+
+
+class AudioSource(Stage):
+    """Yields mono float32 blocks from a device, file or network (opened by ``open``)."""
+
+    kind = "audio_source"
+
+    @abstractmethod
+    def open(self, sample_rate: int, block_size: int) -> None: ...
+
+    @abstractmethod
+    def read(self) -> FloatArray | None:
+        """Next block of ``block_size`` samples; None at the end of a finite source."""
+
+
+class AudioSink(Stage):
+    """Consumes mono float32 blocks (device, file, virtual microphone, null)."""
+
+    kind = "audio_sink"
+
+    @abstractmethod
+    def open(self, sample_rate: int, block_size: int) -> None: ...
+
+    @abstractmethod
+    def write(self, samples: FloatArray) -> None: ...
+
+
+STAGE_KINDS: dict[str, type[Stage]] = {
+    cls.kind: cls
+    for cls in (
+        TextFrontend,
+        FeatureExtractor,
+        Tokenizer,
+        ProsodyModel,
+        Decoder,
+        Vocoder,
+        Effect,
+        BaseVoice,
+        VoiceConverter,
+        AudioSource,
+        AudioSink,
+    )
+}
+"""Stage kind name -> its abstract base."""

@@ -1,0 +1,1 @@
+"""obs-websocket v5 and avatar (VTube Studio) bridges."""

@@ -1,0 +1,1 @@
+"""Built-in anchorvoice plugins, registered through the `anchorvoice` entry-point group."""
