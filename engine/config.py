@@ -149,3 +149,42 @@ def coerce_field(cls: type, key: str, value: Any, *, source: str | None = None) 
         allowed = ", ".join(sorted(fields)) or "(none)"
         raise ConfigError(f"unknown parameter {key!r}; allowed: {allowed}", source=source, key=key)
     return _check(value, _hints(cls)[key], source=source, key=key)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        if isinstance(v, float) and not (v == v and abs(v) != float("inf")):
+            raise ValueError("TOML cannot store NaN or inf")
+        return repr(v)
+    if isinstance(v, str):
+        escaped = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+        return f'"{escaped}"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+
+
+def dump_toml(data: Mapping[str, Any]) -> str:
+    """Write a nested mapping as TOML (tables for nested mappings; None values skipped)."""
+    lines: list[str] = []
+
+    def table(prefix: str, d: Mapping[str, Any]) -> None:
+        scalars = {k: v for k, v in d.items() if v is not None and not isinstance(v, Mapping)}
+        tables = {k: v for k, v in d.items() if isinstance(v, Mapping)}
+        if prefix and (scalars or not tables):
+            lines.append(f"\n[{prefix}]")
+        for k, v in scalars.items():
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+        for k, v in tables.items():
+            table(f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k), v)
+
+    table("", data)
+    return "\n".join(lines).lstrip("\n") + "\n"

@@ -96,7 +96,9 @@ class PluginManager:
                 continue
             self.register(module, ep.name, version=version, origin=origin)
 
-    def register(self, module: ModuleType | object, name: str, *, version: str = "", origin: str = "registered in code") -> bool:
+    def register(
+        self, module: ModuleType | object, name: str, *, version: str = "", origin: str = "registered in code"
+    ) -> bool:
         """Register one plugin object and call its hooks. Returns False if it was refused."""
         try:
             self._pm.register(module, name=name)

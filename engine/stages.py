@@ -32,7 +32,7 @@ class NoConfig:
     """A stage without parameters."""
 
 
-class Stage(ABC):
+class Stage(ABC):  # noqa: B024 - abstract through its kind bases
     """Common base. Subclasses set ``kind`` (by their base) and ``name`` (by the plugin)."""
 
     kind: ClassVar[str] = ""

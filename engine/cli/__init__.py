@@ -1,0 +1,1 @@
+"""The `anchorvoice` command line: argparse, one module per command group (each has `add_parser`)."""

@@ -1,0 +1,60 @@
+"""Entry point of the `anchorvoice` console script."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from engine import __version__
+from engine.errors import AnchorVoiceError
+
+# Command groups, each a module with `add_parser(subparsers)`. A module that fails to import
+# (a missing optional dependency) is reported when its command is used, not at start-up.
+COMMAND_MODULES = [
+    "engine.cli.jobs",
+    "engine.cli.voices",
+    "engine.cli.plugins_cmd",
+    "engine.cli.demo",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anchorvoice",
+        description="Real-time voice conversion and text-to-speech for virtual anchors.",
+    )
+    parser.add_argument("--version", action="version", version=f"anchorvoice {__version__}")
+    parser.add_argument("--home", help="user data directory (default: $ANCHORVOICE_HOME or ~/.local/share/anchorvoice)")
+    parser.add_argument("--config-dir", help="folder of pipeline presets (default: the repository's configs/)")
+    parser.add_argument("--threads", type=int, help="compute threads for torch/numba")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except AnchorVoiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""`anchorvoice plugins`: every plugin, its hooks and stages, and the ones that failed to load."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+
+from engine.cli.common import emit, make_engine
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plugins", help="list plugins, their stages, and load failures")
+    p.set_defaults(func=run_plugins)
+
+
+def run_plugins(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    pm = engine.plugins
+    infos = sorted(pm.plugins.values(), key=lambda i: (i.origin != "builtin", i.name))
+    lines = []
+    for info in infos:
+        lines.append(f"{info.name}  {info.version}  [{info.origin}]")
+        lines.append(f"    hooks:  {', '.join(info.hooks) or '(none)'}")
+        lines.append(f"    stages: {', '.join(info.stages) or '(none)'}")
+    if pm.failures:
+        lines.append("")
+        lines.append("FAILED TO LOAD:")
+        for f in pm.failures:
+            hook = f" in {f.hook}" if f.hook else ""
+            lines.append(f"  {f.name} [{f.origin}]{hook}: {f.error}")
+    emit(
+        args,
+        {"plugins": [asdict(i) for i in infos], "failures": [asdict(f) for f in pm.failures]},
+        "\n".join(lines),
+    )
+    return 0

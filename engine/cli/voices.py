@@ -1,0 +1,96 @@
+"""`anchorvoice voices add|list|show|remove`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine.cli.common import emit, make_engine, progress
+from engine.voices import Voice
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    vp = sub.add_parser("voices", help="manage the voice library")
+    vsub = vp.add_subparsers(dest="voices_cmd", required=True)
+
+    a = vsub.add_parser("add", help="add a voice from reference clips (and optional GPT-SoVITS models)")
+    a.add_argument("name")
+    a.add_argument("--ref", action="append", required=True, help="reference clip (repeatable)")
+    a.add_argument("--ref-text", default="", help="transcript of the reference (GPT-SoVITS prompt)")
+    a.add_argument("--ref-lang", default="en", help="language of the reference text (default %(default)s)")
+    a.add_argument("--gpt", help="GPT-SoVITS s1 checkpoint (.ckpt)")
+    a.add_argument("--sovits", help="GPT-SoVITS s2 generator (.pth)")
+    a.add_argument("--hubert", help="chinese-hubert-base folder (HuggingFace layout)")
+    a.add_argument("--force", action="store_true", help="replace an existing voice of that name")
+    a.set_defaults(func=run_add)
+
+    ls = vsub.add_parser("list", help="list voices")
+    ls.set_defaults(func=run_list)
+
+    sh = vsub.add_parser("show", help="show one voice")
+    sh.add_argument("name")
+    sh.set_defaults(func=run_show)
+
+    rm = vsub.add_parser("remove", help="delete a voice")
+    rm.add_argument("name")
+    rm.set_defaults(func=run_remove)
+
+
+def _describe(v: Voice) -> dict[str, Any]:
+    return {
+        "name": v.name,
+        "kind": "gpt-sovits" if v.is_neural else "embedded default (DSP)",
+        "path": str(v.path),
+        "references": [str(r) for r in v.references],
+        "ref_text": v.ref_text,
+        "ref_lang": v.ref_lang,
+        "models": {k: str(p) for k, p in v.models.items()},
+        "analysis": v.analysis,
+        "created": v.created,
+    }
+
+
+def run_add(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    models = {k: getattr(args, k) for k in ("gpt", "sovits", "hubert") if getattr(args, k)}
+    if models:
+        # Check the model files now (safe loader, versions, sizes) so a bad file fails at add time.
+        from engine.model_check import check_voice_models
+
+        progress(args, "checking model files")
+        check_voice_models(engine, models)
+    progress(args, f"analysing {len(args.ref)} reference clip(s)")
+    voice = engine.add_voice(
+        args.name, args.ref, ref_text=args.ref_text, ref_lang=args.ref_lang, models=models, overwrite=args.force
+    )
+    emit(args, _describe(voice), f"added voice {voice.name!r} ({_describe(voice)['kind']}) at {voice.path}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    voices = engine.voices.list()
+    if not voices:
+        emit(args, [], "no voices yet: add one with `anchorvoice voices add NAME --ref clip.wav`")
+        return 0
+    lines = [f"{v.name:<24} {_describe(v)['kind']:<24} {len(v.references)} ref(s)" for v in voices]
+    emit(args, [_describe(v) for v in voices], "\n".join(lines))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    d = _describe(engine.voices.get(args.name))
+    text = "\n".join(f"{k:<11} {v}" for k, v in d.items() if k != "analysis")
+    for conv, stats in d["analysis"].items():
+        summary = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}=…" for k, v in stats.items())
+        text += f"\nanalysis[{conv}] {summary}"
+    emit(args, d, text)
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    engine.voices.remove(args.name)
+    emit(args, {"removed": args.name}, f"removed voice {args.name!r}")
+    return 0

@@ -1,0 +1,129 @@
+"""The Engine: one object that owns the plugins, the voice library and the loaded pipelines.
+
+There are no module globals holding models: everything lives on an ``Engine`` instance, so a
+process can run several (tests do) and a server can switch voices without restarting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.frames import AudioFrame
+from engine.pipeline import Pipeline
+from engine.pipeline_config import PipelineConfig, load_pipeline
+from engine.plugins import PluginManager
+from engine.stages import VoiceConverter
+from engine.voices import Voice, VoiceLibrary
+
+
+def default_configs_dir() -> Path:
+    """The repository's ``configs/`` folder (the package is installed in editable mode)."""
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass
+class EngineConfig:
+    """How an Engine starts."""
+
+    home: Path
+    """User data directory (voices, tokens); the CLI takes it from --home / ANCHORVOICE_HOME."""
+    configs_dir: Path = field(default_factory=default_configs_dir)
+    """Where preset TOML files are looked up by name."""
+    third_party_plugins: bool = True
+    """Load plugins of other distributions from the `anchorvoice` entry-point group."""
+    plugin_allowlist: list[str] | None = None
+    """Names of third-party plugins to load (None: all); from ANCHORVOICE_PLUGINS."""
+    threads: int | None = None
+    """torch/numba intra-op threads (None: library default)."""
+
+
+class Engine:
+    """Owns plugins, voices and pipelines."""
+
+    def __init__(self, config: EngineConfig, plugins: PluginManager | None = None) -> None:
+        self.config = config
+        if config.threads:
+            import torch
+
+            torch.set_num_threads(config.threads)
+        if plugins is None:
+            plugins = PluginManager()
+            plugins.load_entry_points(allow=config.plugin_allowlist, third_party=config.third_party_plugins)
+        self.plugins = plugins
+        self.voices = VoiceLibrary(config.home)
+        self._pipelines: dict[tuple[str, str], Pipeline] = {}
+
+    # -- presets -----------------------------------------------------------------------------
+    def preset_path(self, preset: str | Path) -> Path:
+        p = Path(preset)
+        if p.suffix == ".toml" or p.exists():
+            return p
+        candidate = self.config.configs_dir / f"{preset}.toml"
+        if not candidate.exists():
+            have = sorted(x.stem for x in self.config.configs_dir.glob("*.toml"))
+            raise ConfigError(
+                f"no preset named {str(preset)!r}; presets: {', '.join(have)} (or pass a .toml path)"
+            )
+        return candidate
+
+    def load_preset(self, preset: str | Path) -> PipelineConfig:
+        return load_pipeline(self.preset_path(preset), self.plugins)
+
+    def pipeline(self, preset: str | Path, voice: str | Voice | None) -> Pipeline:
+        """The pipeline of ``preset`` bound to ``voice`` (cached; rebuilt if the preset file changes)."""
+        path = self.preset_path(preset)
+        v = self.voices.get(voice) if isinstance(voice, str) else voice
+        key = (f"{path.resolve()}@{path.stat().st_mtime_ns}", v.name if v else "")
+        if key not in self._pipelines:
+            self._pipelines[key] = Pipeline(load_pipeline(path, self.plugins), self.plugins, v)
+        return self._pipelines[key]
+
+    # -- jobs --------------------------------------------------------------------------------
+    def speak(self, text: str, voice: str, language: str | None = None, preset: str | Path = "tts") -> AudioFrame:
+        """Text -> speech in ``voice``."""
+        return self.pipeline(preset, voice).speak(text, language)
+
+    def convert(self, audio: AudioFrame, voice: str, preset: str | Path = "vc") -> AudioFrame:
+        """Speech -> the same speech in ``voice``."""
+        return self.pipeline(preset, voice).convert(audio)
+
+    def add_voice(
+        self,
+        name: str,
+        references: list[str | Path],
+        *,
+        ref_text: str = "",
+        ref_lang: str = "en",
+        models: dict[str, str | Path] | None = None,
+        overwrite: bool = False,
+    ) -> Voice:
+        """Add a voice, letting every registered voice converter analyse the reference once."""
+        converters = [c for c in self.plugins.stages("voice_converter") if issubclass(c, VoiceConverter)]
+        analyzers = {c.name: (c.sample_rate, c.analyze_reference) for c in converters}
+        return self.voices.add(
+            name,
+            references,
+            ref_text=ref_text,
+            ref_lang=ref_lang,
+            models=models,
+            analyzers=analyzers,
+            overwrite=overwrite,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Plugins, load failures and voices, as plain data."""
+        return {
+            "plugins": sorted(self.plugins.plugins),
+            "failures": [
+                {"plugin": f.name, "origin": f.origin, "hook": f.hook, "error": f.error} for f in self.plugins.failures
+            ],
+            "voices": self.voices.names(),
+        }
+
+    def close(self) -> None:
+        for p in self._pipelines.values():
+            p.close()
+        self._pipelines.clear()

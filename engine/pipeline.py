@@ -1,0 +1,249 @@
+"""A pipeline bound to one voice: builds its stages from a preset and runs offline jobs.
+
+Paths (chosen by the voice, see :mod:`engine.pipeline_config`):
+
+* TTS, embedded default: ``base_voice -> converter -> effects``
+* TTS, neural (GPT-SoVITS voice): ``frontend -> prosody -> decoder -> vocoder -> effects``, with the
+  prompt from the voice's reference (``feature_extractor -> tokenizer``) and reference text
+* VC: ``converter`` (or ``neural_converter`` for a GPT-SoVITS voice) ``-> effects``
+
+Every stage call is timed (``timings``) so the CLI can print a real-time factor per stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.audio_io import resample
+from engine.errors import ConfigError, StageError, TextInputError, UnsupportedLanguageError
+from engine.frames import AudioFrame, PhonemeFrame, TextFrame, TokenFrame
+from engine.pipeline_config import SLOT_KINDS, PipelineConfig, StageSpec, build_stage
+from engine.plugins import PluginManager
+from engine.stages import (
+    BaseVoice,
+    Decoder,
+    Effect,
+    FeatureExtractor,
+    ProsodyModel,
+    Stage,
+    TextFrontend,
+    Tokenizer,
+    Vocoder,
+    VoiceConverter,
+)
+from engine.voices import Voice
+
+# GPT-SoVITS appends 0.3 s of zeros (counted at 32 kHz: 9600 samples) to the 16 kHz reference
+# before HuBERT (inference_webui.get_tts_wav); the fixture README documents it.
+PROMPT_PAD_SAMPLES = 9600
+
+
+@dataclass
+class StageTiming:
+    """Wall time spent in one stage and the audio it produced."""
+
+    name: str
+    seconds: float = 0.0
+    audio_seconds: float = 0.0
+    calls: int = 0
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: compute seconds per second of audio (lower is faster)."""
+        return self.seconds / self.audio_seconds if self.audio_seconds > 0 else float("nan")
+
+
+class Pipeline:
+    """Stages of one preset prepared for one voice."""
+
+    def __init__(self, config: PipelineConfig, pm: PluginManager, voice: Voice | None) -> None:
+        self.config = config
+        self.pm = pm
+        self.voice = voice
+        self.neural = voice is not None and voice.is_neural
+        self.timings: dict[str, StageTiming] = {}
+        self._stages: dict[str, Stage] = {}
+        self._frontends: dict[str, TextFrontend] = {}
+        self._prompt: tuple[PhonemeFrame | None, TokenFrame | None] | None = None
+        mode = config.pipeline.mode
+        if mode == "tts":
+            needed = ["prosody", "decoder", "vocoder"] if self.neural else ["base_voice", "converter"]
+        else:
+            needed = ["neural_converter"] if self.neural else ["converter"]
+        optional = ["feature_extractor", "tokenizer"] if self.neural and mode == "tts" else []
+        for slot in needed + optional:
+            spec = config.slots.get(slot)
+            if spec is None:
+                if slot in optional:
+                    continue
+                kind = "GPT-SoVITS" if self.neural else "embedded default"
+                raise ConfigError(
+                    f"preset has no [slots.{slot}], which a {kind} voice needs for {mode}",
+                    source=config.source,
+                    key=f"slots.{slot}",
+                )
+            self._stages[slot] = self._build(SLOT_KINDS[slot], spec, f"slots.{slot}")
+        self.effects: list[Effect] = [
+            self._build("effect", spec, f"effects[{i}]") for i, spec in enumerate(config.effects)
+        ]
+
+    def _build(self, kind: str, spec: StageSpec, key: str) -> Any:
+        stage = build_stage(self.pm, kind, spec, self.config.source, key)
+        stage.prepare(self.voice)
+        return stage
+
+    # -- timing ------------------------------------------------------------------------------
+    def _timed(self, label: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            out = fn(*args, **kwargs)
+        except (StageError, TextInputError, ConfigError):
+            raise
+        except Exception as exc:
+            if type(exc).__module__.startswith("engine."):
+                raise
+            raise StageError(f"stage {label!r} failed: {type(exc).__name__}: {exc}") from exc
+        rec = self.timings.setdefault(label, StageTiming(label))
+        rec.seconds += time.perf_counter() - t0
+        rec.calls += 1
+        if isinstance(out, AudioFrame):
+            rec.audio_seconds += out.duration
+        return out
+
+    def _stage(self, slot: str) -> Any:
+        return self._stages[slot]
+
+    # -- effects -----------------------------------------------------------------------------
+    def apply_effects(self, audio: AudioFrame) -> AudioFrame:
+        for fx in self.effects:
+            audio = self._timed(f"effect:{fx.name}", fx.process, audio)
+        return audio
+
+    def _to_output(self, audio: AudioFrame) -> AudioFrame:
+        rate = self.config.pipeline.sample_rate
+        if audio.sample_rate != rate:
+            audio = audio.with_samples(resample(audio.samples, audio.sample_rate, rate), rate)
+        return audio
+
+    # -- TTS ---------------------------------------------------------------------------------
+    def speak(self, text: str, language: str | None = None) -> AudioFrame:
+        """Synthesize ``text`` in the bound voice, whole utterance."""
+        parts = list(self.speak_iter(text, language))
+        rate = self.config.pipeline.sample_rate
+        return AudioFrame(np.concatenate([p.samples for p in parts]), rate)
+
+    def speak_iter(self, text: str, language: str | None = None) -> Iterator[AudioFrame]:
+        """Synthesize sentence by sentence (neural path) or in one piece (embedded default)."""
+        if self.config.pipeline.mode != "tts":
+            raise ConfigError("this preset is a voice-conversion preset; use a tts preset to speak",
+                              source=self.config.source, key="pipeline.mode")
+        if not text or not text.strip():
+            raise TextInputError("nothing to say: the text is empty")
+        lang = language or self.config.pipeline.language
+        for fx in self.effects:
+            fx.reset()
+        if self.neural:
+            yield from self._speak_neural(text, lang)
+            return
+        base: BaseVoice = self._stage("base_voice")
+        if lang not in base.available_languages():
+            have = ", ".join(sorted(base.available_languages()))
+            raise UnsupportedLanguageError(
+                f"base voice {base.name!r} cannot speak language {lang!r}; installed languages: {have}"
+            )
+        dry = self._timed(f"base_voice:{base.name}", base.synthesize, TextFrame(text, lang))
+        yield self.apply_effects(self._to_output(self._convert(dry, "converter")))
+
+    def frontend(self, language: str) -> TextFrontend:
+        """The text frontend for ``language`` (the first registered one that lists it)."""
+        if language not in self._frontends:
+            for cls in self.pm.stages("text_frontend"):
+                if language in getattr(cls, "languages", ()):
+                    fe = cls()
+                    fe.prepare(self.voice)
+                    self._frontends[language] = fe  # type: ignore[assignment]
+                    break
+            else:
+                have = sorted({lg for c in self.pm.stages("text_frontend") for lg in getattr(c, "languages", ())})
+                raise UnsupportedLanguageError(
+                    f"no text frontend for language {language!r}; installed languages: "
+                    f"{', '.join(have) or 'none'} (add a language plugin, see `anchorvoice plugins`)"
+                )
+        return self._frontends[language]
+
+    def _neural_prompt(self) -> tuple[PhonemeFrame | None, TokenFrame | None]:
+        """Reference phonemes and semantic tokens, computed once per voice."""
+        if self._prompt is None:
+            assert self.voice is not None
+            if not self.voice.ref_text or "feature_extractor" not in self._stages:
+                self._prompt = (None, None)  # reference-free, as the official code allows
+            else:
+                fx: FeatureExtractor = self._stage("feature_extractor")
+                tok: Tokenizer = self._stage("tokenizer")
+                ref = self.voice.load_reference(fx.sample_rate)
+                padded = ref.with_samples(np.concatenate([ref.samples, np.zeros(PROMPT_PAD_SAMPLES, np.float32)]))
+                feats = self._timed(f"feature_extractor:{fx.name}", fx.extract, padded)
+                tokens = self._timed(f"tokenizer:{tok.name}", tok.encode, feats)
+                fe = self.frontend(self.voice.ref_lang)
+                ref_text = TextFrame(self.voice.ref_text, self.voice.ref_lang)
+                phones = self._timed(f"frontend:{fe.name}", fe.phonemize, ref_text)
+                self._prompt = (phones, tokens)
+        return self._prompt
+
+    def _speak_neural(self, text: str, lang: str) -> Iterator[AudioFrame]:
+        fe = self.frontend(lang)
+        prosody: ProsodyModel = self._stage("prosody")
+        decoder: Decoder = self._stage("decoder")
+        vocoder: Vocoder = self._stage("vocoder")
+        prompt_text, prompt_tokens = self._neural_prompt()
+        sentences = [s for s in fe.split_sentences(text) if s.strip()]
+        if not sentences:
+            raise TextInputError(f"nothing speakable in {text[:40]!r} (only punctuation or symbols)")
+        for sentence in sentences:
+            phones = self._timed(f"frontend:{fe.name}", fe.phonemize, TextFrame(sentence, lang))
+            if len(phones.ids) == 0:
+                continue
+            t0 = time.perf_counter()
+            chunks = list(prosody.generate(phones, prompt_text, prompt_tokens))
+            rec = self.timings.setdefault(f"prosody:{prosody.name}", StageTiming(f"prosody:{prosody.name}"))
+            rec.seconds += time.perf_counter() - t0
+            rec.calls += 1
+            tokens = np.concatenate([c.tokens for c in chunks]) if chunks else np.zeros(0, np.int64)
+            if len(tokens) == 0:
+                continue
+            token_frame = TokenFrame(tokens, chunks[0].frame_rate)
+            latent = self._timed(f"decoder:{decoder.name}", decoder.decode, token_frame, phones)
+            audio = self._timed(f"vocoder:{vocoder.name}", vocoder.synthesize, latent)
+            rec.audio_seconds += audio.duration
+            yield self.apply_effects(self._to_output(audio))
+
+    # -- VC ----------------------------------------------------------------------------------
+    def _convert(self, audio: AudioFrame, slot: str) -> AudioFrame:
+        conv: VoiceConverter = self._stage(slot)
+        if audio.sample_rate != conv.sample_rate:
+            audio = audio.with_samples(resample(audio.samples, audio.sample_rate, conv.sample_rate), conv.sample_rate)
+        return self._timed(f"{slot}:{conv.name}", conv.convert, audio)
+
+    def convert(self, audio: AudioFrame) -> AudioFrame:
+        """Convert a whole clip to the bound voice (offline)."""
+        if self.config.pipeline.mode != "vc":
+            raise ConfigError("this preset is a tts preset; use a vc preset to convert",
+                              source=self.config.source, key="pipeline.mode")
+        for fx in self.effects:
+            fx.reset()
+        slot = "neural_converter" if self.neural else "converter"
+        return self.apply_effects(self._to_output(self._convert(audio, slot)))
+
+    @property
+    def converter(self) -> VoiceConverter:
+        """The voice converter of a VC pipeline (the live runner drives it block by block)."""
+        return self._stage("neural_converter" if self.neural else "converter")  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        for stage in [*self._stages.values(), *self.effects, *self._frontends.values()]:
+            stage.close()

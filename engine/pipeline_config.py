@@ -1,0 +1,126 @@
+"""Pipeline presets: which stage plugin fills each slot, validated from TOML into dataclasses.
+
+A preset (``configs/tts.toml``, ``configs/vc.toml``, ``configs/demo.toml``) looks like::
+
+    [pipeline]
+    name = "tts"
+    mode = "tts"              # "tts" (text in) or "vc" (speech in)
+    sample_rate = 48000       # output rate
+
+    [slots.base_voice]        # embedded default TTS: base voice -> converter -> effects
+    plugin = "espeak"
+    params = { speed = 160 }
+
+    [slots.converter]
+    plugin = "dsp"
+
+    [[effects]]
+    plugin = "limiter"
+
+Slots are filled per voice: a voice with GPT-SoVITS models uses the neural slots (``prosody``,
+``decoder``, ``vocoder``, ``feature_extractor``, ``tokenizer`` for TTS; ``neural_converter`` for VC),
+any other voice the embedded default ones (``base_voice`` + ``converter``; ``converter`` for VC).
+Every stage's ``params`` are validated into its ``Config`` dataclass when the preset is loaded,
+so a typo fails before any audio is processed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.config import from_dict, load_toml
+from engine.errors import ConfigError, PluginNotFoundError
+from engine.plugins import PluginManager
+
+SLOT_KINDS: dict[str, str] = {
+    "base_voice": "base_voice",
+    "converter": "voice_converter",
+    "neural_converter": "voice_converter",
+    "feature_extractor": "feature_extractor",
+    "tokenizer": "tokenizer",
+    "prosody": "prosody",
+    "decoder": "decoder",
+    "vocoder": "vocoder",
+}
+"""Slot name -> stage kind that may fill it."""
+
+
+@dataclass
+class StageSpec:
+    """One stage of a preset."""
+
+    plugin: str
+    """Registered stage name (see `anchorvoice plugins`)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Values for the stage's Config dataclass."""
+
+
+@dataclass
+class PipelineSection:
+    """The ``[pipeline]`` table."""
+
+    name: str
+    """Preset name shown in logs and status."""
+    mode: Literal["tts", "vc"]
+    """'tts': text in; 'vc': speech in."""
+    sample_rate: int = 48000
+    """Output sample rate in Hz (effects run at this rate)."""
+    language: str = "en"
+    """Default text language for TTS (ISO 639-1)."""
+
+
+@dataclass
+class PipelineConfig:
+    """A whole preset file."""
+
+    pipeline: PipelineSection
+    """General settings."""
+    slots: dict[str, StageSpec] = field(default_factory=dict)
+    """Stage per slot (see SLOT_KINDS)."""
+    effects: list[StageSpec] = field(default_factory=list)
+    """Effect chain applied to the output, in order."""
+    live: dict[str, Any] = field(default_factory=dict)
+    """Real-time settings (block, context, crossfade) read by the live runner."""
+    source: str = "<memory>"
+    """File the preset came from (for messages)."""
+
+
+def _validate_stage(pm: PluginManager, kind: str, spec: StageSpec, source: str, key: str) -> Any:
+    try:
+        cls = pm.get(kind, spec.plugin)
+    except PluginNotFoundError:
+        allowed = ", ".join(pm.names(kind)) or "(none installed)"
+        raise ConfigError(
+            f"unknown {kind} plugin {spec.plugin!r}; allowed values: {allowed}", source=source, key=f"{key}.plugin"
+        ) from None
+    return from_dict(cls.Config, spec.params, source=source, prefix=f"{key}.params")
+
+
+def parse_pipeline(data: dict[str, Any], pm: PluginManager, source: str = "<memory>") -> PipelineConfig:
+    """Validate a preset mapping: structure, slot names, plugin names and every stage's params."""
+    data = dict(data)
+    data.pop("source", None)
+    cfg = from_dict(PipelineConfig, data, source=source)
+    cfg.source = source
+    for slot, spec in cfg.slots.items():
+        if slot not in SLOT_KINDS:
+            allowed = ", ".join(sorted(SLOT_KINDS))
+            raise ConfigError(f"unknown slot {slot!r}; allowed slots: {allowed}", source=source, key=f"slots.{slot}")
+        _validate_stage(pm, SLOT_KINDS[slot], spec, source, f"slots.{slot}")
+    for i, spec in enumerate(cfg.effects):
+        _validate_stage(pm, "effect", spec, source, f"effects[{i}]")
+    return cfg
+
+
+def load_pipeline(path: str | Path, pm: PluginManager) -> PipelineConfig:
+    """Read and validate a preset file."""
+    p = Path(path)
+    return parse_pipeline(load_toml(p), pm, source=str(p))
+
+
+def build_stage(pm: PluginManager, kind: str, spec: StageSpec, source: str = "<memory>", key: str = "") -> Any:
+    """Instantiate the stage for ``spec`` with its validated Config."""
+    config = _validate_stage(pm, kind, spec, source, key or spec.plugin)
+    return pm.get(kind, spec.plugin)(config)

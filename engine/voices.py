@@ -1,0 +1,214 @@
+"""Voice library: a voice is a named folder with a TOML manifest, reference clips and model paths.
+
+Layout under ``<home>/voices/<name>/``::
+
+    voice.toml      manifest (name, reference text/language, clip list, model paths, analysis)
+    refs/ref0.wav   reference clips, cleaned mono 16-bit WAV at their original rate
+
+``analysis`` holds, per voice converter, the statistics it computed from the references once at
+``add`` time (e.g. the DSP converter's pitch and spectral-envelope statistics), so that live
+conversion never re-analyses. Model files (GPT-SoVITS ``gpt``/``sovits`` checkpoints, ``hubert``
+folder) are referenced by absolute path and checked when the voice is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.audio_io import read_audio, resample, rms_dbfs, write_audio
+from engine.config import dump_toml, load_toml
+from engine.errors import ReferenceAudioError, VoiceError, VoiceExistsError, VoiceNotFoundError
+from engine.frames import AudioFrame
+
+MANIFEST = "voice.toml"
+MIN_REFERENCE_S = 1.0
+"""Shorter clips carry too little pitch/envelope evidence for the DSP converter."""
+SILENCE_DBFS = -55.0
+"""A reference quieter than this (RMS) is treated as silent."""
+NEURAL_REFERENCE_RANGE_S = (3.0, 10.0)
+"""GPT-SoVITS inference refuses references outside 3-10 s (its webui check); so do we."""
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+Analyzer = Callable[[AudioFrame], dict[str, Any]]
+
+
+@dataclass
+class Voice:
+    """A voice as stored in the library."""
+
+    name: str
+    path: Path
+    references: list[Path]
+    ref_text: str = ""
+    ref_lang: str = "en"
+    models: dict[str, Path] = field(default_factory=dict)
+    analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created: str = ""
+
+    @property
+    def is_neural(self) -> bool:
+        """True when the voice carries GPT-SoVITS model files."""
+        return "sovits" in self.models
+
+    def load_reference(self, sample_rate: int | None = None, index: int = 0) -> AudioFrame:
+        """The ``index``-th reference clip, resampled to ``sample_rate`` when given."""
+        return read_audio(self.references[index], sample_rate)
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "created": self.created,
+            "ref_text": self.ref_text,
+            "ref_lang": self.ref_lang,
+            "references": [str(p.relative_to(self.path)) for p in self.references],
+            "models": {k: str(v) for k, v in self.models.items()},
+            "analysis": self.analysis,
+        }
+
+    @classmethod
+    def from_manifest(cls, folder: Path, data: dict[str, Any]) -> Voice:
+        try:
+            return cls(
+                name=str(data["name"]),
+                path=folder,
+                references=[folder / str(r) for r in data.get("references", [])],
+                ref_text=str(data.get("ref_text", "")),
+                ref_lang=str(data.get("ref_lang", "en")),
+                models={k: Path(str(v)) for k, v in dict(data.get("models", {})).items()},
+                analysis={k: dict(v) for k, v in dict(data.get("analysis", {})).items()},
+                created=str(data.get("created", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VoiceError(
+                f"voice manifest {folder / MANIFEST} is damaged ({exc}); remove the voice with "
+                f"`anchorvoice voices remove {folder.name}` and add it again"
+            ) from None
+
+
+def validate_reference(frame: AudioFrame, source: str, neural: bool = False) -> None:
+    """Refuse clips that are too short, silent, or (neural voices) outside 3-10 s."""
+    if frame.duration < MIN_REFERENCE_S:
+        raise ReferenceAudioError(
+            f"reference {source} is {frame.duration:.2f} s long; give at least {MIN_REFERENCE_S:.0f} s "
+            f"of clean speech (3-10 s is best)"
+        )
+    level = rms_dbfs(frame.samples)
+    if level < SILENCE_DBFS:
+        raise ReferenceAudioError(
+            f"reference {source} is silent (RMS {level:.1f} dBFS); "
+            "record the voice louder or pick another clip"
+        )
+    lo, hi = NEURAL_REFERENCE_RANGE_S
+    if neural and not lo <= frame.duration <= hi:
+        raise ReferenceAudioError(
+            f"reference {source} is {frame.duration:.1f} s long; GPT-SoVITS voices need a reference of "
+            f"{lo:.0f}-{hi:.0f} s (cut the clip, e.g. `sox in.wav out.wav trim 0 8`)"
+        )
+
+
+class VoiceLibrary:
+    """The voices under ``<home>/voices``."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.root = self.home / "voices"
+
+    def _folder(self, name: str) -> Path:
+        return self.root / name
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).is_file())
+
+    def list(self) -> list[Voice]:
+        return [self.get(n) for n in self.names()]
+
+    def exists(self, name: str) -> bool:
+        return (self._folder(name) / MANIFEST).is_file()
+
+    def get(self, name: str) -> Voice:
+        folder = self._folder(name)
+        if not _NAME_RE.match(name) or not (folder / MANIFEST).is_file():
+            have = ", ".join(self.names()) or "none yet"
+            raise VoiceNotFoundError(
+                f"Unable to find voice {name!r} (voices: {have}; run `anchorvoice voices list`, or add one "
+                f"with `anchorvoice voices add NAME --ref clip.wav`)"
+            )
+        data = load_toml(folder / MANIFEST)
+        return Voice.from_manifest(folder, data)
+
+    def add(
+        self,
+        name: str,
+        references: Iterable[str | Path],
+        *,
+        ref_text: str = "",
+        ref_lang: str = "en",
+        models: dict[str, str | Path] | None = None,
+        analyzers: Mapping[str, tuple[int, Analyzer]] | None = None,
+        overwrite: bool = False,
+    ) -> Voice:
+        """Create a voice: validate and copy the clips, check model paths, run each analyzer once.
+
+        ``analyzers`` maps a converter name to (its sample rate, its ``analyze_reference``).
+        """
+        if not _NAME_RE.match(name):
+            raise VoiceError(
+                f"invalid voice name {name!r}: use letters, digits, '_', '-', '.' (max 64, no leading symbol)"
+            )
+        if self.exists(name) and not overwrite:
+            raise VoiceExistsError(f"voice {name!r} already exists (remove it first, or pass --force)")
+        model_paths = {k: Path(v).expanduser().resolve() for k, v in (models or {}).items()}
+        for kind, p in model_paths.items():
+            if not p.exists():
+                raise VoiceError(f"{kind} model not found: {p} (check the path)")
+        refs = [Path(r) for r in references]
+        if not refs:
+            raise ReferenceAudioError("a voice needs at least one reference clip (--ref clip.wav)")
+        neural = "sovits" in model_paths or "gpt" in model_paths
+        frames = [read_audio(r) for r in refs]
+        for r, fr in zip(refs, frames):
+            validate_reference(fr, str(r), neural=neural)
+
+        folder = self._folder(name)
+        staging = self.root / f".{name}.tmp-{time.monotonic_ns()}"
+        (staging / "refs").mkdir(parents=True)
+        try:
+            stored: list[Path] = []
+            for i, fr in enumerate(frames):
+                stored.append(write_audio(staging / "refs" / f"ref{i}.wav", fr))
+            analysis: dict[str, dict[str, Any]] = {}
+            for conv_name, (rate, analyze) in (analyzers or {}).items():
+                joined = np.concatenate([resample(f.samples, f.sample_rate, rate) for f in frames])
+                analysis[conv_name] = analyze(AudioFrame(joined, rate))
+            voice = Voice(
+                name=name,
+                path=folder,
+                references=[folder / "refs" / p.name for p in stored],
+                ref_text=ref_text,
+                ref_lang=ref_lang,
+                models=model_paths,
+                analysis=analysis,
+                created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            )
+            (staging / MANIFEST).write_text(dump_toml(voice.to_manifest()), encoding="utf-8")
+            if folder.exists():
+                shutil.rmtree(folder)
+            staging.rename(folder)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return voice
+
+    def remove(self, name: str) -> None:
+        voice = self.get(name)
+        shutil.rmtree(voice.path)

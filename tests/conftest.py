@@ -1,0 +1,37 @@
+"""Shared fixtures: a plugin manager with the built-in plugins only, engines on temporary homes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.engine import Engine, EngineConfig
+from engine.plugins import PluginManager
+
+REPO = Path(__file__).resolve().parent.parent
+ASTERISK_EN = Path("/usr/share/asterisk/sounds/en")
+
+
+@pytest.fixture(scope="session")
+def builtin_plugins() -> PluginManager:
+    """Built-in plugins only: tests never load whatever third-party plugins happen to be installed."""
+    pm = PluginManager()
+    pm.load_entry_points(third_party=False)
+    return pm
+
+
+@pytest.fixture
+def engine(tmp_path: Path, builtin_plugins: PluginManager) -> Engine:
+    eng = Engine(EngineConfig(home=tmp_path / "home", third_party_plugins=False), plugins=builtin_plugins)
+    yield eng
+    eng.close()
+
+
+def asterisk_clip(*names: str) -> Path:
+    """Path of a real human speech prompt from Debian's asterisk-core-sounds-en-g722 (skip if absent)."""
+    for n in names:
+        p = ASTERISK_EN / f"{n}.g722"
+        if not p.exists():
+            pytest.skip(f"{p} missing: install asterisk-core-sounds-en-g722 (`make test` does as root)")
+    return ASTERISK_EN / f"{names[0]}.g722"
