@@ -1,0 +1,162 @@
+"""HiFi-GAN generator (the SoVITS ``dec``): latent ``z`` (B, inter, T) at 50 Hz -> 32 kHz waveform.
+
+Architecture and names follow GPT-SoVITS ``module/models.py::Generator`` with ``modules.ResBlock1``
+/ ``ResBlock2`` (HiFi-GAN V1, Kong et al. 2020): ``conv_pre`` (k7), ``cond`` (1x1 from the speaker
+vector), ``ups.N`` transposed convs (weight-normed), ``num_kernels`` residual blocks per scale whose
+outputs are averaged, leaky ReLU 0.01 + ``conv_post`` (k7, no bias) + tanh. Every size comes from the
+checkpoint's ``model`` config (``upsample_rates`` [10, 8, 2, 2, 2], kernels [16, 16, 8, 2, 2],
+``upsample_initial_channel`` 512, ``resblock_kernel_sizes`` [3, 7, 11], dilations [1, 3, 5] in v2).
+
+Speed (the decoder is ~97% of SoVITS inference time, gsv_reference/BASELINE.md): weight norm is
+folded at load (:mod:`plugins.gsv.modules.weight_norm`); the leaky ReLU that opens every residual
+block of a scale is computed once and shared (all blocks of a scale see the same input); activations
+and residual adds run in place. Each of these leaves every floating-point operation unchanged, so
+the output is bit-identical to the official order of operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d
+
+LRELU_SLOPE = 0.1  # official modules.LRELU_SLOPE; the final activation uses torch's default 0.01
+
+
+@dataclass
+class HiFiGANConfig:
+    """Generator sizes, as stored in the ``model`` section of an s2 checkpoint config."""
+
+    initial_channel: int = 192
+    """Latent channels in (``inter_channels``)."""
+    resblock: str = "1"
+    """Residual block type: "1" (two convs per dilation, v2) or "2" (one conv per dilation)."""
+    resblock_kernel_sizes: list[int] = field(default_factory=lambda: [3, 7, 11])
+    """Kernel size of each parallel residual block of a scale."""
+    resblock_dilation_sizes: list[list[int]] = field(default_factory=lambda: [[1, 3, 5]] * 3)
+    """Dilations inside each residual block."""
+    upsample_rates: list[int] = field(default_factory=lambda: [10, 8, 2, 2, 2])
+    """Stride of each transposed conv; their product is the hop length (640 at 32 kHz)."""
+    upsample_initial_channel: int = 512
+    """Channels after ``conv_pre``; halved by every upsampling."""
+    upsample_kernel_sizes: list[int] = field(default_factory=lambda: [16, 16, 8, 2, 2])
+    """Kernel of each transposed conv."""
+    gin_channels: int = 512
+    """Speaker-vector channels feeding ``cond`` (0: unconditioned)."""
+
+    @classmethod
+    def from_model_config(cls, model: dict[str, Any]) -> HiFiGANConfig:
+        """Pick the generator fields out of an official ``hps.model`` mapping."""
+        return cls(
+            initial_channel=int(model["inter_channels"]),
+            resblock=str(model["resblock"]),
+            resblock_kernel_sizes=[int(k) for k in model["resblock_kernel_sizes"]],
+            resblock_dilation_sizes=[[int(d) for d in ds] for ds in model["resblock_dilation_sizes"]],
+            upsample_rates=[int(u) for u in model["upsample_rates"]],
+            upsample_initial_channel=int(model["upsample_initial_channel"]),
+            upsample_kernel_sizes=[int(k) for k in model["upsample_kernel_sizes"]],
+            gin_channels=int(model.get("gin_channels", 0)),
+        )
+
+    @property
+    def hop_length(self) -> int:
+        """Output samples per latent frame."""
+        hop = 1
+        for u in self.upsample_rates:
+            hop *= u
+        return hop
+
+
+def _same_padding(kernel_size: int, dilation: int) -> int:
+    return (kernel_size * dilation - dilation) // 2
+
+
+class ResBlock1(nn.Module):
+    """Per dilation d: x += conv2(lrelu(conv1_d(lrelu(x)))). ``forward`` takes lrelu(x) precomputed."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: list[int]) -> None:
+        super().__init__()
+        self.convs1 = nn.ModuleList(
+            WNConv1d(channels, channels, kernel_size, dilation=d, padding=_same_padding(kernel_size, d))
+            for d in dilation
+        )
+        self.convs2 = nn.ModuleList(
+            WNConv1d(channels, channels, kernel_size, padding=_same_padding(kernel_size, 1)) for _ in dilation
+        )
+
+    def forward(self, x: Tensor, x_act: Tensor) -> Tensor:
+        """``x`` (B, C, T) and ``x_act`` = leaky_relu(x, 0.1) -> (B, C, T) (new tensor)."""
+        n = len(self.convs1)
+        for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2)):
+            xt = F.leaky_relu_(c1(x_act), LRELU_SLOPE)
+            xt = c2(xt)
+            x = xt.add_(x)  # == xt + x (IEEE addition commutes), without a new buffer
+            if i < n - 1:
+                x_act = F.leaky_relu(x, LRELU_SLOPE)
+        return x
+
+
+class ResBlock2(nn.Module):
+    """Per dilation d: x += conv_d(lrelu(x)) (HiFi-GAN V3 block; key names ``convs.N``)."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: list[int]) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            WNConv1d(channels, channels, kernel_size, dilation=d, padding=_same_padding(kernel_size, d))
+            for d in dilation
+        )
+
+    def forward(self, x: Tensor, x_act: Tensor) -> Tensor:
+        n = len(self.convs)
+        for i, c in enumerate(self.convs):
+            x = c(x_act).add_(x)
+            if i < n - 1:
+                x_act = F.leaky_relu(x, LRELU_SLOPE)
+        return x
+
+
+class Generator(nn.Module):
+    """HiFi-GAN generator; ``forward(z, g)`` -> (B, 1, T * hop) in [-1, 1]."""
+
+    def __init__(self, cfg: HiFiGANConfig) -> None:
+        super().__init__()
+        if cfg.resblock not in ("1", "2"):
+            raise ValueError(f"resblock must be '1' or '2', got {cfg.resblock!r}")
+        if len(cfg.upsample_rates) != len(cfg.upsample_kernel_sizes):
+            raise ValueError("upsample_rates and upsample_kernel_sizes differ in length")
+        self.cfg = cfg
+        self.num_kernels = len(cfg.resblock_kernel_sizes)
+        self.conv_pre = nn.Conv1d(cfg.initial_channel, cfg.upsample_initial_channel, 7, 1, padding=3)
+        block = ResBlock1 if cfg.resblock == "1" else ResBlock2
+        self.ups = nn.ModuleList()
+        self.resblocks = nn.ModuleList()
+        ch = cfg.upsample_initial_channel
+        for i, (u, k) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)):
+            c_in, ch = cfg.upsample_initial_channel // (2**i), cfg.upsample_initial_channel // (2 ** (i + 1))
+            self.ups.append(WNConvTranspose1d(c_in, ch, k, u, padding=(k - u) // 2))
+            for rk, rd in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
+                self.resblocks.append(block(ch, rk, rd))
+        self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3, bias=False)
+        if cfg.gin_channels:
+            self.cond = nn.Conv1d(cfg.gin_channels, cfg.upsample_initial_channel, 1)
+
+    def forward(self, z: Tensor, g: Tensor | None = None, apply_tanh: bool = True) -> Tensor:
+        """``z`` (B, inter, T), ``g`` (B, gin, 1) -> (B, 1, T * hop); pre-tanh with apply_tanh=False."""
+        x = self.conv_pre(z)
+        if g is not None:
+            x = x + self.cond(g)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            x_act = F.leaky_relu(x, LRELU_SLOPE)  # shared by all blocks of this scale
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            xs = blocks[0](x, x_act)
+            for blk in blocks[1:]:
+                xs += blk(x, x_act)
+            x = xs.div_(self.num_kernels)
+        x = self.conv_post(F.leaky_relu_(x))  # torch default slope 0.01, as the official code
+        return torch.tanh(x) if apply_tanh else x
