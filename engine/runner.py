@@ -1,0 +1,382 @@
+"""The live runner: audio callback <-> ring buffers <-> worker thread running the converter.
+
+Public API (used by the device backends and ``anchorvoice live``)::
+
+    from engine.runner import LiveRunner, RunnerConfig, RunnerStats
+
+    runner = LiveRunner(process, RunnerConfig(sample_rate=48000), on_event=print)
+    runner.start()                     # worker thread (and a side thread for recovery probes)
+    ...  # the backend calls, from the device's audio thread, for every device buffer:
+    runner.callback(indata, outdata)   # (frames,) or (frames, channels) float32 arrays, or None
+    runner.stats()                     # RunnerStats snapshot for the live status line
+    runner.latency.describe()          # streaming.latency.LatencyAccount of this configuration
+    runner.stop()                      # or: with LiveRunner(...) as runner: ...
+
+``process(frame: AudioFrame) -> AudioFrame`` is the converter. It receives a *window* of
+``context + crossfade + sola_search + block + lookahead`` samples at ``sample_rate``
+(``frame.timestamp`` = stream time of its first sample) and returns audio covering the same time
+span, at any rate (the runner resamples a different rate back). The output is aligned to the *end*
+of the window, so a converter may skip the context head and return only the newest
+``crossfade + sola_search + block + lookahead`` samples (as RVC's decoder does). The runner keeps
+``block + crossfade + sola_search`` samples of it and joins them with SOLA
+(:mod:`streaming.sola`). ``process`` is only ever called from one thread at a time.
+
+Contract of ``callback`` (python-sounddevice's callback rules): it only copies between the device
+buffers and the two lock-free rings, takes no lock, does no file or console I/O, allocates no
+sample memory and never raises; a failure inside it is counted (``callback_errors``) and the
+output buffer is silenced. Input: channel 0 is used. Output: the mono signal goes to every
+channel. Playback starts once ``prefill_blocks`` blocks beyond the callback's own buffer are
+queued (the jitter buffer); after that a short read is an underrun.
+
+Degradation instead of crackle: when ``process`` raises, returns too little audio, or runs with a
+real-time factor above ``degrade_rtf`` for ``degrade_after_blocks`` blocks in a row, the runner
+switches to bypass (``degrade_policy``: the dry input, or silence), keeps the stream running and
+calls ``on_event({"event": "degraded", "reason": "error"|"slow", ...})``. While degraded, the real
+``process`` is retried every ``probe_every_blocks`` blocks on a side thread (inline when the worker
+is driven by ``step()``); after ``recover_after_probes`` consecutive probes that succeed with a
+real-time factor under ``recover_rtf`` it switches back and emits ``{"event": "recovered", ...}``.
+Events are emitted from the worker thread, never from the audio callback.
+
+Sans-I/O use (tests, file rendering): do not ``start()``; call ``callback`` and then ``step()``
+(processes one block if one is queued, returns whether it did) from one thread, with an injected
+``clock`` to simulate compute time.
+
+GPU: :class:`StageStreams` gives each named stage its own CUDA stream when ``device`` is a CUDA
+device, and a no-op context on CPU, so a pipeline's code is the same on both.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from engine.frames import AudioFrame, FloatArray
+from engine.runner_config import RunnerConfig, RunnerStats
+from engine.stage_streams import StageStreams
+from streaming.chunker import Chunker
+from streaming.latency import LatencyAccount
+from streaming.resample import resample
+from streaming.ring import RingBuffer
+from streaming.sola import SolaJoiner
+
+__all__ = ["LiveRunner", "RunnerConfig", "RunnerStats", "StageStreams"]
+
+log = logging.getLogger(__name__)
+
+ProcessFn = Callable[[AudioFrame], AudioFrame]
+EventFn = Callable[[dict[str, Any]], None]
+
+
+class LiveRunner:
+    """Runs ``process`` on live audio between an audio callback and a worker thread."""
+
+    def __init__(
+        self,
+        process: ProcessFn,
+        config: RunnerConfig | None = None,
+        on_event: EventFn | None = None,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        device_latency_ms: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        self.config = cfg = config if config is not None else RunnerConfig()
+        cfg.validate()
+        self.process = process
+        self.on_event = on_event
+        self._clock = clock
+        sr = cfg.sample_rate
+        self.block = cfg.samples(cfg.block_ms)
+        self.context = cfg.samples(cfg.context_ms)
+        self.lookahead = cfg.samples(cfg.lookahead_ms)
+        self.overlap = cfg.samples(cfg.crossfade_ms)
+        self.search = cfg.samples(cfg.sola_search_ms)
+        self.joiner = SolaJoiner(self.block, self.overlap, self.search)
+        seg = self.joiner.segment_size
+        # The kept segment starts overlap + search samples before the block: the chunker's context
+        # therefore holds the user's context plus that SOLA head.
+        self.chunker = Chunker(self.block, self.context + self.overlap + self.search, self.lookahead)
+        self.window_size = self.chunker.window_size
+        self._seg_start = self.context
+        self._seg_size = seg
+        self._prefill = cfg.prefill_blocks * self.block
+        self.input_ring = RingBuffer(cfg.input_queue_blocks * self.block, overflow=cfg.input_overflow)
+        self.output_ring = RingBuffer(
+            self._prefill + cfg.max_callback_frames + cfg.output_queue_blocks * self.block,
+            overflow="drop_oldest",
+        )
+        self.latency = LatencyAccount(
+            block_ms=1000.0 * self.block / sr,
+            lookahead_ms=1000.0 * self.lookahead / sr,
+            crossfade_ms=1000.0 * self.overlap / sr,
+            sola_search_ms=1000.0 * self.search / sr,
+            jitter_buffer_ms=1000.0 * self._prefill / sr,
+            device_input_ms=device_latency_ms[0],
+            device_output_ms=device_latency_ms[1],
+        )
+        # Preallocated buffers: the callback's scratch, the worker's block and silence.
+        self._cb_out: FloatArray = np.zeros(cfg.max_callback_frames, dtype=np.float32)
+        self._in_block: FloatArray = np.zeros(self.block, dtype=np.float32)
+        self._silence: FloatArray = np.zeros(seg, dtype=np.float32)
+        self._dry: FloatArray = np.zeros(seg, dtype=np.float32)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._prober: ThreadPoolExecutor | None = None
+        self._probe: Future[tuple[bool, float, str | None]] | None = None
+        self._primed = False
+        self.callback_errors = 0
+        self.worker_error: BaseException | None = None
+        self._reset_state()
+
+    # -- audio thread -------------------------------------------------------------------------
+    def callback(self, indata: np.ndarray | None, outdata: np.ndarray | None) -> None:
+        """Device buffer hand-off; see the module docstring for the real-time contract."""
+        try:
+            if indata is not None:
+                self.input_ring.write(indata if indata.ndim == 1 else indata[:, 0])
+            if outdata is None:
+                return
+            frames = outdata.shape[0]
+            done = 0
+            while done < frames:  # a buffer larger than the scratch is served in pieces
+                n = min(frames - done, len(self._cb_out))
+                buf = self._cb_out[:n]
+                if not self._primed and self.output_ring.available() >= frames + self._prefill:
+                    self._primed = True
+                if self._primed:
+                    self.output_ring.read_into(buf, pad=True)
+                else:
+                    buf.fill(0.0)
+                if outdata.ndim == 1:
+                    outdata[done : done + n] = buf
+                else:
+                    outdata[done : done + n] = buf[:, None]
+                done += n
+        except Exception:
+            self.callback_errors += 1
+            if outdata is not None:
+                try:
+                    outdata.fill(0)
+                except Exception:
+                    self.callback_errors += 1
+
+    # -- worker -------------------------------------------------------------------------------
+    def _reset_state(self) -> None:
+        self._level_db = -math.inf
+        self._compute_ms = 0.0
+        self._compute_avg = 0.0
+        self._slow_run = 0
+        self._good_probes = 0
+        self._blocks = 0
+        self._bypassed = 0
+        self._degraded_at = 0
+        self._errors = 0
+        self._last_error: str | None = None
+        self.degraded_reason: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        """True while bypass is playing."""
+        return self.degraded_reason is not None
+
+    def step(self) -> bool:
+        """Process one queued input block (if any) into the output ring; returns whether it did."""
+        if self.input_ring.available() < self.block:
+            return False
+        self.input_ring.read_into(self._in_block)
+        rms = float(np.sqrt(np.mean(np.square(self._in_block, dtype=np.float64))))
+        self._level_db = 20.0 * math.log10(rms) if rms > 0 else -math.inf
+        self.chunker.feed(self._in_block)
+        window = self.chunker.next_window()
+        if window is None:  # still waiting for the first lookahead
+            return True
+        sr = self.config.sample_rate
+        frame = AudioFrame(window.copy(), sr, self.chunker.window_start / sr)
+        # A private copy of the dry segment: process may modify its input in place.
+        self._dry[:] = window[self._seg_start : self._seg_start + self._seg_size]
+        was_degraded = self.degraded
+        seg = None if was_degraded else self._run(frame)
+        if seg is None:
+            seg = self._dry if self.config.degrade_policy == "dry" else self._silence
+            self._bypassed += 1
+        self.output_ring.write(self.joiner.join(seg))
+        self._blocks += 1
+        if was_degraded:
+            self._maybe_probe(frame)
+        return True
+
+    def _call(self, frame: AudioFrame) -> tuple[FloatArray | None, float, str | None]:
+        """Run process once; returns (segment or None, compute seconds, error text or None)."""
+        t0 = self._clock()
+        try:
+            out = self.process(frame)
+            seg = self._segment(out)
+        except Exception as exc:  # a converter bug must not stop the stream: degrade and report
+            return None, self._clock() - t0, f"{type(exc).__name__}: {exc}"
+        return seg, self._clock() - t0, None
+
+    def _segment(self, out: AudioFrame) -> FloatArray:
+        """The kept ``block + overlap + search`` samples of process's output, aligned to the end."""
+        samples = out.samples
+        if out.sample_rate != self.config.sample_rate:
+            samples = resample(samples, out.sample_rate, self.config.sample_rate)
+        end = len(samples) - self.lookahead
+        start = end - self._seg_size
+        if start < 0:
+            raise ValueError(
+                f"process returned {len(samples)} samples at {self.config.sample_rate} Hz; it must return "
+                f"at least the newest {self._seg_size + self.lookahead} of the {self.window_size}-sample window"
+            )
+        return samples[start:end]
+
+    def _run(self, frame: AudioFrame) -> FloatArray | None:
+        seg, dt, err = self._call(frame)
+        self._note_compute(dt)
+        if err is not None:
+            self._errors += 1
+            self._last_error = err
+            self._degrade("error", error=err)
+            return None
+        rtf = dt / (self.block / self.config.sample_rate)
+        self._slow_run = self._slow_run + 1 if rtf > self.config.degrade_rtf else 0
+        if self._slow_run >= self.config.degrade_after_blocks:
+            self._degrade("slow", rtf=rtf)  # this block is already computed: still play it
+        return seg
+
+    def _note_compute(self, dt: float) -> None:
+        self._compute_ms = dt * 1000.0
+        # ~20-block EMA; the first measurement seeds it.
+        if self._compute_avg == 0.0:
+            self._compute_avg = self._compute_ms
+        else:
+            self._compute_avg = 0.95 * self._compute_avg + 0.05 * self._compute_ms
+
+    def _degrade(self, reason: str, **info: Any) -> None:
+        self.degraded_reason = reason
+        self._degraded_at = self._blocks
+        self._slow_run = 0
+        self._good_probes = 0
+        self._emit({"event": "degraded", "reason": reason, "policy": self.config.degrade_policy,
+                    "block": self._blocks, **info})
+
+    def _maybe_probe(self, frame: AudioFrame) -> None:
+        """While degraded, retry the real process (side thread when started) and recover if it keeps up."""
+        if self._probe is not None:
+            if not self._probe.done():
+                return
+            ok, dt, err = self._probe.result()
+            self._probe = None
+            self._probe_result(ok, dt, err)
+            return
+        if (self._blocks - self._degraded_at) % self.config.probe_every_blocks != 0:
+            return
+        if self._prober is not None:
+            self._probe = self._prober.submit(self._probe_call, frame)
+        else:
+            self._probe_result(*self._probe_call(frame))
+
+    def _probe_call(self, frame: AudioFrame) -> tuple[bool, float, str | None]:
+        seg, dt, err = self._call(frame)
+        return seg is not None, dt, err
+
+    def _probe_result(self, ok: bool, dt: float, err: str | None) -> None:
+        rtf = dt / (self.block / self.config.sample_rate)
+        if ok:
+            self._note_compute(dt)
+        else:
+            self._errors += 1
+            self._last_error = err
+        good = ok and rtf < self.config.recover_rtf
+        self._good_probes = self._good_probes + 1 if good else 0
+        if self._good_probes >= self.config.recover_after_probes and self.degraded:
+            was = self.degraded_reason
+            self.degraded_reason = None
+            self._good_probes = 0
+            self._emit({"event": "recovered", "reason": was, "rtf": rtf, "block": self._blocks,
+                        "bypassed_blocks": self._blocks - self._degraded_at + 1})
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        log.info("live runner %s", event)
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:  # a broken listener must not stop the stream; say so in the log
+            log.exception("on_event listener raised for %s", event.get("event"))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker thread (and the probe thread); idempotent."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchorvoice-probe")
+        self._thread = threading.Thread(target=self._loop, name="anchorvoice-runner", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        poll = self.config.poll_ms / 1000.0
+        try:
+            while not self._stop.is_set():
+                if not self.step():
+                    time.sleep(poll)
+        except BaseException as exc:  # a runner bug: keep it for stats() and the caller
+            self.worker_error = exc
+            log.exception("live runner worker stopped")
+            self._emit({"event": "worker_error", "error": f"{type(exc).__name__}: {exc}"})
+
+    def stop(self) -> None:
+        """Stop the worker and wait for it (and any probe) to finish."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._prober is not None:
+            self._prober.shutdown(wait=True)
+            self._prober = None
+        self._probe = None
+
+    def reset(self) -> None:
+        """Forget all stream state (call while stopped)."""
+        self.input_ring.discard()
+        self.output_ring.discard()
+        self.chunker.reset()
+        self.joiner.reset()
+        self._primed = False
+        self._reset_state()
+
+    def __enter__(self) -> LiveRunner:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stats(self) -> RunnerStats:
+        """A snapshot of levels, latency, compute time and counters."""
+        block_s = self.block / self.config.sample_rate
+        return RunnerStats(
+            input_level_db=self._level_db,
+            algorithmic_latency_ms=self.latency.algorithmic_ms,
+            total_latency_ms=self.latency.total_ms,
+            compute_ms=self._compute_ms,
+            compute_ms_avg=self._compute_avg,
+            rtf=self._compute_avg / 1000.0 / block_s,
+            underruns=self.output_ring.underrun_events,
+            overruns=self.input_ring.overrun_events + self.output_ring.overrun_events,
+            dropped_samples=self.input_ring.overrun_samples + self.output_ring.overrun_samples,
+            degraded=self.degraded,
+            degraded_reason=self.degraded_reason,
+            blocks_processed=self._blocks,
+            blocks_bypassed=self._bypassed,
+            errors=self._errors,
+            last_error=self._last_error,
+            callback_errors=self.callback_errors,
+            worker_alive=self._thread is not None and self._thread.is_alive(),
+        )

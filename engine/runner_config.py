@@ -1,0 +1,126 @@
+"""Typed configuration and statistics of the live runner (:mod:`engine.runner`).
+
+``RunnerConfig`` fills from the ``[runner]`` table of ``configs/vc.toml`` via
+:func:`engine.config.from_dict` and from ``anchorvoice live`` options; ``RunnerStats`` is the
+snapshot ``LiveRunner.stats()`` returns for the status line and the end-of-stream summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from streaming.ring import OverflowPolicy
+from streaming.sola import MAX_OVERLAP_S
+
+
+@dataclass
+class RunnerConfig:
+    """Live runner parameters (times in milliseconds, rounded to whole samples)."""
+
+    sample_rate: int = 48000
+    """Device sample rate in Hz; the rate of ``callback`` buffers and of the window given to process."""
+    block_ms: float = 20.0
+    """New audio per processed block (RVC default 250 ms for neural VC; 20 ms suits the DSP path)."""
+    context_ms: float = 40.0
+    """Past audio given to process before the kept part (pitch trackers need ~30-40 ms of history)."""
+    lookahead_ms: float = 0.0
+    """Future audio given to process after the block; adds to latency."""
+    crossfade_ms: float = 10.0
+    """SOLA overlap between consecutive blocks, at most 40 ms (RVC's cap)."""
+    sola_search_ms: float = 10.0
+    """SOLA search window for the best-matching offset (RVC and DESIGN.md: ~10 ms)."""
+    prefill_blocks: int = 1
+    """Jitter buffer: blocks queued before playback starts; tolerates a worker this many blocks late."""
+    input_queue_blocks: int = 8
+    """Input ring bound in blocks; beyond it the oldest input is dropped (fresh audio wins)."""
+    output_queue_blocks: int = 4
+    """Output ring bound in blocks beyond the jitter buffer; beyond it the oldest output is dropped."""
+    input_overflow: OverflowPolicy = "drop_oldest"
+    """Input ring overflow policy: drop_oldest keeps the newest audio, drop_newest keeps the queue."""
+    degrade_policy: Literal["dry", "silence"] = "dry"
+    """What to play while degraded: the unprocessed input, or silence."""
+    degrade_rtf: float = 1.0
+    """Per-block real-time factor (compute / block duration) above which a block counts as slow."""
+    degrade_after_blocks: int = 5
+    """Consecutive slow blocks that trigger bypass."""
+    recover_rtf: float = 0.8
+    """A probe must run below this real-time factor to count towards recovery."""
+    recover_after_probes: int = 3
+    """Consecutive good probes needed to leave bypass."""
+    probe_every_blocks: int = 5
+    """While degraded, try the real process on every Nth block."""
+    max_callback_frames: int = 16384
+    """Largest device buffer handled without splitting (scratch preallocated for it)."""
+    poll_ms: float = 1.0
+    """Worker sleep when no block is queued (the callback cannot signal without a lock)."""
+
+    def samples(self, ms: float) -> int:
+        """Milliseconds -> whole samples at ``sample_rate``."""
+        return int(round(ms * self.sample_rate / 1000.0))
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field if a value cannot work."""
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+        if self.samples(self.block_ms) <= 0:
+            raise ValueError(f"block_ms must be at least one sample, got {self.block_ms}")
+        for name in ("context_ms", "lookahead_ms", "crossfade_ms", "sola_search_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.crossfade_ms > MAX_OVERLAP_S * 1000 or self.crossfade_ms > self.block_ms:
+            raise ValueError(
+                f"crossfade_ms ({self.crossfade_ms}) must be <= 40 ms and <= block_ms ({self.block_ms})"
+            )
+        for name in ("input_queue_blocks", "output_queue_blocks", "degrade_after_blocks",
+                     "recover_after_probes", "probe_every_blocks", "max_callback_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.prefill_blocks < 0:
+            raise ValueError(f"prefill_blocks must be >= 0, got {self.prefill_blocks}")
+        if self.degrade_policy not in ("dry", "silence"):
+            raise ValueError(f"degrade_policy must be 'dry' or 'silence', got {self.degrade_policy!r}")
+        if not (self.degrade_rtf > 0 and self.recover_rtf > 0):
+            raise ValueError("degrade_rtf and recover_rtf must be positive")
+
+
+@dataclass
+class RunnerStats:
+    """A snapshot for the live status line and the end-of-stream summary."""
+
+    input_level_db: float
+    """RMS level of the newest processed input block in dBFS (-inf for digital silence)."""
+    algorithmic_latency_ms: float
+    """Block + lookahead + crossfade + SOLA search."""
+    total_latency_ms: float
+    """Algorithmic latency + jitter buffer + device latencies reported to the runner."""
+    compute_ms: float
+    """Compute time of the last real process call, in ms."""
+    compute_ms_avg: float
+    """Exponential moving average of the compute time (about 20 blocks)."""
+    rtf: float
+    """Average compute time / block duration; above 1 the converter cannot keep up."""
+    underruns: int
+    """Output callbacks that found too few samples since playback started."""
+    overruns: int
+    """Drop events in the input and output rings."""
+    dropped_samples: int
+    """Samples dropped by both rings."""
+    degraded: bool
+    """True while bypass is playing."""
+    degraded_reason: str | None
+    """"error" or "slow" while degraded, else None."""
+    blocks_processed: int
+    """Blocks handed to the output, converted or bypassed."""
+    blocks_bypassed: int
+    """Blocks played in bypass."""
+    errors: int
+    """Exceptions raised by process (including probes)."""
+    last_error: str | None
+    """The most recent process exception, as text."""
+    callback_errors: int
+    """Exceptions caught inside callback (should stay 0)."""
+    worker_alive: bool
+    """Whether the worker thread is running."""
+
+
