@@ -1,0 +1,190 @@
+"""Preallocated KV cache and the cached T2S forward (prefill and one-token decode).
+
+The official decoder grows every layer's cache with ``torch.cat`` on every token (a full copy of
+the cache per layer per token) and runs TorchScript classes. Here the keys and values of all
+layers live in two preallocated tensors ``(n_layer, B, H, capacity, head_dim)``; a step writes its
+new rows in place and attends over a view ``[..., :length]`` with ``scaled_dot_product_attention``.
+Capacity grows in blocks (one copy per ``block`` tokens, not per token).
+
+:class:`T2SRuntime` holds each layer's weights as flat kernels (packed q/k/v projection, output
+projection, FFN, LayerNorm parameters) so the per-layer loop is a handful of ATen calls with no
+``nn.Module`` dispatch. Precision:
+
+* ``float32``: the model's own weights; results equal the uncached forward to float32 noise.
+* ``bfloat16``: weights, activations and cache in bf16 (fast where the CPU has AVX512-bf16/AMX).
+* ``int8``: linear layers as dynamically quantized int8 (per-output-channel weight scales, fbgemm;
+  uses VNNI). The embeddings, ``bert_proj`` and the prediction head stay float32.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal, cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from plugins.gsv.t2s_model import T2SLayer, Text2SemanticDecoder
+
+Precision = Literal["float32", "bfloat16", "int8"]
+
+
+class KVCache:
+    """Keys/values of every layer: ``keys``/``values`` (n_layer, B, H, capacity, head_dim).
+
+    ``length`` positions are filled; a forward writes ``T`` new positions for every layer, then
+    :meth:`advance` moves ``length``. Batch rows can be dropped with :meth:`keep_rows`.
+    """
+
+    def __init__(
+        self,
+        n_layer: int,
+        batch: int,
+        heads: int,
+        head_dim: int,
+        capacity: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | None = None,
+        block: int = 256,
+    ) -> None:
+        shape = (n_layer, batch, heads, capacity, head_dim)
+        self.keys = torch.zeros(shape, dtype=dtype, device=device)
+        self.values = torch.zeros(shape, dtype=dtype, device=device)
+        self.length = 0
+        self.block = block
+
+    @property
+    def capacity(self) -> int:
+        return self.keys.shape[3]
+
+    @property
+    def batch(self) -> int:
+        return self.keys.shape[1]
+
+    def reserve(self, new_positions: int) -> None:
+        """Make room for ``new_positions`` more; grows by whole blocks (amortised, not per token)."""
+        need = self.length + new_positions
+        if need <= self.capacity:
+            return
+        grown = need + self.block
+        for name in ("keys", "values"):
+            old = getattr(self, name)
+            new = old.new_zeros(*old.shape[:3], grown, old.shape[4])
+            new[:, :, :, : self.length] = old[:, :, :, : self.length]
+            setattr(self, name, new)
+
+    def write(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store k, v (B, H, T, hd) at ``length``; return views of all ``length + T`` positions."""
+        end = self.length + k.shape[2]
+        self.keys[layer, :, :, self.length : end] = k
+        self.values[layer, :, :, self.length : end] = v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+    def advance(self, positions: int) -> None:
+        self.length += positions
+
+    def keep_rows(self, rows: Tensor) -> None:
+        """Keep only batch rows ``rows`` (1-D int64, ascending), e.g. after some items stopped."""
+        self.keys = self.keys[:, rows].contiguous()
+        self.values = self.values[:, rows].contiguous()
+
+
+class _Linear:
+    """y = x W^T + b in the runtime precision."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, precision: Precision) -> None:
+        self.packed: object | None = None
+        self.weight = weight
+        self.bias = bias
+        if precision == "int8":
+            w = weight.detach().float()
+            scale = (w.abs().amax(dim=1).clamp_min(1e-8) / 127.0).double()
+            zero = torch.zeros(w.shape[0], dtype=torch.long)
+            with warnings.catch_warnings():
+                # quantized tensors are deprecated upstream but are the fbgemm (VNNI) path in torch 2.13
+                warnings.simplefilter("ignore", UserWarning)
+                qw = torch.quantize_per_channel(w, scale, zero, 0, torch.qint8)
+                self.packed = torch.ops.quantized.linear_prepack(qw, None if bias is None else bias.float())
+        elif precision == "bfloat16":
+            self.weight = weight.detach().to(torch.bfloat16)
+            self.bias = None if bias is None else bias.detach().to(torch.bfloat16)
+        else:
+            self.weight = weight.detach()
+            self.bias = None if bias is None else bias.detach()
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.packed is not None:
+            return torch.ops.quantized.linear_dynamic(x, self.packed)  # type: ignore[no-any-return]
+        return F.linear(x, self.weight, self.bias)
+
+
+@dataclass
+class _Layer:
+    qkv: _Linear
+    out: _Linear
+    ff1: _Linear
+    ff2: _Linear
+    norm1: tuple[Tensor, Tensor, float]
+    norm2: tuple[Tensor, Tensor, float]
+
+
+class T2SRuntime:
+    """Cached forward of a :class:`Text2SemanticDecoder` in a chosen precision.
+
+    ``forward(x, cache, attend)``: x (B, T, D) in float32 -> logits of the LAST position (B, V)
+    float32; writes T positions into ``cache``. ``attend`` is None (see every cached position) or a
+    bool mask broadcastable to (B, H, T, cache.length + T), True = may attend.
+    """
+
+    def __init__(self, model: Text2SemanticDecoder, precision: Precision = "float32") -> None:
+        if precision not in ("float32", "bfloat16", "int8"):
+            raise ValueError(f"precision must be 'float32', 'bfloat16' or 'int8', got {precision!r}")
+        self.precision: Precision = precision
+        self.model = model
+        cfg = model.config
+        self.heads = cfg.head
+        self.dim = cfg.hidden_dim
+        self.head_dim = cfg.hidden_dim // cfg.head
+        self.dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        norm_dtype = self.dtype
+
+        def norm(ln: torch.nn.LayerNorm) -> tuple[Tensor, Tensor, float]:
+            return (ln.weight.detach().to(norm_dtype), ln.bias.detach().to(norm_dtype), ln.eps)
+
+        self.layers: list[_Layer] = []
+        for module in model.h.layers:
+            layer = cast(T2SLayer, module)
+            attn = layer.self_attn
+            self.layers.append(
+                _Layer(
+                    qkv=_Linear(attn.in_proj_weight, attn.in_proj_bias, precision),
+                    out=_Linear(attn.out_proj.weight, attn.out_proj.bias, precision),
+                    ff1=_Linear(layer.linear1.weight, layer.linear1.bias, precision),
+                    ff2=_Linear(layer.linear2.weight, layer.linear2.bias, precision),
+                    norm1=norm(layer.norm1),
+                    norm2=norm(layer.norm2),
+                )
+            )
+        self.head_weight = model.ar_predict_layer.weight.detach()
+
+    def new_cache(self, batch: int, capacity: int, device: torch.device | None = None) -> KVCache:
+        """An empty cache sized for ``capacity`` positions (grows in blocks if exceeded)."""
+        return KVCache(len(self.layers), batch, self.heads, self.head_dim, capacity, dtype=self.dtype, device=device)
+
+    def forward(self, x: Tensor, cache: KVCache, attend: Tensor | None = None) -> Tensor:
+        b, t, d = x.shape
+        h, hd = self.heads, self.head_dim
+        cache.reserve(t)
+        x = x.to(self.dtype)
+        for i, layer in enumerate(self.layers):
+            qkv = layer.qkv(x).view(b, t, 3, h, hd).transpose(1, 3)  # (B, H, 3, T, hd)
+            keys, values = cache.write(i, qkv[:, :, 1], qkv[:, :, 2])
+            a = F.scaled_dot_product_attention(qkv[:, :, 0], keys, values, attn_mask=attend)
+            x = x + layer.out(a.transpose(1, 2).reshape(b, t, d))
+            x = F.layer_norm(x, (d,), *layer.norm1)
+            x = x + layer.ff2(F.relu(layer.ff1(x)))
+            x = F.layer_norm(x, (d,), *layer.norm2)
+        cache.advance(t)
+        return F.linear(x[:, -1].float(), self.head_weight)
