@@ -1,0 +1,147 @@
+"""English text normalisation: numbers, currency, percent, time, units, abbreviations, punctuation.
+
+Order and readings follow the official GPT-SoVITS ``text/en_normalization/expend.py`` (math
+operators, negatives, thousands separators, time, units, pounds, dollars, decimals, fractions,
+ordinals, plain numbers, accents, percent, character filter, "i.e."/"e.g.", splitting of capital
+runs), with common abbreviations added. The official "1. " -> "first, " list rule is left out: it
+also rewrites any sentence that ends in a number.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from plugins.text_common.punctuation import EN_PUNCTUATION_MAP, collapse_repeated_punctuation, map_punctuation
+from plugins.text_en.numbers import cardinal, decimal, ordinal, year_or_cardinal
+
+_ABBREVIATIONS: tuple[tuple[str, str], ...] = (
+    (r"\bMrs\.", "missus"),
+    (r"\bMr\.", "mister"),
+    (r"\bMs\.", "miss"),
+    (r"\bDr\.", "doctor"),
+    (r"\bProf\.", "professor"),
+    (r"\bSt\.(?=\s+[A-Z])", "saint"),
+    (r"\bSt\.", "street"),
+    (r"\bJr\.", "junior"),
+    (r"\bSr\.", "senior"),
+    (r"\bMt\.", "mount"),
+    (r"\bvs\.?(?=\s)", "versus"),
+    (r"\betc\.", "et cetera"),
+    (r"\bapprox\.", "approximately"),
+    (r"\b[Nn]o\.(?=\s*\d)", "number"),
+    (r"\bInc\.", "incorporated"),
+    (r"\bLtd\.", "limited"),
+    (r"(?i)\bi\.e\.", "that is"),
+    (r"(?i)\be\.g\.", "for example"),
+    (r"\s*&\s*", " and "),
+)
+
+# Official measurement_map: unit -> (singular, plural).
+_UNITS: dict[str, tuple[str, str]] = {
+    "km/h": ("kilometer per hour", "kilometers per hour"),
+    "km": ("kilometer", "kilometers"),
+    "m": ("meter", "meters"),
+    "ft": ("foot", "feet"),
+    "L": ("liter", "liters"),
+    "tbsp": ("tablespoon", "tablespoons"),
+    "tsp": ("teaspoon", "teaspoons"),
+    "h": ("hour", "hours"),
+    "min": ("minute", "minutes"),
+    "s": ("second", "seconds"),
+    "°C": ("degree celsius", "degrees celsius"),
+    "°F": ("degree fahrenheit", "degrees fahrenheit"),
+}
+_UNIT_RE = re.compile(
+    r"\b(\d+(?:\.\d+)?)(" + "|".join(re.escape(u) for u in _UNITS) + r")(?![A-Za-z0-9])"
+)
+_ASMD_RE = re.compile(r"(-?\d+(?:\.\d+)?)\s+([+\-×÷=])\s+(?=-?\d)")
+_ASMD_WORDS = {"+": "plus", "-": "minus", "×": "times", "÷": "divided by", "=": "equals"}
+_NEGATIVE_RE = re.compile(r"(^|\s)-(\d)")
+_TIME_RE = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)\b")
+_CURRENCY_RE = re.compile(r"([$£])(\d[\d.]*\d|\d)|(\d[\d.]*\d|\d)([$£])")
+_DECIMAL_RE = re.compile(r"(\d+)\.(\d+)")
+_FRACTION_RE = re.compile(r"\b(\d+)/(\d+)\b")
+_ORDINAL_RE = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
+_NUMBER_RE = re.compile(r"\d+")
+
+
+def _unit(m: re.Match[str]) -> str:
+    number, unit = m.group(1), m.group(2)
+    singular, plural = _UNITS[unit]
+    return f"{number} {singular if number == '1' else plural}"
+
+
+def _time(m: re.Match[str]) -> str:
+    hours, minutes = int(m.group(1)), int(m.group(2))
+    period = "a.m." if hours < 12 else "p.m."
+    if hours > 12:
+        hours -= 12
+    if minutes == 0:
+        return f"{cardinal(hours)} o'clock {period}"
+    return f"{cardinal(hours)} {cardinal(minutes)} {period}"
+
+
+def _currency(m: re.Match[str]) -> str:
+    sign = m.group(1) or m.group(4)
+    amount = m.group(2) or m.group(3)
+    big, small = ("dollar", "cent") if sign == "$" else ("pound", "penny")
+    small_plural = "cents" if sign == "$" else "pence"
+    parts = amount.split(".")
+    if len(parts) > 2:
+        return f"{amount} {big}s"
+    whole = int(parts[0]) if parts[0] else 0
+    frac = int(parts[1][:2].ljust(2, "0")) if len(parts) > 1 and parts[1] else 0
+    words = []
+    if whole:
+        words.append(f"{whole} {big if whole == 1 else big + 's'}")
+    if frac:
+        words.append(f"{frac} {small if frac == 1 else small_plural}")
+    return " and ".join(words) if words else f"zero {big}s"
+
+
+def _fraction(m: re.Match[str]) -> str:
+    num, den = int(m.group(1)), int(m.group(2))
+    if den == 0:
+        return f"{cardinal(num)} over zero"
+    if den == 1:
+        return cardinal(num)
+    if den == 2:
+        return f"{cardinal(num)} {'half' if num == 1 else 'halves'}"
+    return f"{cardinal(num)} {ordinal(den)}{'s' if num > 1 else ''}"
+
+
+def normalize_numbers(text: str) -> str:
+    """Spell out every number-like token of ``text``."""
+    while _ASMD_RE.search(text):
+        text = _ASMD_RE.sub(lambda m: f"{m.group(1)} {_ASMD_WORDS[m.group(2)]} ", text)
+    text = _NEGATIVE_RE.sub(r"\1negative \2", text)
+    text = re.sub(r"(\d),(?=\d{3}(?:,\d{3})*\b)", r"\1", text)
+    text = _TIME_RE.sub(_time, text)
+    text = _UNIT_RE.sub(_unit, text)
+    text = _CURRENCY_RE.sub(_currency, text)
+    text = _DECIMAL_RE.sub(lambda m: decimal(m.group(0)), text)
+    text = _FRACTION_RE.sub(_fraction, text)
+    text = _ORDINAL_RE.sub(lambda m: ordinal(int(m.group(1))), text)
+    text = _NUMBER_RE.sub(lambda m: year_or_cardinal(int(m.group(0))), text)
+    return text
+
+
+def normalize(text: str) -> str:
+    """Official english.text_normalize: punctuation map, expansion, filter, collapse repeated marks."""
+    for pattern, words in _ABBREVIATIONS:
+        text = re.sub(pattern, f" {words} ", text)
+    # Numbers first: the official order maps ":" to "," before its time rule, so "13:30" never
+    # matched there; expanding first reads clock times as intended.
+    text = normalize_numbers(text)
+    text = map_punctuation(text, EN_PUNCTUATION_MAP)
+    text = unicodedata.normalize("NFD", text)
+    text = "".join(c for c in text if unicodedata.category(c) != "Mn")  # strip accents
+    text = text.replace("%", " percent")
+    # The official filter drops "…" and collapses "..." to "."; both become "." here.
+    text = text.replace("…", ".")
+    text = re.sub(r"[^ A-Za-z'.,?!\-]", " ", text)
+    # Official: a capital inside a word starts a new one ("NASA" -> "N A S A", "iPhone" -> "i Phone").
+    text = re.sub(r"(?<!^)(?<!\s)([A-Z])", r" \1", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    return collapse_repeated_punctuation(text, after_space=True)
