@@ -1,0 +1,1 @@
+"""WebSocket control API: protocol (sans-I/O), auth, events, methods/controller, server glue."""

@@ -1,0 +1,133 @@
+"""Event bus: publish engine events to subscribers through bounded, drop-oldest queues.
+
+A slow WebSocket client (or an OBS connection that is reconnecting) must never slow the engine
+down or grow memory without bound, so every subscriber has a queue of ``maxsize`` events; when it
+is full the oldest event is dropped and counted (``Subscription.dropped``). Levels arrive about
+20 times a second, so the newest state is the useful one and dropping the oldest is the right
+policy (STYLE.md rule 8).
+
+``publish`` must be called on the event loop thread; other threads (the audio path) use
+``publish_threadsafe``, which only schedules the call and never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+EVENT_NAMES: frozenset[str] = frozenset(
+    {
+        "speaking.started",
+        "speaking.stopped",
+        "levels",
+        "latency",
+        "error",
+        "degraded",
+        "voice.changed",
+        "params.changed",
+        "mute.changed",
+        "live.started",
+        "live.stopped",
+    }
+)
+"""Every event the engine publishes; ``subscribe`` refuses other names so typos are caught."""
+
+
+def check_event_names(names: Iterable[str]) -> None:
+    """Raise ValueError naming the first unknown event."""
+    unknown = sorted(set(names) - EVENT_NAMES)
+    if unknown:
+        raise ValueError(f"unknown event {unknown[0]!r}; events: {', '.join(sorted(EVENT_NAMES))}")
+
+
+@dataclass
+class Event:
+    """One published event."""
+
+    name: str
+    """One of EVENT_NAMES."""
+    data: dict[str, Any]
+    """JSON-serialisable payload."""
+    time: float = field(default_factory=time.time)
+    """Wall-clock seconds when published."""
+
+
+class Subscription:
+    """One subscriber's filter and queue. Read with ``await get()``."""
+
+    def __init__(self, names: Iterable[str], maxsize: int) -> None:
+        self.names: set[str] = set(names)
+        self.maxsize = maxsize
+        self.dropped = 0
+        """Events discarded because this subscriber fell behind."""
+        self._queue: deque[Event] = deque()
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def wants(self, name: str) -> bool:
+        return name in self.names
+
+    def put(self, event: Event) -> None:
+        if len(self._queue) >= self.maxsize:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append(event)
+        self._ready.set()
+
+    async def get(self) -> Event:
+        """Next event (waits). Raises ``asyncio.CancelledError`` if cancelled while waiting."""
+        while not self._queue:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._queue.popleft()
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+
+class EventBus:
+    """Fan-out of events to subscriptions."""
+
+    def __init__(self, queue_size: int = 256) -> None:
+        self.queue_size = queue_size
+        self._subs: list[Subscription] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remember the loop that ``publish_threadsafe`` schedules onto."""
+        self._loop = loop
+
+    def subscribe(self, names: Iterable[str]) -> Subscription:
+        names = set(names)
+        check_event_names(names)
+        sub = Subscription(names, self.queue_size)
+        self._subs.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.closed = True
+        if sub in self._subs:
+            self._subs.remove(sub)
+
+    def publish(self, name: str, data: dict[str, Any]) -> None:
+        if name not in EVENT_NAMES:
+            raise ValueError(f"unknown event {name!r}")
+        event = Event(name, data)
+        for sub in self._subs:
+            if sub.wants(name):
+                sub.put(event)
+
+    def publish_threadsafe(self, name: str, data: dict[str, Any]) -> None:
+        """From any thread: schedule ``publish`` on the bound loop (never blocks the caller)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # no loop running: nobody can be subscribed
+        loop.call_soon_threadsafe(self.publish, name, data)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subs)

@@ -1,0 +1,346 @@
+"""The Controller (engine state the control API drives) and the method table.
+
+The Controller owns the engine object, the speech queue, the current voice, live parameters,
+mute state and the event bus. Live conversion goes through an injectable ``live_factory`` so the
+server does not depend on how the live runner is built (tests pass a fake session).
+
+Every method is ``async def handler(ctl, params) -> JSON result``; it validates ``params`` with
+:func:`engine.server.protocol.param` and raises ``ProtocolError`` (bad input) or an
+``AnchorVoiceError`` (the engine refused; sent as ENGINE_ERROR with the engine's message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.errors import ProtocolError
+from engine.frames import AudioFrame
+from engine.server.events import EventBus
+from engine.server.protocol import INVALID_PARAMS, NOT_AVAILABLE, param, reject_unknown
+from engine.server.speech import SpeechQueue
+from engine.stages import AudioSink
+
+MAX_TEXT_CHARS = 2000
+"""One request's text; longer chat messages should be split by the caller (about 2 min of speech)."""
+
+
+class EngineLike(Protocol):
+    """What the controller needs of ``engine.engine.Engine``."""
+
+    voices: Any  # VoiceLibrary: list() -> list[Voice], get(name) -> Voice (VoiceNotFoundError)
+    plugins: Any  # PluginManager: .plugins {name: PluginInfo}, .failures [PluginFailure]
+
+    def speak(self, text: str, voice: Any, language: str) -> AudioFrame: ...
+
+
+class LiveSession(Protocol):
+    """A running live conversion (mic -> voice -> virtual mic), as made by ``live_factory``."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]:
+        """JSON-able numbers, e.g. latency_ms, rtf, underruns, overruns, rms_db, peak_db."""
+        ...
+
+    def set_params(self, params: dict[str, Any]) -> None: ...
+
+    def set_voice(self, voice: str | None) -> None: ...
+
+
+LiveFactory = Callable[[str | None, dict[str, Any]], LiveSession]
+"""(voice name, params) -> a session not yet started."""
+
+
+@dataclass
+class LiveParams:
+    """Parameters a client may change while audio runs."""
+
+    pitch: float = 0.0
+    """Pitch shift in semitones (-24..24)."""
+    formant: float = 0.0
+    """Formant (spectral envelope) shift in semitones (-12..12)."""
+    gain_db: float = 0.0
+    """Output gain in dB (-60..24), applied to speech and live output."""
+    bypass: bool = False
+    """Live conversion passes the microphone through unchanged."""
+    effects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Effect name -> parameters, forwarded to the live pipeline (its stages validate them)."""
+
+
+@dataclass
+class ControllerConfig:
+    """Controller settings (``[controller]`` in configs/server.toml)."""
+
+    language: str = "en"
+    """Default language of ``speak`` requests."""
+    max_pending: int = 32
+    """Speech requests waiting at most; more are refused."""
+    block_ms: int = 50
+    """Playback block; 50 ms gives the promised ~20 level events per second."""
+    pace: bool = True
+    """Pace non-blocking sinks to real time (off in tests that want speed)."""
+    stats_interval_s: float = 1.0
+    """How often live latency stats are published."""
+
+
+class Controller:
+    """Engine state for the control API. Create and use on the event loop thread."""
+
+    def __init__(
+        self,
+        engine: EngineLike,
+        sink: AudioSink,
+        config: ControllerConfig | None = None,
+        live_factory: LiveFactory | None = None,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.engine = engine
+        self.config = config or ControllerConfig()
+        self.bus = bus or EventBus()
+        self.live_factory = live_factory
+        self.voice: str | None = None
+        self.params = LiveParams()
+        self.muted = False
+        self.live: LiveSession | None = None
+        self._live_lock = asyncio.Lock()
+        self._ticker: asyncio.Task[None] | None = None
+        self.speech = SpeechQueue(
+            self._synthesize, sink, self.bus, self._gain,
+            max_pending=self.config.max_pending, block_ms=self.config.block_ms, pace=self.config.pace,
+        )
+
+    def _gain(self) -> float:
+        return 0.0 if self.muted else 10 ** (self.params.gain_db / 20)
+
+    def _synthesize(self, text: str, voice: str | None, language: str) -> AudioFrame:
+        return self.engine.speak(text, voice, language)
+
+    async def start(self) -> None:
+        self.bus.bind(asyncio.get_running_loop())
+        self.speech.start()
+        self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="anchorvoice-stats")
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        await self.stop_live()
+        await self.speech.close()
+
+    async def _tick(self) -> None:
+        """Publish live levels at ~20/s and latency stats every ``stats_interval_s``."""
+        period = self.config.block_ms / 1000
+        every = max(1, round(self.config.stats_interval_s / period))
+        n = 0
+        while True:
+            await asyncio.sleep(period)
+            session = self.live
+            if session is None:
+                continue
+            n += 1
+            try:
+                stats = session.stats()
+            except Exception as exc:
+                self.bus.publish("degraded", {"source": "live", "message": f"stats failed: {exc}"})
+                continue
+            if "rms_db" in stats:
+                self.bus.publish("levels", {"source": "live", "rms_db": stats["rms_db"],
+                                            "peak_db": stats.get("peak_db", stats["rms_db"])})
+            if n % every == 0:
+                latency = {k: v for k, v in stats.items() if k not in ("rms_db", "peak_db")}
+                self.bus.publish("latency", latency)
+
+    # -- live ----------------------------------------------------------------------------------
+    def _live_params(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self.params), "muted": self.muted}
+
+    async def start_live(self) -> bool:
+        """Start live conversion; False if it was already running."""
+        if self.live_factory is None:
+            raise ProtocolError(
+                "live conversion is not available in this server (no live runner installed)", NOT_AVAILABLE
+            )
+        async with self._live_lock:
+            if self.live is not None:
+                return False
+            session = self.live_factory(self.voice, self._live_params())
+            await asyncio.get_running_loop().run_in_executor(None, session.start)
+            self.live = session
+        self.bus.publish("live.started", {"voice": self.voice})
+        return True
+
+    async def stop_live(self) -> bool:
+        async with self._live_lock:
+            session, self.live = self.live, None
+            if session is None:
+                return False
+            await asyncio.get_running_loop().run_in_executor(None, session.stop)
+        self.bus.publish("live.stopped", {})
+        return True
+
+    def status(self) -> dict[str, Any]:
+        live_stats: dict[str, Any] | None = None
+        if self.live is not None:
+            try:
+                live_stats = self.live.stats()
+            except Exception as exc:
+                live_stats = {"error": str(exc)}
+        cur = self.speech.current
+        rms, peak = self.speech.last_levels
+        if live_stats and "rms_db" in live_stats:
+            rms, peak = live_stats["rms_db"], live_stats.get("peak_db", live_stats["rms_db"])
+        failures = getattr(self.engine.plugins, "failures", [])
+        return {
+            "voice": self.voice,
+            "muted": self.muted,
+            "params": dataclasses.asdict(self.params),
+            "speaking": None if cur is None else {"id": cur.id, "text": cur.text},
+            "queue": self.speech.pending,
+            "live": self.live is not None,
+            "levels": {"rms_db": rms, "peak_db": peak},
+            "latency_ms": (live_stats or {}).get("latency_ms"),
+            "rtf": (live_stats or {}).get("rtf", self.speech.stats["last_rtf"]),
+            "underruns": (live_stats or {}).get("underruns", 0),
+            "speech": dict(self.speech.stats),
+            "live_stats": live_stats,
+            "load_errors": [_failure(f) for f in failures],
+        }
+
+
+def _failure(f: Any) -> dict[str, Any]:
+    return {"plugin": f.name, "origin": f.origin, "hook": f.hook, "error": f.error}
+
+
+# -- methods ---------------------------------------------------------------------------------------
+Handler = Callable[[Controller, dict[str, Any]], Awaitable[Any]]
+
+
+async def m_status(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, set())
+    return ctl.status()
+
+
+async def m_voices_list(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, set())
+    voices = await asyncio.get_running_loop().run_in_executor(None, ctl.engine.voices.list)
+    return [{"name": v.name, "language": v.ref_lang, "neural": bool(getattr(v, "is_neural", False)),
+             "current": v.name == ctl.voice} for v in voices]
+
+
+async def m_plugins_list(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, set())
+    pm = ctl.engine.plugins
+    return {
+        "plugins": [{"name": p.name, "version": p.version, "origin": p.origin, "stages": list(p.stages)}
+                    for p in pm.plugins.values()],
+        "failures": [_failure(f) for f in pm.failures],
+    }
+
+
+async def m_voice_set(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, {"voice"})
+    name = param(params, "voice", str)
+    await asyncio.get_running_loop().run_in_executor(None, ctl.engine.voices.get, name)  # VoiceNotFoundError
+    ctl.voice = name
+    if ctl.live is not None:
+        await asyncio.get_running_loop().run_in_executor(None, ctl.live.set_voice, name)
+    ctl.bus.publish("voice.changed", {"voice": name})
+    return {"voice": name}
+
+
+async def m_params_get(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, set())
+    return dataclasses.asdict(ctl.params)
+
+
+async def m_params_set(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, {f.name for f in dataclasses.fields(LiveParams)})
+    new = dataclasses.replace(ctl.params)
+    if "pitch" in params:
+        new.pitch = param(params, "pitch", float, lo=-24, hi=24)
+    if "formant" in params:
+        new.formant = param(params, "formant", float, lo=-12, hi=12)
+    if "gain_db" in params:
+        new.gain_db = param(params, "gain_db", float, lo=-60, hi=24)
+    if "bypass" in params:
+        new.bypass = param(params, "bypass", bool)
+    if "effects" in params:
+        effects = param(params, "effects", dict)
+        for name, conf in effects.items():
+            if not isinstance(conf, dict):
+                raise ProtocolError(f"effects.{name} must be an object of parameters", INVALID_PARAMS)
+        new.effects = effects
+    if ctl.live is not None:  # the live pipeline validates effect names/values (ConfigError -> error)
+        ctl.live.set_params({**dataclasses.asdict(new), "muted": ctl.muted})
+    ctl.params = new
+    ctl.bus.publish("params.changed", dataclasses.asdict(new))
+    return dataclasses.asdict(new)
+
+
+async def m_speak(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, {"text", "language", "voice", "interrupt"})
+    text = param(params, "text", str).strip()
+    if not text:
+        raise ProtocolError("parameter 'text' is empty; send something to say", INVALID_PARAMS)
+    if len(text) > MAX_TEXT_CHARS:
+        raise ProtocolError(f"text is longer than {MAX_TEXT_CHARS} characters; split it", INVALID_PARAMS)
+    language = param(params, "language", str, default=ctl.config.language)
+    voice = param(params, "voice", str, default=ctl.voice)
+    interrupt = param(params, "interrupt", bool, default=False)
+    try:
+        item = ctl.speech.enqueue(text, voice, language, interrupt=interrupt)
+    except OverflowError as exc:
+        raise ProtocolError(str(exc), NOT_AVAILABLE) from None
+    return {"id": item.id, "position": ctl.speech.pending}
+
+
+async def m_speech_clear(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, set())
+    dropped, interrupted = ctl.speech.clear()
+    return {"dropped": dropped, "interrupted": interrupted}
+
+
+async def m_live_start(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, set())
+    return {"started": await ctl.start_live()}
+
+
+async def m_live_stop(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, set())
+    return {"stopped": await ctl.stop_live()}
+
+
+async def m_mute(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, {"muted"})
+    ctl.muted = param(params, "muted", bool)
+    if ctl.live is not None:
+        ctl.live.set_params(ctl._live_params())
+    ctl.bus.publish("mute.changed", {"muted": ctl.muted})
+    return {"muted": ctl.muted}
+
+
+async def m_ping(ctl: Controller, params: dict[str, Any]) -> Any:
+    reject_unknown(params, set())
+    return "pong"
+
+
+METHODS: dict[str, Handler] = {
+    "ping": m_ping,
+    "status": m_status,
+    "voices.list": m_voices_list,
+    "plugins.list": m_plugins_list,
+    "voice.set": m_voice_set,
+    "params.get": m_params_get,
+    "params.set": m_params_set,
+    "speak": m_speak,
+    "speech.clear": m_speech_clear,
+    "live.start": m_live_start,
+    "live.stop": m_live_stop,
+    "mute": m_mute,
+}
+"""Method name -> handler. ``auth``, ``subscribe`` and ``unsubscribe`` are per connection (app.py)."""
