@@ -19,7 +19,10 @@ The tree::
     │   ├── CorruptCheckpointError   truncated / not a checkpoint / missing or extra keys
     │   └── UnsupportedCheckpointError  a known format version we do not support yet
     ├── DeviceError                  audio device not found / cannot be opened / virtual mic setup
-    └── ProtocolError                a control-API message is malformed (carries a code)
+    ├── ProtocolError                a control-API message is malformed (carries a code)
+    └── BridgeError                  OBS / VTube Studio unreachable, refused a request, or misconfigured
+        ├── BridgeAuthError          wrong password / token refused (retrying will not help)
+        └── BridgeRequestError       a request failed on the remote side (carries its status code)
 
 Messages say what to do next, e.g. "Unable to find voice 'x' (run `anchorvoice voices list`)".
 """
@@ -111,5 +114,21 @@ class ProtocolError(AnchorVoiceError):
     """A control-API message is malformed; ``code`` is the JSON error code to send."""
 
     def __init__(self, message: str, code: int = -32600) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class BridgeError(AnchorVoiceError):
+    """An OBS or VTube Studio connection or request failed."""
+
+
+class BridgeAuthError(BridgeError):
+    """The remote refused our credentials (password or token)."""
+
+
+class BridgeRequestError(BridgeError):
+    """A request failed remotely; ``code`` is the remote status code (obs-websocket RequestStatus)."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
         super().__init__(message)
         self.code = code
