@@ -1,0 +1,296 @@
+"""HuBERT base (chinese-hubert-base) content encoder: 16 kHz waveform -> 768-d features at 50 Hz.
+
+An own implementation of the HuggingFace ``HubertModel`` architecture GPT-SoVITS uses
+(``feature_extractor/cnhubert.py``), with the exact parameter names of that class so that the
+official ``pytorch_model.bin`` / ``model.safetensors`` load strictly. Why not ``transformers``:
+importing it pulls tokenizers, huggingface_hub, regex, safetensors glue and its lazy-module machinery
+(seconds of import time and hundreds of MB installed) for ~200 lines of model code, and its
+``from_pretrained`` would run ``torch.load`` paths we cannot audit; here the weights come through
+:mod:`engine.checkpoints` (no pickled code runs).
+
+Architecture (config.json of chinese-hubert-base: ``feat_extract_norm: group``,
+``do_stable_layer_norm: false``, ``conv_bias: false``, ``feat_proj_layer_norm: true``, see
+``shared/gsv_reference/README.md`` 3.1/3.3):
+
+* feature encoder: 7 convs (kernels [10,3,3,3,3,2,2], strides [5,2,2,2,2,2,2] = 320x, 50 Hz at
+  16 kHz), GroupNorm with one group per channel after the first conv only, GELU after each;
+* feature projection: LayerNorm(512) then Linear(512 -> 768);
+* convolutional positional embedding: grouped Conv1d (kernel 128, 16 groups, padding 64) with
+  weight norm over the kernel axis (``weight_g`` (1, 1, 128)), the last frame dropped for an even
+  kernel ('same' length), GELU; added to the features, then LayerNorm;
+* 12 post-LN transformer layers (attention + residual, LayerNorm, GELU FFN + residual, LayerNorm).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from engine.checkpoints import HubertCheckpoint, check_keys
+from engine.errors import CorruptCheckpointError, UnsupportedCheckpointError
+
+# Newer transformers saves weight norm through torch.nn.utils.parametrizations.
+_PARAMETRIZED = {
+    "encoder.pos_conv_embed.conv.parametrizations.weight.original0": "encoder.pos_conv_embed.conv.weight_g",
+    "encoder.pos_conv_embed.conv.parametrizations.weight.original1": "encoder.pos_conv_embed.conv.weight_v",
+}
+
+
+@dataclass
+class HubertConfig:
+    """Sizes of a HuBERT model, read from its HuggingFace ``config.json``."""
+
+    conv_dim: list[int] = field(default_factory=lambda: [512] * 7)
+    """Output channels of each feature-encoder conv."""
+    conv_kernel: list[int] = field(default_factory=lambda: [10, 3, 3, 3, 3, 2, 2])
+    """Kernel size of each feature-encoder conv."""
+    conv_stride: list[int] = field(default_factory=lambda: [5, 2, 2, 2, 2, 2, 2])
+    """Stride of each feature-encoder conv (product 320: 50 Hz at 16 kHz)."""
+    conv_bias: bool = False
+    """Whether the feature-encoder convs have a bias."""
+    hidden_size: int = 768
+    """Transformer width (= output feature size)."""
+    num_hidden_layers: int = 12
+    """Transformer layers."""
+    num_attention_heads: int = 12
+    """Attention heads per layer."""
+    intermediate_size: int = 3072
+    """FFN inner width."""
+    num_conv_pos_embeddings: int = 128
+    """Kernel of the positional convolution."""
+    num_conv_pos_embedding_groups: int = 16
+    """Groups of the positional convolution."""
+    layer_norm_eps: float = 1e-5
+    """Epsilon of every LayerNorm (GroupNorm keeps torch's default 1e-5, as HF does)."""
+    feat_proj_layer_norm: bool = True
+    """LayerNorm before the feature projection."""
+
+    @classmethod
+    def from_json(cls, cfg: dict[str, Any]) -> HubertConfig:
+        """Validate the fields this implementation supports; refuse other HuBERT variants by name."""
+        if cfg.get("feat_extract_norm", "group") != "group" or cfg.get("do_stable_layer_norm", False):
+            raise UnsupportedCheckpointError(
+                "HuBERT variant with layer-norm feature extractor / stable layer norm (HuBERT large) is not "
+                "supported; use chinese-hubert-base as GPT-SoVITS v2 does"
+            )
+        for key in ("feat_extract_activation", "hidden_act"):
+            if cfg.get(key, "gelu") != "gelu":
+                raise UnsupportedCheckpointError(f"HuBERT config {key}={cfg[key]!r}; only 'gelu' is supported")
+        if cfg.get("conv_pos_batch_norm", False):
+            raise UnsupportedCheckpointError("HuBERT config conv_pos_batch_norm=true is not supported")
+        kw: dict[str, Any] = {}
+        for name in cls.__dataclass_fields__:
+            if name in cfg:
+                kw[name] = cfg[name]
+        conf = cls(**kw)
+        if not (len(conf.conv_dim) == len(conf.conv_kernel) == len(conf.conv_stride)):
+            raise CorruptCheckpointError("HuBERT config.json: conv_dim, conv_kernel, conv_stride differ in length")
+        if conf.hidden_size % conf.num_attention_heads:
+            raise CorruptCheckpointError("HuBERT config.json: hidden_size is not a multiple of num_attention_heads")
+        return conf
+
+
+class _ConvLayer(nn.Module):
+    """One feature-encoder conv (+ GroupNorm on the first), GELU."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, bias: bool, group_norm: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, kernel, stride=stride, bias=bias)
+        if group_norm:
+            self.layer_norm = nn.GroupNorm(c_out, c_out, affine=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(x)
+        if hasattr(self, "layer_norm"):
+            x = self.layer_norm(x)
+        return F.gelu(x)
+
+
+class _FeatureEncoder(nn.Module):
+    def __init__(self, c: HubertConfig) -> None:
+        super().__init__()
+        chans = [1, *c.conv_dim]
+        self.conv_layers = nn.ModuleList(
+            _ConvLayer(chans[i], chans[i + 1], c.conv_kernel[i], c.conv_stride[i], c.conv_bias, i == 0)
+            for i in range(len(c.conv_dim))
+        )
+
+    def forward(self, wav: Tensor) -> Tensor:
+        x = wav[:, None, :]  # (B, 1, N)
+        for layer in self.conv_layers:
+            x = layer(x)
+        return x  # (B, C, T)
+
+
+class _FeatureProjection(nn.Module):
+    def __init__(self, c: HubertConfig) -> None:
+        super().__init__()
+        if c.feat_proj_layer_norm:
+            self.layer_norm = nn.LayerNorm(c.conv_dim[-1], eps=c.layer_norm_eps)
+        self.projection = nn.Linear(c.conv_dim[-1], c.hidden_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if hasattr(self, "layer_norm"):
+            x = self.layer_norm(x)
+        return self.projection(x)
+
+
+class _PositionalConv(nn.Module):
+    """Grouped conv positional embedding; stored weight-normed, folded to one weight at load."""
+
+    def __init__(self, c: HubertConfig) -> None:
+        super().__init__()
+        k = c.num_conv_pos_embeddings
+        self.conv = nn.Conv1d(c.hidden_size, c.hidden_size, k, padding=k // 2, groups=c.num_conv_pos_embedding_groups)
+        self.conv._register_load_state_dict_pre_hook(self._fold_weight_norm)
+        self.drop_last = k % 2 == 0  # HF HubertSamePadLayer
+
+    @staticmethod
+    def _fold_weight_norm(state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+        g, v = prefix + "weight_g", prefix + "weight_v"
+        if g in state_dict and v in state_dict:
+            v_t = state_dict.pop(v).float()
+            g_t = state_dict.pop(g).float()
+            # weight_norm(dim=2): one magnitude per kernel tap, norm over (out, in/groups).
+            state_dict[prefix + "weight"] = torch._weight_norm(v_t, g_t, 2)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, T)
+        y = self.conv(x)
+        if self.drop_last:
+            y = y[:, :, :-1]
+        return F.gelu(y)
+
+
+class _Attention(nn.Module):
+    def __init__(self, c: HubertConfig) -> None:
+        super().__init__()
+        d = c.hidden_size
+        self.heads = c.num_attention_heads
+        self.k_proj, self.v_proj = nn.Linear(d, d), nn.Linear(d, d)
+        self.q_proj, self.out_proj = nn.Linear(d, d), nn.Linear(d, d)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, T, D)
+        b, t, d = x.shape
+        hs = d // self.heads
+
+        def split(y: Tensor) -> Tensor:
+            return y.view(b, t, self.heads, hs).transpose(1, 2)  # (B, nh, T, hs)
+
+        out = F.scaled_dot_product_attention(split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x)))
+        return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
+
+
+class _FeedForward(nn.Module):
+    def __init__(self, c: HubertConfig) -> None:
+        super().__init__()
+        self.intermediate_dense = nn.Linear(c.hidden_size, c.intermediate_size)
+        self.output_dense = nn.Linear(c.intermediate_size, c.hidden_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.output_dense(F.gelu(self.intermediate_dense(x)))
+
+
+class _EncoderLayer(nn.Module):
+    """Post-LN transformer layer (``do_stable_layer_norm: false``)."""
+
+    def __init__(self, c: HubertConfig) -> None:
+        super().__init__()
+        self.attention = _Attention(c)
+        self.layer_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.feed_forward = _FeedForward(c)
+        self.final_layer_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.layer_norm(x + self.attention(x))
+        return self.final_layer_norm(x + self.feed_forward(x))
+
+
+class _Encoder(nn.Module):
+    def __init__(self, c: HubertConfig) -> None:
+        super().__init__()
+        self.pos_conv_embed = _PositionalConv(c)
+        self.layer_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.layers = nn.ModuleList(_EncoderLayer(c) for _ in range(c.num_hidden_layers))
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, T, D)
+        x = x + self.pos_conv_embed(x.transpose(1, 2)).transpose(1, 2)
+        x = self.layer_norm(x)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class HubertModel(nn.Module):
+    """HuBERT without any task head: ``forward(wav (B, N) @ 16 kHz) -> last_hidden_state (B, T, D)``.
+
+    ``T = frames of the conv stack`` (about N / 320). The waveform is used raw, as GPT-SoVITS
+    inference calls ``ssl_model.model(wav16k)`` (no Wav2Vec2FeatureExtractor normalisation).
+    """
+
+    def __init__(self, config: HubertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.feature_extractor = _FeatureEncoder(config)
+        self.feature_projection = _FeatureProjection(config)
+        # Only used by SpecAugment masking in training; kept so official files load strictly.
+        self.masked_spec_embed = nn.Parameter(torch.zeros(config.hidden_size))
+        self.encoder = _Encoder(config)
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest input that yields one frame (400 samples = 25 ms for the base config)."""
+        n = 1
+        for k, s in zip(reversed(self.config.conv_kernel), reversed(self.config.conv_stride), strict=True):
+            n = (n - 1) * s + k
+        return n
+
+    def forward(self, wav: Tensor) -> Tensor:
+        feats = self.feature_extractor(wav).transpose(1, 2)  # (B, T, C)
+        return self.encoder(self.feature_projection(feats))  # (B, T, D)
+
+    def official_key_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Keys and shapes as HF's HubertModel stores them (legacy weight-norm names)."""
+        out: dict[str, tuple[int, ...]] = {}
+        for key, t in self.state_dict().items():
+            if key == "encoder.pos_conv_embed.conv.weight":
+                out["encoder.pos_conv_embed.conv.weight_g"] = (1, 1, t.shape[2])
+                out["encoder.pos_conv_embed.conv.weight_v"] = tuple(t.shape)
+            else:
+                out[key] = tuple(t.shape)
+        return out
+
+    def load_official(self, weights: dict[str, Tensor], source: str = "HuBERT checkpoint") -> None:
+        """Load an HF state_dict (legacy ``weight_g``/``weight_v`` or ``parametrizations`` names) strictly."""
+        sd = {_PARAMETRIZED.get(k, k): v for k, v in weights.items()}
+        # Files saved from HubertForCTC etc. prefix the backbone with "hubert.".
+        if sd and all(k.startswith("hubert.") for k in sd):
+            sd = {k.removeprefix("hubert."): v for k, v in sd.items()}
+        want = self.official_key_shapes()
+        check_keys(set(want), set(sd), what=source)
+        bad = [f"{k} {tuple(sd[k].shape)} != {s}" for k, s in want.items() if tuple(sd[k].shape) != s]
+        if bad:
+            raise CorruptCheckpointError(f"{source}: shapes differ from config.json: {'; '.join(bad[:5])}")
+        dtype = self.masked_spec_embed.dtype
+        self.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True)
+
+
+def build_hubert(ckpt: HubertCheckpoint) -> HubertModel:
+    """A float32 eval-mode :class:`HubertModel` with the checkpoint's weights."""
+    model = HubertModel(HubertConfig.from_json(ckpt.config))
+    model.load_official(ckpt.weights, source=str(ckpt.path or "HuBERT checkpoint"))
+    return model.eval()
+
+
+def frames_for(n_samples: int, config: HubertConfig) -> int:
+    """Number of 50 Hz frames HuBERT returns for ``n_samples`` (0 if too short)."""
+    n = n_samples
+    for k, s in zip(config.conv_kernel, config.conv_stride, strict=True):
+        n = math.floor((n - k) / s) + 1
+        if n <= 0:
+            return 0
+    return n
