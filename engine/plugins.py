@@ -85,13 +85,13 @@ class PluginManager:
             try:
                 module = ep.load()
             except Exception as exc:  # a broken plugin must not stop the engine
+                fix = (
+                    "reinstall anchorvoice (`make venv`) or report a bug"
+                    if builtin
+                    else f"fix or uninstall {dist}, or leave it out of ANCHORVOICE_PLUGINS"
+                )
                 self.failures.append(
-                    PluginFailure(
-                        ep.name,
-                        origin,
-                        f"import of {ep.value!r} failed: {type(exc).__name__}: {exc} "
-                        f"(fix or uninstall {dist}, or leave it out of ANCHORVOICE_PLUGINS)",
-                    )
+                    PluginFailure(ep.name, origin, f"import of {ep.value!r} failed: {type(exc).__name__}: {exc} ({fix})")
                 )
                 continue
             self.register(module, ep.name, version=version, origin=origin)

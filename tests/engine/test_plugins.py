@@ -1,0 +1,94 @@
+"""Plugin manager with real entry points: good, broken and misbehaving third-party plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.errors import PluginNotFoundError
+from engine.plugins import PluginManager
+from tests.engine import plugin_dists
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def third_party(tmp_path: Path):
+    folder = plugin_dists.install(tmp_path / "site")
+    sys.path.insert(0, str(folder))
+    yield folder
+    plugin_dists.uninstall(folder)
+
+
+def test_builtin_plugins_load_without_failures(builtin_plugins: PluginManager) -> None:
+    assert "espeak" in builtin_plugins.plugins
+    assert builtin_plugins.plugins["espeak"].origin == "builtin"
+    assert "base_voice:espeak" in builtin_plugins.plugins["espeak"].stages
+    builtin_failures = [f for f in builtin_plugins.failures if f.origin == "builtin"]
+    assert builtin_failures == [], builtin_failures
+
+
+def test_broken_third_party_plugins_are_reported_and_the_rest_loads(third_party: Path) -> None:
+    pm = PluginManager()
+    pm.load_entry_points()
+    failed = {f.name: f for f in pm.failures}
+    assert "avtest_import_error" in failed
+    assert "this_module_does_not_exist_anywhere" in failed["avtest_import_error"].error
+    assert "avtest_bad_signature" in failed
+    assert "extra_argument" in failed["avtest_bad_signature"].error
+    assert failed["avtest_raises"].hook == "register_vocoders"
+    assert "model folder missing" in failed["avtest_raises"].error
+    assert "not a subclass" in failed["avtest_not_a_stage"].error
+    # the good one and every built-in still work
+    assert pm.get("effect", "test-invert").name == "test-invert"
+    assert pm.plugins["avtest_good"].origin.startswith("avtest_good")
+    assert "espeak" in pm.plugins
+
+
+def test_allowlist_restricts_third_party_but_not_builtins(third_party: Path) -> None:
+    pm = PluginManager()
+    pm.load_entry_points(allow=["avtest_good"])
+    assert "avtest_good" in pm.plugins
+    assert not any(f.name.startswith("avtest_") for f in pm.failures)
+    assert "espeak" in pm.plugins
+    off = PluginManager()
+    off.load_entry_points(third_party=False)
+    assert "avtest_good" not in off.plugins
+
+
+def test_unknown_stage_lists_installed(builtin_plugins: PluginManager) -> None:
+    with pytest.raises(PluginNotFoundError, match="installed: .*espeak"):
+        builtin_plugins.get("base_voice", "nope")
+
+
+def test_register_and_unregister_in_code(builtin_plugins: PluginManager, third_party: Path) -> None:
+    import avtest_good  # type: ignore[import-not-found]
+
+    pm = PluginManager()
+    assert pm.register(avtest_good, "inline")
+    assert pm.names("effect") == ["test-invert"]
+    pm.unregister("inline")
+    assert pm.names("effect") == []
+
+
+def test_cli_plugins_reports_failures(third_party: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(third_party), ANCHORVOICE_HOME=str(tmp_path / "home"))
+    env.pop("ANCHORVOICE_PLUGINS", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "--json", "plugins"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert {f["name"] for f in data["failures"]} >= {"avtest_import_error", "avtest_bad_signature"}
+    assert any(p["name"] == "avtest_good" for p in data["plugins"])
+    text = subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "plugins"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    ).stdout
+    assert "FAILED TO LOAD" in text and "avtest_raises" in text

@@ -1,0 +1,85 @@
+"""Voice library: add/list/show/remove, reference validation, analysis stored once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.config import load_toml
+from engine.engine import Engine
+from engine.errors import ReferenceAudioError, VoiceError, VoiceExistsError, VoiceNotFoundError
+from engine.testing import speech_like_signal
+from engine.voices import VoiceLibrary
+
+
+def _clip(path: Path, seconds: float = 2.0, sr: int = 22050, stereo: bool = False, f0: float = 180.0) -> Path:
+    sig = speech_like_signal(sr, seconds, f0=f0).samples
+    data = np.stack([sig, sig], axis=1) if stereo else sig
+    sf.write(str(path), data, sr)
+    return path
+
+
+def test_add_list_show_remove(engine: Engine, tmp_path: Path) -> None:
+    ref = _clip(tmp_path / "ref.wav", stereo=True, sr=44100)
+    voice = engine.add_voice("alice", [ref], ref_text="hello", ref_lang="en")
+    assert engine.voices.names() == ["alice"]
+    manifest = load_toml(voice.path / "voice.toml")
+    assert manifest["ref_text"] == "hello"
+    stored, sr = sf.read(str(voice.references[0]))
+    assert stored.ndim == 1 and sr == 44100  # stereo folded to mono, rate kept
+    # the DSP converter analysed the reference once, at add time
+    assert "dsp" in voice.analysis and voice.analysis["dsp"]
+    again = engine.voices.get("alice")
+    assert again.analysis == voice.analysis
+    engine.voices.remove("alice")
+    assert engine.voices.names() == []
+
+
+def test_unknown_voice_lists_the_library(engine: Engine, tmp_path: Path) -> None:
+    engine.add_voice("bob", [_clip(tmp_path / "r.wav")])
+    with pytest.raises(VoiceNotFoundError, match=r"Unable to find voice 'nobody'.*bob.*voices list"):
+        engine.voices.get("nobody")
+
+
+def test_duplicate_refused_unless_overwrite(engine: Engine, tmp_path: Path) -> None:
+    ref = _clip(tmp_path / "r.wav")
+    engine.add_voice("carol", [ref])
+    with pytest.raises(VoiceExistsError, match="--force"):
+        engine.add_voice("carol", [ref])
+    engine.add_voice("carol", [ref], overwrite=True)
+    assert engine.voices.names() == ["carol"]
+
+
+def test_short_and_silent_references_are_refused(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(ReferenceAudioError, match="0.50 s long; give at least 1 s"):
+        engine.add_voice("short", [_clip(tmp_path / "s.wav", seconds=0.5)])
+    silent = tmp_path / "silent.wav"
+    sf.write(str(silent), np.zeros(22050 * 2, np.float32), 22050)
+    with pytest.raises(ReferenceAudioError, match="silent"):
+        engine.add_voice("quiet", [silent])
+    assert engine.voices.names() == []  # nothing half-written
+
+
+def test_neural_reference_must_be_3_to_10_seconds(tmp_path: Path) -> None:
+    lib = VoiceLibrary(tmp_path / "home")
+    fake_model = tmp_path / "alice.pth"
+    fake_model.write_bytes(b"x")
+    with pytest.raises(ReferenceAudioError, match="3-10 s"):
+        lib.add("alice", [_clip(tmp_path / "long.wav", seconds=12.0)], models={"sovits": fake_model})
+    with pytest.raises(VoiceError, match="model not found"):
+        lib.add("alice", [_clip(tmp_path / "ok.wav", seconds=4.0)], models={"sovits": tmp_path / "missing.pth"})
+
+
+def test_bad_names_and_nan_reference(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(VoiceError, match="invalid voice name"):
+        engine.add_voice("../evil", [_clip(tmp_path / "r.wav")])
+    sig = speech_like_signal(16000, 2.0).samples.copy()
+    sig[100:200] = np.nan
+    nan_ref = tmp_path / "nan.wav"
+    sf.write(str(nan_ref), sig, 16000, subtype="FLOAT")
+    voice = engine.add_voice("nanny", [nan_ref])
+    stored, _ = sf.read(str(voice.references[0]))
+    assert np.all(np.isfinite(stored))
