@@ -90,9 +90,8 @@ class PluginManager:
                     if builtin
                     else f"fix or uninstall {dist}, or leave it out of ANCHORVOICE_PLUGINS"
                 )
-                self.failures.append(
-                    PluginFailure(ep.name, origin, f"import of {ep.value!r} failed: {type(exc).__name__}: {exc} ({fix})")
-                )
+                error = f"import of {ep.value!r} failed: {type(exc).__name__}: {exc} ({fix})"
+                self.failures.append(PluginFailure(ep.name, origin, error))
                 continue
             self.register(module, ep.name, version=version, origin=origin)
 

@@ -113,9 +113,11 @@ def run_demo(args: argparse.Namespace) -> int:
     text = "\n".join(
         [
             f"anchorvoice demo: outputs in {out}/",
-            f"  reference voice 'demo' from flite/{args.reference_voice}: {ref_path} (median f0 {hz(f0.get('reference'))})",
+            f"  reference voice 'demo' from flite/{args.reference_voice}: {ref_path} "
+            f"(median f0 {hz(f0.get('reference'))})",
             f"  TTS   {SENTENCE!r}",
-            f"        -> {report['outputs']['speak']} ({spoken.duration:.1f} s, median f0 {hz(f0.get('speak_output'))})",
+            f"        -> {report['outputs']['speak']} ({spoken.duration:.1f} s, "
+            f"median f0 {hz(f0.get('speak_output'))})",
             format_timings(report["stages"]["speak"]),
             f"  VC    {clip_name}: median f0 {hz(f0.get('real_input'))}",
             f"        -> {report['outputs']['convert']} ({converted.duration:.1f} s, "
