@@ -299,7 +299,7 @@ class LiveRunner:
             self.degraded_reason = None
             self._good_probes = 0
             self._emit({"event": "recovered", "reason": was, "rtf": rtf, "block": self._blocks,
-                        "bypassed_blocks": self._blocks - self._degraded_at + 1})
+                        "bypassed_blocks": self._blocks - self._degraded_at})
 
     def _emit(self, event: dict[str, Any]) -> None:
         log.info("live runner %s", event)
