@@ -38,10 +38,10 @@ def test_fixture_pair_is_accepted(gsv: Path) -> None:
 
 
 def test_mismatched_phoneme_vocab_names_both_sizes(gsv: Path, tmp_path: Path) -> None:
+    gpt = _v1_gpt(tmp_path / "v1.ckpt")
+    models = {"sovits": gsv / "s2_v2_small.pth", "gpt": gpt, "hubert": gsv / "hubert_small"}
     with pytest.raises(CheckpointError, match=r"vocabulary of 512 .* has 732 rows"):
-        check_voice_models(
-            None, {"sovits": gsv / "s2_v2_small.pth", "gpt": _v1_gpt(tmp_path / "v1.ckpt"), "hubert": gsv / "hubert_small"}
-        )
+        check_voice_models(None, models)
 
 
 def test_sovits_without_hubert_is_refused(gsv: Path) -> None:
