@@ -1,0 +1,30 @@
+"""Real human speech for tests: Debian's asterisk-core-sounds-en-g722 prompts (one female speaker,
+raw G.722 at 16 kHz, CC-BY-SA), decoded with PyAV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SOUNDS = Path("/usr/share/asterisk/sounds/en")
+SAMPLE_RATE = 16000
+"""G.722 is a 16 kHz wideband codec."""
+
+
+def asterisk_clip(*names: str) -> np.ndarray:
+    """The named prompts (file stems) decoded and joined, float32 mono at 16 kHz.
+
+    Skips the test when the Debian package is not installed.
+    """
+    av = pytest.importorskip("av")
+    parts = []
+    for name in names:
+        path = SOUNDS / f"{name}.g722"
+        if not path.exists():
+            pytest.skip(f"{path} missing: apt-get install asterisk-core-sounds-en-g722")
+        with av.open(str(path), format="g722") as container:
+            chunks = [frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)]
+        parts.append(np.concatenate(chunks).astype(np.float32) / 32768.0)
+    return np.concatenate(parts)
