@@ -64,7 +64,8 @@ def merge_to_length(pieces: list[str], min_chars: int) -> list[str]:
     if current:
         chunks.append(current)
     if len(chunks) > 1 and len(chunks[-1]) < min_chars:
-        chunks[-2] += chunks.pop()
+        tail = chunks.pop()
+        chunks[-1] += tail
     return chunks
 
 

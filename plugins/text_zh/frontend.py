@@ -1,0 +1,113 @@
+"""Mandarin text frontend: text -> initials/finals of the v2 symbol table, two phones per character.
+
+Follows the official GPT-SoVITS ``text/chinese2.py`` pypinyin path (``is_g2pw = False``): jieba
+part-of-speech segmentation, the tone-sandhi pre-merge, pypinyin strict initials and tone-3 finals
+(neutral tone = 5), tone sandhi per word, erhua tone fix, then the opencpop-strict mapping.
+``word2ph`` has one entry per character of the normalised text: 2 for a syllable, 1 for a mark.
+The official default predicts polyphones with the G2PW neural model instead; that needs its ONNX
+model and is not implemented here (pypinyin's phrase dictionary decides polyphones).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pypinyin import Style, lazy_pinyin
+
+from plugins.text_common.base import FrontendConfig, GsvFrontend, Phonemes
+from plugins.text_common.symbols import PUNCTUATION, UNKNOWN
+from plugins.text_zh.normalize import normalize
+from plugins.text_zh.pinyin_map import syllable_phones
+from plugins.text_zh.tone_sandhi import ToneSandhi
+
+# Official chinese2._merge_erhua word lists.
+_MUST_ERHUA = frozenset("小院儿 胡同儿 范儿 老汉儿 撒欢儿 寻老礼儿 妥妥儿 媳妇儿".split())
+_NOT_ERHUA = frozenset(
+    "虐儿 为儿 护儿 瞒儿 救儿 替儿 有儿 一儿 我儿 俺儿 妻儿 拐儿 聋儿 乞儿 患儿 幼儿 孤儿 婴儿 婴幼儿 "
+    "连体儿 脑瘫儿 流浪儿 体弱儿 混血儿 蜜雪儿 舫儿 祖儿 美儿 应采儿 可儿 侄儿 孙儿 侄孙儿 女儿 男儿 "
+    "红孩儿 花儿 虫儿 马儿 鸟儿 猪儿 猫儿 狗儿 少儿".split()
+)
+_SPLIT_RE = re.compile("(?<=[" + "".join(re.escape(p) for p in PUNCTUATION) + r"])\s*")
+
+
+@dataclass
+class ChineseConfig(FrontendConfig):
+    """Mandarin frontend parameters."""
+
+    jieba_cache_dir: str = ""
+    """Where jieba keeps its dictionary cache; "" = the system temporary directory."""
+
+
+def _erhua(initials: list[str], finals: list[str], word: str, pos: str) -> tuple[list[str], list[str]]:
+    """Official _merge_erhua: a final 儿 takes the tone of the syllable before it."""
+    for i, fin in enumerate(finals):
+        if i == len(finals) - 1 and word[i] == "儿" and fin == "er1":
+            finals[i] = "er2"
+    if word not in _MUST_ERHUA and (word in _NOT_ERHUA or pos in ("a", "j", "nr")):
+        return initials, finals
+    if len(finals) != len(word):
+        return initials, finals
+    out: list[str] = []
+    for i, fin in enumerate(finals):
+        if i == len(finals) - 1 and word[i] == "儿" and fin in ("er2", "er5") and word[-2:] not in _NOT_ERHUA and out:
+            fin = "er" + out[-1][-1]
+        out.append(fin)
+    return initials, out
+
+
+class ChineseFrontend(GsvFrontend):
+    """Mandarin (jieba + pypinyin + tone sandhi), GPT-SoVITS v2 symbols."""
+
+    name = "zh"
+    languages: ClassVar[tuple[str, ...]] = ("zh",)
+    Config = ChineseConfig
+
+    def __init__(self, config: ChineseConfig | None = None) -> None:
+        super().__init__(config)
+        self.config: ChineseConfig
+        self._posseg: Any = None
+        self._sandhi: ToneSandhi | None = None
+
+    def _tools(self) -> tuple[Any, ToneSandhi]:
+        """jieba tokenizer (own instance, built on first use) and the sandhi rules bound to it."""
+        if self._posseg is None or self._sandhi is None:
+            import jieba
+            import jieba.posseg
+
+            logging.getLogger("jieba").setLevel(logging.WARNING)  # it logs dictionary loading at DEBUG
+            tokenizer = jieba.Tokenizer()
+            if self.config.jieba_cache_dir:
+                tokenizer.tmp_dir = self.config.jieba_cache_dir
+            self._posseg = jieba.posseg.POSTokenizer(tokenizer)
+            self._sandhi = ToneSandhi(tokenizer)
+        return self._posseg, self._sandhi
+
+    def g2p(self, text: str) -> Phonemes:
+        norm = normalize(text)
+        posseg, sandhi = self._tools()
+        symbols: list[str] = []
+        word2ph: list[int] = []
+        for sentence in (s for s in _SPLIT_RE.split(norm) if s.strip()):
+            words = [(w.word, w.flag) for w in posseg.lcut(sentence)]
+            for word, pos in sandhi.pre_merge(words):
+                initials = lazy_pinyin(word, neutral_tone_with_five=True, style=Style.INITIALS)
+                finals = lazy_pinyin(word, neutral_tone_with_five=True, style=Style.FINALS_TONE3)
+                if len(finals) == len(word):
+                    finals = sandhi.modify(word, pos, finals)
+                initials, finals = _erhua(initials, finals, word, pos)
+                for c, v in zip(initials, finals):
+                    phones = self._syllable(c, v)
+                    symbols.extend(phones)
+                    word2ph.append(len(phones))
+        return norm, symbols, word2ph
+
+    @staticmethod
+    def _syllable(initial: str, final: str) -> list[str]:
+        if initial == final:
+            # pypinyin returns marks unchanged in both styles; a Han character it cannot read
+            # comes back the same way and is spoken as UNK (the official code asserts instead).
+            return [initial] if initial in PUNCTUATION else [UNKNOWN]
+        return syllable_phones(initial, final)

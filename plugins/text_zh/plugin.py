@@ -1,0 +1,13 @@
+"""Entry point ``text-zh``: registers the Mandarin frontend and the mixed zh/en ("auto") frontend."""
+
+from __future__ import annotations
+
+from engine.hookspecs import Register, hookimpl
+from plugins.text_zh.frontend import ChineseFrontend
+from plugins.text_zh.mixed import MixedFrontend
+
+
+@hookimpl
+def register_text_frontends(register: Register) -> None:
+    register(ChineseFrontend)
+    register(MixedFrontend)

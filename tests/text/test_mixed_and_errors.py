@@ -1,0 +1,89 @@
+"""Mixed zh/en frontend, plugin registration, and what bad input gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.errors import TextInputError, UnsupportedLanguageError
+from engine.frames import TextFrame
+from engine.plugins import PluginManager
+from plugins.text_common.langsplit import split_language_runs
+from plugins.text_common.registry import frontend_for_language, installed_languages
+from plugins.text_en import plugin as en_plugin
+from plugins.text_en.frontend import EnglishFrontend
+from plugins.text_zh import plugin as zh_plugin
+from plugins.text_zh.frontend import ChineseFrontend
+from plugins.text_zh.mixed import MixedFrontend
+
+
+@pytest.fixture(scope="module")
+def mixed() -> MixedFrontend:
+    return MixedFrontend()
+
+
+def test_mixed_golden_ids(mixed: MixedFrontend) -> None:
+    # 你好 ni2 hao3 , | Hello HH AH0 L OW1 world W ER1 L D ! | 我是小明 wo3 shi4 xiao3 ming2 .
+    frame = mixed.phonemize(TextFrame("你好，Hello world! 我是小明。", "auto"))
+    assert frame.symbols == (
+        "n i2 h ao3 , HH AH0 L OW1 W ER1 L D ! w o3 sh ir4 x iao3 m ing2 .".split()
+    )
+    assert frame.ids.tolist() == [
+        227, 167, 158, 119, 1, 51, 12, 62, 68, 91, 39, 62, 26, 0, 316, 232, 251, 214, 317, 188, 225, 202, 3
+    ]
+    assert frame.text == "你好,Hello world!我是小明."
+    assert frame.word2ph == [2, 2, 1, 4, 4, 1, 2, 2, 2, 2, 1]
+
+
+def test_mixed_english_word_inside_chinese(mixed: MixedFrontend) -> None:
+    # 我用 wo3 yong4 | i Phone: AY1 F OW1 N | 打电话 da3 dian4 hua4
+    frame = mixed.phonemize(TextFrame("我用iPhone打电话", "auto"))
+    assert frame.ids.tolist() == [316, 232, 318, 238, 22, 49, 68, 64, 127, 99, 127, 179, 158, 263]
+
+
+@pytest.mark.parametrize(
+    ("text", "runs"),
+    [
+        ("你好，Hello world! 我是小明。", [("zh", "你好，"), ("en", "Hello world! "), ("zh", "我是小明。")]),
+        ("Hello. 2024年很好", [("en", "Hello. "), ("zh", "2024年很好")]),
+        ("我有3个apple", [("zh", "我有3个"), ("en", "apple")]),
+        ("123", [("zh", "123")]),
+    ],
+)
+def test_language_runs(text: str, runs: list[tuple[str, str]]) -> None:
+    assert split_language_runs(text) == runs
+
+
+@pytest.mark.parametrize("text", ["", "   ", "!!!", "。，？", "😀🎉", "……"])
+@pytest.mark.parametrize(
+    ("cls", "language"), [(EnglishFrontend, "en"), (ChineseFrontend, "zh"), (MixedFrontend, "auto")]
+)
+def test_nothing_to_speak_is_refused(cls: type, language: str, text: str) -> None:
+    frontend = cls()
+    with pytest.raises(TextInputError, match="empty|nothing|no letters"):
+        frontend.phonemize(TextFrame(text, language))
+    with pytest.raises(TextInputError):
+        frontend.split_sentences(text)
+
+
+def test_latin_only_text_in_chinese_frontend_says_so() -> None:
+    with pytest.raises(TextInputError, match="check the language"):
+        ChineseFrontend().phonemize(TextFrame("only english here", "zh"))
+
+
+def test_wrong_language_for_frontend() -> None:
+    with pytest.raises(UnsupportedLanguageError, match="'en'.*'ja'"):
+        EnglishFrontend().phonemize(TextFrame("こんにちは", "ja"))
+
+
+def test_registration_through_hooks_and_unsupported_language() -> None:
+    pm = PluginManager()
+    assert pm.register(en_plugin, "text-en")
+    assert pm.register(zh_plugin, "text-zh")
+    assert not pm.failures
+    assert pm.names("text_frontend") == ["auto", "en", "zh"]
+    assert installed_languages(pm) == {"en": "en", "zh": "zh", "auto": "auto", "zh-en": "auto"}
+    assert frontend_for_language(pm, "zh") is ChineseFrontend
+    with pytest.raises(UnsupportedLanguageError) as err:
+        frontend_for_language(pm, "ja")
+    message = str(err.value)
+    assert "'ja'" in message and "en" in message and "zh" in message and "auto" in message
