@@ -5,6 +5,7 @@ Public API (used by the device backends and ``anchorvoice live``)::
     from engine.runner import LiveRunner, RunnerConfig, RunnerStats
 
     runner = LiveRunner(process, RunnerConfig(sample_rate=48000), on_event=print)
+    runner.warmup()                    # optional: first calls (JIT, CUDA init) before going live
     runner.start()                     # worker thread (and a side thread for recovery probes)
     ...  # the backend calls, from the device's audio thread, for every device buffer:
     runner.callback(indata, outdata)   # (frames,) or (frames, channels) float32 arrays, or None
@@ -311,6 +312,20 @@ class LiveRunner:
             log.exception("on_event listener raised for %s", event.get("event"))
 
     # -- lifecycle ----------------------------------------------------------------------------
+    def warmup(self, blocks: int = 3) -> float:
+        """Call process on ``blocks`` silent windows before the stream starts; returns seconds taken.
+
+        First calls pay for JIT compilation (numba), allocator growth or CUDA initialisation; done
+        live, that stall overflows the input ring. Silence is what the chunker assumes before the
+        stream anyway. An exception here propagates: a converter that cannot run at all should stop
+        ``anchorvoice live`` with its message rather than start in bypass.
+        """
+        t0 = time.perf_counter()
+        silent = np.zeros(self.window_size, dtype=np.float32)
+        for _ in range(blocks):
+            self._segment(self.process(AudioFrame(silent.copy(), self.config.sample_rate, 0.0)))
+        return time.perf_counter() - t0
+
     def start(self) -> None:
         """Start the worker thread (and the probe thread); idempotent."""
         if self._thread is not None:

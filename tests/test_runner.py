@@ -205,3 +205,19 @@ def test_stage_streams_are_no_ops_on_cpu() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="no CUDA"):
             StageStreams(["decode"], device="cuda")
+
+
+def test_warmup_runs_process_on_silence_before_the_stream() -> None:
+    seen: list[AudioFrame] = []
+
+    def record(f: AudioFrame) -> AudioFrame:
+        seen.append(f)
+        return f
+
+    runner = LiveRunner(record, RunnerConfig(sample_rate=SR))
+    assert runner.warmup(blocks=2) >= 0.0
+    assert len(seen) == 2 and all(len(f.samples) == runner.window_size and not f.samples.any() for f in seen)
+    # A converter that cannot run at all fails warm-up loudly instead of starting in bypass.
+    broken = LiveRunner(lambda f: f.with_samples(f.samples[:5]), RunnerConfig(sample_rate=SR))
+    with pytest.raises(ValueError, match="must return at least"):
+        broken.warmup()

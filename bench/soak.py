@@ -1,0 +1,187 @@
+"""Soak test of the live path: a looping file source at real time through the LiveRunner.
+
+Usage: ``python bench/soak.py --minutes 10 [--process identity|dsp] [--input FILE] [--frames 480]``
+
+A clocked "device" thread calls ``LiveRunner.callback`` every ``--frames`` samples of wall-clock
+time (absolute deadlines, like a sound card's period), feeding a looping speech file and
+discarding the output; the runner's worker thread converts. At the end it reports underruns,
+overruns, degradation events, callback cost, compute time, real-time factor and resident memory
+growth between the end of warm-up and the end of the run. Targets (issue 3): 0 underruns, < 5 %
+memory growth. Exit status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.audio_io import read_audio
+from engine.runner import LiveRunner, RunnerConfig
+
+ASTERISK_EN = Path("/usr/share/asterisk/sounds/en")
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux /proc)."""
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    import resource
+
+    return pages * resource.getpagesize()
+
+
+def load_source(path: str | None, sr: int, seconds: float = 60.0) -> np.ndarray:
+    """The file given, or about a minute of the Debian asterisk English prompts (real speech)."""
+    if path:
+        return read_audio(path, sample_rate=sr).samples
+    clips = sorted(ASTERISK_EN.glob("*.g722"))
+    if not clips:
+        raise SystemExit(
+            f"no --input given and no speech prompts in {ASTERISK_EN} (install asterisk-core-sounds-en-g722)"
+        )
+    parts: list[np.ndarray] = []
+    total = 0
+    for clip in clips:
+        x = read_audio(clip, sample_rate=sr).samples
+        parts.append(x)
+        total += len(x)
+        if total >= seconds * sr:
+            break
+    return np.concatenate(parts)
+
+
+def make_process(kind: str, cfg: RunnerConfig) -> Any:
+    if kind == "identity":
+        return lambda frame: frame
+    if kind == "dsp":
+        from plugins.dsp.converter import DspConfig, DspVoiceConverter
+        from streaming.converter_stream import ConverterProcess
+
+        conv = DspVoiceConverter(DspConfig(pitch_semitones=4.0, formant_ratio=1.12))
+        conv.prepare(None)
+        return ConverterProcess(conv, cfg.sample_rate, cfg.samples(cfg.block_ms), cfg.samples(cfg.lookahead_ms))
+    raise SystemExit(f"unknown --process {kind!r} (choose identity or dsp)")
+
+
+class ClockedDevice:
+    """Calls ``callback(in, out)`` every ``frames`` samples of wall-clock time on its own thread."""
+
+    def __init__(self, runner: LiveRunner, source: np.ndarray, frames: int, sr: int) -> None:
+        self.runner, self.source, self.frames, self.sr = runner, source, frames, sr
+        self.costs_ns: list[int] = []
+        self.late_periods = 0
+        self.calls = 0
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-device", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        period = self.frames / self.sr
+        indata = np.zeros(self.frames, np.float32)
+        outdata = np.zeros((self.frames, 2), np.float32)
+        pos, n = 0, len(self.source)
+        t0 = time.perf_counter()
+        while not self._stop.is_set():
+            deadline = t0 + self.calls * period
+            delay = deadline - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -period:
+                self.late_periods += 1  # a real device would have glitched here too
+            end = pos + self.frames
+            if end <= n:
+                indata[:] = self.source[pos:end]
+            else:
+                indata[: n - pos] = self.source[pos:]
+                indata[n - pos :] = self.source[: end - n]
+            pos = end % n
+            c0 = time.perf_counter_ns()
+            self.runner.callback(indata, outdata)
+            self.costs_ns.append(time.perf_counter_ns() - c0)
+            self.peak = max(self.peak, float(np.abs(outdata[:, 0]).max()))
+            self.calls += 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=float, default=10.0, help="run length in minutes of real time")
+    ap.add_argument("--process", default="dsp", help="identity or dsp (the embedded DSP voice converter)")
+    ap.add_argument("--input", default=None, help="audio file to loop (default: asterisk English prompts)")
+    ap.add_argument("--frames", type=int, default=480, help="device buffer in samples (480 = 10 ms at 48 kHz)")
+    ap.add_argument("--sample-rate", type=int, default=48000)
+    ap.add_argument("--block-ms", type=float, default=RunnerConfig.block_ms)
+    ap.add_argument("--warmup-s", type=float, default=10.0, help="memory baseline is taken after this")
+    args = ap.parse_args()
+
+    cfg = RunnerConfig(sample_rate=args.sample_rate, block_ms=args.block_ms)
+    source = load_source(args.input, cfg.sample_rate)
+    events: list[dict[str, Any]] = []
+    runner = LiveRunner(make_process(args.process, cfg), cfg, on_event=events.append)
+    device = ClockedDevice(runner, source, args.frames, cfg.sample_rate)
+    duration = args.minutes * 60.0
+    warmup = min(args.warmup_s, duration / 4)
+    print(f"soak: {args.process} for {duration:.0f} s, {runner.latency.describe()}", flush=True)
+    print(f"warm-up: {runner.warmup():.2f} s", flush=True)
+    runner.start()
+    device.start()
+    t_start = time.monotonic()
+    time.sleep(warmup)
+    rss0 = rss_bytes()
+    next_report = time.monotonic() + 30
+    while (now := time.monotonic()) - t_start < duration:
+        time.sleep(min(1.0, max(0.0, duration - (now - t_start))))
+        if time.monotonic() >= next_report:
+            st = runner.stats()
+            print(f"  t={time.monotonic() - t_start:6.0f}s rtf={st.rtf:.3f} compute={st.compute_ms_avg:.2f} ms "
+                  f"underruns={st.underruns} overruns={st.overruns} rss={rss_bytes() / 2**20:.1f} MiB", flush=True)
+            next_report += 30
+    rss1 = rss_bytes()
+    device.stop()
+    runner.stop()
+    st = runner.stats()
+    costs = np.array(device.costs_ns[len(device.costs_ns) // 20 :]) / 1000.0
+    growth = 100.0 * (rss1 - rss0) / rss0
+    report = {
+        "process": args.process,
+        "seconds": round(duration, 1),
+        "device_calls": device.calls,
+        "device_late_periods": device.late_periods,
+        "blocks_processed": st.blocks_processed,
+        "underruns": st.underruns,
+        "overruns": st.overruns,
+        "dropped_samples": st.dropped_samples,
+        "events": [e["event"] + ":" + str(e.get("reason")) for e in events],
+        "callback_errors": st.callback_errors,
+        "callback_us_median": round(float(np.median(costs)), 1),
+        "callback_us_p99": round(float(np.percentile(costs, 99)), 1),
+        "callback_us_max": round(float(costs.max()), 1),
+        "compute_ms_avg": round(st.compute_ms_avg, 3),
+        "rtf": round(st.rtf, 4),
+        "output_peak": round(device.peak, 3),
+        "algorithmic_latency_ms": st.algorithmic_latency_ms,
+        "total_latency_ms": st.total_latency_ms,
+        "rss_start_mib": round(rss0 / 2**20, 1),
+        "rss_end_mib": round(rss1 / 2**20, 1),
+        "rss_growth_pct": round(growth, 2),
+    }
+    print(json.dumps(report, indent=1))
+    ok = st.underruns == 0 and growth < 5.0 and st.callback_errors == 0 and device.peak > 0.01
+    print("PASS" if ok else "FAIL: targets are 0 underruns, < 5 % RSS growth, no callback errors, audible output")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
