@@ -1,0 +1,28 @@
+"""Thin audio I/O backends: devices (sounddevice, PyAudio), files, null; device lookup by name."""
+
+from __future__ import annotations
+
+from streaming.backends.base import AudioBackend, LiveStream, StreamCounters, StreamSpec
+from streaming.backends.devices import DeviceInfo, find_device, recognise_virtual
+
+BACKENDS = ("sounddevice", "pyaudio")
+"""Names accepted by ``--backend``."""
+
+
+def get_backend(name: str = "sounddevice") -> AudioBackend:
+    """A backend by name; imports it lazily so that a missing optional library only hurts its user."""
+    from engine.errors import ConfigError
+
+    if name == "sounddevice":
+        from streaming.backends.sounddevice_backend import SoundDeviceBackend
+
+        return SoundDeviceBackend()
+    if name == "pyaudio":
+        from streaming.backends.pyaudio_backend import PyAudioBackend
+
+        return PyAudioBackend()
+    raise ConfigError(f"unknown audio backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "AudioBackend", "DeviceInfo", "LiveStream", "StreamCounters", "StreamSpec",
+           "find_device", "get_backend", "recognise_virtual"]
