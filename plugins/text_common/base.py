@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 
-from engine.errors import TextInputError, UnsupportedLanguageError
+from engine.errors import StageError, TextInputError, UnsupportedLanguageError
 from engine.frames import PhonemeFrame, TextFrame
 from engine.stages import TextFrontend
 from plugins.text_common.punctuation import require_speakable
@@ -93,7 +93,10 @@ class GsvFrontend(TextFrontend):
             # that the GPT stage gets enough context (done once: final=True on the retry).
             norm, symbols, word2ph = self.g2p("." + text.text)
         if sum(word2ph) != len(symbols):
-            raise AssertionError(f"frontend {self.name!r} word2ph sums to {sum(word2ph)}, not {len(symbols)}")
+            raise StageError(
+                f"text frontend {self.name!r} is inconsistent: word2ph sums to {sum(word2ph)} for "
+                f"{len(symbols)} phonemes (a bug in the frontend; please report it with the text)"
+            )
         return PhonemeFrame(
             ids=self.table.ids(symbols),
             symbols=symbols,

@@ -76,12 +76,13 @@ def split_language_runs(text: str, default: str = "zh") -> list[tuple[str, str]]
         if not number:
             continue
         prev_text, next_text = out[-1][1].rstrip(), nxt[1]
+        next_lang = str(nxt[0])
         if prev_text and prev_text[-1] in _SENTENCE_END:
-            out.append([nxt[0], number])  # the next run starts with the number
+            out.append([next_lang, number])  # the next run starts with the number
         elif number.rstrip()[-1:] in (".", "。") or next_text[0] in _SENTENCE_END:
             out[-1][1] += number
         elif len(prev_text) >= len(next_text):
             out[-1][1] += number
         else:
-            out.append([nxt[0], number])
+            out.append([next_lang, number])
     return [(lang, chunk) for lang, chunk in out if chunk]
