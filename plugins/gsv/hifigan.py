@@ -16,6 +16,7 @@ the output is bit-identical to the official order of operations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,14 @@ class HiFiGANConfig:
         return hop
 
 
+ConvFn = Callable[[nn.Module, Tensor], Tensor]
+"""Runs one of the generator's conv modules on a tensor (plain NCW or the channels-last plan)."""
+
+
+def _plain(conv: nn.Module, x: Tensor) -> Tensor:
+    return conv(x)  # type: ignore[no-any-return]
+
+
 def _same_padding(kernel_size: int, dilation: int) -> int:
     return (kernel_size * dilation - dilation) // 2
 
@@ -89,12 +98,12 @@ class ResBlock1(nn.Module):
             WNConv1d(channels, channels, kernel_size, padding=_same_padding(kernel_size, 1)) for _ in dilation
         )
 
-    def forward(self, x: Tensor, x_act: Tensor) -> Tensor:
+    def forward(self, x: Tensor, x_act: Tensor, conv: ConvFn = _plain) -> Tensor:
         """``x`` (B, C, T) and ``x_act`` = leaky_relu(x, 0.1) -> (B, C, T) (new tensor)."""
         n = len(self.convs1)
         for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2)):
-            xt = F.leaky_relu_(c1(x_act), LRELU_SLOPE)
-            xt = c2(xt)
+            xt = F.leaky_relu_(conv(c1, x_act), LRELU_SLOPE)
+            xt = conv(c2, xt)
             x = xt.add_(x)  # == xt + x (IEEE addition commutes), without a new buffer
             if i < n - 1:
                 x_act = F.leaky_relu(x, LRELU_SLOPE)
@@ -111,25 +120,49 @@ class ResBlock2(nn.Module):
             for d in dilation
         )
 
-    def forward(self, x: Tensor, x_act: Tensor) -> Tensor:
+    def forward(self, x: Tensor, x_act: Tensor, conv: ConvFn = _plain) -> Tensor:
         n = len(self.convs)
         for i, c in enumerate(self.convs):
-            x = c(x_act).add_(x)
+            x = conv(c, x_act).add_(x)
             if i < n - 1:
                 x_act = F.leaky_relu(x, LRELU_SLOPE)
         return x
 
 
-class Generator(nn.Module):
-    """HiFi-GAN generator; ``forward(z, g)`` -> (B, 1, T * hop) in [-1, 1]."""
+class _Conv4d:
+    """A 1-D conv run as a 2-D conv on (B, C, 1, T) channels-last tensors (oneDNN's fast NHWC path)."""
 
-    def __init__(self, cfg: HiFiGANConfig) -> None:
+    def __init__(self, conv: nn.Conv1d | nn.ConvTranspose1d) -> None:
+        self.transposed = isinstance(conv, nn.ConvTranspose1d)
+        self.weight = conv.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        self.bias = conv.bias.detach() if conv.bias is not None else None
+        self.stride = (1, int(conv.stride[0]))
+        self.padding = (0, int(conv.padding[0]))  # type: ignore[index]
+        self.dilation = (1, int(conv.dilation[0]))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.transposed:
+            return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+class Generator(nn.Module):
+    """HiFi-GAN generator; ``forward(z, g)`` -> (B, 1, T * hop) in [-1, 1].
+
+    ``channels_last`` (default True) runs every conv as an NHWC 2-D conv on (B, C, 1, T): oneDNN
+    then skips its per-call layout reorders (measured 1.3-1.9x per conv on 2 cores). The weights are
+    the same; only the reduction order inside oneDNN differs (max |diff| ~1e-6 on the fixtures).
+    False runs the plain NCW conv1d modules.
+    """
+
+    def __init__(self, cfg: HiFiGANConfig, channels_last: bool = True) -> None:
         super().__init__()
         if cfg.resblock not in ("1", "2"):
             raise ValueError(f"resblock must be '1' or '2', got {cfg.resblock!r}")
         if len(cfg.upsample_rates) != len(cfg.upsample_kernel_sizes):
             raise ValueError("upsample_rates and upsample_kernel_sizes differ in length")
         self.cfg = cfg
+        self.channels_last = channels_last
         self.num_kernels = len(cfg.resblock_kernel_sizes)
         self.conv_pre = nn.Conv1d(cfg.initial_channel, cfg.upsample_initial_channel, 7, 1, padding=3)
         block = ResBlock1 if cfg.resblock == "1" else ResBlock2
@@ -144,19 +177,40 @@ class Generator(nn.Module):
         self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3, bias=False)
         if cfg.gin_channels:
             self.cond = nn.Conv1d(cfg.gin_channels, cfg.upsample_initial_channel, 1)
+        self._plan: dict[nn.Module, _Conv4d] | None = None
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._plan = None  # new weights: rebuild the channels-last copies on the next call
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _conv_fn(self) -> Any:
+        if not self.channels_last:
+            return lambda conv, x: conv(x)
+        if self._plan is None:
+            self._plan = {
+                m: _Conv4d(m) for m in self.modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))
+            }
+        plan = self._plan
+        return lambda conv, x: plan[conv](x)
 
     def forward(self, z: Tensor, g: Tensor | None = None, apply_tanh: bool = True) -> Tensor:
         """``z`` (B, inter, T), ``g`` (B, gin, 1) -> (B, 1, T * hop); pre-tanh with apply_tanh=False."""
-        x = self.conv_pre(z)
+        conv = self._conv_fn()
+        if self.channels_last:
+            z = z.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C, 1, T) NHWC
+            g = g.unsqueeze(2) if g is not None else None
+        x = conv(self.conv_pre, z)
         if g is not None:
-            x = x + self.cond(g)
+            x = x + conv(self.cond, g)
         for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            x = conv(up, F.leaky_relu(x, LRELU_SLOPE))
             x_act = F.leaky_relu(x, LRELU_SLOPE)  # shared by all blocks of this scale
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            xs = blocks[0](x, x_act)
+            xs = blocks[0](x, x_act, conv)
             for blk in blocks[1:]:
-                xs += blk(x, x_act)
+                xs += blk(x, x_act, conv)
             x = xs.div_(self.num_kernels)
-        x = self.conv_post(F.leaky_relu_(x))  # torch default slope 0.01, as the official code
+        x = conv(self.conv_post, F.leaky_relu_(x))  # torch default slope 0.01, as the official code
+        if self.channels_last:
+            x = x.squeeze(2).contiguous()
         return torch.tanh(x) if apply_tanh else x
