@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -123,10 +124,11 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=480, help="device buffer in samples (480 = 10 ms at 48 kHz)")
     ap.add_argument("--sample-rate", type=int, default=48000)
     ap.add_argument("--block-ms", type=float, default=RunnerConfig.block_ms)
+    ap.add_argument("--prefill-blocks", type=int, default=RunnerConfig.prefill_blocks, help="jitter buffer")
     ap.add_argument("--warmup-s", type=float, default=10.0, help="memory baseline is taken after this")
     args = ap.parse_args()
 
-    cfg = RunnerConfig(sample_rate=args.sample_rate, block_ms=args.block_ms)
+    cfg = RunnerConfig(sample_rate=args.sample_rate, block_ms=args.block_ms, prefill_blocks=args.prefill_blocks)
     source = load_source(args.input, cfg.sample_rate)
     events: list[dict[str, Any]] = []
     runner = LiveRunner(make_process(args.process, cfg), cfg, on_event=events.append)
@@ -156,6 +158,7 @@ def main() -> int:
     growth = 100.0 * (rss1 - rss0) / rss0
     report = {
         "process": args.process,
+        "load_avg_1min": round(os.getloadavg()[0], 2),  # other work on the machine steals the CPU
         "seconds": round(duration, 1),
         "device_calls": device.calls,
         "device_late_periods": device.late_periods,

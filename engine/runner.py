@@ -109,7 +109,7 @@ class LiveRunner:
         self._prefill = cfg.prefill_blocks * self.block
         self.input_ring = RingBuffer(cfg.input_queue_blocks * self.block, overflow=cfg.input_overflow)
         self.output_ring = RingBuffer(
-            self._prefill + cfg.max_callback_frames + cfg.output_queue_blocks * self.block,
+            self._prefill + cfg.output_queue_blocks * self.block,
             overflow="drop_oldest",
         )
         self.latency = LatencyAccount(
@@ -148,7 +148,9 @@ class LiveRunner:
             while done < frames:  # a buffer larger than the scratch is served in pieces
                 n = min(frames - done, len(self._cb_out))
                 buf = self._cb_out[:n]
-                if not self._primed and self.output_ring.available() >= frames + self._prefill:
+                if not self._primed and self.output_ring.available() >= min(
+                    frames + self._prefill, self.output_ring.capacity
+                ):
                     self._primed = True
                 if self._primed:
                     self.output_ring.read_into(buf, pad=True)

@@ -35,7 +35,8 @@ class RunnerConfig:
     input_queue_blocks: int = 8
     """Input ring bound in blocks; beyond it the oldest input is dropped (fresh audio wins)."""
     output_queue_blocks: int = 4
-    """Output ring bound in blocks beyond the jitter buffer; beyond it the oldest output is dropped."""
+    """Output ring bound in blocks beyond the jitter buffer; beyond it the oldest output is dropped, so
+    latency stays bounded after a stall. Must exceed the device buffer (4 x 20 ms covers 80 ms)."""
     input_overflow: OverflowPolicy = "drop_oldest"
     """Input ring overflow policy: drop_oldest keeps the newest audio, drop_newest keeps the queue."""
     degrade_policy: Literal["dry", "silence"] = "dry"

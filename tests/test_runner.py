@@ -41,6 +41,13 @@ def _drive(runner: LiveRunner, x: np.ndarray, frames: int, channels: int = 0) ->
     return np.concatenate(out)
 
 
+def _lag(y: np.ndarray, x: np.ndarray, at: int, n: int = 2400, max_lag: int = SR // 2) -> int:
+    """L such that y[at:at+n] == x[at-L:at-L+n], by cross-correlation."""
+    start = at - max_lag
+    c = np.correlate(x[start : at + n], y[at : at + n], "valid")
+    return at - (start + int(np.argmax(c)))
+
+
 def _delayed(x: np.ndarray, d: int, n: int) -> np.ndarray:
     return np.concatenate([np.zeros(d, np.float32), x])[:n]
 
@@ -56,7 +63,7 @@ def test_identity_plays_input_delayed_by_the_latency_account(frames: int, channe
     if runner.block % frames == 0:
         np.testing.assert_allclose(y[d + fade :], x[fade : len(y) - d], atol=1e-6)
     else:  # a buffer that does not divide the block rounds playback start up to a buffer boundary
-        lag = int(np.argmax(np.correlate(y[: SR // 2], x[:4800], "valid")))
+        lag = _lag(y, x, SR // 2)
         assert d <= lag <= d + frames
         np.testing.assert_allclose(y[lag + fade :], x[fade : len(y) - lag], atol=1e-6)
     st = runner.stats()
@@ -221,3 +228,27 @@ def test_warmup_runs_process_on_silence_before_the_stream() -> None:
     broken = LiveRunner(lambda f: f.with_samples(f.samples[:5]), RunnerConfig(sample_rate=SR))
     with pytest.raises(ValueError, match="must return at least"):
         broken.warmup()
+
+
+def test_worker_stall_drops_oldest_output_so_latency_stays_bounded() -> None:
+    cfg = RunnerConfig(sample_rate=SR)
+    runner = LiveRunner(lambda f: f, cfg)
+    x = _noise(1.0)
+    B, frames = runner.block, 960
+    out = []
+    for k in range(len(x) // frames):
+        o = np.zeros(frames, np.float32)
+        runner.callback(x[k * frames : (k + 1) * frames], o)
+        if not 10 <= k < 17:  # the worker stalls for 7 blocks (140 ms), then catches up at once
+            while runner.step():
+                pass
+        out.append(o)
+    y = np.concatenate(out)
+    st = runner.stats()
+    assert st.underruns > 0  # the stall starves the output: counted, not hidden
+    assert st.overruns > 0  # the burst after it overflows the output queue: oldest dropped
+    assert runner.output_ring.available() <= runner.output_ring.capacity
+    # After the stall the delay is back within the jitter buffer + output queue bound.
+    d = runner.latency.samples(SR)
+    lag = _lag(y, x, len(y) - SR // 10)
+    assert d <= lag <= d + cfg.output_queue_blocks * B
