@@ -18,6 +18,9 @@ COMMAND_MODULES = [
     "engine.cli.voices",
     "engine.cli.plugins_cmd",
     "engine.cli.demo",
+    "engine.cli.devices",
+    "engine.cli.live",
+    "engine.cli.serve",
 ]
 
 
