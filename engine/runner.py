@@ -236,7 +236,10 @@ class LiveRunner:
                 f"process returned {len(samples)} samples at {self.config.sample_rate} Hz; it must return "
                 f"at least the newest {self._seg_size + self.lookahead} of the {self.window_size}-sample window"
             )
-        return samples[start:end]
+        seg = samples[start:end]
+        if not np.isfinite(seg).all():  # NaN/inf would reach the speakers as full-scale noise
+            raise ValueError("process returned NaN or infinite samples")
+        return seg
 
     def _run(self, frame: AudioFrame) -> FloatArray | None:
         seg, dt, err = self._call(frame)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from engine.errors import ConfigError
 from streaming.ring import OverflowPolicy
 from streaming.sola import MAX_OVERLAP_S
 
@@ -61,28 +62,31 @@ class RunnerConfig:
         return int(round(ms * self.sample_rate / 1000.0))
 
     def validate(self) -> None:
-        """Raise ValueError naming the field if a value cannot work."""
+        """Raise ConfigError naming the field (``[live] key``) if a value cannot work."""
+
+        def bad(key: str, why: str) -> ConfigError:
+            return ConfigError(f"{why}, got {getattr(self, key)!r}", key=f"live.{key}")
+
         if self.sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+            raise bad("sample_rate", "must be a positive rate in Hz")
         if self.samples(self.block_ms) <= 0:
-            raise ValueError(f"block_ms must be at least one sample, got {self.block_ms}")
+            raise bad("block_ms", "must be at least one sample long")
         for name in ("context_ms", "lookahead_ms", "crossfade_ms", "sola_search_ms"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise bad(name, "must be >= 0")
         if self.crossfade_ms > MAX_OVERLAP_S * 1000 or self.crossfade_ms > self.block_ms:
-            raise ValueError(
-                f"crossfade_ms ({self.crossfade_ms}) must be <= 40 ms and <= block_ms ({self.block_ms})"
-            )
+            raise bad("crossfade_ms", f"must be <= 40 ms and <= block_ms ({self.block_ms})")
         for name in ("input_queue_blocks", "output_queue_blocks", "degrade_after_blocks",
                      "recover_after_probes", "probe_every_blocks", "max_callback_frames"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise bad(name, "must be >= 1")
         if self.prefill_blocks < 0:
-            raise ValueError(f"prefill_blocks must be >= 0, got {self.prefill_blocks}")
+            raise bad("prefill_blocks", "must be >= 0")
         if self.degrade_policy not in ("dry", "silence"):
-            raise ValueError(f"degrade_policy must be 'dry' or 'silence', got {self.degrade_policy!r}")
-        if not (self.degrade_rtf > 0 and self.recover_rtf > 0):
-            raise ValueError("degrade_rtf and recover_rtf must be positive")
+            raise bad("degrade_policy", "must be 'dry' or 'silence'")
+        for name in ("degrade_rtf", "recover_rtf"):
+            if not getattr(self, name) > 0:
+                raise bad(name, "must be positive")
 
 
 @dataclass

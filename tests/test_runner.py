@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.errors import DeviceError
+from engine.errors import ConfigError, DeviceError
 from engine.frames import AudioFrame
 from engine.runner import LiveRunner, RunnerConfig, StageStreams
 from streaming.resample import resample
@@ -175,12 +175,20 @@ def test_worker_thread_with_side_probes_recovers_and_keeps_callback_safe() -> No
     assert not runner.stats().worker_alive
 
 
-def test_too_short_output_is_an_error_with_a_clear_message() -> None:
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (lambda f: f.with_samples(f.samples[:10]), "must return at least the newest"),
+        (lambda f: f.with_samples(np.full_like(f.samples, np.nan)), "NaN or infinite"),
+    ],
+)
+def test_unusable_output_is_an_error_with_a_clear_message(bad: Any, message: str) -> None:
     events: list[dict[str, Any]] = []
-    runner = LiveRunner(lambda f: f.with_samples(f.samples[:10]), RunnerConfig(sample_rate=SR), events.append)
-    _drive(runner, _noise(0.2), 960)
+    runner = LiveRunner(bad, RunnerConfig(sample_rate=SR), events.append)
+    y = _drive(runner, _noise(0.2), 960)
     assert events[0]["reason"] == "error"
-    assert "must return at least the newest" in events[0]["error"]
+    assert message in events[0]["error"]
+    assert np.isfinite(y).all() and np.abs(y).max() > 0.1  # dry bypass plays, never NaN
 
 
 def test_callback_survives_bad_buffers() -> None:
@@ -194,9 +202,9 @@ def test_callback_survives_bad_buffers() -> None:
 
 
 def test_invalid_config_is_refused_with_the_field_name() -> None:
-    with pytest.raises(ValueError, match="crossfade_ms"):
+    with pytest.raises(ConfigError, match=r"\[live.crossfade_ms\] must be <= 40 ms"):
         LiveRunner(lambda f: f, RunnerConfig(crossfade_ms=50))
-    with pytest.raises(ValueError, match="degrade_policy"):
+    with pytest.raises(ConfigError, match="degrade_policy"):
         LiveRunner(lambda f: f, RunnerConfig(degrade_policy="loud"))  # type: ignore[arg-type]
 
 
