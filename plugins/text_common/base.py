@@ -12,7 +12,7 @@ from abc import abstractmethod
 from dataclasses import dataclass
 
 from engine.errors import StageError, TextInputError, UnsupportedLanguageError
-from engine.frames import PhonemeFrame, TextFrame
+from engine.frames import FloatArray, PhonemeFrame, TextFrame
 from engine.stages import TextFrontend
 from plugins.text_common.punctuation import require_speakable
 from plugins.text_common.segmentation import SplitMethod, split_text
@@ -60,6 +60,11 @@ class GsvFrontend(TextFrontend):
     def g2p(self, text: str) -> Phonemes:
         """Normalise and phonemise one text of this frontend's language (no short-text rule)."""
 
+    def bert_features(self, norm: str, symbols: list[str], word2ph: list[int]) -> FloatArray | None:
+        """(1024, P) features for the GPT stage, or None (the stage then uses zeros, as the official
+        inference does for every language but Chinese)."""
+        return None
+
     def split_sentences(self, text: str) -> list[str]:
         require_speakable(text, language=self.languages[0] if self.languages else self.name)
         cfg = self.config
@@ -103,5 +108,6 @@ class GsvFrontend(TextFrontend):
             word2ph=word2ph,
             language=text.language,
             text=norm,
+            bert=self.bert_features(norm, symbols, word2ph),
             timestamp=text.timestamp,
         )

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pypinyin import Style, lazy_pinyin
 
@@ -22,6 +23,11 @@ from plugins.text_common.symbols import PUNCTUATION, UNKNOWN
 from plugins.text_zh.normalize import normalize
 from plugins.text_zh.pinyin_map import syllable_phones
 from plugins.text_zh.tone_sandhi import ToneSandhi
+
+if TYPE_CHECKING:
+    from engine.frames import FloatArray
+    from engine.voices import Voice
+    from plugins.text_zh.bert import ChineseBert
 
 # Official chinese2._merge_erhua word lists.
 _MUST_ERHUA = frozenset("小院儿 胡同儿 范儿 老汉儿 撒欢儿 寻老礼儿 妥妥儿 媳妇儿".split())
@@ -39,6 +45,10 @@ class ChineseConfig(FrontendConfig):
 
     jieba_cache_dir: str = ""
     """Where jieba keeps its dictionary cache; "" = the system temporary directory."""
+    bert_path: str = ""
+    """chinese-roberta-wwm-ext-large folder for BERT features; "" = the voice's "bert" model, else none."""
+    bert_device: str = "cpu"
+    """Torch device the BERT model runs on."""
 
 
 def _erhua(initials: list[str], finals: list[str], word: str, pos: str) -> tuple[list[str], list[str]]:
@@ -70,6 +80,28 @@ class ChineseFrontend(GsvFrontend):
         self.config: ChineseConfig
         self._posseg: Any = None
         self._sandhi: ToneSandhi | None = None
+        self.bert: ChineseBert | None = None
+
+    def prepare(self, voice: Voice | None) -> None:
+        """Load BERT from ``bert_path``, else from the voice's ``models["bert"]`` (if it has one)."""
+        path = self.config.bert_path or (str(voice.models["bert"]) if voice and "bert" in voice.models else "")
+        self._load_bert(path)
+
+    def close(self) -> None:
+        self.bert = None
+
+    def _load_bert(self, path: str) -> None:
+        if not path:
+            self.bert = None
+        elif self.bert is None or self.bert.folder != Path(path):
+            from plugins.text_zh.bert import ChineseBert
+
+            self.bert = ChineseBert(path, self.config.bert_device)
+
+    def bert_features(self, norm: str, symbols: list[str], word2ph: list[int]) -> FloatArray | None:
+        if self.bert is None and self.config.bert_path:
+            self._load_bert(self.config.bert_path)
+        return None if self.bert is None else self.bert.features(norm, word2ph)
 
     def _tools(self) -> tuple[Any, ToneSandhi]:
         """jieba tokenizer (own instance, built on first use) and the sandhi rules bound to it."""
