@@ -8,6 +8,7 @@ every call is a no-op, and torch is not even imported.
 
 from __future__ import annotations
 
+import sys
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -18,10 +19,14 @@ class StageStreams:
     ``with streams.use("decoder"): ...`` runs the block's kernels on that stage's stream, so stage
     N of block k can overlap stage N+1 of block k-1 when a pipeline enqueues them from its worker;
     ``record(name)``/``wait(name, before)`` order a stage after its producer. torch is imported only
-    for a CUDA device, so the CPU path never pays for it.
+    for a CUDA device, so the CPU path never pays for it. ``device="auto"`` picks CUDA when torch is
+    already loaded (a neural stage imported it) and sees a GPU, else CPU.
     """
 
     def __init__(self, names: list[str], device: str = "cpu") -> None:
+        if device == "auto":
+            torch_mod = sys.modules.get("torch")  # never import torch just to look for a GPU
+            device = "cuda" if torch_mod is not None and torch_mod.cuda.is_available() else "cpu"
         self.device = device
         self._streams: dict[str, Any] = {}
         self._events: dict[str, Any] = {}

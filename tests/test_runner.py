@@ -217,6 +217,8 @@ def test_stage_streams_are_no_ops_on_cpu() -> None:
     streams.synchronize()
     import torch
 
+    assert StageStreams(["decode"], device="auto").enabled == torch.cuda.is_available()
+
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="no CUDA"):
             StageStreams(["decode"], device="cuda")
