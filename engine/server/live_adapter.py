@@ -1,0 +1,139 @@
+"""Live conversion for the control server: ``streaming.live_session.LiveSession`` behind the
+controller's ``LiveSession`` protocol (start, stop, stats, set_params, set_voice).
+
+Live parameters map onto the running converter's ``Config`` through ``Stage.set_param`` (so its
+own validation applies): ``pitch`` -> ``pitch_semitones`` and ``formant`` (semitones) ->
+``formant_ratio`` = 2^(formant/12), where 0 means "the converter's own choice" (the DSP converter
+then aims at the voice's analysed pitch/envelope); ``bypass`` -> ``mix`` 0 (dry microphone).
+``gain_db`` and ``muted`` scale the converter's output. A converter without such a field refuses
+the change with a ConfigError, which the client receives as an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from engine.config import from_dict
+from engine.errors import ConfigError
+from engine.frames import AudioFrame
+from engine.server.events import EventBus
+
+
+class EngineLive:
+    """One live conversion run of ``voice`` with the ``preset`` pipeline's converter."""
+
+    def __init__(self, engine: Any, voice: str | None, params: dict[str, Any], bus: EventBus,
+                 preset: str = "vc", live_overrides: dict[str, Any] | None = None) -> None:
+        self.engine = engine
+        self.voice = voice
+        self.bus = bus
+        self.preset = preset
+        self.live_overrides = dict(live_overrides or {})
+        self.params = dict(params)
+        self._session: Any = None
+        self._pipe: Any = None
+        self._gain = 1.0
+        self._saved_mix: float | None = None
+
+    def _build(self) -> None:
+        from streaming.converter_stream import ConverterProcess
+        from streaming.live_session import LiveConfig, LiveSession
+
+        preset = self.engine.load_preset(self.preset)
+        cfg = from_dict(LiveConfig, {**dict(preset.live), **self.live_overrides},
+                        source=str(self.engine.preset_path(self.preset)), prefix="live")
+        cfg.validate()
+        self._pipe = self.engine.pipeline(self.preset, self.voice)
+        rc = cfg.runner_config()
+        process = ConverterProcess(self._pipe.converter, cfg.sample_rate, rc.samples(cfg.block_ms),
+                                   rc.samples(rc.lookahead_ms))
+
+        def gained(frame: AudioFrame) -> AudioFrame:
+            out = process(frame)
+            g = self._gain
+            return out if g == 1.0 else out.with_samples(out.samples * g)
+
+        self._session = LiveSession(cfg, gained, extra_latency_ms=process.latency_ms, on_event=self._on_event)
+        self._apply(self.params)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        # Called on the runner's worker thread: hand over without blocking it.
+        name = "degraded" if event.get("event") == "degraded" else "error"
+        self.bus.publish_threadsafe(name, {"source": "live", **{k: v for k, v in event.items() if k != "event"}})
+
+    def start(self) -> None:
+        self._build()
+        self._session.start()
+
+    def stop(self) -> None:
+        if self._session is not None:
+            self._session.stop()
+            self._session = None
+
+    def stats(self) -> dict[str, Any]:
+        if self._session is None:
+            return {}
+        s = self._session.snapshot()
+        return {
+            "latency_ms": round(s.total_latency_ms, 1),
+            "algorithmic_latency_ms": round(s.algorithmic_latency_ms, 1),
+            "compute_ms": round(s.compute_ms, 3),
+            "rtf": round(s.rtf, 4),
+            "underruns": s.underruns,
+            "overruns": s.overruns,
+            "degraded": s.degraded,
+            "errors": s.errors,
+            # The runner measures its input; the mouth and meters follow the speaker's level.
+            "rms_db": max(-120.0, round(s.input_level_db, 1)),
+        }
+
+    def set_voice(self, voice: str | None) -> None:
+        """A voice switch restarts the run with the new voice's pipeline (devices reopen)."""
+        self.voice = voice
+        if self._session is not None:
+            self.stop()
+            self.start()
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        if self._pipe is not None:
+            self._apply(params)
+        self.params = dict(params)
+
+    def _apply(self, params: dict[str, Any]) -> None:
+        conv = self._pipe.converter
+        fields = {f.name for f in dataclasses.fields(conv.config)}
+        if params.get("effects"):
+            raise ConfigError("live effect changes are not supported by the live runner yet; set effects in the "
+                              "vc preset", key="effects")
+
+        def put(field: str, value: Any, what: str) -> None:
+            if field not in fields:
+                raise ConfigError(f"the {conv.name!r} converter has no {what} control", key=what)
+            conv.set_param(field, value)
+
+        pitch, formant = float(params.get("pitch", 0.0)), float(params.get("formant", 0.0))
+        if pitch or "pitch_semitones" in fields:
+            put("pitch_semitones", pitch or None, "pitch")
+        if formant or "formant_ratio" in fields:
+            put("formant_ratio", 2 ** (formant / 12) if formant else None, "formant")
+        bypass = bool(params.get("bypass", False))
+        if bypass and self._saved_mix is None:
+            saved = float(getattr(conv.config, "mix", 1.0))
+            put("mix", 0.0, "bypass")
+            self._saved_mix = saved
+        elif not bypass and self._saved_mix is not None:
+            put("mix", self._saved_mix, "bypass")
+            self._saved_mix = None
+        self._gain = 0.0 if params.get("muted") else 10 ** (float(params.get("gain_db", 0.0)) / 20)
+
+
+def engine_live_factory(engine: Any, bus: EventBus, preset: str = "vc",
+                        live_overrides: dict[str, Any] | None = None) -> Callable[[str | None, dict[str, Any]], Any]:
+    """The controller's ``live_factory`` for a real Engine."""
+
+    def make(voice: str | None, params: dict[str, Any]) -> EngineLive:
+        return EngineLive(engine, voice, params, bus, preset, live_overrides)
+
+    return make

@@ -1,0 +1,55 @@
+"""Live parameters from the control API reach a real converter's Config (DSP converter)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pytest
+
+from engine.errors import ConfigError
+from engine.server.events import EventBus
+from engine.server.live_adapter import EngineLive
+from plugins.dsp.converter import DspVoiceConverter
+
+
+def _live() -> tuple[EngineLive, DspVoiceConverter]:
+    conv = DspVoiceConverter()
+    live = EngineLive(engine=None, voice="anna", params={}, bus=EventBus())
+    live._pipe = SimpleNamespace(converter=conv)
+    return live, conv
+
+
+def test_pitch_formant_bypass_map_onto_the_converter() -> None:
+    live, conv = _live()
+    conv.set_param("mix", 0.8)
+    live.set_params({"pitch": 3.0, "formant": 2.0, "bypass": True, "gain_db": 0.0, "effects": {}, "muted": False})
+    assert conv.config.pitch_semitones == 3.0
+    assert conv.config.formant_ratio == pytest.approx(2 ** (2 / 12))
+    assert conv.config.mix == 0.0
+    live.set_params({"pitch": 0.0, "formant": 0.0, "bypass": False, "gain_db": 0.0, "effects": {}, "muted": False})
+    assert conv.config.pitch_semitones is None and conv.config.formant_ratio is None  # automatic again
+    assert conv.config.mix == 0.8  # restored, not reset to a default
+
+
+def test_gain_and_mute_scale_the_output_and_effects_are_refused() -> None:
+    live, _ = _live()
+    live.set_params({"gain_db": -6.0206, "muted": False})
+    assert live._gain == pytest.approx(0.5, abs=1e-4)
+    live.set_params({"gain_db": 0.0, "muted": True})
+    assert live._gain == 0.0
+    with pytest.raises(ConfigError, match="effect"):
+        live.set_params({"effects": {"reverb": {"mix": 0.3}}})
+    assert live.stats() == {}  # not started: no numbers invented
+
+
+def test_converter_without_controls_refuses_clearly() -> None:
+    @dataclass
+    class OnlyStrength:
+        strength: float = 1.0
+
+    live = EngineLive(engine=None, voice=None, params={}, bus=EventBus())
+    live._pipe = SimpleNamespace(converter=SimpleNamespace(name="plain", config=OnlyStrength()))
+    with pytest.raises(ConfigError, match="'plain' converter has no pitch control"):
+        live.set_params({"pitch": 2.0})
+    live.set_params({"pitch": 0.0, "gain_db": 0.0})  # nothing asked of it: fine
