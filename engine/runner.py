@@ -13,14 +13,20 @@ Public API (used by the device backends and ``anchorvoice live``)::
     runner.latency.describe()          # streaming.latency.LatencyAccount of this configuration
     runner.stop()                      # or: with LiveRunner(...) as runner: ...
 
-``process(frame: AudioFrame) -> AudioFrame`` is the converter. It receives a *window* of
+``RunnerConfig`` (in :mod:`engine.runner_config`, re-exported here) holds every setting; bad values
+raise :class:`~engine.errors.ConfigError` naming ``[live.<field>]``. ``runner.block``,
+``runner.window_size``, ``runner.input_ring`` and ``runner.output_ring`` (:class:`streaming.ring.
+RingBuffer`) are public for backends and tests.
+
+``process(frame: AudioFrame) -> AudioFrame`` (``ProcessFn``) is the converter. It receives a *window* of
 ``context + crossfade + sola_search + block + lookahead`` samples at ``sample_rate``
 (``frame.timestamp`` = stream time of its first sample) and returns audio covering the same time
 span, at any rate (the runner resamples a different rate back). The output is aligned to the *end*
 of the window, so a converter may skip the context head and return only the newest
 ``crossfade + sola_search + block + lookahead`` samples (as RVC's decoder does). The runner keeps
 ``block + crossfade + sola_search`` samples of it and joins them with SOLA
-(:mod:`streaming.sola`). ``process`` is only ever called from one thread at a time.
+(:mod:`streaming.sola`). ``process`` is only ever called from one thread at a time. Output that is
+too short or not finite counts as an error (see below).
 
 Contract of ``callback`` (python-sounddevice's callback rules): it only copies between the device
 buffers and the two lock-free rings, takes no lock, does no file or console I/O, allocates no
@@ -36,7 +42,13 @@ calls ``on_event({"event": "degraded", "reason": "error"|"slow", ...})``. While 
 ``process`` is retried every ``probe_every_blocks`` blocks on a side thread (inline when the worker
 is driven by ``step()``); after ``recover_after_probes`` consecutive probes that succeed with a
 real-time factor under ``recover_rtf`` it switches back and emits ``{"event": "recovered", ...}``.
-Events are emitted from the worker thread, never from the audio callback.
+Events are emitted from the worker thread, never from the audio callback; a bug in the runner itself
+ends the worker with ``{"event": "worker_error", ...}`` and ``stats().worker_alive`` turns False.
+
+Queues: the input ring holds ``input_queue_blocks`` blocks and by default drops the *oldest* input
+when the worker stalls (fresh audio wins); the output ring holds the jitter buffer plus
+``output_queue_blocks`` blocks and always drops the oldest output, so latency after a stall returns
+to at most that bound. Every drop is counted in ``stats().overruns``.
 
 Sans-I/O use (tests, file rendering): do not ``start()``; call ``callback`` and then ``step()``
 (processes one block if one is queued, returns whether it did) from one thread, with an injected
@@ -67,7 +79,7 @@ from streaming.resample import resample
 from streaming.ring import RingBuffer
 from streaming.sola import SolaJoiner
 
-__all__ = ["LiveRunner", "RunnerConfig", "RunnerStats", "StageStreams"]
+__all__ = ["EventFn", "LiveRunner", "ProcessFn", "RunnerConfig", "RunnerStats", "StageStreams"]
 
 log = logging.getLogger(__name__)
 
