@@ -13,9 +13,22 @@ threshold 2 (``quantize.ResidualVectorQuantizer`` defaults as SynthesizerTrn bui
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from engine.checkpoints import SovitsCheckpoint, check_keys, load_sovits
+from engine.errors import CheckpointError, CorruptCheckpointError, StageError
+from engine.frames import FeatureFrame, TokenFrame
+from engine.stages import Tokenizer
+
+if TYPE_CHECKING:
+    from engine.voices import Voice
 
 # core_vq.kmeans only looks at the first 500 vectors of the batch.
 MAX_KMEANS_SAMPLES = 500
@@ -51,7 +64,15 @@ def kmeans(samples: torch.Tensor, num_clusters: int, num_iters: int) -> tuple[to
 
 
 class EuclideanCodebook(nn.Module):
-    """``codebook_size`` codes of ``dim`` floats, nearest by Euclidean distance."""
+    """``codebook_size`` codes of ``dim`` floats, nearest by Euclidean distance.
+
+    Dead-code replacement: the official code replaces ``embed`` rows and then, in the same step,
+    overwrites all of ``embed`` with ``embed_avg / cluster_size``, so its replacement never takes
+    effect. With ``reset_dead_code_stats`` (default) a replaced code also gets ``cluster_size =
+    threshold`` and ``embed_avg = vector * threshold`` (as vector-quantize-pytorch does), so it
+    survives the EMA step; ``False`` reproduces the official training dynamics exactly. Inference
+    (eval mode) is the same either way.
+    """
 
     inited: torch.Tensor
     cluster_size: torch.Tensor
@@ -67,9 +88,11 @@ class EuclideanCodebook(nn.Module):
         decay: float = 0.99,
         epsilon: float = 1e-5,
         threshold_ema_dead_code: float = 2,
+        reset_dead_code_stats: bool = True,
     ) -> None:
         super().__init__()
         self.codebook_size = codebook_size
+        self.reset_dead_code_stats = reset_dead_code_stats
         self.kmeans_iters = kmeans_iters
         self.decay = decay
         self.epsilon = epsilon
@@ -92,6 +115,8 @@ class EuclideanCodebook(nn.Module):
             return
         means, counts = kmeans(data, self.codebook_size, self.kmeans_iters)
         self.embed.copy_(means)
+        # embed_avg starts at the means, not means x counts, as in the official code: the first EMA
+        # steps shrink the codes until the running sums catch up (kept for identical training).
         self.embed_avg.copy_(means)
         self.cluster_size.copy_(counts)
         self.inited.fill_(1.0)
@@ -120,6 +145,10 @@ class EuclideanCodebook(nn.Module):
             return
         fresh = _sample_rows(samples, self.codebook_size)
         self.embed.copy_(torch.where(dead[:, None], fresh, self.embed))
+        if self.reset_dead_code_stats:
+            thr = float(self.threshold_ema_dead_code)
+            self.embed_avg.copy_(torch.where(dead[:, None], fresh * thr, self.embed_avg))
+            self.cluster_size.masked_fill_(dead, thr)
 
     @torch.no_grad()
     def _ema_update(self, samples: torch.Tensor, codes: torch.Tensor) -> None:
@@ -194,6 +223,7 @@ class ResidualVectorQuantizer(nn.Module):
         kmeans_iters: int = 50,
         threshold_ema_dead_code: float = 2,
         epsilon: float = 1e-5,
+        reset_dead_code_stats: bool = True,
     ) -> None:
         super().__init__()
         self.dimension, self.n_q, self.bins = dimension, n_q, bins
@@ -206,6 +236,7 @@ class ResidualVectorQuantizer(nn.Module):
             kmeans_iters=kmeans_iters,
             threshold_ema_dead_code=threshold_ema_dead_code,
             epsilon=epsilon,
+            reset_dead_code_stats=reset_dead_code_stats,
         )
 
     def _layers(self) -> list[VectorQuantization]:
@@ -251,3 +282,92 @@ class ResidualVectorQuantizer(nn.Module):
         for i in range(1, codes.shape[0]):
             out = out + layers[st + i].decode(codes[i])
         return out
+
+
+class SemanticTokenizerModel(nn.Module):
+    """``SynthesizerTrn.extract_latent``: ``ssl_proj`` (Conv1d 768->768, k=2, s=2: 50 -> 25 Hz) + quantizer.
+
+    Built from the ``ssl_proj.*`` and ``quantizer.*`` entries of a SoVITS checkpoint (sizes read
+    from the weights), so the tokenizer does not load the whole generator.
+    """
+
+    def __init__(self, ssl_dim: int, kernel: int, n_q: int, bins: int) -> None:
+        super().__init__()
+        # semantic_frame_rate "25hz" -> kernel 2 stride 2; "50hz" -> kernel 1 stride 1 (module/models.py).
+        self.ssl_proj = nn.Conv1d(ssl_dim, ssl_dim, kernel, stride=kernel)
+        self.quantizer = ResidualVectorQuantizer(dimension=ssl_dim, n_q=n_q, bins=bins)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: SovitsCheckpoint) -> SemanticTokenizerModel:
+        w = {k: v for k, v in ckpt.weights.items() if k.startswith(("ssl_proj.", "quantizer."))}
+        proj, embed = w.get("ssl_proj.weight"), w.get("quantizer.vq.layers.0._codebook.embed")
+        if proj is None or embed is None or proj.dim() != 3 or embed.dim() != 2:
+            raise CorruptCheckpointError(f"{ckpt.path}: no ssl_proj / quantizer weights; not a SoVITS generator")
+        n_q = len({k.split(".")[3] for k in w if k.startswith("quantizer.vq.layers.")})
+        model = cls(proj.shape[0], proj.shape[2], n_q, embed.shape[0])
+        check_keys(set(model.state_dict()), set(w), what=f"{ckpt.path} (ssl_proj + quantizer)")
+        model.load_state_dict({k: v.float() for k, v in w.items()}, strict=True)
+        return model.eval()
+
+    @property
+    def stride(self) -> int:
+        return int(self.ssl_proj.stride[0])
+
+    def forward(self, ssl: torch.Tensor) -> torch.Tensor:
+        """(B, D, T50) features -> codes (B, n_q, T25)."""
+        return self.quantizer.encode(self.ssl_proj(ssl)).transpose(0, 1)
+
+
+@dataclass
+class GsvTokenizerConfig:
+    """Parameters of the ``gsv-rvq`` tokenizer."""
+
+    sovits_path: str = ""
+    """SoVITS ``.pth`` whose ssl_proj + quantizer to use; empty: the voice's ``models["sovits"]``."""
+    device: str = "cpu"
+    """torch device to run on."""
+
+
+class GsvTokenizer(Tokenizer):
+    """HuBERT features (768, T) at 50 Hz -> semantic tokens (T // 2,) at 25 Hz (layer-0 codes).
+
+    These are the tokens GPT-SoVITS uses as the T2S prompt (``codes[0, 0]`` of ``extract_latent``).
+    """
+
+    name = "gsv-rvq"
+    Config = GsvTokenizerConfig
+
+    def __init__(self, config: GsvTokenizerConfig | None = None) -> None:
+        super().__init__(config)
+        self._model: SemanticTokenizerModel | None = None
+        self._loaded: Path | None = None
+
+    def prepare(self, voice: Voice | None) -> None:
+        src = self.config.sovits_path or (voice.models.get("sovits") if voice is not None else None)
+        if not src:
+            raise CheckpointError(
+                "the gsv-rvq tokenizer needs a SoVITS .pth: set params.sovits_path in the pipeline, "
+                "or add the voice with a 'sovits' model path"
+            )
+        path = Path(src).expanduser().resolve()
+        if path != self._loaded:
+            self._model = SemanticTokenizerModel.from_checkpoint(load_sovits(path)).to(self.config.device)
+            self._loaded = path
+
+    def encode(self, features: FeatureFrame) -> TokenFrame:
+        if self._model is None:
+            raise StageError("gsv-rvq: prepare(voice) must load the model before encode()")
+        feats = torch.as_tensor(features.features, dtype=torch.float32)
+        dim, stride = self._model.ssl_proj.in_channels, self._model.stride
+        if feats.dim() != 2 or feats.shape[0] != dim or feats.shape[1] < stride:
+            raise StageError(
+                f"gsv-rvq expects HuBERT features ({dim}, T>={stride}), got {tuple(feats.shape)}; "
+                "put the 'hubert' feature extractor before it"
+            )
+        with torch.inference_mode():
+            codes = self._model(feats.to(self.config.device)[None])  # (1, n_q, T25)
+        tokens = codes[0, 0].cpu().numpy().astype(np.int64)
+        return TokenFrame(tokens=tokens, frame_rate=features.frame_rate / stride, timestamp=features.timestamp)
+
+    def close(self) -> None:
+        self._model, self._loaded = None, None

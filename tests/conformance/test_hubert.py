@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -32,3 +33,117 @@ def test_full_size_model_has_official_keys(gsv_reference: Path) -> None:
     model = HubertModel(HubertConfig.from_json(cfg))
     assert model.official_key_shapes() == want
     assert model.min_samples == 400
+
+
+# --- the `hubert` stage on a tiny model written by the test (no fixtures needed) --------------------
+
+TINY = {
+    "conv_dim": [8] * 7,
+    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+    "hidden_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4,
+    "feat_extract_norm": "group",
+    "do_stable_layer_norm": False,
+}
+
+
+def _official_state_dict(model: HubertModel, parametrized: bool = False) -> dict[str, torch.Tensor]:
+    """The model's weights as HF stores them: weight norm split into magnitude and direction."""
+    sd = dict(model.state_dict())
+    w = sd.pop("encoder.pos_conv_embed.conv.weight")
+    v = w * 3.0  # any direction with the same orientation; g carries the scale back
+    g = w.norm(dim=(0, 1), keepdim=True)
+    if parametrized:
+        sd["encoder.pos_conv_embed.conv.parametrizations.weight.original0"] = g
+        sd["encoder.pos_conv_embed.conv.parametrizations.weight.original1"] = v
+    else:
+        sd["encoder.pos_conv_embed.conv.weight_g"], sd["encoder.pos_conv_embed.conv.weight_v"] = g, v
+    return sd
+
+
+@pytest.fixture
+def tiny_hubert(tmp_path: Path) -> tuple[Path, HubertModel]:
+    torch.manual_seed(0)
+    model = HubertModel(HubertConfig.from_json(TINY)).eval()
+    folder = tmp_path / "tiny-hubert"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(TINY))
+    torch.save(_official_state_dict(model), folder / "pytorch_model.bin")
+    return folder, model
+
+
+def _voice(tmp_path: Path, **models: Path):
+    from engine.voices import Voice
+
+    return Voice(name="t", path=tmp_path, references=[], models=dict(models))
+
+
+@pytest.mark.parametrize("parametrized", [False, True])
+def test_weight_norm_names_fold_to_the_same_weights(tiny_hubert, parametrized: bool) -> None:
+    _, model = tiny_hubert
+    fresh = HubertModel(HubertConfig.from_json(TINY))
+    fresh.load_official(_official_state_dict(model, parametrized))
+    wav = torch.randn(1, 3200)
+    with torch.no_grad():
+        assert torch.allclose(fresh.eval()(wav), model(wav), atol=1e-5)
+
+
+def test_stage_contract_and_output(tmp_path: Path, tiny_hubert) -> None:
+    from engine.frames import AudioFrame
+    from engine.testing import check_stage
+    from plugins.gsv.hubert import HubertExtractor
+
+    folder, model = tiny_hubert
+    stage = check_stage(HubertExtractor, voice=_voice(tmp_path, hubert=folder))
+    wav = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    out = stage.extract(AudioFrame(wav, 16000, timestamp=2.5))
+    assert out.features.shape == (16, 49) and out.frame_rate == 50.0 and out.timestamp == 2.5
+    with torch.no_grad():
+        ref = model(torch.from_numpy(wav)[None])[0].t()
+    assert torch.allclose(out.features, ref, atol=1e-5)
+    # params.model_dir wins over the voice's path
+    cfg = HubertExtractor.Config(model_dir=str(folder))
+    other = HubertExtractor(cfg)
+    other.prepare(None)
+    assert torch.equal(other.extract(AudioFrame(wav, 16000)).features, out.features)
+
+
+def test_stage_refuses_bad_input(tmp_path: Path, tiny_hubert) -> None:
+    from engine.errors import AudioInputError, CheckpointError
+    from engine.frames import AudioFrame
+    from plugins.gsv.hubert import HubertExtractor
+
+    stage = HubertExtractor()
+    with pytest.raises(CheckpointError, match="model_dir"):
+        stage.prepare(_voice(tmp_path))
+    stage.prepare(_voice(tmp_path, hubert=tiny_hubert[0]))
+    with pytest.raises(AudioInputError, match="16000 Hz"):
+        stage.extract(AudioFrame(np.zeros(32000, np.float32), 32000))
+    with pytest.raises(AudioInputError, match="at least 400 samples"):
+        stage.extract(AudioFrame(np.zeros(399, np.float32), 16000))
+    no_cfg = tmp_path / "weights-only"
+    no_cfg.mkdir()
+    (no_cfg / "pytorch_model.bin").write_bytes((tiny_hubert[0] / "pytorch_model.bin").read_bytes())
+    with pytest.raises(CheckpointError, match="no config.json"):
+        HubertExtractor(HubertExtractor.Config(model_dir=str(no_cfg))).prepare(None)
+
+
+def test_wrong_sizes_and_variants_are_refused(tmp_path: Path, tiny_hubert) -> None:
+    from engine.errors import CorruptCheckpointError, UnsupportedCheckpointError
+
+    folder, _ = tiny_hubert
+    sd = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    del sd["encoder.layers.0.attention.q_proj.bias"]
+    fresh = HubertModel(HubertConfig.from_json(TINY))
+    with pytest.raises(CorruptCheckpointError, match="missing keys: encoder.layers.0.attention.q_proj.bias"):
+        fresh.load_official(sd)
+    big = HubertModel(HubertConfig.from_json({**TINY, "hidden_size": 32}))
+    with pytest.raises(CorruptCheckpointError, match="shapes differ"):
+        big.load_official(torch.load(folder / "pytorch_model.bin", weights_only=True))
+    with pytest.raises(UnsupportedCheckpointError, match="HuBERT large"):
+        HubertConfig.from_json({**TINY, "do_stable_layer_norm": True, "feat_extract_norm": "layer"})

@@ -1,0 +1,19 @@
+"""Entry point ``gpt-sovits``: registers the GPT-SoVITS v2 stages through the standard hooks."""
+
+from __future__ import annotations
+
+from engine.hookspecs import Register, hookimpl
+from plugins.gsv.hubert import HubertExtractor
+from plugins.gsv.rvq import GsvTokenizer
+
+
+@hookimpl
+def register_feature_extractors(register: Register) -> None:
+    """``hubert``: chinese-hubert-base content features (768, T) at 50 Hz."""
+    register(HubertExtractor)
+
+
+@hookimpl
+def register_tokenizers(register: Register) -> None:
+    """``gsv-rvq``: SoVITS ssl_proj + residual VQ -> 25 Hz semantic tokens."""
+    register(GsvTokenizer)
