@@ -62,9 +62,9 @@ class LiveParams:
     """Parameters a client may change while audio runs."""
 
     pitch: float = 0.0
-    """Pitch shift in semitones (-24..24)."""
+    """Pitch shift in semitones (-24..24); 0: the converter's automatic choice (DSP: toward the voice)."""
     formant: float = 0.0
-    """Formant (spectral envelope) shift in semitones (-12..12)."""
+    """Formant (spectral envelope) shift in semitones (-12..12); 0: automatic."""
     gain_db: float = 0.0
     """Output gain in dB (-60..24), applied to speech and live output."""
     bypass: bool = False
