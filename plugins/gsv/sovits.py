@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.checkpoints import SovitsCheckpoint, check_keys
-from engine.errors import CorruptCheckpointError, UnsupportedCheckpointError
+from engine.errors import CorruptCheckpointError, ReferenceAudioError, UnsupportedCheckpointError
 from plugins.gsv.hifigan import Generator, HiFiGANConfig
 from plugins.gsv.modules.attention import Encoder
 from plugins.gsv.modules.flow import ResidualCouplingBlock
@@ -36,6 +36,34 @@ from plugins.gsv.spectrogram import SpectrogramConfig
 SSL_DIM = 768  # chinese-hubert-base hidden size; hard-coded in the official SynthesizerTrn
 N_SYMBOLS = {"v1": 322, "v2": 732}  # len(text/symbols.py), len(text/symbols2.py)
 V2_REF_BINS = 704  # official v2 ref_enc = MelStyleEncoder(704, ...) on refer[:, :704]
+
+
+def official_v2_config() -> dict[str, Any]:
+    """The inference-relevant ``data``/``model`` values of the official ``GPT_SoVITS/configs/s2.json``.
+
+    The full-size v2 layout (pretrained ``s2G2333k.pth`` and every v2 fine-tune); used to build a
+    random-weight model of the real size for benchmarks and key-layout tests.
+    """
+    return {
+        "data": {"sampling_rate": 32000, "filter_length": 2048, "hop_length": 640, "win_length": 2048},
+        "model": {
+            "inter_channels": 192,
+            "hidden_channels": 192,
+            "filter_channels": 768,
+            "n_heads": 2,
+            "n_layers": 6,
+            "kernel_size": 3,
+            "p_dropout": 0.1,
+            "resblock": "1",
+            "resblock_kernel_sizes": [3, 7, 11],
+            "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+            "upsample_rates": [10, 8, 2, 2, 2],
+            "upsample_initial_channel": 512,
+            "upsample_kernel_sizes": [16, 16, 8, 2, 2],
+            "gin_channels": 512,
+            "semantic_frame_rate": "25hz",
+        },
+    }
 
 
 @dataclass
@@ -239,7 +267,9 @@ class SynthesizerTrn(nn.Module):
         """
         if ge is None:
             if not refers:
-                raise ValueError("SoVITS decode needs at least one reference spectrogram or a precomputed ge")
+                raise ReferenceAudioError(
+                    "SoVITS decode needs at least one reference spectrogram (give the voice a reference clip)"
+                )
             ge_per_ref = torch.stack([self.reference_ge(r) for r in refers], 0)
             ge = ge_per_ref.mean(0)
         else:
