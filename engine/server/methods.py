@@ -292,6 +292,8 @@ async def m_speak(ctl: Controller, params: dict[str, Any]) -> Any:
     language = param(params, "language", str, default=ctl.config.language)
     voice = param(params, "voice", str, default=ctl.voice)
     interrupt = param(params, "interrupt", bool, default=False)
+    if voice is not None:  # an unknown voice is the caller's error now, not a failed sentence later
+        await asyncio.get_running_loop().run_in_executor(None, ctl.engine.voices.get, voice)
     try:
         item = ctl.speech.enqueue(text, voice, language, interrupt=interrupt)
     except OverflowError as exc:

@@ -162,10 +162,10 @@ class SpeechQueue:
 
     async def _play(self, item: SpeechItem, frame: AudioFrame) -> None:
         loop = asyncio.get_running_loop()
-        if self._sink_rate is None:
-            self._sink_rate = frame.sample_rate
+        if self._sink_rate is None:  # opened on first use, at the rate the engine speaks (retried if it fails)
             block = frame.sample_rate * self.block_ms // 1000
             await loop.run_in_executor(None, self._sink.open, frame.sample_rate, block)
+            self._sink_rate = frame.sample_rate
         samples = resample(frame.samples, frame.sample_rate, self._sink_rate)
         block = self._sink_rate * self.block_ms // 1000
         self._bus.publish("speaking.started", {"id": item.id, "text": item.text, "voice": item.voice,

@@ -53,3 +53,21 @@ def test_converter_without_controls_refuses_clearly() -> None:
     with pytest.raises(ConfigError, match="'plain' converter has no pitch control"):
         live.set_params({"pitch": 2.0})
     live.set_params({"pitch": 0.0, "gain_db": 0.0})  # nothing asked of it: fine
+
+
+def test_runner_events_cross_threads_onto_the_bus() -> None:
+    import asyncio
+    import threading
+
+    async def go() -> None:
+        bus = EventBus()
+        bus.bind(asyncio.get_running_loop())
+        sub = bus.subscribe(["degraded", "error"])
+        live = EngineLive(engine=None, voice=None, params={}, bus=bus)
+        t = threading.Thread(target=live._on_event, args=({"event": "degraded", "reason": "slow"},))
+        t.start()
+        t.join()
+        ev = await asyncio.wait_for(sub.get(), 5)
+        assert ev.name == "degraded" and ev.data == {"source": "live", "reason": "slow"}
+
+    asyncio.run(go())

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from engine.errors import DeviceError
 from engine.server import protocol as p
 from engine.server.app import ServerConfig
 from tests.server.harness import TOKEN, call, events, hello, next_event, reply_to, running_server
@@ -81,6 +82,7 @@ def test_bad_requests_get_errors_and_the_connection_keeps_working() -> None:
                 ('{"id": 9, "method": "params.set", "params": {"pich": 1}}', 9, p.INVALID_PARAMS),
                 ('{"id": 10, "method": "voice.set", "params": {"voice": "zed"}}', 10, p.ENGINE_ERROR),
                 ('{"id": 11, "method": "speak", "params": {"text": "  "}}', 11, p.INVALID_PARAMS),
+                ('{"id": 13, "method": "speak", "params": {"text": "hi", "voice": "zed"}}', 13, p.ENGINE_ERROR),
                 ('{"id": 12, "method": "subscribe", "params": {"events": ["nope"]}}', 12, p.INVALID_PARAMS),
             ]
             for frame, rid, code in cases:
@@ -186,6 +188,29 @@ def test_speak_failure_becomes_an_error_event_and_the_queue_goes_on() -> None:
             err = await next_event(ws, "error")
             assert err["id"] == 1 and "TextInputError" in err["message"]
             assert (await next_event(ws, "speaking.stopped"))["text"] == "fine"
+
+    run(go())
+
+
+def test_output_that_fails_to_open_is_reported_and_retried() -> None:
+    async def go() -> None:
+        async with running_server() as h, h.client() as ws:
+            await hello(ws)
+            fails = ["no such device: plug it in"]
+            real_open = h.sink.open
+
+            def flaky_open(sr: int, block: int) -> None:
+                if fails:
+                    raise DeviceError(fails.pop())
+                real_open(sr, block)
+
+            h.sink.open = flaky_open  # type: ignore[method-assign]
+            await call(ws, "subscribe", {"events": ["error", "speaking.stopped"]})
+            await call(ws, "speak", {"text": "first"}, id=2)
+            assert "plug it in" in (await next_event(ws, "error"))["message"]
+            await call(ws, "speak", {"text": "second"}, id=3)
+            assert (await next_event(ws, "speaking.stopped"))["text"] == "second"
+            assert h.sink.opened == (16000, 800) and len(h.sink.audio()) == 1600
 
     run(go())
 
