@@ -73,9 +73,10 @@ def make_process(kind: str, cfg: RunnerConfig) -> Any:
 class ClockedDevice:
     """Calls ``callback(in, out)`` every ``frames`` samples of wall-clock time on its own thread."""
 
-    def __init__(self, runner: LiveRunner, source: np.ndarray, frames: int, sr: int) -> None:
+    def __init__(self, runner: LiveRunner, source: np.ndarray, frames: int, sr: int, seconds: float) -> None:
         self.runner, self.source, self.frames, self.sr = runner, source, frames, sr
-        self.costs_ns: list[int] = []
+        # Preallocated so that the bench itself does not grow the memory it measures.
+        self.costs_ns = np.zeros(int(seconds * sr / frames) + 1000, dtype=np.int64)
         self.late_periods = 0
         self.calls = 0
         self.peak = 0.0
@@ -111,7 +112,7 @@ class ClockedDevice:
             pos = end % n
             c0 = time.perf_counter_ns()
             self.runner.callback(indata, outdata)
-            self.costs_ns.append(time.perf_counter_ns() - c0)
+            self.costs_ns[self.calls % len(self.costs_ns)] = time.perf_counter_ns() - c0
             self.peak = max(self.peak, float(np.abs(outdata[:, 0]).max()))
             self.calls += 1
 
@@ -132,8 +133,8 @@ def main() -> int:
     source = load_source(args.input, cfg.sample_rate)
     events: list[dict[str, Any]] = []
     runner = LiveRunner(make_process(args.process, cfg), cfg, on_event=events.append)
-    device = ClockedDevice(runner, source, args.frames, cfg.sample_rate)
     duration = args.minutes * 60.0
+    device = ClockedDevice(runner, source, args.frames, cfg.sample_rate, duration)
     warmup = min(args.warmup_s, duration / 4)
     print(f"soak: {args.process} for {duration:.0f} s, {runner.latency.describe()}", flush=True)
     print(f"warm-up: {runner.warmup():.2f} s", flush=True)
@@ -154,7 +155,8 @@ def main() -> int:
     device.stop()
     runner.stop()
     st = runner.stats()
-    costs = np.array(device.costs_ns[len(device.costs_ns) // 20 :]) / 1000.0
+    n_costs = min(device.calls, len(device.costs_ns))
+    costs = device.costs_ns[n_costs // 20 : n_costs] / 1000.0
     growth = 100.0 * (rss1 - rss0) / rss0
     report = {
         "process": args.process,
