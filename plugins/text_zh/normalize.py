@@ -2,8 +2,8 @@
 
 The official ``chinese2.text_normalize`` runs PaddleSpeech's ``zh_normalization.TextNormalizer``
 then ``replace_punctuation``. This module does the same steps with our own rules and reads numbers
-with ``cn2an`` (an2cn): dates (2024-03-05 -> 二零二四年三月五日), clock times (12:05 -> 十二点零五分),
-temperatures (-3°C -> 零下三度), mobile and landline numbers digit by digit (1 -> 幺 on mobiles, as
+with ``cn2an`` (an2cn): dates (2024-03-05 -> 二零二四年三月五日), clock times
+(12:05 -> 十二点零五分, 12:30 -> 十二点半), temperatures (-3°C -> 零下三度), mobile and landline numbers digit by digit (1 -> 幺 on mobiles, as
 the official ``phone2str``), ranges (1-5 -> 一到五), percents, fractions, decimals, negatives.
 Numbers cn2an cannot read (leading zeros, more than 16 digits) are read digit by digit. Finally
 marks are mapped onto the six v2 punctuation phonemes and everything that is neither a Han character
@@ -62,7 +62,9 @@ def read_number(s: str) -> str:
 def _time(m: re.Match[str]) -> str:
     hour, minute, second = m.group(1), m.group(2), m.group(3)
     out = read_number(str(int(hour))) + "点"
-    if int(minute):
+    if int(minute) == 30:
+        out += "半"  # official replace_time: half past
+    elif int(minute):
         out += ("零" if minute[0] == "0" else "") + read_number(str(int(minute))) + "分"
     if second and int(second):
         out += ("零" if second[0] == "0" else "") + read_number(str(int(second))) + "秒"

@@ -62,6 +62,7 @@ def test_golden_ids(zh: ChineseFrontend, text: str, symbols: str, ids: list[int]
     [
         ("2024-03-05", "二零二四年三月五日"),
         ("12:05", "十二点零五分"),
+        ("9:30", "九点半"),
         ("-3°C", "零下三度"),
         ("3.5", "三点五"),
         ("1/4", "四分之一"),

@@ -87,3 +87,39 @@ def test_registration_through_hooks_and_unsupported_language() -> None:
         frontend_for_language(pm, "ja")
     message = str(err.value)
     assert "'ja'" in message and "en" in message and "zh" in message and "auto" in message
+
+
+@pytest.mark.parametrize(
+    ("cls", "text"), [(EnglishFrontend, "Hello there."), (ChineseFrontend, "你好。"), (MixedFrontend, "你好 hello")]
+)
+def test_stage_contract(cls: type, text: str) -> None:
+    from engine.testing import check_stage
+
+    check_stage(cls, inputs={"text": text})
+
+
+def test_third_party_language_registers_the_same_way() -> None:
+    """A plugin adds a language with the same hook the built-ins use, and the registry finds it."""
+    from types import SimpleNamespace
+
+    from engine.hookspecs import hookimpl
+    from plugins.text_common.base import GsvFrontend
+
+    class ToyFrontend(GsvFrontend):
+        name = "toy"
+        languages = ("xx",)
+
+        def g2p(self, text: str) -> tuple[str, list[str], list[int]]:
+            syms = ["a" if c.isalpha() else "," for c in text]
+            return text, syms, [1] * len(syms)
+
+    @hookimpl
+    def register_text_frontends(register):  # noqa: ANN001 - pluggy passes the registrar
+        register(ToyFrontend)
+
+    pm = PluginManager()
+    assert pm.register(SimpleNamespace(register_text_frontends=register_text_frontends), "toy-lang")
+    assert pm.register(en_plugin, "text-en")
+    cls = frontend_for_language(pm, "xx")
+    frame = cls().phonemize(TextFrame("abcdef", "xx"))
+    assert frame.symbols == ["a"] * 6 and frame.ids.tolist() == [96] * 6  # "a" is v2 id 96
