@@ -1,15 +1,20 @@
 """Mandarin text normalisation: numbers, dates, times, phone numbers, symbols, punctuation.
 
 The official ``chinese2.text_normalize`` runs PaddleSpeech's ``zh_normalization.TextNormalizer``
-then ``replace_punctuation``. This module does the same steps with our own rules and reads numbers
-with ``cn2an`` (an2cn): dates (2024-03-05 -> 二零二四年三月五日), clock times
-(12:05 -> 十二点零五分, 12:30 -> 十二点半), temperatures (-3°C -> 零下三度), mobile and landline numbers digit by digit (1 -> 幺 on mobiles, as
-the official ``phone2str``), ranges (1-5 -> 一到五), percents, fractions, decimals, negatives.
+then ``replace_punctuation``. This module does the same steps with our own rules and reads
+numbers with ``cn2an`` (an2cn):
+
+* dates: 2024-03-05 -> 二零二四年三月五日;
+* clock times: 12:05 -> 十二点零五分, 12:30 -> 十二点半;
+* temperatures: -3°C -> 零下三度;
+* mobile and landline numbers digit by digit, 1 read 幺 on mobiles (official ``phone2str``);
+* ranges: 1-5 -> 一到五; percents, fractions, decimals, negatives.
+
 Numbers cn2an cannot read (leading zeros, more than 16 digits) are read digit by digit. Finally
-marks are mapped onto the six v2 punctuation phonemes and everything that is neither a Han character
-nor one of those marks is removed (Latin letters belong to the English frontend: use the ``auto``
-frontend for mixed text). Not done: traditional -> simplified conversion (pypinyin reads traditional
-characters directly) and the official measure-word table beyond a few units.
+marks are mapped onto the six v2 punctuation phonemes and everything that is neither a Han
+character nor one of those marks is removed (Latin letters belong to the English frontend: use
+the ``auto`` frontend for mixed text). Not done: traditional -> simplified conversion (pypinyin
+reads traditional characters directly) and the official measure-word table beyond a few units.
 """
 
 from __future__ import annotations
