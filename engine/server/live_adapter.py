@@ -25,8 +25,11 @@ class EngineLive:
     """One live conversion run of ``voice`` with the ``preset`` pipeline's converter."""
 
     def __init__(self, engine: Any, voice: str | None, params: dict[str, Any], bus: EventBus,
-                 preset: str = "vc", live_overrides: dict[str, Any] | None = None) -> None:
+                 preset: str = "vc", live_overrides: dict[str, Any] | None = None,
+                 session_kwargs: dict[str, Any] | None = None) -> None:
         self.engine = engine
+        self.session_kwargs = dict(session_kwargs or {})
+        """Extra LiveSession arguments (``backend``, ``virtual_mic``), e.g. a private Pulse server's."""
         self.voice = voice
         self.bus = bus
         self.preset = preset
@@ -49,13 +52,15 @@ class EngineLive:
         rc = cfg.runner_config()
         process = ConverterProcess(self._pipe.converter, cfg.sample_rate, rc.samples(cfg.block_ms),
                                    rc.samples(rc.lookahead_ms))
+        process.warm_up()  # JIT and first-call allocations before the device starts, not in its first blocks
 
         def gained(frame: AudioFrame) -> AudioFrame:
             out = process(frame)
             g = self._gain
             return out if g == 1.0 else out.with_samples(out.samples * g)
 
-        self._session = LiveSession(cfg, gained, extra_latency_ms=process.latency_ms, on_event=self._on_event)
+        self._session = LiveSession(cfg, gained, extra_latency_ms=process.latency_ms, on_event=self._on_event,
+                                    **self.session_kwargs)
         self._apply(self.params)
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -129,11 +134,13 @@ class EngineLive:
         self._gain = 0.0 if params.get("muted") else 10 ** (float(params.get("gain_db", 0.0)) / 20)
 
 
-def engine_live_factory(engine: Any, bus: EventBus, preset: str = "vc",
-                        live_overrides: dict[str, Any] | None = None) -> Callable[[str | None, dict[str, Any]], Any]:
+def engine_live_factory(
+    engine: Any, bus: EventBus, preset: str = "vc", live_overrides: dict[str, Any] | None = None,
+    session_kwargs: dict[str, Any] | None = None,
+) -> Callable[[str | None, dict[str, Any]], Any]:
     """The controller's ``live_factory`` for a real Engine."""
 
     def make(voice: str | None, params: dict[str, Any]) -> EngineLive:
-        return EngineLive(engine, voice, params, bus, preset, live_overrides)
+        return EngineLive(engine, voice, params, bus, preset, live_overrides, session_kwargs)
 
     return make
