@@ -279,7 +279,7 @@ def load_t2s_weights(config: T2SConfig, weights: Mapping[str, Tensor]) -> Text2S
             )
     # fp16 -> float32 upcast on copy, as the official loader does
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
-    return model.eval()
+    return model.eval().requires_grad_(False)
 
 
 def load_t2s(path: str | Path) -> Text2SemanticDecoder:

@@ -139,6 +139,8 @@ def decode_stream(
     """
     cfg.validate()
     model, eos = runtime.model, runtime.model.config.eos
+    # inference_mode is entered per step, never across a yield: a suspended generator must not
+    # leave the caller's thread in inference mode.
     with torch.inference_mode():
         x = model.embed_text(phones[None], bert[None])
         text_len = x.shape[1]
@@ -150,10 +152,11 @@ def decode_stream(
         history = torch.zeros(1, prompt_len + cfg.max_steps, dtype=torch.long, device=x.device)
         if prompt is not None:
             history[0, :prompt_len] = prompt
-        n = prompt_len
-        logs: list[Tensor] = []
-        step_input, idx, ended_on_eos = x, 0, False
-        for idx in range(cfg.max_steps):
+    n = prompt_len
+    logs: list[Tensor] = []
+    step_input, idx, ended_on_eos = x, 0, False
+    for idx in range(cfg.max_steps):
+        with torch.inference_mode():
             logits = runtime.forward(step_input, cache, attend)
             attend = None
             if record_logits:
@@ -167,10 +170,10 @@ def decode_stream(
                 break
             history[0, n] = token[0]
             n += 1
-            yield int(token[0])
-            if early:
-                break
             step_input = model.embed_audio(token.view(1, 1), prompt_len + idx)
+        yield int(token[0])
+        if early:
+            break
     return DecodeResult(
         y=history[0, :n].clone(),
         idx=0 if prompt is None else idx,
