@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--config", default=None, help="server TOML (default: configs/server.toml)")
     sp.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1)")
     sp.add_argument("--port", type=int, default=None, help="TCP port (default from the config, 8765); 0: any free")
+    sp.add_argument("--voice", default=None, help="voice selected at start (clients can switch with voice.set)")
     sp.add_argument("--speech-output", default=None,
                     help="where `speak` plays: 'virtual' (default), 'none', or part of a device name")
     sp.add_argument("--obs", default=None, metavar="URL", help="connect to obs-websocket, e.g. ws://127.0.0.1:4455")
@@ -83,6 +84,8 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
         server.host = args.host
     if args.port is not None:
         server.port = args.port
+    if args.voice is not None:
+        controller.voice = args.voice
     if args.speech_output is not None:
         speech.output = args.speech_output
     if args.obs is not None:

@@ -79,6 +79,8 @@ class ControllerConfig:
 
     language: str = "en"
     """Default language of ``speak`` requests."""
+    voice: str | None = None
+    """Voice selected at start (None: none until a client calls voice.set)."""
     max_pending: int = 32
     """Speech requests waiting at most; more are refused."""
     block_ms: int = 50
@@ -104,7 +106,7 @@ class Controller:
         self.config = config or ControllerConfig()
         self.bus = bus or EventBus()
         self.live_factory = live_factory
-        self.voice: str | None = None
+        self.voice: str | None = self.config.voice
         self.params = LiveParams()
         self.muted = False
         self.live: LiveSession | None = None
@@ -122,6 +124,8 @@ class Controller:
         return self.engine.speak(text, voice, language)
 
     async def start(self) -> None:
+        if self.voice is not None:  # VoiceNotFoundError names the voices there are
+            await asyncio.get_running_loop().run_in_executor(None, self.engine.voices.get, self.voice)
         self.bus.bind(asyncio.get_running_loop())
         self.speech.start()
         self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="anchorvoice-stats")

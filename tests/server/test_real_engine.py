@@ -78,7 +78,7 @@ def test_serve_command_end_to_end(voiced_engine: Engine, tmp_path: Path) -> None
     env = dict(os.environ, ANCHORVOICE_PLUGINS="")
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--home", str(home), "serve", "--port", "0", "--speech-output", "none",
-         "--duration", "120"],
+         "--voice", "anna", "--duration", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
     )
     try:
@@ -92,7 +92,8 @@ def test_serve_command_end_to_end(voiced_engine: Engine, tmp_path: Path) -> None
             async with connect(f"{url}/?token={token}") as ws:
                 await hello(ws)
                 await call(ws, "subscribe", {"events": ["speaking.stopped"]})
-                await call(ws, "speak", {"text": "Hello chat.", "voice": "anna"}, id=2)
+                assert (await call(ws, "status", id=9))["result"]["voice"] == "anna"  # from --voice
+                await call(ws, "speak", {"text": "Hello chat."}, id=2)
                 assert (await next_event(ws, "speaking.stopped", timeout=60))["text"] == "Hello chat."
             async with connect(url) as ws:  # without the token
                 assert json.loads(await ws.recv())["hello"]["auth"] is True

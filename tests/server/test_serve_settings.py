@@ -29,7 +29,8 @@ def test_defaults_come_from_configs_server_toml() -> None:
 
 def test_options_override_and_enable_bridges() -> None:
     s = load_settings(parse("--port", "0", "--host", "::1", "--obs", "ws://10.0.0.2:4455", "--obs-password", "pw",
-                            "--vtube-studio", "--speech-output", "none"))
+                            "--vtube-studio", "--speech-output", "none", "--voice", "anna"))
+    assert s["controller"].voice == "anna"
     assert (s["server"].port, s["server"].host, s["speech"].output) == (0, "::1", "none")
     assert s["obs"].url == "ws://10.0.0.2:4455" and s["obs"].password == "pw"
     assert s["vtube"].token_file == Path("/tmp/av-home/vtube-studio-token")

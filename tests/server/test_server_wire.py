@@ -292,3 +292,17 @@ def test_reply_to_helper_rejects_foreign_ids() -> None:
                 await reply_to(ws, 2)
 
     run(go())
+
+
+def test_unknown_start_voice_is_refused_before_serving() -> None:
+    from engine.errors import VoiceNotFoundError
+    from engine.server.app import ControlServer
+    from engine.server.methods import Controller, ControllerConfig
+    from tests.server.harness import CaptureSink, FakeEngine
+
+    async def go() -> None:
+        ctl = Controller(FakeEngine(), CaptureSink(), ControllerConfig(voice="zed"))
+        with pytest.raises(VoiceNotFoundError, match="Unable to find voice 'zed'"):
+            await ControlServer(ctl, ServerConfig(port=0), token=TOKEN).start()
+
+    run(go())
