@@ -7,6 +7,12 @@ chinese-hubert-base folder), runs it on ``--seconds`` of 16 kHz speech-like audi
 ``torch.set_num_threads(--threads)``, float32, and prints the median of ``--repeats`` runs after one
 warm-up, the minimum, the RTF, and the ratio against the official implementation's 0.97 s for 10 s
 on the same 2-core machine (``shared/gsv_reference/BASELINE.md``; ratio > 1 = we are faster).
+
+``--transformers``: also time ``transformers.HubertModel`` (the class the official code runs) with
+the same weights, interleaved with ours run by run so that machine load hits both alike, and
+report the max abs difference of the outputs. Needs ``transformers`` importable (it is not an
+anchorvoice dependency; e.g. ``pip install --target /tmp/tf --no-deps transformers ...`` and
+``PYTHONPATH=/tmp/tf``).
 """
 
 from __future__ import annotations
@@ -38,12 +44,47 @@ def speech_like(seconds: float, sr: int = 16000) -> np.ndarray:
     return (0.6 * x / np.max(np.abs(x))).astype(np.float32)
 
 
+def transformers_twin(model: HubertModel) -> torch.nn.Module:
+    """transformers' HubertModel with ``model``'s weights (fails if transformers is missing)."""
+    import transformers
+
+    c = model.config
+    hf_cfg = transformers.HubertConfig(
+        conv_dim=c.conv_dim,
+        conv_kernel=c.conv_kernel,
+        conv_stride=c.conv_stride,
+        conv_bias=c.conv_bias,
+        hidden_size=c.hidden_size,
+        num_hidden_layers=c.num_hidden_layers,
+        num_attention_heads=c.num_attention_heads,
+        intermediate_size=c.intermediate_size,
+        num_conv_pos_embeddings=c.num_conv_pos_embeddings,
+        num_conv_pos_embedding_groups=c.num_conv_pos_embedding_groups,
+        layer_norm_eps=c.layer_norm_eps,
+        feat_extract_norm="group",
+        do_stable_layer_norm=False,
+        feat_proj_layer_norm=c.feat_proj_layer_norm,
+    )
+    hf = transformers.HubertModel(hf_cfg).eval()
+    sd = dict(model.state_dict())
+    w = sd.pop("encoder.pos_conv_embed.conv.weight")
+    names = set(hf.state_dict())
+    g_key = "encoder.pos_conv_embed.conv.parametrizations.weight.original0"
+    v_key = "encoder.pos_conv_embed.conv.parametrizations.weight.original1"
+    if g_key not in names:
+        g_key, v_key = "encoder.pos_conv_embed.conv.weight_g", "encoder.pos_conv_embed.conv.weight_v"
+    sd[g_key], sd[v_key] = w.norm(dim=(0, 1), keepdim=True), w
+    hf.load_state_dict(sd, strict=True)
+    return hf
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--hubert", default="", help="chinese-hubert-base folder (default: random weights)")
+    ap.add_argument("--transformers", action="store_true", help="also time transformers.HubertModel")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -52,15 +93,34 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     wav = torch.from_numpy(speech_like(args.seconds))[None]
 
-    times = []
+    hf = transformers_twin(model) if args.transformers else None
+    times: list[float] = []
+    hf_times: list[float] = []
+    max_diff = None
     with torch.inference_mode():
-        model(wav)  # warm-up
+        out = model(wav)  # warm-up
+        if hf is not None:
+            max_diff = float((hf(wav).last_hidden_state - out).abs().max())
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             out = model(wav)
             times.append(time.perf_counter() - t0)
+            if hf is not None:
+                t0 = time.perf_counter()
+                hf(wav)
+                hf_times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     official = OFFICIAL_SECONDS_FOR_10S * args.seconds / 10.0
+    extra = {}
+    if hf is not None:
+        hf_med = statistics.median(hf_times)
+        extra = {
+            "transformers_median_s": round(hf_med, 4),
+            "transformers_min_s": round(min(hf_times), 4),
+            "speedup_vs_transformers_same_run": round(hf_med / med, 3),
+            "max_abs_diff_vs_transformers": max_diff,
+            "transformers_runs_s": [round(t, 4) for t in hf_times],
+        }
     print(
         json.dumps(
             {
@@ -74,6 +134,7 @@ def main() -> None:
                 "official_s": official,
                 "speedup_vs_official": round(official / med, 3),
                 "runs_s": [round(t, 4) for t in times],
+                **extra,
             },
             indent=1,
         )
