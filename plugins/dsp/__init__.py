@@ -1,0 +1,1 @@
+"""DSP voice conversion (pitch + formant shift), the embedded default converter."""

@@ -1,0 +1,221 @@
+"""The embedded default voice converter: pitch shift + formant shift toward a reference voice.
+
+No weights: the voice is described by statistics of its reference clip (``analyze_reference``,
+stored once in the voice library under ``analysis["dsp"]``). While streaming, the converter
+tracks the input's running median f0 and mean envelope (:mod:`plugins.dsp.tracker`) and sets
+
+* pitch ratio = reference median f0 / input median f0 (so the output's median lands on the
+  reference's), and
+* formant ratio = the warp bringing the input's mean envelope closest to the reference's, plus
+  a bounded long-term equaliser for what a warp cannot reach (timbre / spectral tilt),
+
+then runs the STFT shifter (:mod:`plugins.dsp.shifter`). Latency 512 samples = 32 ms at 16 kHz.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.errors import StageError
+from engine.frames import AudioFrame
+from engine.stages import VoiceConverter
+from plugins.dsp import analysis as an
+from plugins.dsp.shifter import LATENCY, Shifter
+from plugins.dsp.tracker import InputTracker
+
+if TYPE_CHECKING:
+    from engine.voices import Voice
+
+STATS_VERSION = 1
+"""Layout version of the ``analysis["dsp"]`` table; older voices are re-analysed on prepare."""
+MIN_VOICED_FRAMES = 63
+"""0.5 s of voiced frames (8 ms each): fewer give a median f0 that one word can swing."""
+_SMOOTH = 0.15
+"""Per-frame step of the pitch ratio toward its target in the log domain (time constant ~50 ms at
+8 ms frames): fast enough to lock on in the first syllable, slow enough not to warble."""
+
+
+@dataclass
+class DspConfig:
+    """Parameters of the DSP voice converter (all live-changeable with ``set_param``)."""
+
+    pitch_semitones: float | None = None
+    """Fixed pitch shift in semitones; None: automatic (input median f0 -> the voice's)."""
+    formant_ratio: float | None = None
+    """Fixed formant (envelope) ratio, >1 brighter/smaller, <1 darker/larger; None: automatic."""
+    strength: float = 1.0
+    """Fraction (0-1) of the automatic pitch and formant moves to apply (log domain)."""
+    timbre_match: float = 0.5
+    """Fraction (0-1) of the remaining long-term envelope difference to equalise (max 12 dB)."""
+    mix: float = 1.0
+    """Wet/dry mix: 1 = converted only, 0 = input only (delayed to stay aligned)."""
+    max_pitch_ratio: float = 2.5
+    """Limit of the automatic pitch ratio (and its inverse): 2.5 = about 16 semitones."""
+    max_formant_ratio: float = 1.3
+    """Limit of the automatic formant ratio (and its inverse); adult voices differ by < 25 %."""
+    silence_db: float = -50.0
+    """Input frames quieter than this (dBFS) never update the input statistics."""
+
+
+def _clip_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(f0 of the voiced frames, mean mean-removed envelope in dB over them) of a 16 kHz clip."""
+    f0, voiced = an.voiced_frames(x)
+    if not voiced.any():
+        return np.zeros(0), np.zeros(an.N_FFT // 2 + 1)
+    spec = an.spectra(x)[: len(voiced)]
+    env_db = an.normalise(an.log_envelopes(np.log(np.abs(spec[voiced]) + 1e-9)) * an.TO_DB)
+    return f0[voiced], env_db.mean(axis=0)
+
+
+class DspVoiceConverter(VoiceConverter):
+    """Pitch + formant shifting DSP converter (16 kHz, 32 ms latency, no model weights)."""
+
+    name = "dsp"
+    Config = DspConfig
+    sample_rate = an.SAMPLE_RATE
+
+    def __init__(self, config: DspConfig | None = None) -> None:
+        super().__init__(config)
+        self.config: DspConfig
+        self._shifter = Shifter()
+        self._tracker = InputTracker(self.config.silence_db)
+        self._target_f0: float | None = None
+        self._target_env: np.ndarray | None = None
+        self._dry = np.zeros(LATENCY, np.float32)
+        self._seed: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def target_f0_hz(self) -> float | None:
+        """Median f0 of the bound voice's reference (None without a voice)."""
+        return self._target_f0
+
+    @property
+    def latency_samples(self) -> int:
+        """512 samples (32 ms at 16 kHz): one STFT frame."""
+        return LATENCY
+
+    @classmethod
+    def analyze_reference(cls, audio: AudioFrame) -> dict[str, Any]:
+        """Pitch and envelope statistics of a reference clip (any rate; analysed at 16 kHz)."""
+        from engine.audio_io import resample
+        from engine.errors import ReferenceAudioError
+
+        x = resample(audio.samples, audio.sample_rate, an.SAMPLE_RATE)
+        fv, mean_env = _clip_statistics(x)
+        if len(fv) < MIN_VOICED_FRAMES:
+            raise ReferenceAudioError(
+                f"the reference has {len(fv) * an.HOP / 16:.0f} ms of voiced speech; the DSP converter "
+                "needs a clip of someone speaking (at least 0.5 s voiced, 3-10 s is best)"
+            )
+        freqs = np.fft.rfftfreq(an.N_FFT, 1.0 / an.SAMPLE_RATE)
+        power = 10.0 ** (mean_env / 10.0)
+        band = an.band_mask()
+        centroid = float(np.sum(freqs[band] * power[band]) / np.sum(power[band]))
+        # Local maxima of the long-term envelope under 5 kHz: formant-region estimates.
+        k = np.arange(1, len(mean_env) - 1)
+        peaks = k[(mean_env[k] > mean_env[k - 1]) & (mean_env[k] >= mean_env[k + 1])]
+        peaks = peaks[(freqs[peaks] >= 200.0) & (freqs[peaks] <= 5000.0)][:4]
+        return {
+            "version": STATS_VERSION,
+            "sample_rate": an.SAMPLE_RATE,
+            "n_fft": an.N_FFT,
+            "median_f0_hz": float(np.median(fv)),
+            "f0_percentiles_hz": [float(v) for v in np.percentile(fv, [5, 25, 50, 75, 95])],
+            "voiced_ratio": float(len(fv) / max(1, (len(x) - an.N_FFT) // an.HOP + 1)),
+            "mean_envelope_db": [round(float(v), 3) for v in mean_env],
+            "spectral_centroid_hz": centroid,
+            "envelope_peaks_hz": [float(freqs[p]) for p in peaks],
+        }
+
+    def prepare(self, voice: Voice | None) -> None:
+        """Read the voice's reference statistics (analysing its reference if they are missing)."""
+        self._target_f0 = None
+        self._target_env = None
+        if voice is not None:
+            stats = dict(voice.analysis.get(self.name, {}))
+            if stats.get("version") != STATS_VERSION or stats.get("n_fft") != an.N_FFT:
+                # Voice added before this converter (or an older version) was installed.
+                stats = self.analyze_reference(voice.load_reference(self.sample_rate))
+            f0 = float(stats["median_f0_hz"])
+            env = np.asarray(stats["mean_envelope_db"], dtype=np.float64)
+            if not an.F0_MIN <= f0 <= an.F0_MAX or env.shape != (an.N_FFT // 2 + 1,):
+                raise StageError(
+                    f"voice {voice.name!r} has unusable DSP statistics (median f0 {f0:.1f} Hz); "
+                    f"remove and re-add it with `anchorvoice voices add`"
+                )
+            self._target_f0, self._target_env = f0, env
+        self.reset()
+
+    def reset(self) -> None:
+        """New stream: forget signal state and the input statistics."""
+        self._shifter.reset()
+        self._shifter.ratio = 1.0
+        self._shifter.formant_ratio = 1.0
+        self._shifter.eq = np.zeros(an.N_FFT // 2 + 1)
+        self._tracker = InputTracker(self.config.silence_db)
+        if self._seed is not None:
+            self._tracker.seed(*self._seed)
+        self._dry = np.zeros(LATENCY, np.float32)
+
+    def convert(self, audio: AudioFrame, block_size: int = 4096) -> AudioFrame:
+        """Offline conversion: the input statistics start from the whole clip's, then stream."""
+        self._check_ready(audio)
+        f0, env = _clip_statistics(audio.samples)
+        self._seed = (f0, env) if len(f0) else None
+        try:
+            return super().convert(audio, block_size)
+        finally:
+            self._seed = None
+            self.reset()
+
+    def _check_ready(self, block: AudioFrame) -> None:
+        if block.sample_rate != self.sample_rate:
+            raise StageError(
+                f"the dsp converter works at {self.sample_rate} Hz but got {block.sample_rate} Hz audio "
+                "(resample it first, e.g. engine.audio_io.resample)"
+            )
+        cfg = self.config
+        if self._target_f0 is None and (cfg.pitch_semitones is None or cfg.formant_ratio is None):
+            raise StageError(
+                "the dsp converter has no voice to convert toward: give a voice (--voice NAME), "
+                "or set both pitch_semitones and formant_ratio"
+            )
+        if cfg.formant_ratio is not None and not 0.5 <= cfg.formant_ratio <= 2.0:
+            raise StageError(f"formant_ratio {cfg.formant_ratio} is outside 0.5-2.0")
+
+    def _on_frame(self, frame: np.ndarray, log_env: np.ndarray) -> None:
+        """Per STFT frame: update input statistics and steer the shifter."""
+        cfg = self.config
+        tr, sh = self._tracker, self._shifter
+        tr.silence_db = cfg.silence_db
+        tr.observe(frame, log_env)
+        if cfg.pitch_semitones is not None:
+            sh.ratio = 2.0 ** (cfg.pitch_semitones / 12.0)
+        elif self._target_f0 is not None:
+            target = tr.pitch_ratio(self._target_f0, cfg.strength, cfg.max_pitch_ratio)
+            if target is not None:
+                sh.ratio = math.exp((1 - _SMOOTH) * math.log(sh.ratio) + _SMOOTH * math.log(target))
+        if cfg.formant_ratio is not None:
+            sh.formant_ratio = cfg.formant_ratio
+            sh.eq = np.zeros(an.N_FFT // 2 + 1)
+        elif self._target_env is not None and tr.refit_due():
+            sh.formant_ratio, sh.eq = tr.fit_envelope(
+                self._target_env, cfg.strength, cfg.timbre_match, cfg.max_formant_ratio
+            )
+
+    def process(self, block: AudioFrame) -> AudioFrame:
+        """Convert one block; returns as many samples, delayed by ``latency_samples``."""
+        self._check_ready(block)
+        wet = self._shifter.process(block.samples, self._on_frame)
+        mix = float(np.clip(self.config.mix, 0.0, 1.0))
+        if mix < 1.0:
+            self._dry = np.concatenate([self._dry, block.samples])
+            dry, self._dry = self._dry[: len(wet)], self._dry[len(wet) :]
+            wet = (mix * wet + (1.0 - mix) * dry).astype(np.float32)
+        else:
+            self._dry = np.concatenate([self._dry, block.samples])[-LATENCY:]
+        return block.with_samples(wet)

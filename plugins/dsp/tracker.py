@@ -1,0 +1,151 @@
+"""Per-stream statistics of the converter's INPUT: running median f0 and running mean envelope.
+
+The converter asks it for the pitch ratio (reference median f0 / input median f0), the formant
+ratio (the warp that brings the input's mean envelope closest to the reference's) and a gentle
+long-term equaliser (what is left between the warped input envelope and the reference's).
+Statistics are taken from voiced frames only, so silence and breath never steer the ratios.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from plugins.dsp.analysis import (
+    F0_MIN,
+    HOP,
+    TO_DB,
+    YIN_FRAME,
+    band_mask,
+    best_warp,
+    normalise,
+    rms_db,
+    warp,
+    yin,
+)
+
+F64 = npt.NDArray[np.float64]
+
+PITCH_EVERY = 4
+"""Run YIN on every 4th STFT frame (32 ms): the median moves slowly, and this keeps YIN at ~1/4
+of the cost."""
+F0_HISTORY = 1024
+"""Voiced pitch estimates kept for the running median: about 30 s of speech at one per 32 ms,
+long enough that the median is the speaker's, not the current phrase's."""
+RELATIVE_FLOOR_DB = 30.0
+"""A frame counts as voiced only within 30 dB of the stream's loud level (as in the offline
+analysis), so quiet syllable tails and creak do not drag the median."""
+LOUD_DECAY_DB = 0.05
+"""Fall of the loud-level follower per pitch estimate (1.5 dB/s): tracks a speaker moving away."""
+ENV_MEMORY = 250.0
+"""Voiced frames averaged into the running envelope before it turns into an exponential average
+(2 s at 8 ms per frame): the mean converges quickly at stream start, then follows slow drift."""
+REFIT_EVERY = 25
+"""Frames between formant-ratio / equaliser refits (200 ms); the grid search costs ~1 ms."""
+EQ_LIMIT_DB = 12.0
+"""Largest equaliser gain or cut: beyond this the correction is chasing noise, not timbre."""
+
+
+class InputTracker:
+    """Watches input frames; exposes the current running statistics and derived ratios."""
+
+    def __init__(self, silence_db: float) -> None:
+        self.silence_db = silence_db
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream."""
+        self._recent: F64 = np.zeros(YIN_FRAME)
+        self._f0: F64 = np.zeros(F0_HISTORY)
+        self._n_f0 = 0
+        self._voiced = False
+        self._env_mean: F64 | None = None
+        self._n_env = 0
+        self._frames = 0
+        self._since_fit = REFIT_EVERY
+        self._loud_db = -120.0
+        self.frozen = False
+
+    def seed(self, f0_values: F64, mean_envelope_db: F64) -> None:
+        """Use known statistics (offline: the whole clip's) and stop updating them (``frozen``).
+
+        A causal running median lags behind the clip's (speech pitch declines over a phrase, so
+        the first seconds read high) and follows the current phrase; an offline job knows the
+        whole clip, so it uses exactly that.
+        """
+        values = np.asarray(f0_values, dtype=np.float64)
+        if len(values) > F0_HISTORY:
+            values = np.sort(values)[np.linspace(0, len(values) - 1, F0_HISTORY).astype(int)]
+        self._f0[: len(values)] = values
+        self._n_f0 = len(values)
+        self._env_mean = np.asarray(mean_envelope_db, dtype=np.float64).copy()
+        self._n_env = int(ENV_MEMORY)
+        self._since_fit = REFIT_EVERY
+        self.frozen = True
+
+    def observe(self, frame: F64, log_env: F64) -> None:
+        """One STFT frame (N_FFT samples) and its natural-log envelope."""
+        if self.frozen:
+            return
+        self._recent = np.concatenate([self._recent[HOP:], frame[-HOP:]])
+        self._frames += 1
+        if self._frames % PITCH_EVERY == 0:
+            f0, _ = yin(self._recent[None, :])
+            level = float(rms_db(self._recent[None, :])[0])
+            self._loud_db = max(level, self._loud_db - LOUD_DECAY_DB)
+            loud = level > max(self.silence_db, self._loud_db - RELATIVE_FLOOR_DB)
+            self._voiced = bool(f0[0] > 0 and loud)
+            if self._voiced:
+                self._f0[self._n_f0 % F0_HISTORY] = f0[0]
+                self._n_f0 += 1
+        if self._voiced:
+            env_db = normalise(log_env * TO_DB)
+            if self._env_mean is None:
+                self._env_mean = env_db.copy()
+            weight = 1.0 / min(self._n_env + 1, ENV_MEMORY)
+            self._env_mean += weight * (env_db - self._env_mean)
+            self._n_env += 1
+            self._since_fit += 1
+
+    @property
+    def median_f0(self) -> float | None:
+        """Running median f0 of the input's voiced frames (Hz); None before the first one."""
+        if self._n_f0 == 0:
+            return None
+        return float(np.median(self._f0[: min(self._n_f0, F0_HISTORY)]))
+
+    @property
+    def mean_envelope_db(self) -> F64 | None:
+        """Running mean of the input's mean-removed envelope (dB); None before a voiced frame."""
+        return None if self._env_mean is None else self._env_mean.copy()
+
+    def pitch_ratio(self, target_f0: float, strength: float, max_ratio: float) -> float | None:
+        """(target / input median) ** strength, limited to [1/max_ratio, max_ratio]."""
+        med = self.median_f0
+        if med is None or med < F0_MIN:
+            return None
+        ratio = float(np.exp(strength * np.log(target_f0 / med)))
+        return float(np.clip(ratio, 1.0 / max_ratio, max_ratio))
+
+    def refit_due(self) -> bool:
+        """True when enough new voiced frames arrived to refit formant ratio and equaliser."""
+        if self._env_mean is None or self._since_fit < REFIT_EVERY:
+            return False
+        self._since_fit = 0
+        return True
+
+    def fit_envelope(
+        self, target_db: F64, strength: float, eq_amount: float, max_ratio: float
+    ) -> tuple[float, F64]:
+        """-> (formant ratio, equaliser natural-log gain per bin) moving the input toward target."""
+        if self._env_mean is None:
+            raise RuntimeError("fit_envelope before any voiced frame (check refit_due() first)")
+        best = best_warp(self._env_mean, target_db, 1.0 / max_ratio, max_ratio)
+        ratio = float(np.exp(strength * np.log(best)))
+        residual = normalise(target_db) - normalise(warp(self._env_mean, ratio))
+        eq_db = np.clip(residual * eq_amount, -EQ_LIMIT_DB, EQ_LIMIT_DB)
+        # Outside the compared band the reference says nothing reliable: taper to no change.
+        mask = band_mask().astype(np.float64)
+        taper = np.convolve(mask, np.hanning(9) / np.hanning(9).sum(), mode="same")
+        return ratio, eq_db * taper / TO_DB
+

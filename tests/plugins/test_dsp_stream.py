@@ -1,0 +1,126 @@
+"""DSP converter as a live stage: latency, block invariance, live parameters, compute cost."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.frames import AudioFrame
+from engine.voices import Voice
+from plugins.dsp import analysis as an
+from plugins.dsp.converter import DspConfig, DspVoiceConverter
+from tests.plugins.speech import asterisk_clip
+
+SR = an.SAMPLE_RATE
+
+
+@pytest.fixture(scope="module")
+def male_voice(tmp_path_factory: pytest.TempPathFactory) -> Voice:
+    """A male target: the human prompts shifted down 8 semitones with darker formants."""
+    src = asterisk_clip("demo-congrats")[: 10 * SR]
+    conv = DspVoiceConverter(DspConfig(pitch_semitones=-8.0, formant_ratio=0.85))
+    conv.prepare(None)
+    ref = conv.convert(AudioFrame(src, SR))
+    stats = DspVoiceConverter.analyze_reference(ref)
+    return Voice("male", tmp_path_factory.mktemp("v"), [], analysis={"dsp": stats})
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return asterisk_clip("vm-intro", "vm-options", "agent-pass")
+
+
+def _stream(conv: DspVoiceConverter, x: np.ndarray, block: int) -> np.ndarray:
+    return np.concatenate(
+        [conv.process(AudioFrame(x[i : i + block], SR)).samples for i in range(0, len(x), block)]
+    )
+
+
+def test_latency_within_the_live_budget() -> None:
+    conv = DspVoiceConverter()
+    assert conv.latency_samples / conv.sample_rate <= 0.050  # issue 2: <= 50 ms algorithmic latency
+
+
+def test_process_returns_as_many_samples_delayed_by_the_latency(speech: np.ndarray) -> None:
+    conv = DspVoiceConverter(DspConfig(pitch_semitones=0.0, formant_ratio=1.0))
+    conv.prepare(None)
+    lat = conv.latency_samples
+    for block in (1, 37, 160, 1000):
+        conv.reset()
+        out = _stream(conv, speech[:SR], block)
+        assert len(out) == SR
+        np.testing.assert_allclose(out[lat:], speech[: SR - lat], atol=1e-5)
+        assert np.max(np.abs(out[:lat])) < 1e-12  # only the silence before the first frame
+
+
+@settings(max_examples=4, deadline=None)
+@given(cuts=st.lists(st.integers(1, 2 * SR - 1), min_size=1, max_size=20))
+def test_block_invariance_in_automatic_mode(male_voice: Voice, speech: np.ndarray, cuts: list[int]) -> None:
+    x = speech[: 2 * SR]
+    conv = DspVoiceConverter()
+    conv.prepare(male_voice)
+    whole = conv.process(AudioFrame(x, SR)).samples
+    conv.reset()
+    edges = [0, *sorted(set(cuts)), len(x)]
+    parts = [conv.process(AudioFrame(x[a:b], SR)).samples for a, b in zip(edges[:-1], edges[1:])]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_live_stream_lands_on_the_reference_pitch(male_voice: Voice, speech: np.ndarray) -> None:
+    """No look at the whole clip here: the running input median drives the ratio."""
+    conv = DspVoiceConverter()
+    conv.prepare(male_voice)
+    out = _stream(conv, speech[: 12 * SR], 160)[conv.latency_samples :]
+    f0, voiced = an.voiced_frames(out)
+    target = male_voice.analysis["dsp"]["median_f0_hz"]
+    assert abs(np.median(f0[voiced]) / target - 1.0) < 0.10
+
+
+def test_set_param_changes_the_pitch_live(speech: np.ndarray) -> None:
+    conv = DspVoiceConverter(DspConfig(pitch_semitones=0.0, formant_ratio=1.0))
+    conv.prepare(None)
+    half = 3 * SR
+    first = _stream(conv, speech[:half], 160)
+    conv.set_param("pitch_semitones", 12)
+    second = _stream(conv, speech[half : 2 * half], 160)
+    lat = conv.latency_samples
+    out = np.concatenate([first, second])[lat:]
+    f_in, v_in = an.voiced_frames(speech[: 2 * half - lat])
+    f_out, v_out = an.voiced_frames(out)
+    both = v_in & v_out
+    frames_half = (half - an.N_FFT) // an.HOP
+    early = both.copy()
+    early[frames_half:] = False
+    late = both.copy()
+    late[: frames_half + 10] = False
+    assert np.median(f_out[early] / f_in[early]) == pytest.approx(1.0, rel=0.01)
+    assert np.median(f_out[late] / f_in[late]) == pytest.approx(2.0, rel=0.02)
+
+
+def test_reset_forgets_the_stream(male_voice: Voice, speech: np.ndarray) -> None:
+    conv = DspVoiceConverter()
+    conv.prepare(male_voice)
+    a = _stream(conv, speech[: 2 * SR], 512)
+    _stream(conv, speech[2 * SR : 3 * SR], 512)
+    conv.reset()
+    np.testing.assert_array_equal(_stream(conv, speech[: 2 * SR], 512), a)
+
+
+def test_compute_rtf_on_one_core(male_voice: Voice, speech: np.ndarray) -> None:
+    """Issue 2 budget: compute RTF <= 0.2 on one core. CPU time (all threads of this process)
+    per second of audio, in 10 ms blocks as a live stream would feed it; best of 3 runs."""
+    conv = DspVoiceConverter()
+    conv.prepare(male_voice)
+    x = speech[: 5 * SR]
+    _stream(conv, x[:SR], 160)  # compile / warm up
+    costs = []
+    for _ in range(3):
+        conv.reset()
+        t0 = time.process_time()
+        _stream(conv, x, 160)
+        costs.append((time.process_time() - t0) / (len(x) / SR))
+    assert min(costs) <= 0.2, f"compute RTF {min(costs):.3f}"
