@@ -174,6 +174,7 @@ def main() -> int:
         "callback_us_p99": round(float(np.percentile(costs, 99)), 1),
         "callback_us_max": round(float(costs.max()), 1),
         "compute_ms_avg": round(st.compute_ms_avg, 3),
+        "compute_ms_max": round(st.compute_ms_max, 3),
         "rtf": round(st.rtf, 4),
         "output_peak": round(device.peak, 3),
         "algorithmic_latency_ms": st.algorithmic_latency_ms,

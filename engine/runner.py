@@ -186,6 +186,7 @@ class LiveRunner:
         self._level_db = -math.inf
         self._compute_ms = 0.0
         self._compute_avg = 0.0
+        self._compute_max = 0.0
         self._slow_run = 0
         self._good_probes = 0
         self._blocks = 0
@@ -269,6 +270,7 @@ class LiveRunner:
 
     def _note_compute(self, dt: float) -> None:
         self._compute_ms = dt * 1000.0
+        self._compute_max = max(self._compute_max, self._compute_ms)
         # ~20-block EMA; the first measurement seeds it.
         if self._compute_avg == 0.0:
             self._compute_avg = self._compute_ms
@@ -399,6 +401,7 @@ class LiveRunner:
             total_latency_ms=self.latency.total_ms,
             compute_ms=self._compute_ms,
             compute_ms_avg=self._compute_avg,
+            compute_ms_max=self._compute_max,
             rtf=self._compute_avg / 1000.0 / block_s,
             underruns=self.output_ring.underrun_events,
             overruns=self.input_ring.overrun_events + self.output_ring.overrun_events,

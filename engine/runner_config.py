@@ -103,6 +103,8 @@ class RunnerStats:
     """Compute time of the last real process call, in ms."""
     compute_ms_avg: float
     """Exponential moving average of the compute time (about 20 blocks)."""
+    compute_ms_max: float
+    """Longest compute time of one block since the start (spikes cause underruns, averages do not)."""
     rtf: float
     """Average compute time / block duration; above 1 the converter cannot keep up."""
     underruns: int

@@ -147,6 +147,7 @@ def test_slow_process_degrades_after_n_blocks_and_recovers_when_fast_again() -> 
     assert events[1]["rtf"] == pytest.approx(0.1)
     st = runner.stats()
     assert not st.degraded and st.underruns == 0 and st.errors == 0
+    assert st.compute_ms_max == pytest.approx(30.0)  # 1.5 x the 20 ms block
 
 
 def test_worker_thread_with_side_probes_recovers_and_keeps_callback_safe() -> None:
