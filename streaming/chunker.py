@@ -2,13 +2,17 @@
 
 A block-based converter sees more than the block it must produce: ``context`` samples of the past
 (so that pitch trackers and convolutions have history; RVC feeds 2.5 s of it) and ``lookahead``
-samples of the future (which cost latency). For block ``k`` (``k = 0, 1, ...``) the window is::
+samples of the future (which cost latency). Windows end on the block grid: window ``k`` is ready as
+soon as ``(k+1)*B`` samples have been fed (``B`` = block) and holds the newest
+``context + B + lookahead`` of them::
 
-    stream[k*B - context : (k+1)*B + lookahead]        # B = block, length context + B + lookahead
+    window k = stream[(k+1)*B - context - B - lookahead : (k+1)*B]
+             = [ context | block k = stream[k*B - lookahead : (k+1)*B - lookahead] | lookahead ]
 
-Samples before the start of the stream are zeros. Window ``k`` is ready once
-``(k+1)*B + lookahead`` samples have been fed, so lookahead delays every block by ``lookahead``.
-``window_start`` (the stream index of the window's first sample) tells callers where it sits.
+so the block part lags the input by exactly ``lookahead`` samples (a window whose *block* sat on the
+grid would instead wait for part of the next block, which arrives a whole device buffer later).
+Samples before the start of the stream are zeros. ``window_start`` (the stream index of the
+window's first sample) tells callers where it sits.
 
 Sans-I/O: ``feed()`` samples, then call ``next_window()`` until it returns None. The returned
 window is a view of an internal buffer that the next ``feed``/``next_window`` overwrites; copy it
@@ -42,17 +46,17 @@ class Chunker:
     def reset(self) -> None:
         """Start a new stream: history becomes zeros, the block counter restarts."""
         self._buf[:] = 0.0
-        self._fill = self.context  # the zero history counts as already present
+        self._fill = self.context + self.lookahead  # the zero history counts as already present
         self.blocks_out = 0
 
     @property
     def window_start(self) -> int:
         """Stream index of the first sample of the window ``next_window`` returns next."""
-        return self.blocks_out * self.block - self.context
+        return self.blocks_out * self.block - self.context - self.lookahead
 
     def pending(self) -> int:
         """Samples fed beyond the history that the next window needs."""
-        return self._fill - self.context
+        return self._fill - self.context - self.lookahead
 
     def feed(self, samples: FloatArray) -> None:
         """Append samples to the stream."""

@@ -59,6 +59,21 @@ def test_identity_plays_input_delayed_by_the_latency_account(frames: int, channe
     y = _drive(runner, x, frames, channels)
     d = runner.latency.samples(SR)
     assert d == round(0.060 * SR)  # 20 ms block + 10 crossfade + 10 search + 20 jitter buffer
+    _check_identity(runner, x, y, frames)
+
+
+def test_lookahead_and_other_sizes_delay_exactly_as_accounted() -> None:
+    cfg = RunnerConfig(sample_rate=SR, block_ms=10, context_ms=0, lookahead_ms=5, crossfade_ms=5,
+                       sola_search_ms=2.5, prefill_blocks=2)
+    runner = LiveRunner(lambda f: f, cfg)
+    x = _noise(0.5, seed=4)
+    y = _drive(runner, x, 480)
+    assert runner.latency.samples(SR) == round(0.0425 * SR)  # 10 + 5 + 5 + 2.5 + 2 x 10 ms
+    _check_identity(runner, x, y, 480)
+
+
+def _check_identity(runner: LiveRunner, x: np.ndarray, y: np.ndarray, frames: int) -> None:
+    d = runner.latency.samples(SR)
     fade = runner.overlap  # the very first block fades in from silence
     if runner.block % frames == 0:
         np.testing.assert_allclose(y[d + fade :], x[fade : len(y) - d], atol=1e-6)

@@ -26,12 +26,14 @@ def test_windows_hold_context_block_and_lookahead(feed: int) -> None:
             if w is None:
                 break
             windows.append((start, w.copy()))
-    # Block k is ready once (k+1)*32 + 8 samples exist: 15 windows from 500 samples.
-    assert len(windows) == (500 - 8) // 32
+    # Block k is ready once (k+1)*32 samples exist: 15 windows from 500 samples.
+    assert len(windows) == 500 // 32
     for k, (start, w) in enumerate(windows):
-        assert start == k * 32 - 20
+        assert start == k * 32 - 20 - 8
         assert len(w) == 20 + 32 + 8
         np.testing.assert_array_equal(w, _stream_slice(x, start, len(w)))
+        # The block part lags the newest sample by the lookahead.
+        np.testing.assert_array_equal(w[20:52], _stream_slice(x, k * 32 - 8, 32))
 
 
 def test_reset_restarts_with_zero_history() -> None:
