@@ -147,3 +147,15 @@ def test_wrong_sizes_and_variants_are_refused(tmp_path: Path, tiny_hubert) -> No
         big.load_official(torch.load(folder / "pytorch_model.bin", weights_only=True))
     with pytest.raises(UnsupportedCheckpointError, match="HuBERT large"):
         HubertConfig.from_json({**TINY, "do_stable_layer_norm": True, "feat_extract_norm": "layer"})
+
+
+def test_inference_fast_paths_match_the_plain_layers_and_never_go_stale(tiny_hubert) -> None:
+    _, model = tiny_hubert
+    wav = torch.randn(1, 4000)
+    plain = model(wav).detach()  # grad enabled: nn.Conv1d and three q/k/v projections
+    with torch.no_grad():
+        assert torch.allclose(model(wav), plain, atol=1e-5)  # matmul conv + fused qkv
+        model.encoder.layers[0].attention.k_proj.weight.mul_(2.0)
+        changed = model(wav)
+    assert not torch.allclose(changed, plain, atol=1e-3)
+    assert torch.allclose(changed, model(wav).detach(), atol=1e-5)
