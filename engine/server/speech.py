@@ -1,7 +1,10 @@
 """Speech queue: text requests synthesised one after another and played to an AudioSink.
 
-Synthesis (``engine.speak``) and ``sink.write`` run in a thread executor so the event loop keeps
-answering clients. Playback goes out in blocks of ``block_ms`` (50 ms -> 20 level events per
+A request is split into sentences; sentence k+1 is synthesised while sentence k plays, so the
+first words are heard after one sentence's synthesis, not the whole message's, and each
+sentence gets its own speaking.started/stopped events (live subtitles show the current one).
+Synthesis (``engine.speak``, on one dedicated thread) and ``sink.write`` run off the event loop so
+it keeps answering clients. Playback goes out in blocks of ``block_ms`` (50 ms -> 20 level events per
 second, the rate the control API promises); between blocks the player checks for an interrupt, so
 ``interrupt``/``clear`` stop the voice within one block. A sink that does not block (null/capture
 sinks) is paced to real time with ``asyncio.sleep`` when ``pace`` is on, so "speaking" events
@@ -16,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +49,34 @@ class SpeechItem:
     """ISO 639-1 code or 'auto'."""
     queued_at: float
     """perf_counter() when accepted (for first-audio latency)."""
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;…。！？；])\s+|(?<=[。！？；])|\n+")
+MIN_SENTENCE_CHARS = 12
+"""Shorter pieces ("Hi!", "OK.") are joined to the next one: a synthesis call per word costs more
+than it saves in first-audio time."""
+
+
+def split_sentences(text: str) -> list[str]:
+    """Text -> sentences in speaking order (punctuation kept; Latin and CJK end marks)."""
+    pieces = [p.strip() for p in _SENTENCE_END.split(text) if p and p.strip()]
+    out: list[str] = []
+    carry = ""
+    for piece in pieces:
+        carry = f"{carry} {piece}".strip() if carry and not _is_cjk(carry[-1]) else carry + piece
+        if len(carry) >= MIN_SENTENCE_CHARS:
+            out.append(carry)
+            carry = ""
+    if carry:
+        if out and len(carry) < MIN_SENTENCE_CHARS // 2:
+            out[-1] = f"{out[-1]} {carry}" if not _is_cjk(out[-1][-1]) else out[-1] + carry
+        else:
+            out.append(carry)
+    return out or [text.strip()]
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef"
 
 
 def level_db(x: FloatArray) -> tuple[float, float]:
@@ -77,6 +110,8 @@ class SpeechQueue:
         self.block_ms = block_ms
         self.pace = pace
         self._pending: deque[SpeechItem] = deque()
+        # One synthesis thread: stages are not thread-safe and must stay on one worker thread (stages.py).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchorvoice-synth")
         self._wake = asyncio.Event()
         self._interrupt = False
         self._ids = itertools.count(1)
@@ -101,6 +136,7 @@ class SpeechQueue:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
         self._sink.close()
 
     def enqueue(self, text: str, voice: str | None, language: str, interrupt: bool = False) -> SpeechItem:
@@ -130,8 +166,17 @@ class SpeechQueue:
         return len(self._pending)
 
     # -- player --------------------------------------------------------------------------------
+    def _synth(self, item: SpeechItem, sentence: str) -> asyncio.Future[tuple[AudioFrame, float]]:
+        """Start synthesising one sentence on the synthesis thread; resolves to (audio, seconds taken)."""
+
+        def job() -> tuple[AudioFrame, float]:
+            t0 = time.perf_counter()
+            frame = self._synthesize(sentence, item.voice, item.language)
+            return frame, time.perf_counter() - t0
+
+        return asyncio.get_running_loop().run_in_executor(self._executor, job)
+
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             while not self._pending:
                 self._wake.clear()
@@ -140,27 +185,53 @@ class SpeechQueue:
             self.current = item
             self._interrupt = False
             try:
-                t0 = time.perf_counter()
-                frame = await loop.run_in_executor(
-                    None, self._synthesize, item.text, item.voice, item.language
-                )
-                if frame.duration > 0:
-                    self.stats["last_rtf"] = round((time.perf_counter() - t0) / frame.duration, 4)
-                if not self._interrupt:
-                    self.stats["first_audio_ms"] = round((time.perf_counter() - item.queued_at) * 1000, 1)
-                    await self._play(item, frame)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # one bad sentence must not stop the queue
-                self.stats["failed"] += 1
-                self._bus.publish(
-                    "error",
-                    {"source": "speak", "id": item.id, "message": f"{type(exc).__name__}: {exc}"},
-                )
+                await self._speak(item)
             finally:
                 self.current = None
 
-    async def _play(self, item: SpeechItem, frame: AudioFrame) -> None:
+    async def _speak(self, item: SpeechItem) -> None:
+        """Sentence k+1 is synthesised while sentence k plays, so the first one is heard early."""
+        sentences = split_sentences(item.text)
+        upcoming: asyncio.Future[tuple[AudioFrame, float]] | None = self._synth(item, sentences[0])
+        interrupted = False
+        for k, sentence in enumerate(sentences):
+            assert upcoming is not None
+            try:
+                frame, took = await upcoming
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad request must not stop the queue
+                self.stats["failed"] += 1
+                self._bus.publish("error", {"source": "speak", "id": item.id, "text": sentence,
+                                            "message": f"{type(exc).__name__}: {exc}"})
+                return
+            upcoming = None
+            if self._interrupt:
+                interrupted = True
+                break
+            if k + 1 < len(sentences):
+                upcoming = self._synth(item, sentences[k + 1])
+            if frame.duration > 0:
+                self.stats["last_rtf"] = round(took / frame.duration, 4)
+            if k == 0:
+                self.stats["first_audio_ms"] = round((time.perf_counter() - item.queued_at) * 1000, 1)
+            try:
+                interrupted = await self._play(item, sentence, k, len(sentences), frame)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the output failed (device gone): report, keep serving
+                self.stats["failed"] += 1
+                self._bus.publish("error", {"source": "speech output", "id": item.id,
+                                            "message": f"{type(exc).__name__}: {exc}"})
+                interrupted = True
+            if interrupted:
+                break
+        if upcoming is not None:  # a synthesis still running for a sentence nobody will hear
+            upcoming.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.stats["interrupted" if interrupted else "spoken"] += 1
+
+    async def _play(self, item: SpeechItem, sentence: str, part: int, parts: int, frame: AudioFrame) -> bool:
+        """Play one sentence; True if it was interrupted."""
         loop = asyncio.get_running_loop()
         if self._sink_rate is None:  # opened on first use, at the rate the engine speaks (retried if it fails)
             block = frame.sample_rate * self.block_ms // 1000
@@ -168,8 +239,9 @@ class SpeechQueue:
             self._sink_rate = frame.sample_rate
         samples = resample(frame.samples, frame.sample_rate, self._sink_rate)
         block = self._sink_rate * self.block_ms // 1000
-        self._bus.publish("speaking.started", {"id": item.id, "text": item.text, "voice": item.voice,
-                                               "language": item.language, "duration": frame.duration})
+        info = {"id": item.id, "text": sentence, "part": part, "parts": parts}
+        self._bus.publish("speaking.started", {**info, "voice": item.voice, "language": item.language,
+                                               "duration": frame.duration})
         start = time.perf_counter()
         interrupted = False
         for n, i in enumerate(range(0, len(samples), block)):
@@ -185,5 +257,5 @@ class SpeechQueue:
                 due = start + (n + 1) * self.block_ms / 1000
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
         self.last_levels = (-120.0, -120.0)
-        self.stats["interrupted" if interrupted else "spoken"] += 1
-        self._bus.publish("speaking.stopped", {"id": item.id, "text": item.text, "interrupted": interrupted})
+        self._bus.publish("speaking.stopped", {**info, "interrupted": interrupted})
+        return interrupted

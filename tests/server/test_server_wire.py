@@ -178,6 +178,31 @@ def test_speak_events_in_order_audio_reaches_the_sink() -> None:
     run(go())
 
 
+def test_sentences_are_spoken_one_by_one_with_their_own_events() -> None:
+    async def go() -> None:
+        async with running_server(pace=True) as h, h.client() as ws:
+            await hello(ws)
+            await call(ws, "subscribe", {"events": ["speaking.started", "speaking.stopped"]})
+            text = "Thanks for the raid! Welcome to the stream, everyone. Grab a seat?"
+            await call(ws, "speak", {"text": text}, id=2)
+            got = [(m["event"], m["data"]["text"], m["data"]["part"]) for m in await events(ws, 6)]
+            parts = ["Thanks for the raid!", "Welcome to the stream, everyone.", "Grab a seat?"]
+            assert got == [(e, t, k) for k, t in enumerate(parts) for e in ("speaking.started", "speaking.stopped")]
+            assert [c[0] for c in h.engine.calls] == parts  # one synthesis per sentence, in order
+            # interrupting a multi-sentence request drops its remaining sentences
+            await call(ws, "speak", {"text": "word " * 12 + ". " + "other " * 12 + "."}, id=3)
+            assert (await next_event(ws, "speaking.started"))["part"] == 0
+            await call(ws, "speech.clear", id=4)
+            stopped = await next_event(ws, "speaking.stopped")
+            assert stopped["interrupted"] is True and stopped["part"] == 0
+            await asyncio.sleep(0.3)
+            assert (await call(ws, "status", id=5))["result"]["speech"]["interrupted"] == 1
+            with pytest.raises(asyncio.TimeoutError):  # the second sentence never starts
+                await next_event(ws, "speaking.started", timeout=0.5)
+
+    run(go())
+
+
 def test_speak_failure_becomes_an_error_event_and_the_queue_goes_on() -> None:
     async def go() -> None:
         async with running_server() as h, h.client() as ws:
