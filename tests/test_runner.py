@@ -305,3 +305,33 @@ def test_callback_allocates_no_sample_memory() -> None:
     # One stereo buffer is 7,680 bytes: the callback must stay far below a single sample copy.
     assert peak < 2048, f"callback allocated up to {peak} bytes"
     assert runner.stats().underruns == 0
+
+
+def test_real_dsp_converter_runs_through_the_runner() -> None:
+    # The embedded DSP converter (pitch +4 semitones) behind ConverterProcess: a stateful stage
+    # fed block by block; its answers continue each other, so SOLA never has to jump.
+    from plugins.dsp.converter import DspConfig, DspVoiceConverter
+    from streaming.converter_stream import ConverterProcess
+
+    conv = DspVoiceConverter(DspConfig(pitch_semitones=4.0, formant_ratio=1.0))
+    conv.prepare(None)
+    cfg = RunnerConfig(sample_rate=SR)
+    runner = LiveRunner(ConverterProcess(conv, SR, cfg.samples(cfg.block_ms)), cfg)
+    runner.warmup()
+    t = np.arange(int(1.5 * SR)) / SR
+    x = sum(0.3 / k * np.sin(2 * np.pi * 150 * k * t) for k in range(1, 6)).astype(np.float32)
+    offsets = []
+    out = []
+    for i in range(0, len(x) - 960 + 1, 960):
+        o = np.zeros(960, np.float32)
+        runner.callback(x[i : i + 960], o)
+        while runner.step():
+            offsets.append(runner.joiner.last_offset)
+        out.append(o)
+    y = np.concatenate(out)[SR // 2 :]
+    st = runner.stats()
+    assert st.errors == 0 and st.underruns == 0 and not st.degraded
+    assert set(offsets[10:]) == {0}
+    ac = np.correlate(y[:9600], y[:4800], "valid")  # ac[k] = sum y[n + k] y[n]
+    lag = 48 + int(np.argmax(ac[48:480]))  # f0 between 100 and 1000 Hz
+    assert SR / lag == pytest.approx(150 * 2 ** (4 / 12), rel=0.03)
