@@ -10,14 +10,14 @@ official ``english.py`` ``en_G2p.__call__`` / ``qryword``:
 4. possessive "'s": the stem, then S after a voiceless consonant, AH0 Z after a sibilant, else Z;
 5. a compound of dictionary words ("birdsong" -> "bird" + "song"); the official code uses the
    wordsegment package here, we split on the dictionary itself;
-6. letter-to-sound rules (:mod:`plugins.text_en.lts`) instead of g2p_en's neural model.
+6. the letter-context model of :mod:`plugins.text_en.oov_model` instead of g2p_en's neural model.
 """
 
 from __future__ import annotations
 
 import re
 
-from plugins.text_en.lts import letter_to_sound
+from plugins.text_en.oov_model import OovModel
 
 # Official en_G2p.__init__ removes these entries because their dictionary readings are wrong for
 # the abbreviations people type (they are then spelled out).
@@ -41,6 +41,7 @@ class Lexicon:
 
     def __init__(self) -> None:
         self._words: dict[str, list[list[str]]] | None = None
+        self.oov = OovModel()
 
     @property
     def words(self) -> dict[str, list[list[str]]]:
@@ -67,7 +68,7 @@ class Lexicon:
             if ch == "a":
                 phones.append("EY1")
             elif ch.isalpha():
-                phones.extend(self.lookup(ch) or letter_to_sound(ch))
+                phones.extend(self.lookup(ch) or self.oov.pronounce(ch))
         return phones
 
     def word(self, token: str) -> list[str]:
@@ -92,7 +93,7 @@ class Lexicon:
         parts = self.compound(low)
         if parts:
             return [ph for part in parts for ph in (self.lookup(part) or [])]
-        return letter_to_sound(low)
+        return self.oov.pronounce(low)
 
     def compound(self, word: str) -> list[str] | None:
         """Split ``word`` into the fewest dictionary words of 3+ letters (longest first part wins)."""
