@@ -42,8 +42,8 @@ def _strip(phone: str) -> str:
 
 
 def _initial_scores(data: list[tuple[str, list[str]]]) -> dict[tuple[str, tuple[str, ...]], float]:
-    count: collections.Counter[tuple[str, tuple[str, ...]]] = collections.Counter()
-    total: collections.Counter[str] = collections.Counter()
+    count: collections.defaultdict[tuple[str, tuple[str, ...]], float] = collections.defaultdict(float)
+    total: collections.defaultdict[str, float] = collections.defaultdict(float)
     for word, phones in data:
         n, m = len(word), len(phones)
         for i, c in enumerate(word):
@@ -105,7 +105,9 @@ def train(entries: dict[str, list[str]], rounds: int = 3) -> dict[str, str]:
                 total[c] += 1
                 j += k
         score = {k: math.log((v + 0.1) / (total[k[0]] + 1)) for k, v in count.items()}
-    tables = [collections.defaultdict(collections.Counter) for _ in CHAIN]
+    tables: list[collections.defaultdict[str, collections.Counter[str]]] = [
+        collections.defaultdict(collections.Counter) for _ in CHAIN
+    ]
     for word, a in alignments.items():
         full, padded, j = entries[word], PAD * 3 + word + PAD * 3, 0
         for i, k in enumerate(a):
