@@ -50,6 +50,8 @@ class LiveConfig:
     """SOLA search window (0 with crossfade 0)."""
     jitter_ms: float = 20.0
     """Output queued before playback starts (rounded up to whole blocks): absorbs worker hiccups."""
+    input_queue_ms: float = 80.0
+    """Input queued for a late worker before the oldest audio is dropped (rounded up to blocks)."""
     device_buffer_ms: float = 10.0
     """PortAudio buffer per callback."""
     device_latency: str = "low"
@@ -66,6 +68,8 @@ class LiveConfig:
                               key="live.device_buffer_ms")
         if self.jitter_ms < 0:
             raise ConfigError(f"jitter_ms must be >= 0, got {self.jitter_ms}", key="live.jitter_ms")
+        if self.input_queue_ms <= 0:
+            raise ConfigError(f"input_queue_ms must be positive, got {self.input_queue_ms}", key="live.input_queue_ms")
         self.suggested_latency()
         try:
             self.runner_config().validate()
@@ -86,8 +90,12 @@ class LiveConfig:
         return RunnerConfig(
             sample_rate=self.sample_rate, block_ms=self.block_ms, context_ms=self.context_ms,
             crossfade_ms=self.crossfade_ms, sola_search_ms=self.sola_search_ms,
-            prefill_blocks=max(0, math.ceil(self.jitter_ms / self.block_ms - 1e-9)) if self.block_ms > 0 else 0,
+            prefill_blocks=self._blocks(self.jitter_ms),
+            input_queue_blocks=max(1, self._blocks(self.input_queue_ms)),
         )
+
+    def _blocks(self, ms: float) -> int:
+        return max(0, math.ceil(ms / self.block_ms - 1e-9)) if self.block_ms > 0 else 0
 
 
 @dataclass

@@ -14,7 +14,8 @@ In split mode the input stream calls ``callback(indata, None)`` and the output s
 
 Start-up: the output stream is started first and given time to settle (the ALSA pulse PCM stalls
 1-1.7 s after its first callback on a null sink, measured here); only then does capture start, so
-the stall does not fill the input queue with stale audio.
+the stall does not fill the input queue with stale audio. ``start`` returns once capture runs at
+real-time pace too, so that counters read after it describe the steady state.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class StreamSpec:
     latency: float | str = "low"
     """PortAudio suggested latency: seconds, or 'low' / 'high'."""
     settle_timeout_s: float = 4.0
-    """Longest wait for the output stream to play at real-time pace before capture starts."""
+    """Longest wait for each direction to run at real-time pace (``start`` returns after both)."""
 
 
 @dataclass
@@ -66,7 +67,7 @@ class StreamCounters:
     output_underflows: int = 0
     """Callbacks whose status flagged a playback gap (the device ran dry)."""
     settle_s: float = 0.0
-    """How long the output took to reach real-time pace at start."""
+    """How long playback, then capture, took to reach real-time pace at start."""
     monitor_underruns: int = 0
     """Monitor ring ran dry (monitor device faster than the main output)."""
 
@@ -135,25 +136,26 @@ class LiveStream(ABC):
     def _close(self, handle: Any) -> None: ...
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def _wait_output_settled(self) -> None:
-        """Poll until playback runs at real-time pace for 0.25 s (or the timeout passes)."""
+    def _wait_settled(self, counter: str) -> float:
+        """Poll until ``counters.<counter>`` grows at real-time pace for 0.25 s (or the timeout
+        passes); returns the seconds waited."""
         sr, bs = self.spec.sample_rate, self.spec.block_size
         t0 = time.perf_counter()
         history: list[tuple[float, int]] = []
         window = 0.25
         while True:
             now = time.perf_counter()
-            history.append((now, self.counters.output_blocks))
+            blocks = getattr(self.counters, counter)
+            history.append((now, blocks))
             old = [h for h in history if now - h[0] >= window]
             if old:
                 t_old, n_old = old[-1]
-                rate = (self.counters.output_blocks - n_old) * bs / (now - t_old)
-                if rate >= 0.9 * sr:
+                if (blocks - n_old) * bs / (now - t_old) >= 0.9 * sr:
                     break
             if now - t0 > self.spec.settle_timeout_s:
                 break
             time.sleep(0.02)
-        self.counters.settle_s = time.perf_counter() - t0
+        return time.perf_counter() - t0
 
     def open(self) -> None:
         """Open every stream (not started); afterwards ``device_latency_ms`` is known. Idempotent."""
@@ -183,11 +185,14 @@ class LiveStream(ABC):
             for role in ("output", "monitor"):
                 if role in self._handles:
                     self._start(self._handles[role])
+            settle = 0.0
             if "output" in self._handles:
-                self._wait_output_settled()
+                settle += self._wait_settled("output_blocks")
             self._running = True
             if "input" in self._handles:
                 self._start(self._handles["input"])
+                settle += self._wait_settled("input_blocks")
+            self.counters.settle_s = settle
         except Exception:
             self.close()
             raise

@@ -1,0 +1,205 @@
+"""The live path through a real (private) PulseAudio server: fake microphone -> engine -> virtual mic.
+
+Marked ``pulse`` and ``slow``; skipped only when the pulseaudio programs are missing (`make test`
+installs them as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.signal as ss
+import soundfile as sf
+
+from engine.audio_io import read_audio, write_audio
+from engine.engine import Engine
+from engine.errors import DeviceError
+from streaming.backends.sounddevice_backend import SoundDeviceBackend
+from streaming.converter_stream import ConverterProcess
+from streaming.live_session import LiveConfig, LiveSession
+from streaming.virtual_mic import VirtualMic
+from tests.conftest import asterisk_clip
+from tests.integration.pulse import PulseDaemon, onset
+
+pytestmark = [pytest.mark.pulse, pytest.mark.slow]
+
+RATE = 48000
+MIC_SINK, MIC = "test_mic_sink", "test_mic"
+JITTER_MS = 80.0
+DEVICE_LATENCY_S = "0.05"
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseDaemon]:
+    if not PulseDaemon.available():
+        pytest.skip("pulseaudio / pulseaudio-utils not installed (apt install pulseaudio pulseaudio-utils)")
+    daemon = PulseDaemon(tmp_path_factory.mktemp("pulse")).start()
+    daemon.activate()
+    try:
+        daemon.add_microphone(MIC_SINK, MIC, RATE)
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def backend(pulse: PulseDaemon) -> SoundDeviceBackend:
+    b = SoundDeviceBackend()
+    b.refresh()  # PortAudio probed ALSA before the daemon existed
+    return b
+
+
+def test_virtual_mic_up_down_idempotent(pulse: PulseDaemon) -> None:
+    vm = VirtualMic(env=pulse.env)
+    assert not vm.status().present
+    first = vm.up()
+    second = vm.up()
+    assert first.present and second.present
+    assert first.modules == second.modules and len(first.modules) == 2  # nothing loaded twice
+    sources = json.loads(pulse.pactl("--format=json", "list", "sources"))
+    ours = [s for s in sources if s["name"] == "anchorvoice_mic"]
+    assert ours and ours[0]["description"] == "anchorvoice Virtual Mic"
+    assert vm.down().present is False
+    assert vm.down().present is False
+    assert "anchorvoice_mic" not in pulse.pactl("list", "short", "sources")
+
+
+def test_devices_lists_and_matches_pulse_devices(pulse: PulseDaemon, backend: SoundDeviceBackend,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli.devices import run_devices
+
+    VirtualMic(env=pulse.env).up()
+    try:
+        run_devices(argparse.Namespace(backend="sounddevice", json=True))
+        data = json.loads(capsys.readouterr().out)
+        inputs = {d["name"]: d for d in data["inputs"]}
+        assert inputs["anchorvoice_mic"]["virtual"] == "anchorvoice"
+        assert inputs[MIC]["host_api"] == "PulseAudio" and inputs[MIC]["virtual"] is None
+        assert backend.resolve("TEST_MIC", "input").pulse_name == MIC  # case-insensitive
+        with pytest.raises(DeviceError, match="did you mean 'test_mic'"):
+            backend.resolve("tset_mic", "input")
+    finally:
+        VirtualMic(env=pulse.env).down()
+
+
+def _envelope(x: np.ndarray, hop: int) -> np.ndarray:
+    n = len(x) // hop
+    return np.sqrt(np.mean(np.square(x[: n * hop].reshape(n, hop), dtype=np.float64), axis=1))
+
+
+def _align(rec: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """The part of ``rec`` that lines up with ``ref``, found by cross-correlating 1 ms envelopes
+    (waveforms of two phase-vocoder runs do not correlate sample by sample)."""
+    hop = RATE // 1000
+    a, b = _envelope(rec, hop), _envelope(ref, hop)
+    c = ss.fftconvolve(a - a.mean(), (b - b.mean())[::-1])
+    lag = (int(np.argmax(c)) - (len(b) - 1)) * hop
+    assert lag >= 0, "the recording must start before the speech"
+    return rec[lag : lag + len(ref)]
+
+
+def _band_corr(x: np.ndarray, ref: np.ndarray) -> float:
+    """Correlation of 32 log band energies (80 Hz-8 kHz, 10 ms hop) over frames within 40 dB of the
+    loudest: high for the same voice saying the same thing, lower for another pitch/timbre."""
+    n = min(len(x), len(ref))
+
+    def bands(sig: np.ndarray) -> np.ndarray:
+        f, _, spec = ss.stft(sig[:n], RATE, nperseg=2048, noverlap=2048 - 480)
+        power = np.abs(spec) ** 2
+        edges = np.geomspace(80, 8000, 33)
+        return 10 * np.log10(np.stack([power[(f >= lo) & (f < hi)].sum(0) for lo, hi in zip(edges[:-1], edges[1:])])
+                             + 1e-10)
+
+    bx, br = bands(x), bands(ref)
+    loud = br.max(0) > br.max() - 40
+    return float(np.corrcoef(bx[:, loud].ravel(), br[:, loud].ravel())[0, 1])
+
+
+def test_live_dsp_path_matches_offline_conversion(pulse: PulseDaemon, backend: SoundDeviceBackend,
+                                                  engine: Engine, tmp_path: Path,
+                                                  record_property: pytest.RecordProperty) -> None:
+    # Target voice: another prompt played 25 % faster, i.e. pitch and formants 25 % higher.
+    ref = read_audio(asterisk_clip("demo-thanks"), 16000)
+    sf.write(tmp_path / "ref.wav", ref.samples, 20000)
+    engine.add_voice("higher", [tmp_path / "ref.wav"])
+    speech = read_audio(asterisk_clip("demo-enterkeywords"), RATE)
+    write_audio(tmp_path / "speech.wav", speech)
+    offline = engine.convert(speech, "higher").samples
+
+    vm = VirtualMic(env=pulse.env)
+    # Default block/crossfade (the <= 50 ms algorithmic latency under test); deeper buffers than the
+    # defaults because CI runs this on 2 shared cores (load ~9 measured): there a 20 ms jitter buffer
+    # underran when the worker was descheduled, and a 20 ms device buffer underflowed, after which
+    # the ALSA pulse PCM stalled playback for ~1.7 s.
+    cfg = LiveConfig(input=MIC, output="virtual", jitter_ms=JITTER_MS, input_queue_ms=300.0,
+                     device_latency=DEVICE_LATENCY_S)
+    converter = engine.pipeline("vc", "higher").converter
+    process = ConverterProcess(converter, RATE, cfg.runner_config().samples(cfg.block_ms))
+    process.warm_up()
+    session = LiveSession(cfg, process, extra_latency_ms=process.latency_ms, backend=backend, virtual_mic=vm)
+    session.start()
+    try:
+        assert session.output_device is not None and session.output_device.pulse_name == "anchorvoice_sink"
+        time.sleep(0.5)
+        before = session.snapshot()
+        rec = pulse.record("anchorvoice_mic", tmp_path / "rec.wav")
+        time.sleep(0.3)
+        pulse.play(MIC_SINK, tmp_path / "speech.wav")
+        time.sleep(0.5)
+        recorded = PulseDaemon.stop_recording(rec, tmp_path / "rec.wav")
+        after = session.snapshot()
+
+        # Loopback delay: one click reaches the virtual mic directly and through the engine (a
+        # combine sink feeds both null sinks on the same clock), so the gap is the engine path alone.
+        pulse.pactl("load-module", "module-combine-sink", "sink_name=probe",
+                    f"slaves={MIC_SINK},anchorvoice_sink", f"rate={RATE}", "channels=1", "channel_map=mono")
+        click = np.zeros(int(0.6 * RATE), np.float32)
+        click[RATE // 10 : RATE // 10 + 48] = 0.8
+        sf.write(tmp_path / "click.wav", click, RATE, subtype="FLOAT")
+        rec = pulse.record("anchorvoice_mic", tmp_path / "click_rec.wav")
+        time.sleep(0.3)
+        pulse.play("probe", tmp_path / "click.wav")
+        time.sleep(0.4)
+        clicks = PulseDaemon.stop_recording(rec, tmp_path / "click_rec.wav")
+    finally:
+        session.stop()
+        vm.down()
+
+    # Zero underruns in the steady state (after start-up), none in the device either.
+    assert after.underruns == before.underruns, (before, after)
+    assert after.overruns == before.overruns, (before, after)
+    assert after.errors == 0 and not after.degraded
+    assert after.algorithmic_latency_ms <= 50.0
+
+    # The first second is left out: offline, the DSP converter seeds its input statistics from the
+    # whole clip; live, it adapts from scratch during the first syllables (plugins/dsp/converter.py).
+    skip = RATE
+    aligned = _align(recorded, offline[skip:])
+    assert len(aligned) > 0.95 * len(offline[skip:]), "the recording lost part of the speech"
+    envelope_corr = float(np.corrcoef(_envelope(aligned, 480), _envelope(offline[skip:], 480))[0, 1])
+    to_offline = _band_corr(aligned, offline[skip:])
+    to_dry = _band_corr(_align(recorded, speech.samples[skip:]), speech.samples[skip:])
+    record_property("band_corr_offline", round(to_offline, 3))
+    record_property("band_corr_dry", round(to_dry, 3))
+    assert envelope_corr > 0.9, envelope_corr  # same speech, same timing, nothing dropped
+    assert to_offline > 0.85, to_offline
+    assert to_offline > to_dry + 0.1, (to_offline, to_dry)  # it was converted, not passed through
+
+    direct = onset(clicks, RATE)
+    assert direct is not None
+    converted = onset(clicks, RATE, direct + RATE // 100)
+    assert converted is not None
+    delay_ms = 1000.0 * (converted - direct) / RATE
+    record_property("loopback_ms", round(delay_ms, 1))
+    print(f"\nloopback delay through PulseAudio: {delay_ms:.1f} ms measured; reported "
+          f"{after.algorithmic_latency_ms:.1f} ms algorithmic, {after.total_latency_ms:.1f} ms total; "
+          f"band-energy correlation {to_offline:.3f} with the offline conversion, {to_dry:.3f} with the dry "
+          f"input; envelope correlation {envelope_corr:.3f}")
+    # The engine path cannot be faster than its algorithmic latency, and should stay near its account.
+    assert after.algorithmic_latency_ms - 5 <= delay_ms <= after.total_latency_ms + 100
