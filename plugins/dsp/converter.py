@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.errors import StageError
+from engine.audio_io import clean_samples, resample
+from engine.errors import ReferenceAudioError, StageError
 from engine.frames import AudioFrame
 from engine.stages import VoiceConverter
 from plugins.dsp import analysis as an
@@ -101,15 +102,13 @@ class DspVoiceConverter(VoiceConverter):
     @classmethod
     def analyze_reference(cls, audio: AudioFrame) -> dict[str, Any]:
         """Pitch and envelope statistics of a reference clip (any rate; analysed at 16 kHz)."""
-        from engine.audio_io import resample
-        from engine.errors import ReferenceAudioError
-
         x = resample(audio.samples, audio.sample_rate, an.SAMPLE_RATE)
         fv, mean_env = _clip_statistics(x)
         if len(fv) < MIN_VOICED_FRAMES:
+            voiced_ms = len(fv) * an.HOP * 1000 / an.SAMPLE_RATE
             raise ReferenceAudioError(
-                f"the reference has {len(fv) * an.HOP / 16:.0f} ms of voiced speech; the DSP converter "
-                "needs a clip of someone speaking (at least 0.5 s voiced, 3-10 s is best)"
+                f"the reference has {voiced_ms:.0f} ms of voiced speech; the DSP converter needs a clip "
+                "of someone speaking (at least 0.5 s voiced, 3-10 s is best)"
             )
         freqs = np.fft.rfftfreq(an.N_FFT, 1.0 / an.SAMPLE_RATE)
         power = 10.0 ** (mean_env / 10.0)
@@ -210,12 +209,14 @@ class DspVoiceConverter(VoiceConverter):
     def process(self, block: AudioFrame) -> AudioFrame:
         """Convert one block; returns as many samples, delayed by ``latency_samples``."""
         self._check_ready(block)
-        wet = self._shifter.process(block.samples, self._on_frame)
+        # A NaN would stay in the overlap-add and phase state; clean (and log) it at the door.
+        x = clean_samples(block.samples, "dsp converter input")
+        wet = self._shifter.process(x, self._on_frame)
         mix = float(np.clip(self.config.mix, 0.0, 1.0))
         if mix < 1.0:
-            self._dry = np.concatenate([self._dry, block.samples])
+            self._dry = np.concatenate([self._dry, x])
             dry, self._dry = self._dry[: len(wet)], self._dry[len(wet) :]
             wet = (mix * wet + (1.0 - mix) * dry).astype(np.float32)
         else:
-            self._dry = np.concatenate([self._dry, block.samples])[-LATENCY:]
+            self._dry = np.concatenate([self._dry, x])[-LATENCY:]
         return block.with_samples(wet)

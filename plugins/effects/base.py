@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
+from engine.audio_io import clean_samples
 from engine.errors import ConfigError
 from engine.frames import AudioFrame
 from engine.stages import Effect
@@ -29,10 +32,16 @@ class RateEffect(Effect):
         super().__init__(config)
         self._rate = 0
 
-    def _bind_rate(self, audio: AudioFrame) -> None:
+    def _bind_rate(self, audio: AudioFrame) -> np.ndarray:
+        """Rebuild state on a new rate; return the block as float64 with NaN/inf zeroed.
+
+        One NaN would otherwise stay in a filter's or detector's state and mute the stream for
+        good, so non-finite samples (from a misbehaving upstream stage) are cleaned and logged.
+        """
         if audio.sample_rate != self._rate:
             self._rate = audio.sample_rate
             self.reset()
+        return clean_samples(audio.samples, f"effect {self.name!r} input").astype(np.float64)
 
     def _require(self, ok: bool, key: str, rule: str) -> None:
         if not ok:

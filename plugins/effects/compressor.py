@@ -118,7 +118,7 @@ class CompressorEffect(RateEffect):
 
     def process(self, audio: AudioFrame) -> AudioFrame:
         """Compress and limit one block."""
-        self._bind_rate(audio)
+        x = self._bind_rate(audio)
         cfg, sr = self.config, audio.sample_rate
         self._require(cfg.ratio >= 1.0, "ratio", "ratio must be >= 1")
         self._require(cfg.knee_db >= 0.0, "knee_db", "knee_db must be >= 0")
@@ -127,7 +127,7 @@ class CompressorEffect(RateEffect):
         if self._delay.shape[1] != self.latency_samples + 1:
             self.reset()  # look-ahead changed live: start a fresh delay line
         out = _compress(
-            audio.samples.astype(np.float64),
+            x,
             self._state,
             self._delay,
             cfg.threshold_db,

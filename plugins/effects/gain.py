@@ -40,7 +40,7 @@ class GainEffect(RateEffect):
 
     def process(self, audio: AudioFrame) -> AudioFrame:
         """Apply the gain to one block."""
-        self._bind_rate(audio)
+        x = self._bind_rate(audio)
         target = db_to_gain(self.config.gain_db)
         if target != self._to:
             # Start a new ramp from wherever the current one has got to.
@@ -48,11 +48,11 @@ class GainEffect(RateEffect):
             self._to = target
             self._pos = 0
             self._ramp = max(1, int(RAMP_MS * audio.sample_rate / 1000))
-        n = len(audio.samples)
+        n = len(x)
         t = np.minimum((self._pos + 1 + np.arange(n)) / self._ramp, 1.0)
         g = self._from + (self._to - self._from) * t
         self._pos = min(self._pos + n, self._ramp)
-        return audio.with_samples((audio.samples * g).astype(np.float32))
+        return audio.with_samples((x * g).astype(np.float32))
 
     def _current(self) -> float:
         t = min(self._pos / self._ramp, 1.0)

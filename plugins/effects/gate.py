@@ -84,12 +84,12 @@ class NoiseGateEffect(RateEffect):
 
     def process(self, audio: AudioFrame) -> AudioFrame:
         """Gate one block."""
-        self._bind_rate(audio)
+        x = self._bind_rate(audio)
         cfg, sr = self.config, audio.sample_rate
         self._require(cfg.range_db <= 0.0, "range_db", "range_db must be <= 0 dB")
         self._require(cfg.hysteresis_db >= 0.0, "hysteresis_db", "hysteresis_db must be >= 0")
         out = _gate(
-            audio.samples.astype(np.float64),
+            x,
             self._state,
             one_pole(DETECTOR_MS, sr),
             db_to_gain(cfg.threshold_db) ** 2,

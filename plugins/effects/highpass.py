@@ -52,7 +52,7 @@ class HighPassEffect(RateEffect):
 
     def process(self, audio: AudioFrame) -> AudioFrame:
         """Filter one block."""
-        self._bind_rate(audio)
+        x = self._bind_rate(audio)
         self._design(audio.sample_rate)
-        out, self._zi = signal.sosfilt(self._sos, audio.samples.astype(np.float64), zi=self._zi)
+        out, self._zi = signal.sosfilt(self._sos, x, zi=self._zi)
         return audio.with_samples(out.astype(np.float32))

@@ -124,3 +124,21 @@ def test_compute_rtf_on_one_core(male_voice: Voice, speech: np.ndarray) -> None:
         _stream(conv, x, 160)
         costs.append((time.process_time() - t0) / (len(x) / SR))
     assert min(costs) <= 0.2, f"compute RTF {min(costs):.3f}"
+
+
+def test_nan_input_is_cleaned_and_the_stream_goes_on(male_voice: Voice, speech: np.ndarray) -> None:
+    conv = DspVoiceConverter()
+    conv.prepare(male_voice)
+    bad = speech[: SR // 2].copy()
+    bad[1000:1010] = np.nan
+    out = np.concatenate([_stream(conv, bad, 160), _stream(conv, speech[SR // 2 : SR], 160)])
+    assert np.all(np.isfinite(out))
+    assert np.sqrt(np.mean(out[SR // 2 :] ** 2)) > 0.01  # still converting speech afterwards
+
+
+def test_silence_and_empty_input(male_voice: Voice) -> None:
+    conv = DspVoiceConverter()
+    conv.prepare(male_voice)
+    silent = conv.convert(AudioFrame(np.zeros(SR, np.float32), SR)).samples
+    assert len(silent) == SR and np.max(np.abs(silent)) < 1e-6
+    assert len(conv.convert(AudioFrame(np.zeros(0, np.float32), SR)).samples) == 0

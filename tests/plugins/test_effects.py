@@ -166,3 +166,17 @@ def test_rate_change_rebuilds_state() -> None:
     out48 = _run(fx, _tone(440.0, 0.1, 0.5, sr=48000), sr=48000)
     fresh = _run(HighPassEffect(), _tone(440.0, 0.1, 0.5, sr=48000), sr=48000)
     np.testing.assert_array_equal(out48, fresh)
+
+
+@pytest.mark.parametrize(("cls", "config"), EFFECTS, ids=[c.name for c, _ in EFFECTS])
+def test_a_nan_block_does_not_poison_the_state(cls, config, speech, caplog) -> None:
+    effect = cls(config)
+    bad = speech[:1600].copy()
+    bad[100] = np.nan
+    bad[200] = np.inf
+    with caplog.at_level("WARNING"):
+        first = _run(effect, bad)
+    assert np.all(np.isfinite(first))
+    assert "NaN/inf" in caplog.text
+    after = _run(effect, speech[1600:8000])
+    assert np.all(np.isfinite(after)) and np.max(np.abs(after)) > 0.0
