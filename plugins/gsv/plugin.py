@@ -17,3 +17,19 @@ def register_feature_extractors(register: Register) -> None:
 def register_tokenizers(register: Register) -> None:
     """``gsv-rvq``: SoVITS ssl_proj + residual VQ -> 25 Hz semantic tokens."""
     register(GsvTokenizer)
+
+
+@hookimpl
+def register_decoders(register: Register) -> None:
+    """``gsv-sovits``: SoVITS v2 prior + flow -> latent (192, T) at 50 Hz with the voice's timbre."""
+    from plugins.gsv.stages_sovits import GsvSovitsDecoder
+
+    register(GsvSovitsDecoder)
+
+
+@hookimpl
+def register_vocoders(register: Register) -> None:
+    """``gsv-hifigan``: the SoVITS checkpoint's HiFi-GAN decoder -> 32 kHz audio."""
+    from plugins.gsv.stages_sovits import GsvHifiganVocoder
+
+    register(GsvHifiganVocoder)

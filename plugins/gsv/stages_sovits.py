@@ -1,0 +1,223 @@
+"""Pipeline stages around the SoVITS v2 generator: ``gsv-sovits`` (decoder) and ``gsv-hifigan`` (vocoder).
+
+``gsv-sovits`` turns 25 Hz semantic tokens + the sentence's phonemes into the latent ``z`` (192, T)
+at 50 Hz, with the bound voice's timbre ``ge`` (the mean over all its reference clips, as the
+official multi-reference decode). ``gsv-hifigan`` turns that latent into 32 kHz audio with the same
+checkpoint's HiFi-GAN ``dec``; ``stream()`` yields it in chunks (:mod:`plugins.gsv.streaming_decode`).
+The latent frame carries ``ge`` in ``meta["ge"]``, so the vocoder needs no voice analysis of its own.
+
+Without phonemes (the voice-conversion path: HuBERT -> tokens -> SoVITS, no transcript) the prior
+gets a single silence phone ``SP`` as its text: the MRTE cross-attention then adds one constant
+vector, and the content comes from the tokens alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from engine.checkpoints import check_keys, load_sovits
+from engine.errors import CheckpointError, StageError, TextInputError
+from engine.frames import AudioFrame, FeatureFrame, PhonemeFrame, TokenFrame
+from engine.stages import Decoder, Vocoder
+from plugins.gsv.hifigan import Generator
+from plugins.gsv.modules.weight_norm import official_key_shapes
+from plugins.gsv.sovits import N_SYMBOLS, SovitsConfig, SynthesizerTrn
+from plugins.gsv.spectrogram import linear_spectrogram
+from plugins.gsv.streaming_decode import ChunkedDecodeConfig, ChunkedDecoder
+
+if TYPE_CHECKING:
+    from engine.voices import Voice
+
+LATENT_RATE = 50.0  # latent frames per second: 32000 Hz / hop 640
+
+
+def _sovits_path(configured: str, voice: Voice | None, stage: str) -> Path:
+    src = configured or (str(voice.models["sovits"]) if voice is not None and "sovits" in voice.models else "")
+    if not src:
+        raise CheckpointError(
+            f"the {stage} stage needs a SoVITS .pth: set params.sovits_path in the pipeline, "
+            "or add the voice with a 'sovits' model path"
+        )
+    return Path(src).expanduser().resolve()
+
+
+@dataclass
+class GsvSovitsConfig:
+    """Parameters of the ``gsv-sovits`` decoder."""
+
+    sovits_path: str = ""
+    """SoVITS ``.pth``; empty: the voice's ``models["sovits"]``."""
+    noise_scale: float = 0.5
+    """Prior sampling temperature (official default 0.5; 0 = deterministic mean)."""
+    speed: float = 1.0
+    """Speaking rate: >1 faster (the prior is resampled to int(T / speed) + 1 frames)."""
+    seed: int | None = None
+    """Seed of the prior noise for reproducible output; None: a fresh draw per utterance."""
+
+
+class GsvSovitsDecoder(Decoder):
+    """Semantic tokens (25 Hz) + phonemes -> latent (192, T) at 50 Hz with ``meta["ge"]``."""
+
+    name = "gsv-sovits"
+    Config = GsvSovitsConfig
+
+    def __init__(self, config: GsvSovitsConfig | None = None) -> None:
+        super().__init__(config)
+        self.model: SynthesizerTrn | None = None
+        self._loaded: Path | None = None
+        self._ge: torch.Tensor | None = None
+        self._sil_id = 0
+
+    def prepare(self, voice: Voice | None) -> None:
+        path = _sovits_path(self.config.sovits_path, voice, self.name)
+        if path != self._loaded:
+            self.model = SynthesizerTrn.from_checkpoint(load_sovits(path))
+            self._loaded = path
+            from plugins.text_common.symbols import load_symbols_v2
+
+            self._sil_id = load_symbols_v2().id("SP")  # v1 shares the first 322 ids, SP included
+        if voice is None or not voice.references:
+            raise StageError(f"{self.name}: the voice needs at least one reference clip for its timbre")
+        self._ge = self.timbre([voice.load_reference(self.sample_rate, i) for i in range(len(voice.references))])
+
+    @property
+    def sample_rate(self) -> int:
+        """Rate of the reference audio the model expects (``data.sampling_rate``)."""
+        return self.model.cfg.spectrogram.sampling_rate if self.model is not None else 32000
+
+    def timbre(self, references: list[AudioFrame]) -> torch.Tensor:
+        """``ge`` (1, gin, 1): mean of the reference encoder over the clips (official multi-ref)."""
+        model = self._require_model()
+        specs = []
+        for ref in references:
+            if ref.sample_rate != self.sample_rate:
+                raise StageError(f"{self.name}: reference at {ref.sample_rate} Hz, expected {self.sample_rate} Hz")
+            specs.append(linear_spectrogram(ref.samples, model.cfg.spectrogram))
+        with torch.inference_mode():
+            return torch.stack([model.reference_ge(s) for s in specs], 0).mean(0)
+
+    def _require_model(self) -> SynthesizerTrn:
+        if self.model is None:
+            raise StageError(f"{self.name}: prepare(voice) must load the model first")
+        return self.model
+
+    def decode(self, tokens: TokenFrame, phonemes: PhonemeFrame | None = None) -> FeatureFrame:
+        model = self._require_model()
+        if self._ge is None:
+            raise StageError(f"{self.name}: prepare(voice) must compute the voice timbre first")
+        codes = np.asarray(tokens.tokens)
+        if codes.ndim != 1 or len(codes) == 0:
+            raise StageError(f"{self.name}: expected a non-empty (T,) token array, got shape {codes.shape}")
+        bins = int(model.quantizer.vq.layers[0]._codebook.embed.shape[0])
+        if codes.min() < 0 or codes.max() >= bins:
+            raise StageError(f"{self.name}: semantic tokens must lie in [0, {bins}), got {codes.min()}..{codes.max()}")
+        n_sym = N_SYMBOLS[model.cfg.version]
+        if phonemes is None:
+            ids = np.array([self._sil_id], np.int64)
+        else:
+            ids = np.asarray(phonemes.ids, np.int64)
+            if len(ids) == 0 or ids.min() < 0 or ids.max() >= n_sym:
+                raise TextInputError(
+                    f"{self.name}: phoneme ids must be non-empty and in [0, {n_sym}) for a SoVITS "
+                    f"{model.cfg.version} model; use a GPT-SoVITS {model.cfg.version} text frontend"
+                )
+        gen = torch.Generator().manual_seed(self.config.seed) if self.config.seed is not None else None
+        with torch.inference_mode():
+            tr = model.infer_latent(
+                torch.from_numpy(codes.astype(np.int64))[None, None],
+                torch.from_numpy(ids)[None],
+                noise_scale=float(self.config.noise_scale),
+                speed=float(self.config.speed),
+                generator=gen,
+                ge=self._ge,
+            )
+            z = (tr.z * tr.y_mask)[0]
+        return FeatureFrame(
+            features=z, frame_rate=LATENT_RATE, timestamp=tokens.timestamp, meta={"ge": self._ge, "model": "sovits"}
+        )
+
+    def close(self) -> None:
+        self.model, self._loaded, self._ge = None, None, None
+
+
+@dataclass
+class GsvHifiganConfig:
+    """Parameters of the ``gsv-hifigan`` vocoder."""
+
+    sovits_path: str = ""
+    """SoVITS ``.pth`` whose ``dec`` to use; empty: the voice's ``models["sovits"]``."""
+    channels_last: bool = True
+    """Run the convolutions on the faster channels-last layout (False: plain conv1d)."""
+    chunk_frames: int = 10
+    """``stream()``: latent frames in the first chunk (doubling up to ``max_chunk_frames``)."""
+    max_chunk_frames: int = 100
+    """``stream()``: largest chunk in latent frames."""
+
+
+class GsvHifiganVocoder(Vocoder):
+    """Latent (192, T) at 50 Hz with ``meta["ge"]`` -> audio at the checkpoint's rate (32 kHz)."""
+
+    name = "gsv-hifigan"
+    Config = GsvHifiganConfig
+
+    def __init__(self, config: GsvHifiganConfig | None = None) -> None:
+        super().__init__(config)
+        self.dec: Generator | None = None
+        self._loaded: Path | None = None
+
+    def prepare(self, voice: Voice | None) -> None:
+        path = _sovits_path(self.config.sovits_path, voice, self.name)
+        if path == self._loaded:
+            return
+        ckpt = load_sovits(path)
+        cfg = SovitsConfig.from_checkpoint_config(ckpt.config, ckpt.version)
+        dec = Generator(cfg.hifigan, channels_last=self.config.channels_last)
+        weights = {k[4:]: v for k, v in ckpt.weights.items() if k.startswith("dec.")}
+        check_keys(set(official_key_shapes(dec)), set(weights), f"{path} (dec)")
+        dec.load_state_dict(weights, strict=True)
+        self.dec = dec.float().eval().requires_grad_(False)
+        self.sample_rate = cfg.spectrogram.sampling_rate
+        self._loaded = path
+
+    def _inputs(self, latent: FeatureFrame) -> tuple[Generator, torch.Tensor, torch.Tensor]:
+        if self.dec is None:
+            raise StageError(f"{self.name}: prepare(voice) must load the decoder first")
+        ge = latent.meta.get("ge")
+        if ge is None:
+            raise StageError(f"{self.name}: the latent carries no timbre meta['ge']; put 'gsv-sovits' before it")
+        z = torch.as_tensor(latent.features, dtype=torch.float32)
+        c = self.dec.cfg.initial_channel
+        if z.dim() != 2 or z.shape[0] != c or z.shape[1] == 0:
+            raise StageError(f"{self.name}: expected a ({c}, T>0) latent, got {tuple(z.shape)}")
+        return self.dec, z, ge
+
+    def synthesize(self, latent: FeatureFrame) -> AudioFrame:
+        dec, z, ge = self._inputs(latent)
+        with torch.inference_mode():
+            audio = dec(z[None], g=ge)[0, 0].numpy()
+        return AudioFrame(audio, self.sample_rate, timestamp=latent.timestamp)
+
+    def stream(self, latent: FeatureFrame, **overrides: Any) -> Iterator[AudioFrame]:
+        """Yield the audio of ``latent`` chunk by chunk (first chunk after ~``chunk_frames`` frames)."""
+        dec, z, ge = self._inputs(latent)
+        cfg = ChunkedDecodeConfig(
+            chunk_frames=self.config.chunk_frames, max_chunk_frames=self.config.max_chunk_frames, **overrides
+        )
+        cd = ChunkedDecoder(dec, ge, cfg)
+        t = latent.timestamp
+        for pos in range(0, z.shape[1], cfg.chunk_frames):
+            nxt = min(z.shape[1], pos + cfg.chunk_frames)
+            block = cd.push(z[:, pos:nxt], final=nxt >= z.shape[1])
+            if len(block):
+                yield AudioFrame(block, self.sample_rate, timestamp=t)
+                t += len(block) / self.sample_rate
+
+    def close(self) -> None:
+        self.dec, self._loaded = None, None
+
