@@ -10,11 +10,14 @@ mark); the official English frontend returns none, so this is our own, consisten
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from plugins.text_common.base import FrontendConfig, GsvFrontend, Phonemes
 from plugins.text_en.lexicon import Lexicon
 from plugins.text_en.normalize import normalize
+
+if TYPE_CHECKING:
+    from engine.voices import Voice
 
 # A word: letters with inner apostrophes/hyphens (as nltk's TweetTokenizer keeps "don't",
 # "well-known" together); or one mark.
@@ -33,6 +36,10 @@ class EnglishFrontend(GsvFrontend):
     def __init__(self, config: FrontendConfig | None = None) -> None:
         super().__init__(config)
         self.lexicon = Lexicon()
+
+    def prepare(self, voice: Voice | None) -> None:
+        """Read the dictionary and the OOV model now, so that the first sentence does not wait."""
+        _ = self.lexicon.words, self.lexicon.oov.table
 
     def g2p(self, text: str) -> Phonemes:
         norm = normalize(text)

@@ -36,6 +36,10 @@ _NOT_ERHUA = frozenset(
     "连体儿 脑瘫儿 流浪儿 体弱儿 混血儿 蜜雪儿 舫儿 祖儿 美儿 应采儿 可儿 侄儿 孙儿 侄孙儿 女儿 男儿 "
     "红孩儿 花儿 虫儿 马儿 鸟儿 猪儿 猫儿 狗儿 少儿".split()
 )
+# Official cleaner.special: in Chinese text "￥" / "^" mark a long pause; the text is read with ","
+# in their place and then every "," phoneme becomes SP2 / SP3 (the official rule, applied to all
+# commas of the text).
+_SPECIAL_PAUSES = (("￥", "SP2"), ("^", "SP3"))
 _SPLIT_RE = re.compile("(?<=[" + "".join(re.escape(p) for p in PUNCTUATION) + r"])\s*")
 
 
@@ -82,11 +86,6 @@ class ChineseFrontend(GsvFrontend):
         self._sandhi: ToneSandhi | None = None
         self.bert: ChineseBert | None = None
 
-    def prepare(self, voice: Voice | None) -> None:
-        """Load BERT from ``bert_path``, else from the voice's ``models["bert"]`` (if it has one)."""
-        path = self.config.bert_path or (str(voice.models["bert"]) if voice and "bert" in voice.models else "")
-        self._load_bert(path)
-
     def close(self) -> None:
         self.bert = None
 
@@ -104,20 +103,42 @@ class ChineseFrontend(GsvFrontend):
         return None if self.bert is None else self.bert.features(norm, word2ph)
 
     def _tools(self) -> tuple[Any, ToneSandhi]:
-        """jieba tokenizer (own instance, built on first use) and the sandhi rules bound to it."""
+        """jieba part-of-speech tokenizer and the sandhi rules bound to it, built on first use.
+
+        Without ``jieba_cache_dir`` this is jieba's own process-wide default tokenizer (its
+        dictionary is read once per process, as the official code does); with it, a private
+        tokenizer that keeps its cache in that directory.
+        """
         if self._posseg is None or self._sandhi is None:
             import jieba
             import jieba.posseg
 
             logging.getLogger("jieba").setLevel(logging.WARNING)  # it logs dictionary loading at DEBUG
-            tokenizer = jieba.Tokenizer()
             if self.config.jieba_cache_dir:
+                tokenizer = jieba.Tokenizer()
                 tokenizer.tmp_dir = self.config.jieba_cache_dir
-            self._posseg = jieba.posseg.POSTokenizer(tokenizer)
+                self._posseg = jieba.posseg.POSTokenizer(tokenizer)
+            else:
+                tokenizer = jieba.dt
+                self._posseg = jieba.posseg.dt
             self._sandhi = ToneSandhi(tokenizer)
         return self._posseg, self._sandhi
 
+    def prepare(self, voice: Voice | None) -> None:
+        """Load BERT (``bert_path``, else the voice's ``models["bert"]``) and jieba's dictionary now,
+        so that the first sentence does not wait for them."""
+        path = self.config.bert_path or (str(voice.models["bert"]) if voice and "bert" in voice.models else "")
+        self._load_bert(path)
+        self._tools()
+
     def g2p(self, text: str) -> Phonemes:
+        for mark, pause in _SPECIAL_PAUSES:
+            if mark in text:
+                norm, symbols, word2ph = self._g2p(text.replace(mark, ","))
+                return norm, [pause if s == "," else s for s in symbols], word2ph
+        return self._g2p(text)
+
+    def _g2p(self, text: str) -> Phonemes:
         norm = normalize(text)
         posseg, sandhi = self._tools()
         symbols: list[str] = []

@@ -45,7 +45,8 @@ class MixedFrontend(GsvFrontend):
         self._pieces: list[tuple[str, str, list[int]]] = []  # (language, normalised text, word2ph) of the last g2p
 
     def prepare(self, voice: Voice | None) -> None:
-        self.zh.prepare(voice)
+        for frontend in self.by_language.values():
+            frontend.prepare(voice)
 
     def close(self) -> None:
         self.zh.close()

@@ -33,6 +33,12 @@ GOLDEN = [
         "w o2 y ou3 s an1 g e5 p ing2 g uo3 .",
         [316, 231, 318, 242, 250, 107, 156, 134, 245, 202, 156, 292, 3],
     ),
+    # official special pause: "￥" is read as "," and every "," phoneme becomes SP2 (id 78)
+    (
+        "你好￥我是小明。",
+        "n i2 h ao3 SP2 w o3 sh ir4 x iao3 m ing2 .",
+        [227, 167, 158, 119, 78, 316, 232, 251, 214, 317, 188, 225, 202, 3],
+    ),
     # 50% -> 百分之五十
     (
         "增长50%。",
@@ -55,6 +61,16 @@ def test_golden_ids(zh: ChineseFrontend, text: str, symbols: str, ids: list[int]
     # word2ph: one entry per character of the normalised text, 2 per syllable, 1 per mark
     assert len(frame.word2ph) == len(frame.text)
     assert frame.word2ph == [1 if ch in ",.!?…-" else 2 for ch in frame.text]
+
+
+def test_caret_is_a_long_pause(zh: ChineseFrontend) -> None:
+    assert zh.phonemize(TextFrame("你好^我是小明。", "zh")).symbols[4] == "SP3"
+
+
+def test_prepare_loads_dictionaries() -> None:
+    zh = ChineseFrontend()
+    zh.prepare(None)
+    assert zh._posseg is not None and zh.bert is None
 
 
 @pytest.mark.parametrize(
