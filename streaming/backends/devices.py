@@ -34,10 +34,10 @@ OUR_DESCRIPTION = "anchorvoice Virtual Mic"
 # VoiceMeeter "VoiceMeeter Input"/"VoiceMeeter Output", Existential Audio "BlackHole 2ch".
 _VIRTUAL_PATTERNS: tuple[tuple[str, str], ...] = (
     ("anchorvoice", "anchorvoice"),
+    ("voicemeeter", "VoiceMeeter"),  # before "vb-audio": VoiceMeeter devices name VB-Audio too
     ("vb-audio", "VB-CABLE"),
     ("cable input", "VB-CABLE"),
     ("cable output", "VB-CABLE"),
-    ("voicemeeter", "VoiceMeeter"),
     ("blackhole", "BlackHole"),
 )
 
