@@ -252,3 +252,46 @@ def test_tokenizer_stage_errors(tmp_path: Path) -> None:
     torch.save(bad, tmp_path / "bad.pth")
     with pytest.raises(CorruptCheckpointError, match="missing keys: quantizer.vq.layers.0._codebook.embed_avg"):
         GsvTokenizer(GsvTokenizer.Config(sovits_path=str(tmp_path / "bad.pth"))).prepare(None)
+
+
+def test_hubert_to_tokens_chain_on_the_reference_sovits_file(gsv_reference: Path, tmp_path: Path) -> None:
+    """hubert (768-d, a tiny random model) -> gsv-rvq with the fixture SoVITS file: 50 Hz -> 25 Hz tokens."""
+    import json as _json
+
+    from engine.frames import AudioFrame
+    from engine.voices import Voice
+    from plugins.gsv.hubert import HubertConfig, HubertExtractor, HubertModel
+    from plugins.gsv.rvq import GsvTokenizer
+
+    cfg = {
+        "conv_dim": [8] * 7,
+        "hidden_size": 768,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 4,
+        "intermediate_size": 32,
+        "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 16,
+    }
+    torch.manual_seed(0)
+    model = HubertModel(HubertConfig.from_json(cfg))
+    sd = dict(model.state_dict())
+    w = sd.pop("encoder.pos_conv_embed.conv.weight")
+    sd["encoder.pos_conv_embed.conv.weight_g"] = w.norm(dim=(0, 1), keepdim=True)
+    sd["encoder.pos_conv_embed.conv.weight_v"] = w
+    hub = tmp_path / "hubert"
+    hub.mkdir()
+    (hub / "config.json").write_text(_json.dumps(cfg))
+    torch.save(sd, hub / "pytorch_model.bin")
+    voice = Voice(
+        name="t", path=tmp_path, references=[], models={"hubert": hub, "sovits": gsv_reference / "s2_v2_small.pth"}
+    )
+    fx, tok = HubertExtractor(), GsvTokenizer()
+    fx.prepare(voice)
+    tok.prepare(voice)
+    t = np.arange(int(1.3 * 16000)) / 16000
+    wav = (0.3 * np.sin(2 * np.pi * 150 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)
+    feats = fx.extract(AudioFrame(wav, 16000, timestamp=0.5))
+    tokens = tok.encode(feats)
+    assert feats.features.shape == (768, 64) and feats.frame_rate == 50.0
+    assert tokens.tokens.shape == (32,) and tokens.frame_rate == 25.0 and tokens.timestamp == 0.5
+    assert tokens.tokens.min() >= 0 and tokens.tokens.max() < 1024 and len(set(tokens.tokens.tolist())) > 1
