@@ -13,6 +13,7 @@ memory growth. Exit status 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import threading
@@ -68,6 +69,22 @@ def make_process(kind: str, cfg: RunnerConfig) -> Any:
         conv.prepare(None)
         return ConverterProcess(conv, cfg.sample_rate, cfg.samples(cfg.block_ms), cfg.samples(cfg.lookahead_ms))
     raise SystemExit(f"unknown --process {kind!r} (choose identity or dsp)")
+
+
+class GcPauses:
+    """Longest cyclic-GC pause per generation (gc.callbacks), to tell GC stalls from CPU starvation."""
+
+    def __init__(self) -> None:
+        self.max_ms = [0.0, 0.0, 0.0]
+        self._t0 = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            g = info["generation"]
+            self.max_ms[g] = max(self.max_ms[g], 1000.0 * (time.perf_counter() - self._t0))
 
 
 class ClockedDevice:
@@ -126,10 +143,12 @@ def main() -> int:
     ap.add_argument("--sample-rate", type=int, default=48000)
     ap.add_argument("--block-ms", type=float, default=RunnerConfig.block_ms)
     ap.add_argument("--prefill-blocks", type=int, default=RunnerConfig.prefill_blocks, help="jitter buffer")
+    ap.add_argument("--no-freeze-gc", action="store_true", help="leave the cyclic GC as it is (for comparison)")
     ap.add_argument("--warmup-s", type=float, default=10.0, help="memory baseline is taken after this")
     args = ap.parse_args()
 
-    cfg = RunnerConfig(sample_rate=args.sample_rate, block_ms=args.block_ms, prefill_blocks=args.prefill_blocks)
+    cfg = RunnerConfig(sample_rate=args.sample_rate, block_ms=args.block_ms, prefill_blocks=args.prefill_blocks,
+                       freeze_gc=not args.no_freeze_gc)
     source = load_source(args.input, cfg.sample_rate)
     events: list[dict[str, Any]] = []
     runner = LiveRunner(make_process(args.process, cfg), cfg, on_event=events.append)
@@ -138,6 +157,7 @@ def main() -> int:
     warmup = min(args.warmup_s, duration / 4)
     print(f"soak: {args.process} for {duration:.0f} s, {runner.latency.describe()}", flush=True)
     print(f"warm-up: {runner.warmup():.2f} s", flush=True)
+    gc_pauses = GcPauses()
     runner.start()
     device.start()
     t_start = time.monotonic()
@@ -179,6 +199,7 @@ def main() -> int:
         "output_peak": round(device.peak, 3),
         "algorithmic_latency_ms": st.algorithmic_latency_ms,
         "total_latency_ms": st.total_latency_ms,
+        "gc_max_pause_ms_by_generation": [round(v, 2) for v in gc_pauses.max_ms],
         "rss_start_mib": round(rss0 / 2**20, 1),
         "rss_end_mib": round(rss1 / 2**20, 1),
         "rss_growth_pct": round(growth, 2),

@@ -60,6 +60,7 @@ device, and a no-op context on CPU, so a pipeline's code is the same on both.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -143,6 +144,7 @@ class LiveRunner:
         self._prober: ThreadPoolExecutor | None = None
         self._probe: Future[tuple[bool, float, str | None]] | None = None
         self._primed = False
+        self._froze_gc = False
         self.callback_errors = 0
         self.worker_error: BaseException | None = None
         self._reset_state()
@@ -350,6 +352,10 @@ class LiveRunner:
         if self._thread is not None:
             return
         self._stop.clear()
+        if self.config.freeze_gc:
+            gc.collect()
+            gc.freeze()
+            self._froze_gc = True
         self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchorvoice-probe")
         self._thread = threading.Thread(target=self._loop, name="anchorvoice-runner", daemon=True)
         self._thread.start()
@@ -375,6 +381,9 @@ class LiveRunner:
             self._prober.shutdown(wait=True)
             self._prober = None
         self._probe = None
+        if self._froze_gc:
+            gc.unfreeze()
+            self._froze_gc = False
 
     def reset(self) -> None:
         """Forget all stream state (call while stopped)."""

@@ -56,6 +56,10 @@ class RunnerConfig:
     """Largest device buffer handled without splitting (scratch preallocated for it)."""
     poll_ms: float = 1.0
     """Worker sleep when no block is queued (the callback cannot signal without a lock)."""
+    freeze_gc: bool = True
+    """``gc.freeze()`` at start: objects alive then (models, modules) leave the cyclic GC's reach, so a
+    full collection no longer walks them; measured 190 ms per gen-2 pass with the DSP converter
+    loaded (146k objects, bench/soak.py), enough to underrun. Undone by ``stop()``."""
 
     def samples(self, ms: float) -> int:
         """Milliseconds -> whole samples at ``sample_rate``."""

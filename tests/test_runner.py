@@ -335,3 +335,14 @@ def test_real_dsp_converter_runs_through_the_runner() -> None:
     ac = np.correlate(y[:9600], y[:4800], "valid")  # ac[k] = sum y[n + k] y[n]
     lag = 48 + int(np.argmax(ac[48:480]))  # f0 between 100 and 1000 Hz
     assert SR / lag == pytest.approx(150 * 2 ** (4 / 12), rel=0.03)
+
+
+def test_start_freezes_the_cyclic_gc_and_stop_undoes_it() -> None:
+    import gc
+
+    before = gc.get_freeze_count()
+    with LiveRunner(lambda f: f, RunnerConfig(sample_rate=SR)):
+        assert gc.get_freeze_count() > before  # loaded objects are out of the full collections' way
+    assert gc.get_freeze_count() == 0
+    with LiveRunner(lambda f: f, RunnerConfig(sample_rate=SR, freeze_gc=False)):
+        assert gc.get_freeze_count() == 0
