@@ -49,7 +49,7 @@ def pactl(*args: str, env: Mapping[str, str] | None = None, check: bool = True) 
         raise DeviceError(f"`pactl {' '.join(args)}` did not answer in {PACTL_TIMEOUT_S:.0f} s "
                           "(is the sound server hung? restart it)") from None
     if check and proc.returncode != 0:
-        msg = (proc.stderr or proc.stdout).strip()
+        msg = " ".join((proc.stderr or proc.stdout).strip().splitlines()[:1])
         if "Connection refused" in msg or "Connection failure" in msg:
             raise DeviceError(
                 f"no PulseAudio/PipeWire server is running ({msg}); start it (e.g. `pulseaudio --start` "

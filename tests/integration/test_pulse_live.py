@@ -203,3 +203,30 @@ def test_live_dsp_path_matches_offline_conversion(pulse: PulseDaemon, backend: S
           f"input; envelope correlation {envelope_corr:.3f}")
     # The engine path cannot be faster than its algorithmic latency, and should stay near its account.
     assert after.algorithmic_latency_ms - 5 <= delay_ms <= after.total_latency_ms + 100
+
+
+def test_pyaudio_backend_carries_a_tone_to_the_virtual_mic(pulse: PulseDaemon, tmp_path: Path) -> None:
+    pytest.importorskip("pyaudio", reason="PyAudio is optional (pip install anchorvoice[pyaudio])")
+    from streaming.backends import get_backend
+
+    backend = get_backend("pyaudio")
+    vm = VirtualMic(env=pulse.env)
+    cfg = LiveConfig(input=MIC, backend="pyaudio", jitter_ms=JITTER_MS, device_latency=DEVICE_LATENCY_S)
+    session = LiveSession(cfg, lambda frame: frame, backend=backend, virtual_mic=vm)
+    t = np.arange(2 * RATE) / RATE
+    sf.write(tmp_path / "tone.wav", (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), RATE)
+    session.start()
+    try:
+        rec = pulse.record("anchorvoice_mic", tmp_path / "rec.wav")
+        time.sleep(0.3)
+        pulse.play(MIC_SINK, tmp_path / "tone.wav")
+        time.sleep(0.3)
+        x = PulseDaemon.stop_recording(rec, tmp_path / "rec.wav")
+    finally:
+        session.stop()
+        vm.down()
+    loud = x[_envelope(x, 480).repeat(480)[: len(x)] > 0.1] if len(x) >= 480 else x
+    assert len(loud) > RATE, "less than 1 s of the 2 s tone came through"
+    peak_hz = np.argmax(np.abs(np.fft.rfft(loud))) * RATE / len(loud)
+    assert abs(peak_hz - 1000) < 3
+    assert np.sqrt(np.mean(loud**2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.1)
