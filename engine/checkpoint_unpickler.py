@@ -33,6 +33,9 @@ import torch
 
 from engine.errors import CorruptCheckpointError, UnsafeCheckpointError
 
+# data.pkl holds only structure (tensor bytes are separate entries): ~80 kB for a full-size SoVITS.
+_MAX_PICKLE_BYTES = 64 * 1024 * 1024
+
 # Storage class name (as torch.save writes it) -> dtype. torch.storage._LegacyStorage subclasses.
 _STORAGE_DTYPES: dict[str, torch.dtype] = {
     "FloatStorage": torch.float32,
@@ -80,11 +83,7 @@ def _rebuild_tensor(
     if any(s < 0 for s in size_t + stride_t) or storage_offset < 0:
         raise CorruptCheckpointError(f"tensor record with negative size/stride {size_t}/{stride_t}")
     # Last element index must lie inside the storage, or as_strided would read out of bounds.
-    last = (
-        storage_offset + sum((n - 1) * s for n, s in zip(size_t, stride_t, strict=True))
-        if all(size_t)
-        else -1
-    )
+    last = storage_offset + sum((n - 1) * s for n, s in zip(size_t, stride_t, strict=True)) if all(size_t) else -1
     if last >= storage.numel():
         raise CorruptCheckpointError(
             f"tensor of size {size_t} does not fit its storage ({storage.numel()} elements); file damaged"
@@ -106,7 +105,55 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+def _refuse(what: str) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(
+        f"the checkpoint's pickle {what}, which a model file never does; refusing to load it "
+        "(nothing was executed). Re-save the weights as a plain state_dict from a trusted source."
+    )
+
+
+def _load_build(self: Any) -> None:
+    # BUILD calls __setstate__ / writes __dict__ of the object below it. On a tensor that is
+    # Tensor.__setstate__ -> Tensor.set_ with file-chosen storage, offset, sizes and strides
+    # (re-pointing tensors at other tensors' memory, or resizing storages). Only config stand-ins
+    # and the state_dict's OrderedDict (its ``_metadata`` attribute) take state.
+    state = self.stack.pop()
+    inst = self.stack[-1]
+    if isinstance(inst, HParamsStandIn):
+        inst.__setstate__(state)
+    elif type(inst) is OrderedDict and isinstance(state, dict):
+        for key, value in state.items():
+            setattr(inst, str(key), value)
+    else:
+        raise _refuse(f"sets the state of a {type(inst).__name__}")
+
+
+def _checked_setitems(self: Any, items: list[Any]) -> None:
+    target = self.stack[-1]
+    if not isinstance(target, dict):
+        raise _refuse(f"assigns items of a {type(target).__name__}")
+    for i in range(0, len(items), 2):
+        target[items[i]] = items[i + 1]
+
+
+def _load_setitem(self: Any) -> None:
+    value = self.stack.pop()
+    key = self.stack.pop()
+    _checked_setitems(self, [key, value])
+
+
+def _load_setitems(self: Any) -> None:
+    _checked_setitems(self, self.pop_mark())
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler (its opcode table can be restricted) with an allowlist of globals."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+    dispatch[pickle.BUILD[0]] = _load_build
+    dispatch[pickle.SETITEM[0]] = _load_setitem
+    dispatch[pickle.SETITEMS[0]] = _load_setitems
+
     def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str, source: str) -> None:
         super().__init__(io.BytesIO(data))
         self._archive = archive
@@ -134,25 +181,25 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if key in self._storages:
             return self._storages[key]
         member = f"{self._prefix}/data/{key}"
+        itemsize = torch.empty((), dtype=marker.dtype).element_size()
+        want = int(numel) * itemsize
         try:
+            # Size from the directory first: a compressed member must not inflate past the tensor.
+            size = self._archive.getinfo(member).file_size
+            if size != want:
+                raise CorruptCheckpointError(
+                    f"{self._source}: tensor data '{member}' has {size} bytes, expected {want}"
+                )
             raw = self._archive.read(member)
         except KeyError:
             raise CorruptCheckpointError(f"{self._source}: tensor data '{member}' is missing") from None
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CorruptCheckpointError(
-                f"{self._source}: tensor data '{member}' unreadable ({exc})"
-            ) from exc
-        itemsize = torch.empty((), dtype=marker.dtype).element_size()
-        want = int(numel) * itemsize
+            raise CorruptCheckpointError(f"{self._source}: tensor data '{member}' unreadable ({exc})") from exc
         if len(raw) != want:
             raise CorruptCheckpointError(
                 f"{self._source}: tensor data '{member}' has {len(raw)} bytes, expected {want}"
             )
-        flat = (
-            torch.frombuffer(bytearray(raw), dtype=marker.dtype)
-            if raw
-            else torch.empty(0, dtype=marker.dtype)
-        )
+        flat = torch.frombuffer(bytearray(raw), dtype=marker.dtype) if raw else torch.empty(0, dtype=marker.dtype)
         self._storages[key] = flat
         return flat
 
@@ -186,9 +233,9 @@ def load_pickled(path: Path) -> tuple[Any, bytes]:
     with archive:
         pkls = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pkls) != 1:
-            raise CorruptCheckpointError(
-                f"{path}: no single '<prefix>/data.pkl' inside; not a torch checkpoint"
-            )
+            raise CorruptCheckpointError(f"{path}: no single '<prefix>/data.pkl' inside; not a torch checkpoint")
+        if archive.getinfo(pkls[0]).file_size > _MAX_PICKLE_BYTES:
+            raise CorruptCheckpointError(f"{path}: data.pkl is implausibly large for a model file")
         prefix = pkls[0].split("/", 1)[0]
         order = f"{prefix}/byteorder"
         if order in archive.namelist() and archive.read(order).strip() not in (b"little", b""):

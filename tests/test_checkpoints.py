@@ -62,9 +62,7 @@ def _save_sovits(path: Path, hparams_cls: type, weights: dict | None = None, **e
         data={"hop_length": 640, "sampling_rate": 32000},
         version="v2",
     )
-    torch.save(
-        OrderedDict(weight=weights or _sovits_weights(), config=cfg, info="8epoch_96iteration", **extra), path
-    )
+    torch.save(OrderedDict(weight=weights or _sovits_weights(), config=cfg, info="8epoch_96iteration", **extra), path)
     return path
 
 
@@ -99,17 +97,13 @@ def test_sovits_v1_detected_from_embedding_rows(tmp_path: Path, hparams_cls: typ
 def test_v2_head_tag_is_read_past(tmp_path: Path, hparams_cls: type) -> None:
     p = _retag(_save_sovits(tmp_path / "tagged.pth", hparams_cls), b"01")
     ck = load_sovits(p)
-    assert ck.version == "v2" and torch.equal(
-        ck.weights["ssl_proj.weight"], _sovits_weights()["ssl_proj.weight"]
-    )
+    assert ck.version == "v2" and torch.equal(ck.weights["ssl_proj.weight"], _sovits_weights()["ssl_proj.weight"])
 
 
 @pytest.mark.parametrize(
     ("tag", "version"), [(b"02", "v3"), (b"04", "v4 LoRA"), (b"05", "v2Pro"), (b"06", "v2ProPlus")]
 )
-def test_newer_versions_refused_by_head_tag(
-    tmp_path: Path, hparams_cls: type, tag: bytes, version: str
-) -> None:
+def test_newer_versions_refused_by_head_tag(tmp_path: Path, hparams_cls: type, tag: bytes, version: str) -> None:
     p = _retag(_save_sovits(tmp_path / "new.pth", hparams_cls), tag)
     with pytest.raises(UnsupportedCheckpointError, match=f"GPT-SoVITS {version} SoVITS"):
         load_sovits(p)
@@ -210,9 +204,7 @@ def test_gpt_prefix_stripped_and_version(tmp_path: Path) -> None:
         ]
     )
     p = tmp_path / "g.ckpt"
-    torch.save(
-        OrderedDict(weight=w, config={"model": {"n_layer": 1}, "data": {"max_sec": 54}}, info="GPT-e15"), p
-    )
+    torch.save(OrderedDict(weight=w, config={"model": {"n_layer": 1}, "data": {"max_sec": 54}}, info="GPT-e15"), p)
     ck = load_gpt(p)
     assert set(ck.weights) == {"ar_text_embedding.word_embeddings.weight", "ar_predict_layer.weight"}
     assert ck.version == "v1" and ck.info == "GPT-e15" and ck.config["data"]["max_sec"] == 54
@@ -239,3 +231,51 @@ def test_hubert_folder_errors_and_formats(tmp_path: Path) -> None:
     (d / "model.safetensors").write_bytes(b"\x00\x01garbage")
     with pytest.raises(CorruptCheckpointError):
         load_hubert(d)
+
+
+class _TensorWithState:
+    """Pickles as a tensor rebuild followed by BUILD(state): Tensor.__setstate__ -> set_ (unchecked)."""
+
+    def __init__(self, state: tuple) -> None:
+        self.state = state
+
+    def __reduce__(self) -> tuple:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            storage = torch.zeros(4).storage()  # typed storage: pickled as torch.FloatStorage
+        args = (storage, 0, (4,), (1,), False, OrderedDict())
+        return (torch._utils._rebuild_tensor_v2, args, self.state)
+
+
+def test_tensor_state_injection_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "oob.pt"
+    torch.save({"w": _TensorWithState((torch.arange(3.0), 0, (1_000_000,), (1,)))}, p)
+    with pytest.raises(UnsafeCheckpointError, match="sets the state of a Tensor"):
+        load_state_dict(p)
+
+
+class _ItemsOnTensor:
+    def __reduce__(self) -> tuple:
+        args = (torch.zeros(4).storage(), 0, (4,), (1,), False, OrderedDict())
+        return (torch._utils._rebuild_tensor_v2, args, None, None, iter([(0, 5.0)]))
+
+
+def test_item_assignment_on_non_dicts_is_refused(tmp_path: Path) -> None:
+    import warnings
+
+    p = tmp_path / "items.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.save({"w": _ItemsOnTensor()}, p)
+    with pytest.raises(UnsafeCheckpointError, match="assigns items of a Tensor"):
+        load_state_dict(p)
+
+
+def test_state_dict_metadata_attribute_is_kept(tmp_path: Path) -> None:
+    sd = torch.nn.Linear(2, 3).state_dict()  # an OrderedDict carrying `_metadata` (pickled via BUILD)
+    p = tmp_path / "linear.pt"
+    torch.save(sd, p)
+    got = load_state_dict(p)
+    assert set(got) == {"weight", "bias"} and torch.equal(got["weight"], sd["weight"])
