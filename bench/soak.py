@@ -157,8 +157,8 @@ def main() -> int:
     warmup = min(args.warmup_s, duration / 4)
     print(f"soak: {args.process} for {duration:.0f} s, {runner.latency.describe()}", flush=True)
     print(f"warm-up: {runner.warmup():.2f} s", flush=True)
+    runner.start()  # gc.collect() + gc.freeze() happen here, before the pauses are watched
     gc_pauses = GcPauses()
-    runner.start()
     device.start()
     t_start = time.monotonic()
     time.sleep(warmup)
