@@ -230,3 +230,59 @@ def test_pyaudio_backend_carries_a_tone_to_the_virtual_mic(pulse: PulseDaemon, t
     peak_hz = np.argmax(np.abs(np.fft.rfft(loud))) * RATE / len(loud)
     assert abs(peak_hz - 1000) < 3
     assert np.sqrt(np.mean(loud**2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.1)
+
+
+def test_cli_live_runs_until_ctrl_c_and_prints_a_summary(pulse: PulseDaemon, tmp_path: Path) -> None:
+    """`anchorvoice live` as a user runs it: status lines, monitor copy, SIGINT, summary, exit 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = dict(pulse.env, ANCHORVOICE_HOME=str(tmp_path / "home"), ANCHORVOICE_PLUGINS="")
+    ref = read_audio(asterisk_clip("demo-thanks"), 16000)
+    sf.write(tmp_path / "ref.wav", ref.samples, 20000)
+    subprocess.run([sys.executable, "-m", "engine.cli.main", "voices", "add", "higher", "--ref",
+                    str(tmp_path / "ref.wav")], env=env, cwd=REPO, check=True, capture_output=True, timeout=300)
+    pulse.pactl("load-module", "module-null-sink", "sink_name=headphones", f"rate={RATE}", "channels=1",
+                "channel_map=mono")
+    speech = read_audio(asterisk_clip("demo-enterkeywords"), RATE)
+    write_audio(tmp_path / "speech.wav", speech)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli.main", "live", "--voice", "higher", "--input", MIC,
+         "--monitor", "headphones"],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        lines = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # wait for the first status line: devices are running
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "dBFS" in line:
+                break
+        assert any("dBFS" in x for x in lines), "".join(lines)
+        rec = pulse.record("headphones.monitor", tmp_path / "monitor.wav")
+        time.sleep(0.3)
+        pulse.play(MIC_SINK, tmp_path / "speech.wav")
+        time.sleep(0.3)
+        heard = PulseDaemon.stop_recording(rec, tmp_path / "monitor.wav")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        VirtualMic(env=pulse.env).down()
+    status = [x for x in lines + err.splitlines() if "dBFS" in x]
+    assert proc.returncode == 0, err
+    assert "stopped after" in out and "underruns" in out
+    assert any("latency 44 ms alg" in x for x in status), status
+    assert any(x.split("|")[0].strip() not in ("in -inf dBFS",) for x in status), "input level never moved"
+    assert np.sqrt(np.mean(heard**2)) > 0.01, "the monitor device heard nothing"
+    assert os.environ.get("PULSE_SINK") is None  # routing variables never leak out of a stream open
