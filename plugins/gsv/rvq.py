@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 # core_vq.kmeans only looks at the first 500 vectors of the batch.
 MAX_KMEANS_SAMPLES = 500
+# Frame rate of the features the tokenizer takes: HuBERT at 16 kHz with 320x downsampling.
+SSL_FRAME_RATE = 50.0
 
 
 def _sample_rows(samples: torch.Tensor, num: int) -> torch.Tensor:
@@ -363,6 +365,10 @@ class GsvTokenizer(Tokenizer):
             raise StageError(
                 f"gsv-rvq expects HuBERT features ({dim}, T>={stride}), got {tuple(feats.shape)}; "
                 "put the 'hubert' feature extractor before it"
+            )
+        if abs(features.frame_rate - SSL_FRAME_RATE) > 1e-6:
+            raise StageError(
+                f"gsv-rvq expects {SSL_FRAME_RATE:g} Hz HuBERT features, got {features.frame_rate:g} Hz"
             )
         with torch.inference_mode():
             codes = self._model(feats.to(self.config.device)[None])  # (1, n_q, T25)

@@ -247,6 +247,8 @@ def test_tokenizer_stage_errors(tmp_path: Path) -> None:
     stage.prepare(None)
     with pytest.raises(StageError, match=r"\(12, T>=2\)"):
         stage.encode(FeatureFrame(torch.zeros(768, 40), 50.0))
+    with pytest.raises(StageError, match="50 Hz"):
+        stage.encode(FeatureFrame(torch.zeros(12, 40), 100.0))
     bad = torch.load(tmp_path / "v.pth", weights_only=True)
     del bad["weight"]["quantizer.vq.layers.0._codebook.embed_avg"]
     torch.save(bad, tmp_path / "bad.pth")
