@@ -16,6 +16,9 @@ splitter needs no detector: Han ideographs are ``zh``, Latin letters ``en``, eve
 from __future__ import annotations
 
 _SENTENCE_END = frozenset(",.!?，。！？")
+# Unit symbols written right after a number belong to the number ("5km", "-3°C"), not to English:
+# both normalisers read them in their own language.
+_UNITS = frozenset(("km", "m", "cm", "mm", "kg", "g", "ml", "L", "h", "min", "s", "C", "F"))
 
 
 def char_language(ch: str) -> str | None:
@@ -38,7 +41,15 @@ def _raw_runs(text: str) -> list[tuple[str | None, str]]:
             runs[-1] = (lang, runs[-1][1] + ch)
         else:
             runs.append((lang, ch))
-    return runs
+    merged: list[tuple[str | None, str]] = []
+    for lang, chunk in runs:
+        if lang == "en" and chunk in _UNITS and merged and merged[-1][0] is None and merged[-1][1][-1] in "0123456789°":
+            lang = None
+        if merged and merged[-1][0] is None and lang is None:
+            merged[-1] = (None, merged[-1][1] + chunk)
+        else:
+            merged.append((lang, chunk))
+    return merged
 
 
 def _split_neutral(neutral: str) -> tuple[str, str]:

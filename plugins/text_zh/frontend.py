@@ -3,7 +3,8 @@
 Follows the official GPT-SoVITS ``text/chinese2.py`` pypinyin path (``is_g2pw = False``): jieba
 part-of-speech segmentation, the tone-sandhi pre-merge, pypinyin strict initials and tone-3 finals
 (neutral tone = 5), tone sandhi per word, erhua tone fix, then the opencpop-strict mapping.
-``word2ph`` has one entry per character of the normalised text: 2 for a syllable, 1 for a mark.
+``word2ph`` has one entry per character of the normalised text: 2 for a syllable, 1 for a mark
+(per word for English runs, see the English frontend).
 The official default predicts polyphones with the G2PW neural model instead; that needs its ONNX
 model and is not implemented here (pypinyin's phrase dictionary decides polyphones).
 """
@@ -16,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 from pypinyin import Style, lazy_pinyin
 
 from plugins.text_common.base import FrontendConfig, GsvFrontend, Phonemes
+from plugins.text_common.langsplit import split_language_runs
+from plugins.text_common.punctuation import is_speakable_char
 from plugins.text_common.symbols import PUNCTUATION, UNKNOWN
+from plugins.text_en.frontend import EnglishFrontend
 from plugins.text_zh.normalize import normalize
 from plugins.text_zh.pinyin_map import syllable_phones
 from plugins.text_zh.tone_sandhi import ToneSandhi
@@ -73,7 +78,12 @@ def _erhua(initials: list[str], finals: list[str], word: str, pos: str) -> tuple
 
 
 class ChineseFrontend(GsvFrontend):
-    """Mandarin (jieba + pypinyin + tone sandhi), GPT-SoVITS v2 symbols."""
+    """Mandarin (jieba + pypinyin + tone sandhi), GPT-SoVITS v2 symbols; Latin words read as English.
+
+    Runs of Latin letters inside Chinese text go to the English frontend, as every official Chinese
+    mode does (``LangSegmenter`` marks them "en" even in "all_zh"); BERT features, when a model
+    is loaded, cover the Chinese runs and are zeros for the English ones (official ``get_bert_inf``).
+    """
 
     name = "zh"
     languages: ClassVar[tuple[str, ...]] = ("zh",)
@@ -84,7 +94,24 @@ class ChineseFrontend(GsvFrontend):
         self.config: ChineseConfig
         self._posseg: Any = None
         self._sandhi: ToneSandhi | None = None
+        self._english: EnglishFrontend | None = None
         self.bert: ChineseBert | None = None
+        # (language, normalised text, word2ph) of each run of the last g2p call, for BERT features.
+        self._pieces: list[tuple[str, str, list[int]]] = []
+
+    @property
+    def english(self) -> EnglishFrontend:
+        """The frontend for Latin runs (its own short-text rule off: the rule applies to the whole)."""
+        if self._english is None:
+            self._english = EnglishFrontend(FrontendConfig(min_phones=0))
+        return self._english
+
+    def prepare(self, voice: Voice | None) -> None:
+        """Load BERT (``bert_path``, else the voice's ``models["bert"]``) and jieba's dictionary now,
+        so that the first sentence does not wait for them."""
+        path = self.config.bert_path or (str(voice.models["bert"]) if voice and "bert" in voice.models else "")
+        self._load_bert(path)
+        self._tools()
 
     def close(self) -> None:
         self.bert = None
@@ -100,7 +127,14 @@ class ChineseFrontend(GsvFrontend):
     def bert_features(self, norm: str, symbols: list[str], word2ph: list[int]) -> FloatArray | None:
         if self.bert is None and self.config.bert_path:
             self._load_bert(self.config.bert_path)
-        return None if self.bert is None else self.bert.features(norm, word2ph)
+        if self.bert is None:
+            return None  # the GPT stage uses zeros, as the official inference does without BERT
+        hidden = self.bert.config.hidden_size
+        parts = [
+            self.bert.features(piece, w2p) if lang == "zh" else np.zeros((hidden, sum(w2p)), np.float32)
+            for lang, piece, w2p in self._pieces
+        ]
+        return np.concatenate(parts, axis=1)
 
     def _tools(self) -> tuple[Any, ToneSandhi]:
         """jieba part-of-speech tokenizer and the sandhi rules bound to it, built on first use.
@@ -124,21 +158,38 @@ class ChineseFrontend(GsvFrontend):
             self._sandhi = ToneSandhi(tokenizer)
         return self._posseg, self._sandhi
 
-    def prepare(self, voice: Voice | None) -> None:
-        """Load BERT (``bert_path``, else the voice's ``models["bert"]``) and jieba's dictionary now,
-        so that the first sentence does not wait for them."""
-        path = self.config.bert_path or (str(voice.models["bert"]) if voice and "bert" in voice.models else "")
-        self._load_bert(path)
-        self._tools()
+    def runs(self, text: str) -> list[tuple[str, str]]:
+        """``[(language, text), ...]`` this frontend reads; runs with nothing to say are left out."""
+        return [
+            (lang, chunk)
+            for lang, chunk in split_language_runs(text, default="zh")
+            if any(is_speakable_char(c) for c in chunk)
+        ]
 
     def g2p(self, text: str) -> Phonemes:
+        self._pieces = []
+        norm_parts: list[str] = []
+        symbols: list[str] = []
+        word2ph: list[int] = []
+        for lang, chunk in self.runs(text):
+            norm, syms, w2p = self.english.g2p(chunk) if lang == "en" else self.mandarin(chunk)
+            if not syms:
+                continue
+            self._pieces.append((lang, norm, w2p))
+            norm_parts.append(norm)
+            symbols.extend(syms)
+            word2ph.extend(w2p)
+        return "".join(norm_parts), symbols, word2ph
+
+    def mandarin(self, text: str) -> Phonemes:
+        """Official chinese2 text_normalize + g2p (pypinyin path) with the special pause marks."""
         for mark, pause in _SPECIAL_PAUSES:
             if mark in text:
-                norm, symbols, word2ph = self._g2p(text.replace(mark, ","))
+                norm, symbols, word2ph = self._read_mandarin(text.replace(mark, ","))
                 return norm, [pause if s == "," else s for s in symbols], word2ph
-        return self._g2p(text)
+        return self._read_mandarin(text)
 
-    def _g2p(self, text: str) -> Phonemes:
+    def _read_mandarin(self, text: str) -> Phonemes:
         norm = normalize(text)
         posseg, sandhi = self._tools()
         symbols: list[str] = []

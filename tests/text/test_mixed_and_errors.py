@@ -46,6 +46,7 @@ def test_mixed_english_word_inside_chinese(mixed: MixedFrontend) -> None:
         ("你好，Hello world! 我是小明。", [("zh", "你好，"), ("en", "Hello world! "), ("zh", "我是小明。")]),
         ("Hello. 2024年很好", [("en", "Hello. "), ("zh", "2024年很好")]),
         ("我有3个apple", [("zh", "我有3个"), ("en", "apple")]),
+        ("气温-3°C，跑了5km", [("zh", "气温-3°C，跑了5km")]),
         ("123", [("zh", "123")]),
     ],
 )
@@ -65,9 +66,18 @@ def test_nothing_to_speak_is_refused(cls: type, language: str, text: str) -> Non
         frontend.split_sentences(text)
 
 
-def test_latin_only_text_in_chinese_frontend_says_so() -> None:
+def test_chinese_frontend_reads_latin_words_as_english(mixed: MixedFrontend) -> None:
+    # every official Chinese mode sends Latin runs to the English frontend
+    zh = ChineseFrontend()
+    text = "我用iPhone打电话"
+    assert zh.phonemize(TextFrame(text, "zh")).ids.tolist() == mixed.phonemize(TextFrame(text, "auto")).ids.tolist()
+    only_en = zh.phonemize(TextFrame("only english here", "zh"))
+    assert only_en.symbols == EnglishFrontend().phonemize(TextFrame("only english here", "en")).symbols
+
+
+def test_script_the_chinese_frontend_cannot_read() -> None:
     with pytest.raises(TextInputError, match="check the language"):
-        ChineseFrontend().phonemize(TextFrame("only english here", "zh"))
+        ChineseFrontend().phonemize(TextFrame("こんにちは", "zh"))
 
 
 def test_wrong_language_for_frontend() -> None:
