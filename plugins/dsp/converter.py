@@ -58,6 +58,8 @@ class DspConfig:
     """Limit of the automatic pitch ratio (and its inverse): 2.5 = about 16 semitones."""
     max_formant_ratio: float = 1.3
     """Limit of the automatic formant ratio (and its inverse); adult voices differ by < 25 %."""
+    keep_loudness: bool = True
+    """Keep the output's running loudness equal to the input's (within +-6 dB)."""
     silence_db: float = -50.0
     """Input frames quieter than this (dBFS) never update the input statistics."""
 
@@ -191,6 +193,7 @@ class DspVoiceConverter(VoiceConverter):
         cfg = self.config
         tr, sh = self._tracker, self._shifter
         tr.silence_db = cfg.silence_db
+        sh.keep_loudness = cfg.keep_loudness
         tr.observe(frame, log_env)
         if cfg.pitch_semitones is not None:
             sh.ratio = 2.0 ** (cfg.pitch_semitones / 12.0)

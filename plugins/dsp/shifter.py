@@ -121,6 +121,12 @@ def _shift_frame(
     return out_re, out_im, rot
 
 
+_LOUDNESS_MEMORY = 1.0 - 1.0 / 125.0
+"""Energy averages forget over ~125 frames (1 s): slow enough not to pump within a word."""
+_LOUDNESS_LIMIT = 2.0
+"""Largest loudness correction, x2 / x0.5 (+-6 dB): beyond that the estimate is not speech."""
+
+
 class Shifter:
     """Stateful block processor. Set ``ratio``, ``formant_ratio`` and ``eq`` (natural-log gain per
     bin, (N_FFT//2+1,)) between calls; ``on_frame(frame, log_env)`` is called for every analysed
@@ -130,6 +136,7 @@ class Shifter:
         self.ratio = 1.0
         self.formant_ratio = 1.0
         self.eq: F64 = np.zeros(_K)
+        self.keep_loudness = True
         self.reset()
 
     def reset(self) -> None:
@@ -141,6 +148,8 @@ class Shifter:
         self._prev_phase: F64 = np.zeros(_K)
         self._prev_rot: F64 = np.zeros(_K)
         self._frame_index = 0
+        self._energy_in = 0.0
+        self._energy_out = 0.0
 
     def process(self, block: F32, on_frame: object = None) -> F32:
         """Consume ``block``; return ``len(block)`` output samples delayed by LATENCY."""
@@ -174,9 +183,24 @@ class Shifter:
         self._frame_index += 1
         self._prev_phase = phase
         self._prev_rot = rot
-        gain = np.exp(warp(log_env, self.formant_ratio) + self.eq)
-        synth = np.roll(np.fft.irfft((re + 1j * im) * gain, N_FFT), N_FFT // 2) * _WINDOW / _OLA_GAIN
+        out_spec = (re + 1j * im) * np.exp(warp(log_env, self.formant_ratio) + self.eq)
+        if self.keep_loudness:
+            out_spec *= self._loudness_gain(mag, out_spec)
+        synth = np.roll(np.fft.irfft(out_spec, N_FFT), N_FFT // 2) * _WINDOW / _OLA_GAIN
         self._ola += synth
         done = self._ola[:HOP].copy()
         self._ola = np.concatenate([self._ola[HOP:], np.zeros(HOP)])
         return done
+
+    def _loudness_gain(self, mag: F64, out_spec: npt.NDArray[np.complex128]) -> float:
+        """Amplitude factor keeping the output's running energy equal to the input's.
+
+        Moving partials along the envelope changes the energy (a pitch raised toward the first
+        formant gets louder, one lowered away from it quieter); a voice changer should not.
+        """
+        a = _LOUDNESS_MEMORY
+        self._energy_in = a * self._energy_in + float(np.sum(mag**2))
+        self._energy_out = a * self._energy_out + float(np.sum(np.abs(out_spec) ** 2))
+        if self._energy_out <= 0.0:
+            return 1.0
+        return float(np.clip(np.sqrt(self._energy_in / self._energy_out), 1 / _LOUDNESS_LIMIT, _LOUDNESS_LIMIT))

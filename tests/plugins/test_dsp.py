@@ -92,19 +92,51 @@ def test_base_voice_to_human_reference(engine: Engine) -> None:
     y = conv.convert(AudioFrame(x, SR)).samples
     assert len(y) == len(x)
     _check_conversion(x, y, ref)
+    assert abs(10 * np.log10(np.mean(y**2) / np.mean(x**2))) < 1.5  # same loudness as the input
 
 
-def test_human_speech_to_male_reference_through_the_engine(engine: Engine) -> None:
-    """Real human female speech -> flite's male 'rms', through Engine.convert (48 kHz preset)."""
+EMBEDDED_VC = """
+[pipeline]
+name = "embedded-vc"
+mode = "vc"
+sample_rate = 48000
+
+[slots.converter]
+plugin = "dsp"
+"""
+
+
+def test_human_speech_to_male_reference_through_the_engine(engine: Engine, tmp_path: Path) -> None:
+    """Real human female speech -> flite's male 'rms', through Engine.convert at 48 kHz."""
+    preset = tmp_path / "embedded-vc.toml"
+    preset.write_text(EMBEDDED_VC, encoding="utf-8")
     ref = engine.voices.get("rms").analysis["dsp"]
     x = asterisk_clip("vm-intro", "vm-options")
-    out = engine.convert(AudioFrame(resample(x, SR, 48000), 48000), "rms")
+    out = engine.convert(AudioFrame(resample(x, SR, 48000), 48000), "rms", preset=preset)
     _check_conversion(x, resample(out.samples, out.sample_rate, SR), ref)
 
 
-def test_tts_path_speaks_in_the_voice(engine: Engine) -> None:
+EMBEDDED_TTS = """
+[pipeline]
+name = "embedded-tts"
+mode = "tts"
+sample_rate = 48000
+language = "en"
+
+[slots.base_voice]
+plugin = "espeak"
+
+[slots.converter]
+plugin = "dsp"
+"""
+
+
+def test_tts_path_speaks_in_the_voice(engine: Engine, tmp_path: Path) -> None:
+    """espeak-ng -> dsp through the engine's pipeline (our own preset: configs/ may add neural slots)."""
+    preset = tmp_path / "embedded-tts.toml"
+    preset.write_text(EMBEDDED_TTS, encoding="utf-8")
     ref = engine.voices.get("allison").analysis["dsp"]
-    out = engine.speak("Welcome to the stream, everybody. Thanks for the follow!", "allison")
+    out = engine.speak("Welcome to the stream, everybody. Thanks for the follow!", "allison", preset=preset)
     got = _stats(resample(out.samples, out.sample_rate, SR))
     assert abs(got["median_f0_hz"] / ref["median_f0_hz"] - 1.0) < 0.10
 
