@@ -245,18 +245,7 @@ def load_pickled(path: Path) -> tuple[Any, bytes]:
             obj = _RestrictedUnpickler(data, archive, prefix, str(path)).load()
         except (UnsafeCheckpointError, CorruptCheckpointError):
             raise
-        except (
-            pickle.UnpicklingError,
-            zipfile.BadZipFile,
-            EOFError,
-            ValueError,
-            TypeError,
-            AttributeError,
-            IndexError,
-            KeyError,
-            OSError,
-            RuntimeError,
-        ) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure parsing untrusted bytes = unusable file
             raise CorruptCheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from exc
     return obj, head
 

@@ -279,3 +279,31 @@ def test_state_dict_metadata_attribute_is_kept(tmp_path: Path) -> None:
     torch.save(sd, p)
     got = load_state_dict(p)
     assert set(got) == {"weight", "bias"} and torch.equal(got["weight"], sd["weight"])
+
+
+def test_mutated_pickles_only_ever_raise_checkpoint_errors(tmp_path: Path, hparams_cls: type) -> None:
+    """Random byte damage inside data.pkl (zip rebuilt, so CRCs pass) never escapes as another error."""
+    import random
+    import zipfile
+
+    src = _save_sovits(tmp_path / "ok.pth", hparams_cls)
+    with zipfile.ZipFile(src) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    pkl_name = next(n for n in members if n.endswith("/data.pkl"))
+    pkl = members[pkl_name]
+    rng = random.Random(1234)
+    outcomes = {"loaded": 0, "refused": 0}
+    for trial in range(150):
+        data = bytearray(pkl)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        bad = tmp_path / f"m{trial}.pth"
+        with zipfile.ZipFile(bad, "w") as z:
+            for name, blob in members.items():
+                z.writestr(name, bytes(data) if name == pkl_name else blob)
+        try:
+            load_state_dict(bad) if trial % 2 else load_sovits(bad)
+            outcomes["loaded"] += 1
+        except CheckpointError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100, outcomes
