@@ -97,6 +97,17 @@ class DspVoiceConverter(VoiceConverter):
         return self._target_f0
 
     @property
+    def current(self) -> dict[str, float | None]:
+        """What the converter is doing now (for status displays): pitch and formant ratio in use,
+        the input's running median f0 and the target's."""
+        return {
+            "pitch_ratio": self._shifter.ratio,
+            "formant_ratio": self._shifter.formant_ratio,
+            "input_median_f0_hz": self._tracker.median_f0,
+            "target_median_f0_hz": self._target_f0,
+        }
+
+    @property
     def latency_samples(self) -> int:
         """512 samples (32 ms at 16 kHz): one STFT frame."""
         return LATENCY

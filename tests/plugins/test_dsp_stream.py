@@ -142,3 +142,16 @@ def test_silence_and_empty_input(male_voice: Voice) -> None:
     silent = conv.convert(AudioFrame(np.zeros(SR, np.float32), SR)).samples
     assert len(silent) == SR and np.max(np.abs(silent)) < 1e-6
     assert len(conv.convert(AudioFrame(np.zeros(0, np.float32), SR)).samples) == 0
+
+
+def test_automatic_ratios_point_the_right_way(male_voice: Voice, speech: np.ndarray) -> None:
+    """Female human speech toward a male voice: pitch down by the f0 ratio, formants down."""
+    conv = DspVoiceConverter()
+    conv.prepare(male_voice)
+    _stream(conv, speech[: 6 * SR], 480)
+    now = conv.current
+    expected = now["target_median_f0_hz"] / now["input_median_f0_hz"]
+    assert now["pitch_ratio"] == pytest.approx(expected, rel=0.05)
+    assert now["pitch_ratio"] < 0.75
+    # The target was made with formants x0.85: the fit should find a clearly darker envelope.
+    assert 0.77 < now["formant_ratio"] < 0.95
