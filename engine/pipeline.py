@@ -21,7 +21,7 @@ import numpy as np
 
 from engine.audio_io import resample
 from engine.errors import ConfigError, StageError, TextInputError, UnsupportedLanguageError
-from engine.frames import AudioFrame, PhonemeFrame, TextFrame, TokenFrame
+from engine.frames import AudioFrame, FeatureFrame, PhonemeFrame, TextFrame, TokenFrame
 from engine.pipeline_config import SLOT_KINDS, PipelineConfig, StageSpec, build_stage
 from engine.plugins import PluginManager
 from engine.stages import (
@@ -34,9 +34,11 @@ from engine.stages import (
     TextFrontend,
     Tokenizer,
     Vocoder,
+    VocoderStream,
     VoiceConverter,
 )
 from engine.voices import Voice
+from streaming.resample import StreamResampler
 
 # GPT-SoVITS appends 0.3 s of zeros (counted at 32 kHz: 9600 samples) to the 16 kHz reference
 # before HuBERT (inference_webui.get_tts_wav); the fixture README documents it.
@@ -70,6 +72,9 @@ class Pipeline:
         self._stages: dict[str, Stage] = {}
         self._frontends: dict[str, TextFrontend] = {}
         self._prompt: tuple[PhonemeFrame | None, TokenFrame | None] | None = None
+        self._speak_t0 = 0.0
+        self.first_audio_s: float | None = None
+        """Seconds from the start of the last ``speak_iter`` to its first audio (time to first audio)."""
         mode = config.pipeline.mode
         if mode == "tts":
             needed = ["prosody", "decoder", "vocoder"] if self.neural else ["base_voice", "converter"]
@@ -147,6 +152,8 @@ class Pipeline:
         lang = language or self.config.pipeline.language
         for fx in self.effects:
             fx.reset()
+        self._speak_t0 = time.perf_counter()
+        self.first_audio_s = None
         if self.neural:
             yield from self._speak_neural(text, lang)
             return
@@ -157,7 +164,9 @@ class Pipeline:
                 f"base voice {base.name!r} cannot speak language {lang!r}; installed languages: {have}"
             )
         dry = self._timed(f"base_voice:{base.name}", base.synthesize, TextFrame(text, lang))
-        yield self.apply_effects(self._to_output(self._convert(dry, "converter")))
+        out = self.apply_effects(self._to_output(self._convert(dry, "converter")))
+        self.first_audio_s = time.perf_counter() - self._speak_t0
+        yield out
 
     def frontend(self, language: str) -> TextFrontend:
         """The text frontend for ``language`` (the first registered one that lists it)."""
@@ -197,30 +206,82 @@ class Pipeline:
 
     def _speak_neural(self, text: str, lang: str) -> Iterator[AudioFrame]:
         fe = self.frontend(lang)
-        prosody: ProsodyModel = self._stage("prosody")
-        decoder: Decoder = self._stage("decoder")
-        vocoder: Vocoder = self._stage("vocoder")
         prompt_text, prompt_tokens = self._neural_prompt()
         sentences = [s for s in fe.split_sentences(text) if s.strip()]
         if not sentences:
             raise TextInputError(f"nothing speakable in {text[:40]!r} (only punctuation or symbols)")
+        rate = self.config.pipeline.sample_rate
+        vocoder: Vocoder = self._stage("vocoder")
+        out_rs = StreamResampler(vocoder.sample_rate, rate)
         for sentence in sentences:
             phones = self._timed(f"frontend:{fe.name}", fe.phonemize, TextFrame(sentence, lang))
             if len(phones.ids) == 0:
                 continue
+            for audio in self._stream_sentence(phones, prompt_text, prompt_tokens):
+                block = out_rs.process(audio.samples)
+                if len(block):
+                    yield self.apply_effects(AudioFrame(block, rate, timestamp=audio.timestamp))
+        tail = out_rs.flush()
+        if len(tail):
+            yield self.apply_effects(AudioFrame(tail, rate))
+
+    def _stream_sentence(
+        self, phones: PhonemeFrame, prompt_text: PhonemeFrame | None, prompt_tokens: TokenFrame | None
+    ) -> Iterator[AudioFrame]:
+        """Tokens chunk by chunk -> latent of the growing sequence -> new frames -> vocoder stream.
+
+        The decoder re-runs on all tokens so far (its prior is cheap next to the vocoder) and only
+        frames that will not change any more (all but ``holdback_frames``) go to the vocoder, so audio
+        starts after the first token chunk instead of after the whole sentence.
+        """
+        prosody: ProsodyModel = self._stage("prosody")
+        decoder: Decoder = self._stage("decoder")
+        vocoder: Vocoder = self._stage("vocoder")
+        p_rec = self.timings.setdefault(f"prosody:{prosody.name}", StageTiming(f"prosody:{prosody.name}"))
+        v_rec = self.timings.setdefault(f"vocoder:{vocoder.name}", StageTiming(f"vocoder:{vocoder.name}"))
+        gen = prosody.generate(phones, prompt_text, prompt_tokens)
+        tokens: list[np.ndarray] = []
+        emitted = 0
+        stream: VocoderStream | None = None
+        while True:
             t0 = time.perf_counter()
-            chunks = list(prosody.generate(phones, prompt_text, prompt_tokens))
-            rec = self.timings.setdefault(f"prosody:{prosody.name}", StageTiming(f"prosody:{prosody.name}"))
-            rec.seconds += time.perf_counter() - t0
-            rec.calls += 1
-            tokens = np.concatenate([c.tokens for c in chunks]) if chunks else np.zeros(0, np.int64)
-            if len(tokens) == 0:
+            try:
+                chunk = next(gen, None)
+            except (StageError, TextInputError, ConfigError):
+                raise
+            except Exception as exc:
+                raise StageError(f"stage 'prosody:{prosody.name}' failed: {type(exc).__name__}: {exc}") from exc
+            p_rec.seconds += time.perf_counter() - t0
+            p_rec.calls += 1
+            if chunk is None:
+                break
+            tokens.append(np.asarray(chunk.tokens, np.int64))
+            final = chunk.final
+            all_tokens = np.concatenate(tokens)
+            if len(all_tokens) == 0:
+                if final:
+                    break
                 continue
-            token_frame = TokenFrame(tokens, chunks[0].frame_rate)
-            latent = self._timed(f"decoder:{decoder.name}", decoder.decode, token_frame, phones)
-            audio = self._timed(f"vocoder:{vocoder.name}", vocoder.synthesize, latent)
-            rec.audio_seconds += audio.duration
-            yield self.apply_effects(self._to_output(audio))
+            latent = self._timed(f"decoder:{decoder.name}", decoder.decode, TokenFrame(all_tokens, chunk.frame_rate),
+                                 phones)
+            total = int(latent.features.shape[-1])
+            upto = total if final else max(emitted, total - decoder.holdback_frames)
+            if upto == emitted and not final:
+                continue
+            piece = FeatureFrame(latent.features[:, emitted:upto], latent.frame_rate, meta=latent.meta)
+            emitted = upto
+            if stream is None:
+                stream = vocoder.open_stream(piece)
+            audio = self._timed(f"vocoder:{vocoder.name}", stream.push, piece, final)
+            p_rec.audio_seconds += audio.duration
+            if len(audio.samples):
+                if self.first_audio_s is None:
+                    self.first_audio_s = time.perf_counter() - self._speak_t0
+                yield audio
+            if final:
+                break
+        if v_rec.calls == 0:
+            del self.timings[v_rec.name]
 
     # -- VC ----------------------------------------------------------------------------------
     def _convert(self, audio: AudioFrame, slot: str) -> AudioFrame:

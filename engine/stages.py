@@ -121,13 +121,52 @@ class Decoder(Stage):
     """Semantic tokens (+ phonemes) -> latent ``FeatureFrame`` for a vocoder.
 
     The timbre comes from the voice bound by ``prepare``. ``phonemes`` may be None on the voice
-    conversion path.
+    conversion path. ``latent_per_token`` latent frames come out per token; streaming TTS calls
+    ``decode`` again on the growing token sequence and hands the vocoder only the frames that are
+    new, holding back the last ``holdback_frames`` (they still change while tokens arrive) until the
+    sentence is final.
     """
 
     kind = "decoder"
+    latent_per_token: int = 1
+    holdback_frames: int = 0
 
     @abstractmethod
     def decode(self, tokens: TokenFrame, phonemes: PhonemeFrame | None = None) -> FeatureFrame: ...
+
+
+class VocoderStream:
+    """Incremental synthesis: ``push(latent, final)`` takes new latent frames (C, t), returns the audio
+    that became final. This default buffers and synthesizes once at ``final`` (no streaming); a vocoder
+    that can do better overrides ``Vocoder.open_stream``."""
+
+    def __init__(self, vocoder: Vocoder, first: FeatureFrame) -> None:
+        self.vocoder = vocoder
+        self.meta = first.meta
+        self.frame_rate = first.frame_rate
+        self.parts: list[Any] = []
+
+    def push(self, latent: FeatureFrame, final: bool = False) -> AudioFrame:
+        import numpy as np
+
+        self.parts.append(latent.features)
+        if not final:
+            return AudioFrame(np.zeros(0, np.float32), self.vocoder.sample_rate)
+        feats = self.parts[0] if len(self.parts) == 1 else _concat_time(self.parts)
+        self.parts = []
+        return self.vocoder.synthesize(FeatureFrame(feats, self.frame_rate, meta=self.meta))
+
+
+def _concat_time(parts: list[Any]) -> Any:
+    """Join (C, t) pieces along time, numpy or torch alike."""
+    first = parts[0]
+    if hasattr(first, "detach"):
+        import torch
+
+        return torch.cat(parts, dim=-1)
+    import numpy as np
+
+    return np.concatenate(parts, axis=-1)
 
 
 class Vocoder(Stage):
@@ -138,6 +177,10 @@ class Vocoder(Stage):
 
     @abstractmethod
     def synthesize(self, latent: FeatureFrame) -> AudioFrame: ...
+
+    def open_stream(self, first: FeatureFrame) -> VocoderStream:
+        """A :class:`VocoderStream` for one utterance whose first latent piece is ``first``."""
+        return VocoderStream(self, first)
 
 
 class Effect(Stage):

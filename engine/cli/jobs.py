@@ -6,15 +6,25 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from engine.audio_io import read_audio, write_audio
 from engine.cli.common import emit, format_timings, make_engine, progress, timing_rows
+from engine.frames import AudioFrame
+from engine.stages import AudioSink
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     sp = sub.add_parser("speak", help="text -> speech in a voice, written to a file")
     sp.add_argument("text", help="what to say")
     sp.add_argument("--voice", required=True, help="voice name (see `anchorvoice voices list`)")
-    sp.add_argument("-o", "--output", default="out/speak.wav", help="output audio file (default %(default)s)")
+    sp.add_argument("-o", "--out", default=None, help="write the audio to this file (default out/speak.wav "
+                    "unless --play/--output is given)")
+    sp.add_argument("--output", default=None, metavar="virtual|DEVICE",
+                    help="stream into a device while generating: 'virtual' (the virtual microphone) or part of "
+                         "a playback device name")
+    sp.add_argument("--play", action="store_true", help="stream into the default playback device")
+    sp.add_argument("--backend", default="sounddevice", choices=["sounddevice", "pyaudio"], help="audio API")
     sp.add_argument("--lang", default=None, help="language code (default: the preset's, usually en)")
     sp.add_argument("--preset", default="tts", help="pipeline preset name or .toml path (default %(default)s)")
     sp.set_defaults(func=run_speak)
@@ -27,21 +37,56 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cp.set_defaults(func=run_convert)
 
 
+def _open_player(args: argparse.Namespace, sample_rate: int) -> AudioSink | None:
+    if not args.play and not args.output:
+        return None
+    from engine.server.sinks import DeviceSink, DeviceSinkConfig
+
+    sink = DeviceSink(DeviceSinkConfig(output=args.output or "default", backend=args.backend))
+    sink.open(sample_rate, sample_rate // 100)
+    return sink
+
+
+def _play(sink: AudioSink, samples: np.ndarray, rate: int) -> None:
+    step = rate // 10  # 100 ms writes: the sink paces them to real time
+    for i in range(0, len(samples), step):
+        sink.write(samples[i : i + step])
+
+
 def run_speak(args: argparse.Namespace) -> int:
     engine = make_engine(args)
     progress(args, f"loading pipeline {args.preset!r} for voice {args.voice!r}")
     pipe = engine.pipeline(args.preset, args.voice)
+    rate = pipe.config.pipeline.sample_rate
+    player = _open_player(args, rate)
+    out_path = args.out or (None if player else "out/speak.wav")
+    progress(args, "synthesizing" + (f" and playing on {getattr(player, 'device_name', '')}" if player else ""))
     t0 = time.perf_counter()
-    progress(args, "synthesizing")
-    audio = pipe.speak(args.text, args.lang)
+    parts: list[np.ndarray] = []
+    try:
+        for chunk in pipe.speak_iter(args.text, args.lang):
+            parts.append(chunk.samples)
+            if player is not None:
+                _play(player, chunk.samples, rate)
+    finally:
+        if player is not None:
+            time.sleep(getattr(player, "drain_seconds", lambda: 0.0)())
+            player.close()
     elapsed = time.perf_counter() - t0
-    out = write_audio(Path(args.output), audio)
+    audio = AudioFrame(np.concatenate(parts), rate)
+    out = write_audio(Path(out_path), audio) if out_path else None
     rows = timing_rows(pipe.timings)
+    first = pipe.first_audio_s or 0.0
+    compute = sum(t.seconds for t in pipe.timings.values())
+    summary = (
+        f"{'wrote ' + str(out) if out else 'played'} ({audio.duration:.2f} s of audio; first audio after "
+        f"{first:.2f} s; compute {compute:.2f} s, RTF {compute / max(audio.duration, 1e-9):.3f})"
+    )
     emit(
         args,
-        {"output": str(out), "seconds": audio.duration, "elapsed": elapsed, "stages": rows},
-        f"wrote {out} ({audio.duration:.2f} s of audio in {elapsed:.2f} s, RTF {elapsed / audio.duration:.3f})\n"
-        + format_timings(rows),
+        {"output": str(out) if out else None, "seconds": audio.duration, "elapsed": elapsed,
+         "first_audio_s": first, "rtf": compute / max(audio.duration, 1e-9), "stages": rows},
+        summary + "\n" + format_timings(rows),
     )
     return 0
 
