@@ -51,6 +51,13 @@ EN_PUNCTUATION_MAP: dict[str, str] = {
 }
 
 
+# Full-width letters and digits (U+FF21.., U+FF10..) and the ideographic space -> ASCII, as the
+# official zh_normalization constants F2H_ASCII_LETTERS / F2H_DIGITS / F2H_SPACE do. Full-width marks
+# are left to the punctuation maps.
+FULLWIDTH_TO_ASCII: dict[int, str] = {0xFF01 + i: chr(0x21 + i) for i in range(94) if chr(0x21 + i).isalnum()}
+FULLWIDTH_TO_ASCII[0x3000] = " "
+
+
 def map_punctuation(text: str, mapping: dict[str, str]) -> str:
     """Replace every key of ``mapping`` (longest keys first) by its value."""
     keys = sorted(mapping, key=len, reverse=True)

@@ -12,7 +12,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from plugins.text_common.punctuation import EN_PUNCTUATION_MAP, collapse_repeated_punctuation, map_punctuation
+from plugins.text_common.punctuation import (
+    EN_PUNCTUATION_MAP,
+    FULLWIDTH_TO_ASCII,
+    collapse_repeated_punctuation,
+    map_punctuation,
+)
 from plugins.text_en.numbers import cardinal, decimal, ordinal, year_or_cardinal
 
 _ABBREVIATIONS: tuple[tuple[str, str], ...] = (
@@ -129,6 +134,7 @@ def normalize_numbers(text: str) -> str:
 
 def normalize(text: str) -> str:
     """Official english.text_normalize: punctuation map, expansion, filter, collapse repeated marks."""
+    text = text.translate(FULLWIDTH_TO_ASCII)
     for pattern, words in _ABBREVIATIONS:
         text = re.sub(pattern, f" {words} ", text)
     # Numbers first: the official order maps ":" to "," before its time rule, so "13:30" never

@@ -22,7 +22,7 @@ from pypinyin import Style, lazy_pinyin
 
 from plugins.text_common.base import FrontendConfig, GsvFrontend, Phonemes
 from plugins.text_common.langsplit import split_language_runs
-from plugins.text_common.punctuation import is_speakable_char
+from plugins.text_common.punctuation import FULLWIDTH_TO_ASCII, is_speakable_char
 from plugins.text_common.symbols import PUNCTUATION, UNKNOWN
 from plugins.text_en.frontend import EnglishFrontend
 from plugins.text_zh.normalize import normalize
@@ -162,7 +162,7 @@ class ChineseFrontend(GsvFrontend):
         """``[(language, text), ...]`` this frontend reads; runs with nothing to say are left out."""
         return [
             (lang, chunk)
-            for lang, chunk in split_language_runs(text, default="zh")
+            for lang, chunk in split_language_runs(text.translate(FULLWIDTH_TO_ASCII), default="zh")
             if any(is_speakable_char(c) for c in chunk)
         ]
 

@@ -22,12 +22,15 @@ from __future__ import annotations
 import re
 import warnings
 
-from plugins.text_common.punctuation import ZH_PUNCTUATION_MAP, collapse_repeated_punctuation, map_punctuation
+from plugins.text_common.punctuation import (
+    FULLWIDTH_TO_ASCII,
+    ZH_PUNCTUATION_MAP,
+    collapse_repeated_punctuation,
+    map_punctuation,
+)
 from plugins.text_common.symbols import PUNCTUATION
 
 _DIGITS = "零一二三四五六七八九"
-_F2H: dict[int, str] = {0xFF01 + i: chr(0x21 + i) for i in range(94) if chr(0x21 + i).isalnum()}
-_F2H[0x3000] = " "
 # Official TextNormalizer._split / _post_replace drop these before reading.
 _SPECIAL_RE = re.compile(r"[《》【】<>{}()（）#&@“”^_|\\]")
 _SYMBOL_WORDS = {
@@ -103,7 +106,7 @@ def normalize_numbers(text: str) -> str:
 
 def normalize(text: str) -> str:
     """Official chinese2.text_normalize: verbalise, map punctuation, keep Han characters and marks."""
-    text = text.translate(_F2H)
+    text = text.translate(FULLWIDTH_TO_ASCII)
     text = normalize_numbers(text)  # before spaces go: "2024-03-05 12:05" is a date and a time
     text = _SPECIAL_RE.sub("", text.replace("——", "").replace(" ", ""))
     for symbol, words in _SYMBOL_WORDS.items():

@@ -75,6 +75,11 @@ def test_chinese_frontend_reads_latin_words_as_english(mixed: MixedFrontend) -> 
     assert only_en.symbols == EnglishFrontend().phonemize(TextFrame("only english here", "en")).symbols
 
 
+def test_fullwidth_letters_and_digits(mixed: MixedFrontend) -> None:
+    # full-width ＡＢＣ / １２３ are read like ABC / 123 (official F2H tables)
+    assert mixed.phonemize(TextFrame("我用ＡＢＣ打电话１２３", "auto")).text == "我用A B C打电话一百二十三"
+
+
 def test_script_the_chinese_frontend_cannot_read() -> None:
     with pytest.raises(TextInputError, match="check the language"):
         ChineseFrontend().phonemize(TextFrame("こんにちは", "zh"))
