@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -96,19 +97,25 @@ def main() -> None:
     hf = transformers_twin(model) if args.transformers else None
     times: list[float] = []
     hf_times: list[float] = []
+    # CPU seconds of this process per run: on a shared, overloaded machine wall time measures the
+    # neighbours; CPU time / threads is what the run would take with its cores to itself.
+    cpu: list[float] = []
+    hf_cpu: list[float] = []
     max_diff = None
     with torch.inference_mode():
         out = model(wav)  # warm-up
         if hf is not None:
             max_diff = float((hf(wav).last_hidden_state - out).abs().max())
         for _ in range(args.repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = model(wav)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
             if hf is not None:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 hf(wav)
                 hf_times.append(time.perf_counter() - t0)
+                hf_cpu.append(time.process_time() - c0)
     med = statistics.median(times)
     official = OFFICIAL_SECONDS_FOR_10S * args.seconds / 10.0
     extra = {}
@@ -117,6 +124,8 @@ def main() -> None:
         extra = {
             "transformers_median_s": round(hf_med, 4),
             "transformers_min_s": round(min(hf_times), 4),
+            "transformers_cpu_s_median": round(statistics.median(hf_cpu), 4),
+            "cpu_ratio_transformers_over_ours": round(statistics.median(hf_cpu) / statistics.median(cpu), 3),
             "speedup_vs_transformers_same_run": round(hf_med / med, 3),
             "max_abs_diff_vs_transformers": max_diff,
             "transformers_runs_s": [round(t, 4) for t in hf_times],
@@ -130,6 +139,9 @@ def main() -> None:
                 "threads": args.threads,
                 "median_s": round(med, 4),
                 "min_s": round(min(times), 4),
+                "cpu_s_median": round(statistics.median(cpu), 4),
+                "cpu_s_per_thread_median": round(statistics.median(cpu) / args.threads, 4),
+                "load_average_1min": round(os.getloadavg()[0], 2),
                 "rtf": round(med / args.seconds, 4),
                 "official_s": official,
                 "speedup_vs_official": round(official / med, 3),
