@@ -319,7 +319,10 @@ class HubertModel(nn.Module):
 
 def build_hubert(ckpt: HubertCheckpoint) -> HubertModel:
     """A float32 eval-mode :class:`HubertModel` with the checkpoint's weights."""
-    model = HubertModel(HubertConfig.from_json(ckpt.config))
+    try:
+        model = HubertModel(HubertConfig.from_json(ckpt.config))
+    except (TypeError, ValueError, RuntimeError) as exc:  # e.g. a size given as a string or <= 0
+        raise CorruptCheckpointError(f"{ckpt.path}/config.json: unusable sizes ({exc})") from exc
     model.load_official(ckpt.weights, source=str(ckpt.path or "HuBERT checkpoint"))
     return model.eval()
 

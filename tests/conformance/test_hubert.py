@@ -145,6 +145,9 @@ def test_wrong_sizes_and_variants_are_refused(tmp_path: Path, tiny_hubert) -> No
     big = HubertModel(HubertConfig.from_json({**TINY, "hidden_size": 32}))
     with pytest.raises(CorruptCheckpointError, match="shapes differ"):
         big.load_official(torch.load(folder / "pytorch_model.bin", weights_only=True))
+    (folder / "config.json").write_text(json.dumps({**TINY, "hidden_size": "sixteen"}))
+    with pytest.raises(CorruptCheckpointError, match="unusable sizes"):
+        build_hubert(load_hubert(folder))
     with pytest.raises(UnsupportedCheckpointError, match="HuBERT large"):
         HubertConfig.from_json({**TINY, "do_stable_layer_norm": True, "feat_extract_norm": "layer"})
 
