@@ -33,3 +33,11 @@ def register_vocoders(register: Register) -> None:
     from plugins.gsv.stages_sovits import GsvHifiganVocoder
 
     register(GsvHifiganVocoder)
+
+
+@hookimpl
+def register_prosody_models(register: Register) -> None:
+    """``gsv-t2s``: GPT-SoVITS v2 GPT (T2S) phonemes -> 25 Hz semantic tokens, streamed in chunks."""
+    from plugins.gsv.t2s_stage import GsvT2S
+
+    register(GsvT2S)

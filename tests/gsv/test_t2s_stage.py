@@ -147,3 +147,18 @@ def test_prepare_needs_a_gpt_path_and_loads_the_voice_model(tmp_path: Path) -> N
     assert stage.model.config.n_layer == 3
     frames = list(stage.generate(_phones(6, 1)))
     assert sum(len(f.tokens) for f in frames) == 6
+
+
+def test_passes_the_plugin_contract_checker() -> None:
+    from engine.testing import check_stage
+
+    root = reference_dir()
+    if root is None:
+        pytest.skip("GPT-SoVITS reference fixtures not found")
+    config = GsvT2SConfig(gpt_path=str(root / "s1_v2_small.ckpt"), chunk_tokens=5, early_stop_num=12, seed=0)
+    stage = check_stage(
+        GsvT2S,
+        config=config,
+        inputs={"phonemes": _phones(6, 1), "prompt_text": _phones(4, 2), "prompt_tokens": _prompt_tokens()},
+    )
+    assert isinstance(stage, GsvT2S)
