@@ -69,6 +69,7 @@ _DECIMAL_RE = re.compile(r"(\d+)\.(\d+)")
 _FRACTION_RE = re.compile(r"\b(\d+)/(\d+)\b")
 _ORDINAL_RE = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
 _NUMBER_RE = re.compile(r"\d+")
+_DECADE_RE = re.compile(r"\b(\d*0)'?s\b")  # "1990s", "80s", "90's"
 
 
 def _unit(m: re.Match[str]) -> str:
@@ -97,12 +98,18 @@ def _currency(m: re.Match[str]) -> str:
         return f"{amount} {big}s"
     whole = int(parts[0]) if parts[0] else 0
     frac = int(parts[1][:2].ljust(2, "0")) if len(parts) > 1 and parts[1] else 0
+    # Amounts are cardinals: "$1,299" is "one thousand, two hundred ninety nine", never a year.
     words = []
     if whole:
-        words.append(f"{whole} {big if whole == 1 else big + 's'}")
+        words.append(f"{cardinal(whole)} {big if whole == 1 else big + 's'}")
     if frac:
-        words.append(f"{frac} {small if frac == 1 else small_plural}")
+        words.append(f"{cardinal(frac)} {small if frac == 1 else small_plural}")
     return " and ".join(words) if words else f"zero {big}s"
+
+
+def _decade(m: re.Match[str]) -> str:
+    words = year_or_cardinal(int(m.group(1)))
+    return words[:-1] + "ies" if words.endswith("y") else words + "s"
 
 
 def _fraction(m: re.Match[str]) -> str:
@@ -123,12 +130,14 @@ def normalize_numbers(text: str) -> str:
     text = _NEGATIVE_RE.sub(r"\1negative \2", text)
     text = re.sub(r"(\d),(?=\d{3}(?:,\d{3})*\b)", r"\1", text)
     text = _TIME_RE.sub(_time, text)
+    text = _DECADE_RE.sub(_decade, text)  # before units: the "s" of "1990s" is not "seconds"
     text = _UNIT_RE.sub(_unit, text)
     text = _CURRENCY_RE.sub(_currency, text)
     text = _DECIMAL_RE.sub(lambda m: decimal(m.group(0)), text)
     text = _FRACTION_RE.sub(_fraction, text)
     text = _ORDINAL_RE.sub(lambda m: ordinal(int(m.group(1))), text)
-    text = _NUMBER_RE.sub(lambda m: year_or_cardinal(int(m.group(0))), text)
+    # Spaces around the words: "user123" is "user one hundred twenty three", not "userone ...".
+    text = _NUMBER_RE.sub(lambda m: f" {year_or_cardinal(int(m.group(0)))} ", text)
     return text
 
 
@@ -150,4 +159,6 @@ def normalize(text: str) -> str:
     # Official: a capital inside a word starts a new one ("NASA" -> "N A S A", "iPhone" -> "i Phone").
     text = re.sub(r"(?<!^)(?<!\s)([A-Z])", r" \1", text)
     text = re.sub(r"\s+", " ", text).strip()
-    return collapse_repeated_punctuation(text, after_space=True)
+    # A mark after a space would be dropped by the official collapse rule below ("nine !"): attach it.
+    text = re.sub(r" (?=[.,?!])", "", text)
+    return re.sub(" +", " ", collapse_repeated_punctuation(text, after_space=True)).strip()

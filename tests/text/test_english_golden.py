@@ -82,6 +82,10 @@ def test_currency_decimal_and_year(en: EnglishFrontend) -> None:
         ("Mr. Lee vs. Mrs. Kim", "mister Lee versus missus Kim"),
         ("e.g. this", "for example this"),
         ("NASA", "N A S A"),
+        ("the 1990s and 80s", "the nineteen nineties and eighties"),
+        ("$1,299", "one thousand, two hundred ninety nine dollars"),
+        ("user123 is here", "user one hundred twenty three is here"),
+        ("in 1999 !", "in nineteen ninety nine!"),
     ],
 )
 def test_normalisation(en: EnglishFrontend, text: str, spoken: str) -> None:
