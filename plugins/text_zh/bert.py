@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.errors import CheckpointError, CorruptCheckpointError, TextInputError
+from engine.errors import CheckpointError, CorruptCheckpointError, StageError
 from engine.frames import FloatArray
 
 
@@ -227,16 +227,17 @@ class ChineseBert:
     def features(self, text: str, word2ph: list[int]) -> FloatArray:
         """(hidden, sum(word2ph)) float32: each character's hidden_states[-3] vector, per phone."""
         if len(word2ph) != len(text):
-            raise TextInputError(
+            raise StageError(
                 f"BERT features need one word2ph entry per character: {len(word2ph)} for {len(text)} characters"
             )
-        if len(text) + 2 > self.config.max_position_embeddings:
-            raise TextInputError(
-                f"text of {len(text)} characters is longer than BERT reads "
-                f"({self.config.max_position_embeddings - 2}); split it into sentences first"
-            )
-        ids = torch.tensor([self.token_ids(text)], device=self.device)
-        hidden = self.model(ids)[-1][0, 1:-1].float().cpu()  # (T, H) without [CLS]/[SEP]
+        # BERT reads at most max_position_embeddings - 2 characters; a longer text (numbers grow when
+        # spelled out) is read in consecutive windows instead of failing.
+        window = self.config.max_position_embeddings - 2
+        pieces = []
+        for start in range(0, len(text), window):
+            ids = torch.tensor([self.token_ids(text[start : start + window])], device=self.device)
+            pieces.append(self.model(ids)[-1][0, 1:-1].float().cpu())  # (T, H) without [CLS]/[SEP]
+        hidden = torch.cat(pieces, dim=0)
         reps = torch.tensor(word2ph, dtype=torch.long)
         per_phone = torch.repeat_interleave(hidden, reps, dim=0)  # (P, H)
         return np.ascontiguousarray(per_phone.T.numpy(), dtype=np.float32)

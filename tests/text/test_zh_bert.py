@@ -84,6 +84,15 @@ def test_features_are_repeated_per_phone(bert_dir: Path) -> None:
     assert not np.allclose(feats[:, 1], feats[:, 2])
 
 
+def test_text_longer_than_positions_is_read_in_windows(bert_dir: Path) -> None:
+    bert = ChineseBert(bert_dir)  # 64 positions: 62 characters per window
+    text = "你好世界我是小明" * 10  # 80 characters
+    feats = bert.features(text, [1] * 80)
+    assert feats.shape == (HIDDEN, 80)
+    np.testing.assert_allclose(feats[:, :62], bert.features(text[:62], [1] * 62), atol=1e-6)
+    np.testing.assert_allclose(feats[:, 62:], bert.features(text[62:], [1] * 18), atol=1e-6)
+
+
 def test_uses_hidden_states_minus_three(tmp_path: Path, bert_dir: Path) -> None:
     base = ChineseBert(bert_dir).features("你好世界", [2, 2, 2, 2])
     # With 3 layers, hidden_states[-3] is the output of layer 0: the last two layers do not count.
