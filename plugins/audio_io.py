@@ -169,7 +169,7 @@ class DeviceAudioSink(_DeviceStage, AudioSink):
         data = np.asarray(samples, dtype=np.float32)
         deadline = time.perf_counter() + DEVICE_TIMEOUT_S
         while len(data):
-            n = self._ring.write(data[: self._ring.free()] if self._ring.free() else data[:0])
+            n = self._ring.write(data[: self._ring.free()])  # only what fits: wait, never drop
             data = data[n:]
             if len(data):
                 if time.perf_counter() > deadline:

@@ -70,9 +70,9 @@ def run_live(args: argparse.Namespace) -> int:
     session = LiveSession(cfg, process, extra_latency_ms=process.latency_ms, on_event=on_event)
     progress(args, "opening devices")
     session.start()
-    assert session.input_device is not None and session.output_device is not None
-    progress(args, f"live: {session.input_device.name!r} -> {args.voice!r} -> {session.output_device.name!r} "
-             f"(Ctrl-C stops)")
+    in_name = session.input_device.name if session.input_device else "?"
+    out_name = session.output_device.name if session.output_device else "?"
+    progress(args, f"live: {in_name!r} -> {args.voice!r} -> {out_name!r} (Ctrl-C stops)")
     t0 = time.perf_counter()
     stop = threading.Event()
     last_print = 0.0
@@ -99,7 +99,7 @@ def run_live(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     summary = {"seconds": round(elapsed, 2), **final.to_dict(),
                "degraded_events": sum(1 for e in events if e.get("event") == "degraded"),
-               "input": session.input_device.name, "output": session.output_device.name}
+               "input": in_name, "output": out_name}
     emit(args, summary,
          f"stopped after {elapsed:.1f} s: {final.blocks} blocks, compute {final.compute_ms:.2f} ms/block "
          f"(RTF {final.rtf:.2f}), latency {final.algorithmic_latency_ms:.0f} ms algorithmic / "

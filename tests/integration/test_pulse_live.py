@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -286,3 +287,42 @@ def test_cli_live_runs_until_ctrl_c_and_prints_a_summary(pulse: PulseDaemon, tmp
     assert any(x.split("|")[0].strip() not in ("in -inf dBFS",) for x in status), "input level never moved"
     assert np.sqrt(np.mean(heard**2)) > 0.01, "the monitor device heard nothing"
     assert os.environ.get("PULSE_SINK") is None  # routing variables never leak out of a stream open
+
+
+def test_device_stages_read_the_mic_and_write_the_virtual_mic(pulse: PulseDaemon, backend: SoundDeviceBackend,
+                                                              tmp_path: Path) -> None:
+    from plugins.audio_io import DeviceAudioSource, VirtualMicSink
+
+    t = np.arange(RATE) / RATE
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    sf.write(tmp_path / "tone.wav", tone, RATE)
+    sink = VirtualMicSink()  # creates the virtual mic through pactl (PULSE_SERVER points at the daemon)
+    sink.open(RATE, 480)
+    try:
+        rec = pulse.record("anchorvoice_mic", tmp_path / "vm.wav")
+        time.sleep(0.3)
+        for i in range(0, len(tone), 480):
+            sink.write(tone[i : i + 480])  # blocks at the device's pace
+        sink.drain()
+        time.sleep(0.3)
+        heard = PulseDaemon.stop_recording(rec, tmp_path / "vm.wav")
+    finally:
+        sink.close()
+        VirtualMic(env=pulse.env).down()
+    loud = heard[np.abs(heard) > 0.1]
+    # |0.5 sin| > 0.1 for 87 % of a 1 s tone (41 800 samples); nearly all of it must arrive.
+    assert len(loud) > 0.8 * 0.87 * RATE, len(loud)
+
+    source = DeviceAudioSource(DeviceAudioSource.Config(device=MIC))
+    source.open(RATE, 480)
+    try:
+        player = threading.Thread(target=pulse.play, args=(MIC_SINK, tmp_path / "tone.wav"))
+        player.start()
+        blocks = [source.read() for _ in range(150)]  # 1.5 s at the device's pace
+        player.join()
+    finally:
+        source.close()
+    got = np.concatenate([b for b in blocks if b is not None])
+    assert np.max(np.abs(got)) > 0.3
+    peak_hz = np.argmax(np.abs(np.fft.rfft(got))) * RATE / len(got)
+    assert abs(peak_hz - 1000) < 3
