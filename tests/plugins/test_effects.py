@@ -180,3 +180,51 @@ def test_a_nan_block_does_not_poison_the_state(cls, config, speech, caplog) -> N
     assert "NaN/inf" in caplog.text
     after = _run(effect, speech[1600:8000])
     assert np.all(np.isfinite(after)) and np.max(np.abs(after)) > 0.0
+
+
+CHAIN = """
+[pipeline]
+name = "fx"
+mode = "vc"
+sample_rate = 48000
+
+[slots.converter]
+plugin = "dsp"
+params = { pitch_semitones = 0.0, formant_ratio = 1.0 }
+
+[[effects]]
+plugin = "highpass"
+params = { cutoff_hz = 100.0 }
+
+[[effects]]
+plugin = "noise_gate"
+params = { threshold_db = -50.0 }
+
+[[effects]]
+plugin = "compressor"
+params = { makeup_db = 24.0, ceiling_db = -2.0 }
+
+[[effects]]
+plugin = "gain"
+params = { gain_db = -6.0 }
+"""
+
+
+def test_effect_chain_from_a_preset(tmp_path, builtin_plugins: PluginManager, speech) -> None:
+    """The effects run as the engine's pipeline builds them from TOML: the last stage is a -6 dB
+    gain after a -2 dBFS limiter, so the output peak is at most -8 dBFS and close to it."""
+    from engine.engine import Engine, EngineConfig
+
+    (tmp_path / "fx.toml").write_text(CHAIN, encoding="utf-8")
+    (tmp_path / "bad.toml").write_text(CHAIN.replace("cutoff_hz", "cutof_hz"), encoding="utf-8")
+    eng = Engine(EngineConfig(home=tmp_path / "home", third_party_plugins=False), plugins=builtin_plugins)
+    try:
+        pipe = eng.pipeline(tmp_path / "fx.toml", None)
+        assert [fx.name for fx in pipe.effects] == ["highpass", "noise_gate", "compressor", "gain"]
+        out = pipe.convert(AudioFrame(speech, SR))
+        peak_db = 20 * np.log10(np.max(np.abs(out.samples)))
+        assert -9.0 < peak_db <= -8.0 + 1e-4
+        with pytest.raises(ConfigError, match="cutof_hz"):
+            eng.pipeline(tmp_path / "bad.toml", None)
+    finally:
+        eng.close()
