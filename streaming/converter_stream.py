@@ -21,6 +21,7 @@ import math
 import numpy as np
 from scipy.signal import firwin, lfilter
 
+from engine.errors import ConfigError
 from engine.frames import AudioFrame, FloatArray
 from engine.stages import VoiceConverter
 
@@ -76,8 +77,15 @@ class ConverterProcess:
         self.sample_rate = sample_rate
         self.block = block
         self.lookahead = lookahead
-        self._to_conv = LiveResampler(sample_rate, converter.sample_rate)
-        self._from_conv = LiveResampler(converter.sample_rate, sample_rate)
+        try:
+            self._to_conv = LiveResampler(sample_rate, converter.sample_rate)
+            self._from_conv = LiveResampler(converter.sample_rate, sample_rate)
+        except ValueError as exc:
+            raise ConfigError(
+                f"live sample_rate {sample_rate} Hz cannot be resampled to the {converter.name!r} converter's "
+                f"{converter.sample_rate} Hz block by block ({exc}); use 48000 (set [live] sample_rate)",
+                key="live.sample_rate",
+            ) from None
         # A few samples of queue so that each answer can advance by exactly ``block``.
         self._slack = 2 * max(self._to_conv.up, self._to_conv.down, 1) + 2
         self._fifo: FloatArray = np.zeros(self._slack, np.float32)

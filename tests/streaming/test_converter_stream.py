@@ -111,6 +111,11 @@ def test_default_live_settings_keep_dsp_algorithmic_latency_under_50_ms() -> Non
     assert total <= 50.0, total
 
 
+def test_device_rate_without_a_small_ratio_is_refused_with_advice() -> None:
+    with pytest.raises(ConfigError, match="use 48000"):
+        ConverterProcess(DelayLine(), 44100, 441)
+
+
 def test_live_config_rejects_unusable_values() -> None:
     with pytest.raises(ConfigError, match="backend"):
         LiveConfig(backend="jack").validate()
