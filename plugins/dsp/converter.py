@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.audio_io import clean_samples, resample
-from engine.errors import ReferenceAudioError, StageError
+from engine.errors import ReferenceAudioError, StageError, VoiceError
 from engine.frames import AudioFrame
 from engine.stages import VoiceConverter
 from plugins.dsp import analysis as an
@@ -151,6 +151,11 @@ class DspVoiceConverter(VoiceConverter):
             stats = dict(voice.analysis.get(self.name, {}))
             if stats.get("version") != STATS_VERSION or stats.get("n_fft") != an.N_FFT:
                 # Voice added before this converter (or an older version) was installed.
+                if not voice.references:
+                    raise VoiceError(
+                        f"voice {voice.name!r} has no DSP statistics and no reference clip; add it again "
+                        f"with `anchorvoice voices add {voice.name} --ref clip.wav`"
+                    )
                 stats = self.analyze_reference(voice.load_reference(self.sample_rate))
             f0 = float(stats["median_f0_hz"])
             env = np.asarray(stats["mean_envelope_db"], dtype=np.float64)

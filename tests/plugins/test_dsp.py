@@ -216,3 +216,10 @@ def test_voice_without_dsp_statistics_is_analysed_on_prepare(tmp_path: Path, eng
     y = conv.convert(AudioFrame(asterisk_clip("agent-pass"), SR))
     assert np.all(np.isfinite(y.samples))
     assert conv.target_f0_hz == pytest.approx(engine.voices.get("allison").analysis["dsp"]["median_f0_hz"], rel=1e-3)
+
+
+def test_voice_with_neither_statistics_nor_reference_is_refused(tmp_path: Path) -> None:
+    from engine.errors import VoiceError
+
+    with pytest.raises(VoiceError, match="voices add ghost --ref"):
+        DspVoiceConverter().prepare(Voice("ghost", tmp_path, []))
