@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
+from engine.checkpoints import load_sovits
 from engine.errors import CheckpointError, StageError, TextInputError
 from engine.frames import PhonemeFrame, TokenFrame
 from engine.stages import ProsodyModel
 from plugins.gsv.kv_cache import T2SRuntime
-from plugins.gsv.t2s_model import BERT_DIM, Text2SemanticDecoder, load_t2s
+from plugins.gsv.t2s_model import BERT_DIM, Text2SemanticDecoder, check_phoneme_vocab, load_t2s
 from plugins.gsv.t2s_sampling import (
     DecodeResult,
     SamplingConfig,
@@ -91,7 +92,14 @@ class GsvT2S(ProsodyModel):
             )
         path = Path(src).expanduser().resolve()
         if path != self._loaded:
-            self.load_model(load_t2s(path))
+            model = load_t2s(path)
+            sovits = voice.models.get("sovits") if voice is not None else None
+            if sovits:
+                # refuse a GPT/SoVITS pair of different versions before anything is synthesised
+                rows = load_sovits(sovits).weights.get("enc_p.text_embedding.weight")
+                if rows is not None:
+                    check_phoneme_vocab(model.config.phoneme_vocab_size, int(rows.shape[0]))
+            self.load_model(model)
             self._loaded = path
 
     def load_model(self, model: Text2SemanticDecoder) -> None:

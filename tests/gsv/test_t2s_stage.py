@@ -162,3 +162,30 @@ def test_passes_the_plugin_contract_checker() -> None:
         inputs={"phonemes": _phones(6, 1), "prompt_text": _phones(4, 2), "prompt_tokens": _prompt_tokens()},
     )
     assert isinstance(stage, GsvT2S)
+
+
+def _write_s1(path: Path, phoneme_vocab: int) -> Path:
+    """A tiny s1 .ckpt in the official layout (fp16 weights with the ``model.`` prefix, plain config)."""
+    config = {"hidden_dim": 16, "embedding_dim": 16, "head": 2, "n_layer": 1, "vocab_size": 1025,
+              "phoneme_vocab_size": phoneme_vocab, "EOS": 1024, "dropout": 0}  # fmt: skip
+    model = Text2SemanticDecoder(T2SConfig.from_checkpoint_config({"model": config}))
+    weights = {f"model.{k}": v.half() for k, v in model.state_dict().items()}
+    torch.save({"weight": weights, "config": {"model": config, "data": {"max_sec": 54}}, "info": "GPT-e1"}, path)
+    return path
+
+
+def test_prepare_refuses_a_gpt_whose_phoneme_vocab_does_not_fit_the_voices_sovits(tmp_path: Path) -> None:
+    from engine.voices import Voice
+
+    root = reference_dir()
+    if root is None:
+        pytest.skip("GPT-SoVITS reference fixtures (s2_v2_small.pth, 732 text rows) not found")
+    sovits = root / "s2_v2_small.pth"
+    ok = Voice("v2", tmp_path, [], models={"gpt": _write_s1(tmp_path / "v2.ckpt", 732), "sovits": sovits})
+    stage = GsvT2S()
+    stage.prepare(ok)
+    assert stage.model.config.phoneme_vocab_size == 732
+    bad = Voice("mixed", tmp_path, [], models={"gpt": _write_s1(tmp_path / "v1.ckpt", 512), "sovits": sovits})
+    with pytest.raises(CheckpointError, match=r"512.*732") as info:
+        GsvT2S().prepare(bad)
+    assert "same voice/version" in str(info.value)
