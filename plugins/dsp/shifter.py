@@ -17,6 +17,8 @@ transparent. Input is consumed block by block; output has the same length, delay
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +27,8 @@ from plugins.dsp.analysis import HOP, N_FFT, log_envelopes, warp
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+FrameHook = Callable[[F64, F64], None]
+"""Called with each analysed input frame (N_FFT,) and its natural-log envelope (N_FFT//2+1,)."""
 
 LATENCY = N_FFT
 """Samples of delay: N_FFT - HOP for the overlap-add to complete, plus HOP so that any block size
@@ -151,7 +155,7 @@ class Shifter:
         self._energy_in = 0.0
         self._energy_out = 0.0
 
-    def process(self, block: F32, on_frame: object = None) -> F32:
+    def process(self, block: F32, on_frame: FrameHook | None = None) -> F32:
         """Consume ``block``; return ``len(block)`` output samples delayed by LATENCY."""
         self._pending = np.concatenate([self._pending, block.astype(np.float64)])
         produced = [self._out]
@@ -166,7 +170,7 @@ class Shifter:
         self._out = out[n:]
         return out[:n].astype(np.float32)
 
-    def _frame(self, frame: F64, on_frame: object) -> F64:
+    def _frame(self, frame: F64, on_frame: FrameHook | None) -> F64:
         # Zero-phase framing (window centre at sample 0) keeps a partial's phase nearly constant
         # across its main lobe, so bins can be interpolated when a region moves by a fraction.
         spec = np.fft.rfft(np.roll(frame * _WINDOW, -(N_FFT // 2)))
@@ -174,7 +178,7 @@ class Shifter:
         phase = np.angle(spec)
         log_env = log_envelopes(np.log(mag + 1e-9))
         if on_frame is not None:
-            on_frame(frame, log_env)  # type: ignore[operator]
+            on_frame(frame, log_env)
         flat = spec / np.exp(log_env)
         re, im, rot = _shift_frame(
             mag, flat.real, flat.imag, phase, self._prev_phase, self._prev_rot,
