@@ -1,14 +1,16 @@
-"""Streaming pitch + formant shifter: STFT, peak-locked phase vocoder, cepstral envelope warping.
+"""Streaming pitch + formant shifter: STFT, peak-locked phase vocoder, spectral-envelope warping.
 
-Per frame (N_FFT = 512, HOP = 128 at 16 kHz, Hann analysis and synthesis windows):
+Per frame (N_FFT = 512, HOP = 128 at 16 kHz, Hann analysis and synthesis windows, zero-phase):
 
-1. log envelope ``E`` of the frame by cepstral liftering (:func:`analysis.log_envelopes`);
+1. log envelope ``E`` of the frame (true envelope, :func:`analysis.log_envelopes`);
 2. the flattened spectrum ``X / E`` is pitch-shifted by ``ratio`` with the peak-locked phase
    vocoder of Laroche & Dolson ("New phase-vocoder techniques for real-time pitch shifting",
-   JAES 47(11), 1999): each spectral peak moves with its region of influence to bin
-   ``round(k * ratio)``, and the region's phases are rotated by the peak's accumulated
-   ``hop * (ratio - 1) * omega`` so the harmonic keeps a coherent phase;
-3. the result is multiplied by the target envelope ``warp(E, formant_ratio) + eq``.
+   JAES 47(11), 1999): each spectral peak moves with its region of influence so that its
+   instantaneous frequency lands on ``ratio`` times itself (fractional bins, interpolated), and
+   the region's phases are rotated by the peak's accumulated ``hop * (ratio - 1) * omega`` so the
+   partial stays phase-coherent from frame to frame; shifting down refills the emptied top band;
+3. the result is multiplied by the target envelope ``exp(warp(E, formant_ratio) + eq)`` and,
+   optionally, by a slow loudness correction.
 
 With ``ratio = formant_ratio = 1`` and ``eq = 0`` the frame comes out unchanged, so the shifter is
 transparent. Input is consumed block by block; output has the same length, delayed by
