@@ -5,7 +5,8 @@ streaming input tracker. Everything is vectorised numpy over frames, at 16 kHz.
   absolute threshold, parabolic interpolation. The difference function is computed through an
   FFT cross-correlation, so a batch of frames costs a few FFTs.
 * Envelope: real-cepstrum lifter of the log-magnitude spectrum (Oppenheim & Schafer, homomorphic
-  smoothing): the first ``LIFTER`` quefrencies keep formant structure and drop the harmonics.
+  smoothing; the first ``LIFTER`` quefrencies keep formant structure and drop the harmonics),
+  iterated into a "true envelope" that rides on the harmonic peaks (Roebel & Rodet, DAFx 2005).
 """
 
 from __future__ import annotations
