@@ -3,7 +3,9 @@ exceeds ``ceiling_db`` (what a stream's audio path needs before an encoder)."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -92,23 +94,23 @@ def _compress(
     return out
 
 
-class CompressorEffect(RateEffect):
-    """Feed-forward soft-knee compressor followed by a look-ahead peak limiter."""
+class _Dynamics(RateEffect):
+    """Compressor + look-ahead limiter loop; subclasses say which parameters it runs with."""
 
-    name = "compressor"
-    Config = CompressorConfig
-
-    def __init__(self, config: CompressorConfig | None = None) -> None:
+    def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.config: CompressorConfig
         self._rate = 0
         self._delay = np.zeros((2, 1))
         self.reset()
 
+    @abstractmethod
+    def _settings(self) -> CompressorConfig:
+        """The parameters the processing loop uses."""
+
     @property
     def latency_samples(self) -> int:
         """The look-ahead, at the rate of the last block (48 kHz before any block)."""
-        return int(round(self.config.lookahead_ms * (self._rate or 48000) / 1000))
+        return int(round(self._settings().lookahead_ms * (self._rate or 48000) / 1000))
 
     def reset(self) -> None:
         """No gain reduction, empty look-ahead."""
@@ -119,7 +121,7 @@ class CompressorEffect(RateEffect):
     def process(self, audio: AudioFrame) -> AudioFrame:
         """Compress and limit one block."""
         x = self._bind_rate(audio)
-        cfg, sr = self.config, audio.sample_rate
+        cfg, sr = self._settings(), audio.sample_rate
         self._require(cfg.ratio >= 1.0, "ratio", "ratio must be >= 1")
         self._require(cfg.knee_db >= 0.0, "knee_db", "knee_db must be >= 0")
         self._require(cfg.ceiling_db <= 0.0, "ceiling_db", "ceiling_db must be <= 0 dBFS")
@@ -140,3 +142,53 @@ class CompressorEffect(RateEffect):
             one_pole(cfg.limiter_release_ms, sr),
         )
         return audio.with_samples(out.astype(np.float32))
+
+
+@dataclass
+class LimiterConfig:
+    """Parameters of the peak limiter."""
+
+    ceiling_db: float = -1.0
+    """The output never exceeds this (dBFS peak)."""
+    input_gain_db: float = 0.0
+    """Gain before limiting (drive it to make a quiet voice louder without clipping)."""
+    lookahead_ms: float = 1.5
+    """Look-ahead: gain drops before a peak instead of on it (adds this much latency)."""
+    release_ms: float = 50.0
+    """Time for the gain to recover after a peak."""
+
+
+class CompressorEffect(_Dynamics):
+    """Feed-forward soft-knee compressor followed by a look-ahead peak limiter."""
+
+    name = "compressor"
+    Config = CompressorConfig
+
+    def __init__(self, config: CompressorConfig | None = None) -> None:
+        super().__init__(config)
+        self.config: CompressorConfig
+
+    def _settings(self) -> CompressorConfig:
+        return self.config
+
+
+class LimiterEffect(_Dynamics):
+    """Look-ahead brick-wall peak limiter alone (the compressor's last stage, ratio 1)."""
+
+    name = "limiter"
+    Config = LimiterConfig
+
+    def __init__(self, config: LimiterConfig | None = None) -> None:
+        super().__init__(config)
+        self.config: LimiterConfig
+
+    def _settings(self) -> CompressorConfig:
+        cfg = self.config
+        return CompressorConfig(
+            ratio=1.0,
+            knee_db=0.0,
+            makeup_db=cfg.input_gain_db,
+            ceiling_db=cfg.ceiling_db,
+            lookahead_ms=cfg.lookahead_ms,
+            limiter_release_ms=cfg.release_ms,
+        )

@@ -11,7 +11,7 @@ from engine.errors import ConfigError
 from engine.frames import AudioFrame
 from engine.plugins import PluginManager
 from engine.testing import check_stage
-from plugins.effects.compressor import CompressorConfig, CompressorEffect
+from plugins.effects.compressor import CompressorConfig, CompressorEffect, LimiterConfig, LimiterEffect
 from plugins.effects.gain import GainConfig, GainEffect
 from plugins.effects.gate import NoiseGateConfig, NoiseGateEffect
 from plugins.effects.highpass import HighPassConfig, HighPassEffect
@@ -38,6 +38,7 @@ EFFECTS = [
     (NoiseGateEffect, NoiseGateConfig(threshold_db=-30.0, hold_ms=20.0)),
     (HighPassEffect, HighPassConfig(cutoff_hz=120.0, order=6)),
     (CompressorEffect, CompressorConfig(threshold_db=-24.0, ratio=6.0, makeup_db=12.0, ceiling_db=-3.0)),
+    (LimiterEffect, LimiterConfig(input_gain_db=12.0, ceiling_db=-2.0)),
 ]
 
 
@@ -111,6 +112,16 @@ def test_limiter_ceiling_holds_on_overdriven_speech(speech) -> None:
         out = _run(fx, hot)
         assert np.max(np.abs(out)) <= 10 ** (ceiling / 20) * (1 + 1e-6)
         assert np.max(np.abs(out)) > 10 ** (ceiling / 20) * 0.9  # and it is not just muting
+
+
+def test_limiter_alone_is_transparent_under_the_ceiling_and_holds_it_above(speech) -> None:
+    quiet = speech * 0.1  # peaks well under -1 dBFS
+    fx = LimiterEffect()
+    out = _run(fx, quiet)
+    lag = fx.latency_samples
+    np.testing.assert_allclose(out[lag:], quiet[: len(quiet) - lag], atol=1e-6)
+    loud = _run(LimiterEffect(LimiterConfig(input_gain_db=30.0, ceiling_db=-3.0)), speech)
+    assert np.max(np.abs(loud)) <= 10 ** (-3 / 20) * (1 + 1e-6)
 
 
 def test_compressor_static_curve() -> None:
