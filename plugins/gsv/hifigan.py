@@ -9,14 +9,16 @@ checkpoint's ``model`` config (``upsample_rates`` [10, 8, 2, 2, 2], kernels [16,
 
 Speed (the decoder is ~97% of SoVITS inference time, gsv_reference/BASELINE.md): weight norm is
 folded at load (:mod:`plugins.gsv.modules.weight_norm`); the leaky ReLU that opens every residual
-block of a scale is computed once and shared (all blocks of a scale see the same input); activations
-and residual adds run in place. Each of these leaves every floating-point operation unchanged, so
-the output is bit-identical to the official order of operations.
+block of a scale is computed once and shared (all blocks of a scale see the same input); the convs
+run on the channels-last (NHWC) layout, where oneDNN needs no per-call layout reorders, with the
+leaky ReLU after ``convs1`` and the residual add after ``convs2`` fused into the convolution as
+oneDNN post-ops. Sharing and in-place ops leave every floating-point operation unchanged; the
+layout and the post-ops only change rounding inside oneDNN's convolution (1-ulp differences; max
+|diff| ~1e-6 against the official outputs, see tests/conformance/test_sovits.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,16 +75,77 @@ class HiFiGANConfig:
         return hop
 
 
-ConvFn = Callable[[nn.Module, Tensor], Tensor]
-"""Runs one of the generator's conv modules on a tensor (plain NCW or the channels-last plan)."""
-
-
-def _plain(conv: nn.Module, x: Tensor) -> Tensor:
-    return conv(x)  # type: ignore[no-any-return]
-
-
 def _same_padding(kernel_size: int, dilation: int) -> int:
     return (kernel_size * dilation - dilation) // 2
+
+
+class ConvOps:
+    """How the generator runs its conv modules: here plain NCW conv1d, activations as separate ops."""
+
+    def conv(self, m: nn.Module, x: Tensor) -> Tensor:
+        return m(x)  # type: ignore[no-any-return]
+
+    def conv_lrelu(self, m: nn.Module, x: Tensor, slope: float) -> Tensor:
+        """leaky_relu(m(x), slope)."""
+        return F.leaky_relu_(self.conv(m, x), slope)
+
+    def conv_add(self, m: nn.Module, x: Tensor, other: Tensor) -> Tensor:
+        """m(x) + other (a new tensor; == other + m(x) since IEEE addition commutes)."""
+        return self.conv(m, x).add_(other)
+
+
+class _Conv4d:
+    """A 1-D conv as a 2-D conv on (B, C, 1, T) channels-last tensors (oneDNN's NHWC path)."""
+
+    def __init__(self, conv: nn.Conv1d | nn.ConvTranspose1d) -> None:
+        self.transposed = isinstance(conv, nn.ConvTranspose1d)
+        self.weight = conv.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        self.bias = conv.bias.detach() if conv.bias is not None else None
+        self.stride = [1, int(conv.stride[0])]
+        self.padding = [0, int(conv.padding[0])]  # type: ignore[index]
+        self.dilation = [1, int(conv.dilation[0])]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.transposed:
+            return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+def _mkldnn_fusion_available() -> bool:
+    ops = getattr(torch.ops, "mkldnn", None)
+    return bool(torch.backends.mkldnn.is_available()) and hasattr(ops, "_convolution_pointwise")
+
+
+class ChannelsLastOps(ConvOps):
+    """Convs on (B, C, 1, T) NHWC tensors; with oneDNN, leaky ReLU and residual adds run as conv post-ops.
+
+    The post-ops are the ``mkldnn::_convolution_pointwise`` kernels PyTorch's own compiler uses:
+    oneDNN applies them to each output value right after the convolution, saving a pass over the
+    tensor per op; results equal the separate ops up to 1-ulp rounding (bias/sum order in oneDNN).
+    """
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        self.plan = {m: _Conv4d(m) for m in modules if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))}
+        self.fused = _mkldnn_fusion_available()
+
+    def conv(self, m: nn.Module, x: Tensor) -> Tensor:
+        return self.plan[m](x)
+
+    def conv_lrelu(self, m: nn.Module, x: Tensor, slope: float) -> Tensor:
+        c = self.plan[m]
+        if not self.fused or c.transposed:
+            return super().conv_lrelu(m, x, slope)
+        return torch.ops.mkldnn._convolution_pointwise(  # type: ignore[no-any-return]
+            x, c.weight, c.bias, c.padding, c.stride, c.dilation, 1, "leaky_relu", [slope], ""
+        )
+
+    def conv_add(self, m: nn.Module, x: Tensor, other: Tensor) -> Tensor:
+        c = self.plan[m]
+        if not self.fused or c.transposed:
+            return super().conv_add(m, x, other)
+        return torch.ops.mkldnn._convolution_pointwise.binary(  # type: ignore[no-any-return]
+            x, other, c.weight, c.bias, c.padding, c.stride, c.dilation, 1, "add", 1.0, None, [], None
+        )
 
 
 class ResBlock1(nn.Module):
@@ -98,13 +161,13 @@ class ResBlock1(nn.Module):
             WNConv1d(channels, channels, kernel_size, padding=_same_padding(kernel_size, 1)) for _ in dilation
         )
 
-    def forward(self, x: Tensor, x_act: Tensor, conv: ConvFn = _plain) -> Tensor:
+    def forward(self, x: Tensor, x_act: Tensor, ops: ConvOps | None = None) -> Tensor:
         """``x`` (B, C, T) and ``x_act`` = leaky_relu(x, 0.1) -> (B, C, T) (new tensor)."""
+        ops = ops or ConvOps()
         n = len(self.convs1)
         for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2)):
-            xt = F.leaky_relu_(conv(c1, x_act), LRELU_SLOPE)
-            xt = conv(c2, xt)
-            x = xt.add_(x)  # == xt + x (IEEE addition commutes), without a new buffer
+            xt = ops.conv_lrelu(c1, x_act, LRELU_SLOPE)
+            x = ops.conv_add(c2, xt, x)
             if i < n - 1:
                 x_act = F.leaky_relu(x, LRELU_SLOPE)
         return x
@@ -120,39 +183,22 @@ class ResBlock2(nn.Module):
             for d in dilation
         )
 
-    def forward(self, x: Tensor, x_act: Tensor, conv: ConvFn = _plain) -> Tensor:
+    def forward(self, x: Tensor, x_act: Tensor, ops: ConvOps | None = None) -> Tensor:
+        ops = ops or ConvOps()
         n = len(self.convs)
         for i, c in enumerate(self.convs):
-            x = conv(c, x_act).add_(x)
+            x = ops.conv_add(c, x_act, x)
             if i < n - 1:
                 x_act = F.leaky_relu(x, LRELU_SLOPE)
         return x
 
 
-class _Conv4d:
-    """A 1-D conv run as a 2-D conv on (B, C, 1, T) channels-last tensors (oneDNN's fast NHWC path)."""
-
-    def __init__(self, conv: nn.Conv1d | nn.ConvTranspose1d) -> None:
-        self.transposed = isinstance(conv, nn.ConvTranspose1d)
-        self.weight = conv.weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        self.bias = conv.bias.detach() if conv.bias is not None else None
-        self.stride = (1, int(conv.stride[0]))
-        self.padding = (0, int(conv.padding[0]))  # type: ignore[index]
-        self.dilation = (1, int(conv.dilation[0]))
-
-    def __call__(self, x: Tensor) -> Tensor:
-        if self.transposed:
-            return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
-
-
 class Generator(nn.Module):
     """HiFi-GAN generator; ``forward(z, g)`` -> (B, 1, T * hop) in [-1, 1].
 
-    ``channels_last`` (default True) runs every conv as an NHWC 2-D conv on (B, C, 1, T): oneDNN
-    then skips its per-call layout reorders (measured 1.3-1.9x per conv on 2 cores). The weights are
-    the same; only the reduction order inside oneDNN differs (max |diff| ~1e-6 on the fixtures).
-    False runs the plain NCW conv1d modules.
+    ``channels_last`` (default True) runs every conv as an NHWC 2-D conv on (B, C, 1, T) with fused
+    post-ops (:class:`ChannelsLastOps`; 1.3-1.9x per conv on 2 cores in a micro-benchmark). False
+    runs the plain NCW conv1d modules in the official order of operations.
     """
 
     def __init__(self, cfg: HiFiGANConfig, channels_last: bool = True) -> None:
@@ -177,40 +223,37 @@ class Generator(nn.Module):
         self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3, bias=False)
         if cfg.gin_channels:
             self.cond = nn.Conv1d(cfg.gin_channels, cfg.upsample_initial_channel, 1)
-        self._plan: dict[nn.Module, _Conv4d] | None = None
+        self._nhwc: ChannelsLastOps | None = None
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        self._plan = None  # new weights: rebuild the channels-last copies on the next call
+        self._nhwc = None  # new weights: rebuild the channels-last copies on the next call
         super()._load_from_state_dict(*args, **kwargs)
 
-    def _conv_fn(self) -> Any:
+    def _ops(self) -> ConvOps:
         if not self.channels_last:
-            return lambda conv, x: conv(x)
-        if self._plan is None:
-            self._plan = {
-                m: _Conv4d(m) for m in self.modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))
-            }
-        plan = self._plan
-        return lambda conv, x: plan[conv](x)
+            return ConvOps()
+        if self._nhwc is None:
+            self._nhwc = ChannelsLastOps(list(self.modules()))
+        return self._nhwc
 
     def forward(self, z: Tensor, g: Tensor | None = None, apply_tanh: bool = True) -> Tensor:
         """``z`` (B, inter, T), ``g`` (B, gin, 1) -> (B, 1, T * hop); pre-tanh with apply_tanh=False."""
-        conv = self._conv_fn()
+        ops = self._ops()
         if self.channels_last:
             z = z.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C, 1, T) NHWC
             g = g.unsqueeze(2) if g is not None else None
-        x = conv(self.conv_pre, z)
+        x = ops.conv(self.conv_pre, z)
         if g is not None:
-            x = x + conv(self.cond, g)
+            x = x + ops.conv(self.cond, g)
         for i, up in enumerate(self.ups):
-            x = conv(up, F.leaky_relu(x, LRELU_SLOPE))
+            x = ops.conv(up, F.leaky_relu(x, LRELU_SLOPE))
             x_act = F.leaky_relu(x, LRELU_SLOPE)  # shared by all blocks of this scale
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            xs = blocks[0](x, x_act, conv)
+            xs = blocks[0](x, x_act, ops)
             for blk in blocks[1:]:
-                xs += blk(x, x_act, conv)
+                xs += blk(x, x_act, ops)
             x = xs.div_(self.num_kernels)
-        x = conv(self.conv_post, F.leaky_relu_(x))  # torch default slope 0.01, as the official code
+        x = ops.conv(self.conv_post, F.leaky_relu_(x))  # torch default slope 0.01, as the official code
         if self.channels_last:
             x = x.squeeze(2).contiguous()
         return torch.tanh(x) if apply_tanh else x

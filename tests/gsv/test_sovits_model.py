@@ -126,3 +126,21 @@ def test_decode_without_reference_says_what_to_do(small_ckpt: SovitsCheckpoint) 
     model = SynthesizerTrn.from_checkpoint(small_ckpt)
     with pytest.raises(ReferenceAudioError, match="reference"):
         model.decode(torch.zeros(1, 1, 4, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long), [])
+
+
+def test_fused_post_ops_match_separate_ops_to_rounding() -> None:
+    from plugins.gsv.hifigan import ChannelsLastOps
+
+    torch.manual_seed(3)
+    cfg = HiFiGANConfig(initial_channel=8, upsample_initial_channel=32, gin_channels=4)
+    gen = Generator(cfg).eval()
+    z, g = torch.randn(1, 8, 9), torch.randn(1, 4, 1)
+    with torch.inference_mode():
+        fused = gen(z, g, apply_tanh=False)
+        ops = gen._ops()
+        assert isinstance(ops, ChannelsLastOps)
+        if not ops.fused:
+            pytest.skip("this torch build has no oneDNN conv post-op kernels")
+        ops.fused = False
+        separate = gen(z, g, apply_tanh=False)
+    torch.testing.assert_close(fused, separate, rtol=1e-6, atol=1e-6)
