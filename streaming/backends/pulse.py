@@ -12,13 +12,21 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from engine.errors import DeviceError
 from streaming.backends.devices import DeviceInfo
+
+ROUTE_PCM = "anchorvoice_pulse"
+"""ALSA PCM we define: type pulse with ``handle_underrun false``. The stock ``pulse`` PCM handles
+an underrun by restarting its stream, which stalled playback for ~1.9 s after every underflow
+(measured: an 80 ms late callback -> a 1.96 s gap; with handle_underrun false -> none)."""
+SYSTEM_ALSA_CONF = Path("/usr/share/alsa/alsa.conf")
 
 PACTL_TIMEOUT_S = 10.0
 """A healthy server answers in milliseconds; a hung one must not hang the CLI."""
@@ -122,6 +130,34 @@ def list_pulse_devices(env: Mapping[str, str] | None = None) -> list[DeviceInfo]
             is_default_input=src["name"] == info.get("default_source_name"),
         ))
     return out
+
+
+def install_alsa_route() -> bool:
+    """Make ALSA (hence PortAudio, after its next initialisation) list ``ROUTE_PCM``.
+
+    Writes a small ALSA config that includes the one ALSA would have read (``ALSA_CONFIG_PATH`` if
+    the user set it, else the system ``alsa.conf``) and defines ``ROUTE_PCM``, and points
+    ``ALSA_CONFIG_PATH`` at it for this process. Returns False where there is no ALSA config to
+    include (not Linux), so callers keep the stock ``pulse`` PCM.
+    """
+    ours = Path(tempfile.gettempdir()) / f"anchorvoice-alsa-{os.getuid() if hasattr(os, 'getuid') else 0}.conf"
+    current = os.environ.get("ALSA_CONFIG_PATH")
+    if current == str(ours) and ours.exists():
+        return True
+    base = [Path(p) for p in current.split(":")] if current else [SYSTEM_ALSA_CONF]
+    if not all(p.exists() for p in base):
+        return False
+    includes = "".join(f"<{p}>\n" for p in base)
+    text = (
+        f"{includes}pcm.{ROUTE_PCM} {{\n    type pulse\n    handle_underrun false\n"
+        f'    hint {{ show on description "anchorvoice route to PulseAudio/PipeWire" }}\n}}\n'
+    )
+    if not ours.exists() or ours.read_text() != text:
+        tmp = ours.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(ours)
+    os.environ["ALSA_CONFIG_PATH"] = str(ours)
+    return True
 
 
 @contextmanager

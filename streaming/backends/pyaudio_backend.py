@@ -15,7 +15,7 @@ from engine.errors import DeviceError
 from engine.frames import FloatArray
 from streaming.backends.base import AudioBackend, DuplexCallback, LiveStream, StreamSpec
 from streaming.backends.devices import DeviceInfo, Direction
-from streaming.backends.pulse import list_pulse_devices, pulse_routing
+from streaming.backends.pulse import install_alsa_route, list_pulse_devices, pulse_routing, server_available
 from streaming.backends.sounddevice_backend import PULSE_PCM, portaudio_index
 
 # PortAudio status flags (portaudio.h: paInputOverflow 0x2, paOutputUnderflow 0x4).
@@ -90,7 +90,10 @@ class PyAudioBackend(AudioBackend):
     name: ClassVar[str] = "pyaudio"
 
     def __init__(self) -> None:
-        self._pa = _pyaudio().PyAudio()
+        pyaudio = _pyaudio()
+        if server_available():
+            install_alsa_route()  # before PortAudio initialises, so that it lists the route PCM
+        self._pa = pyaudio.PyAudio()
 
     def portaudio_devices(self) -> list[DeviceInfo]:
         pa = self._pa

@@ -13,7 +13,7 @@ from engine.errors import DeviceError
 from engine.frames import FloatArray
 from streaming.backends.base import AudioBackend, DuplexCallback, LiveStream, StreamSpec
 from streaming.backends.devices import DeviceInfo, Direction
-from streaming.backends.pulse import list_pulse_devices, pulse_routing
+from streaming.backends.pulse import ROUTE_PCM, install_alsa_route, list_pulse_devices, pulse_routing
 
 PULSE_PCM = "pulse"
 """ALSA PCM of libasound2-plugins that forwards to the Pulse server (honours PULSE_SINK/SOURCE)."""
@@ -28,10 +28,13 @@ def _sd() -> Any:
 
 
 def portaudio_index(devices: list[DeviceInfo], name: str, direction: Direction) -> int:
-    """Index of the PortAudio device called exactly ``name`` (e.g. the ALSA 'pulse' PCM)."""
-    for d in devices:
-        if d.index is not None and d.name == name and d.supports(direction):
-            return d.index
+    """Index of the PortAudio device called exactly ``name`` (for the 'pulse' PCM: our
+    ``ROUTE_PCM`` when PortAudio lists it)."""
+    names = (ROUTE_PCM, name) if name == PULSE_PCM else (name,)
+    for wanted in names:
+        for d in devices:
+            if d.index is not None and d.name == wanted and d.supports(direction):
+                return d.index
     raise DeviceError(
         f"PortAudio has no {direction} device {name!r}, needed to reach PulseAudio/PipeWire "
         "(Debian/Ubuntu: apt install libasound2-plugins)"
@@ -40,6 +43,9 @@ def portaudio_index(devices: list[DeviceInfo], name: str, direction: Direction) 
 
 class SoundDeviceStream(LiveStream):
     """Split input/output ``sounddevice`` streams around one callback."""
+
+    open_count = 0
+    """Streams of this class open in the process: PortAudio must not be re-initialised under them."""
 
     def __init__(self, spec: StreamSpec, callback: DuplexCallback, portaudio_devices: list[DeviceInfo]) -> None:
         super().__init__(spec, callback)
@@ -73,6 +79,7 @@ class SoundDeviceStream(LiveStream):
                     device=index, samplerate=self.spec.sample_rate, blocksize=self.spec.block_size,
                     channels=1, dtype="float32", latency=self.spec.latency, callback=cb,
                 )
+            SoundDeviceStream.open_count += 1
         except sd.PortAudioError as exc:
             raise DeviceError(
                 f"cannot open {role} device {device.name!r} at {self.spec.sample_rate} Hz: {exc} "
@@ -91,6 +98,7 @@ class SoundDeviceStream(LiveStream):
 
     def _close(self, handle: Any) -> None:
         handle.close()
+        SoundDeviceStream.open_count -= 1
 
 
 class SoundDeviceBackend(AudioBackend):
@@ -126,9 +134,12 @@ class SoundDeviceBackend(AudioBackend):
     def devices(self) -> list[DeviceInfo]:
         pa = self.portaudio_devices()
         # Pulse devices are only reachable when PortAudio has the ALSA pulse PCM.
-        if any(d.name == PULSE_PCM for d in pa):
-            return list_pulse_devices() + pa
-        return pa
+        if not any(d.name == PULSE_PCM for d in pa):
+            return pa
+        if not any(d.name == ROUTE_PCM for d in pa) and SoundDeviceStream.open_count == 0 and install_alsa_route():
+            self.refresh()
+            pa = self.portaudio_devices()
+        return list_pulse_devices() + pa
 
     def open_stream(self, spec: StreamSpec, callback: DuplexCallback) -> LiveStream:
         return SoundDeviceStream(spec, callback, self.portaudio_devices())

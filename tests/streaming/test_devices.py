@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from engine.errors import DeviceError
@@ -102,3 +105,25 @@ def test_virtual_mic_on_macos_with_blackhole() -> None:
     vm = VirtualMic(platform="darwin", list_devices=lambda: [dev("BlackHole 2ch", ins=2, outs=2)])
     status = vm.status()
     assert status.present and status.kind == "BlackHole" and status.play_device == "BlackHole 2ch"
+
+
+def test_alsa_route_config_includes_what_alsa_would_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from streaming.backends import pulse
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    user_conf = tmp_path / "user.conf"
+    user_conf.write_text("# the user's own ALSA config\n")
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(user_conf))
+    assert pulse.install_alsa_route()
+    ours = Path(os.environ["ALSA_CONFIG_PATH"])
+    text = ours.read_text()
+    assert ours.parent == tmp_path and f"<{user_conf}>" in text  # the user's config still applies
+    assert f"pcm.{pulse.ROUTE_PCM}" in text and "type pulse" in text and "handle_underrun false" in text
+    assert pulse.install_alsa_route()  # idempotent
+    assert ours.read_text() == text
+
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(tmp_path / "missing.conf"))
+    assert not pulse.install_alsa_route()  # nothing to include: keep ALSA as it is
+    assert os.environ["ALSA_CONFIG_PATH"] == str(tmp_path / "missing.conf")
