@@ -41,3 +41,11 @@ def register_prosody_models(register: Register) -> None:
     from plugins.gsv.t2s_stage import GsvT2S
 
     register(GsvT2S)
+
+
+@hookimpl
+def register_voice_converters(register: Register) -> None:
+    """``gsv-vc``: HuBERT -> SoVITS tokens -> SoVITS decode with a GPT-SoVITS voice's timbre."""
+    from plugins.gsv.stages_vc import GsvVoiceConverter
+
+    register(GsvVoiceConverter)

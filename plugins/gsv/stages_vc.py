@@ -1,0 +1,144 @@
+"""``gsv-vc``: neural voice conversion with a GPT-SoVITS v2 voice (``anchorvoice convert --voice alice``).
+
+Chain: speech -> 16 kHz -> HuBERT (``hubert`` stage, 768-d at 50 Hz) -> ``ssl_proj`` + RVQ of the
+voice's SoVITS model (``SynthesizerTrn.extract_latent``: 25 Hz semantic tokens, which keep the
+content and drop most of the speaker) -> SoVITS prior + flow with the voice's reference timbre
+(``gsv-sovits``) -> the same checkpoint's HiFi-GAN -> 32 kHz.
+
+Text: GPT-SoVITS has no transcript-free decode; its prior always cross-attends to phones (MRTE).
+Without a transcript this stage passes one silence phone ``SP`` (see :mod:`.stages_sovits`), so the
+content comes from the tokens only. This is our choice, not an official mode.
+
+Live use: :meth:`GsvVoiceConverter.process` converts a sliding window (``context_s`` of past input
++ the new block) and emits the block ``lookahead_s`` late, joined to the previous block by SOLA
+(:mod:`streaming.sola`). Each block re-runs HuBERT and SoVITS over the whole window, so on two CPU
+cores this is far slower than real time; it is meant for a GPU or for offline ``convert``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from engine.audio_io import resample
+from engine.errors import AudioInputError
+from engine.frames import AudioFrame, FloatArray, TokenFrame
+from engine.stages import VoiceConverter
+from plugins.gsv.hubert import HubertExtractor, HubertExtractorConfig
+from plugins.gsv.stages_sovits import GsvSovitsConfig, GsvSovitsDecoder
+from streaming.sola import SolaJoiner
+
+if TYPE_CHECKING:
+    from engine.voices import Voice
+
+HUBERT_RATE = 16000
+CODE_SAMPLES = 1280  # one 25 Hz semantic code = 2 latent frames x 640 samples at 32 kHz
+PAD_SAMPLES = CODE_SAMPLES + 800  # + HuBERT's 400-sample (16 kHz) first-frame window, at 32 kHz
+
+
+@dataclass
+class GsvVcConfig:
+    """Parameters of the ``gsv-vc`` voice converter."""
+
+    hubert_dir: str = ""
+    """chinese-hubert-base folder; empty: the voice's ``models["hubert"]``."""
+    sovits_path: str = ""
+    """SoVITS ``.pth``; empty: the voice's ``models["sovits"]``."""
+    noise_scale: float = 0.5
+    """Prior sampling temperature (official default 0.5)."""
+    seed: int | None = 0
+    """Noise seed (fixed by default so that converting a clip twice gives the same audio)."""
+    context_s: float = 1.0
+    """Live: seconds of past input converted again with every block (HuBERT/SoVITS context)."""
+    lookahead_s: float = 0.08
+    """Live: seconds of input after the emitted block (latency; >= crossfade + search)."""
+    crossfade_s: float = 0.04
+    """Live: SOLA crossfade between blocks (RVC caps it at 40 ms)."""
+    search_s: float = 0.01
+    """Live: SOLA search window."""
+
+
+class GsvVoiceConverter(VoiceConverter):
+    """Speech at 32 kHz -> the bound GPT-SoVITS voice at 32 kHz (same length)."""
+
+    name = "gsv-vc"
+    Config = GsvVcConfig
+    sample_rate = 32000
+
+    def __init__(self, config: GsvVcConfig | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        self.hubert = HubertExtractor(HubertExtractorConfig(model_dir=c.hubert_dir))
+        self.sovits = GsvSovitsDecoder(
+            GsvSovitsConfig(sovits_path=c.sovits_path, noise_scale=c.noise_scale, seed=c.seed)
+        )
+        self._history = np.zeros(0, np.float32)
+        self._joiner: SolaJoiner | None = None
+
+    def prepare(self, voice: Voice | None) -> None:
+        self.hubert.prepare(voice)
+        self.sovits.prepare(voice)
+        self.reset()
+
+    def _samples(self, seconds: float) -> int:
+        return int(round(seconds * self.sample_rate))
+
+    @property
+    def latency_samples(self) -> int:
+        return self._samples(self.config.lookahead_s)
+
+    def reset(self) -> None:
+        self._history = np.zeros(0, np.float32)
+        self._joiner = None
+
+    def _convert_samples(self, x: FloatArray) -> FloatArray:
+        """Convert 32 kHz samples; the result has the same length (zero-padded at the end)."""
+        model = self.sovits.model
+        if model is None:
+            raise AudioInputError("gsv-vc: prepare(voice) must load the models first")
+        # Pad so that the 25 Hz codes cover every input sample: HuBERT drops a partial last frame (and
+        # needs 400 samples for its first), the stride-2 ssl_proj drops an odd last frame.
+        padded = np.concatenate([x, np.zeros(PAD_SAMPLES, np.float32)])
+        wav16 = resample(padded, self.sample_rate, HUBERT_RATE)
+        feats = self.hubert.extract(AudioFrame(wav16, HUBERT_RATE)).features  # (768, T50)
+        with torch.inference_mode():
+            codes = model.extract_latent(torch.as_tensor(feats)[None])[0, 0].numpy()  # (T25,)
+        latent = self.sovits.decode(TokenFrame(codes.astype(np.int64), frame_rate=25.0), None)
+        ge = latent.meta["ge"]
+        with torch.inference_mode():
+            y = model.dec(latent.features[None], g=ge)[0, 0].numpy()
+        out = np.zeros(len(x), np.float32)
+        n = min(len(x), len(y))
+        out[:n] = y[:n]
+        return out
+
+    def convert(self, audio: AudioFrame, block_size: int = 4096) -> AudioFrame:
+        """Offline: the whole clip in one window (better than block processing, same length)."""
+        if audio.sample_rate != self.sample_rate:
+            raise AudioInputError(f"gsv-vc needs {self.sample_rate} Hz audio, got {audio.sample_rate} Hz; resample")
+        return audio.with_samples(self._convert_samples(audio.samples))
+
+    def process(self, block: AudioFrame) -> AudioFrame:
+        if block.sample_rate != self.sample_rate:
+            raise AudioInputError(f"gsv-vc needs {self.sample_rate} Hz audio, got {block.sample_rate} Hz; resample")
+        b = len(block.samples)
+        if b == 0:
+            return block.with_samples(np.zeros(0, np.float32))
+        overlap = min(self._samples(self.config.crossfade_s), b)
+        search = self._samples(self.config.search_s)
+        lookahead = self.latency_samples
+        if overlap + search > lookahead:
+            raise AudioInputError("gsv-vc: lookahead_s must be at least crossfade_s + search_s")
+        if self._joiner is None or self._joiner.block != b:
+            self._joiner = SolaJoiner(b, overlap, search)
+        keep = self._samples(self.config.context_s) + b + lookahead
+        self._history = np.concatenate([self._history, block.samples])[-keep:]
+        if len(self._history) < b + lookahead:  # start of the stream: pad the past with silence
+            self._history = np.concatenate([np.zeros(b + lookahead - len(self._history), np.float32), self._history])
+        y = self._convert_samples(self._history)
+        start = len(y) - lookahead - b
+        segment = y[start : start + b + overlap + search]
+        return block.with_samples(self._joiner.join(segment).copy())
