@@ -90,6 +90,7 @@ class DspVoiceConverter(VoiceConverter):
         self._target_env: np.ndarray | None = None
         self._dry = np.zeros(LATENCY, np.float32)
         self._seed: tuple[np.ndarray, np.ndarray] | None = None
+        self._locked = False
 
     @property
     def target_f0_hz(self) -> float | None:
@@ -174,6 +175,7 @@ class DspVoiceConverter(VoiceConverter):
         self._shifter.formant_ratio = 1.0
         self._shifter.eq = np.zeros(an.N_FFT // 2 + 1)
         self._tracker = InputTracker(self.config.silence_db)
+        self._locked = False
         if self._seed is not None:
             self._tracker.seed(*self._seed)
         self._dry = np.zeros(LATENCY, np.float32)
@@ -213,9 +215,13 @@ class DspVoiceConverter(VoiceConverter):
         tr.observe(frame, log_env)
         if cfg.pitch_semitones is not None:
             sh.ratio = 2.0 ** (cfg.pitch_semitones / 12.0)
+            self._locked = True  # back to automatic later: glide from here, do not jump
         elif self._target_f0 is not None:
             target = tr.pitch_ratio(self._target_f0, cfg.strength, cfg.max_pitch_ratio)
-            if target is not None:
+            if target is not None and not self._locked:
+                # First estimate of the stream: jump, so the first word is not a glide up to pitch.
+                sh.ratio, self._locked = target, True
+            elif target is not None:
                 sh.ratio = math.exp((1 - _SMOOTH) * math.log(sh.ratio) + _SMOOTH * math.log(target))
         if cfg.formant_ratio is not None:
             sh.formant_ratio = cfg.formant_ratio

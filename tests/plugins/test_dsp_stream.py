@@ -155,3 +155,20 @@ def test_automatic_ratios_point_the_right_way(male_voice: Voice, speech: np.ndar
     assert now["pitch_ratio"] < 0.75
     # The target was made with formants x0.85: the fit should find a clearly darker envelope.
     assert 0.77 < now["formant_ratio"] < 0.95
+
+
+def test_first_word_of_a_stream_is_already_at_pitch(male_voice: Voice, speech: np.ndarray) -> None:
+    """The ratio jumps to its first estimate instead of gliding there from 1 (female speech ->
+    the male voice wants about x0.55: a glide would start near 1 and take ~100 ms to get there)."""
+    conv = DspVoiceConverter()
+    conv.prepare(male_voice)
+    x = speech[: 2 * SR]
+    out = _stream(conv, x, 160)[conv.latency_samples :]
+    f_in, v_in = an.voiced_frames(x[: len(out)])
+    f_out, v_out = an.voiced_frames(out)
+    onset = int(np.argmax(v_in))
+    both = np.flatnonzero(v_in & v_out)
+    first = both[both >= onset][:8]  # the first 8 frames (64 ms) both tracks call voiced
+    ratios = f_out[first] / f_in[first]
+    assert len(first) == 8 and first[-1] - onset < 25
+    assert np.max(ratios) < 0.7, ratios
