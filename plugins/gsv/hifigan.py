@@ -125,7 +125,9 @@ class ChannelsLastOps(ConvOps):
     """
 
     def __init__(self, modules: list[nn.Module]) -> None:
-        self.plan = {m: _Conv4d(m) for m in modules if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))}
+        self.plan: dict[nn.Module, _Conv4d] = {
+            m: _Conv4d(m) for m in modules if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))
+        }
         self.fused = _mkldnn_fusion_available()
 
     def conv(self, m: nn.Module, x: Tensor) -> Tensor:

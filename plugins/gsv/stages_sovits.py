@@ -114,7 +114,7 @@ class GsvSovitsDecoder(Decoder):
         codes = np.asarray(tokens.tokens)
         if codes.ndim != 1 or len(codes) == 0:
             raise StageError(f"{self.name}: expected a non-empty (T,) token array, got shape {codes.shape}")
-        bins = int(model.quantizer.vq.layers[0]._codebook.embed.shape[0])
+        bins = int(model.quantizer.bins)
         if codes.min() < 0 or codes.max() >= bins:
             raise StageError(f"{self.name}: semantic tokens must lie in [0, {bins}), got {codes.min()}..{codes.max()}")
         n_sym = N_SYMBOLS[model.cfg.version]

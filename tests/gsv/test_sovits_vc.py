@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +62,7 @@ def test_offline_conversion_keeps_length_and_is_reproducible(voice: Voice) -> No
     np.testing.assert_array_equal(vc.convert(clip).samples, a.samples)  # fixed seed
 
 
+@pytest.mark.slow  # re-runs HuBERT + SoVITS on a 0.6 s window for each of 10 blocks
 def test_block_processing_streams_with_the_stated_latency(voice: Voice) -> None:
     vc = GsvVoiceConverter(GsvVcConfig(context_s=0.5))
     vc.prepare(voice)

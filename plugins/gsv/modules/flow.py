@@ -123,5 +123,8 @@ class ResidualCouplingBlock(nn.Module):
     def reverse(self, x: Tensor, x_mask: Tensor, g: Tensor | None = None) -> Tensor:
         """Prior sample ``z_p`` (B, C, T) -> latent ``z`` (B, C, T)."""
         for flow in reversed(self.flows):
-            x = flow(x) if isinstance(flow, Flip) else flow.reverse(x, x_mask, g=g)
+            if isinstance(flow, ResidualCouplingLayer):
+                x = flow.reverse(x, x_mask, g=g)
+            else:
+                x = flow(x)
         return x
