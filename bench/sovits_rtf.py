@@ -15,7 +15,9 @@ Compared:
   load, decoder convs on the channels-last layout, shared activations, in-place adds);
 * ``ncw reference``: the same weights with the decoder on plain conv1d (NCW) in the official order
   of operations, i.e. what the official Generator computes, measured here in the same run;
-* the official figure 2.47 s from BASELINE.md (measured on another machine: a 2-core AMD EPYC).
+* the official figure 2.47 s from BASELINE.md (measured on another machine: a 2-core AMD EPYC);
+* the decoder streamed through :class:`plugins.gsv.streaming_decode.ChunkedDecoder` (total time and
+  time to the first audio chunk).
 
 The output check injects the same noise into both and prints max |difference| of the audio.
 """
@@ -104,6 +106,20 @@ def run(repeats: int, threads: int) -> dict[str, Any]:
         "enc_p+flow": _time(part_prior, repeats),
         "dec": _time(part_dec, repeats),
     }
+    from plugins.gsv.streaming_decode import ChunkedDecoder
+
+    def chunked() -> float:
+        """Stream the 10 s latent through the chunked decoder; returns seconds to the first audio."""
+        cd = ChunkedDecoder(model.dec, ge)
+        t0, first = time.perf_counter(), 0.0
+        for i in range(0, zin.shape[2], 10):
+            out = cd.push(zin[0, :, i : i + 10], final=i + 10 >= zin.shape[2])
+            if len(out) and not first:
+                first = time.perf_counter() - t0
+        return first
+
+    res["chunked_dec"] = _time(chunked, repeats)
+    res["first_chunk_s"] = statistics.median(chunked() for _ in range(3))
     model.dec.channels_last = False
     ref = decode()
     res["ncw_reference"] = _time(decode, repeats)
@@ -132,6 +148,9 @@ def main() -> None:
               f"  RTF {m['median_s'] / secs:.3f}")
     for part, m in res["anchorvoice_parts"].items():
         print(f"    {part:11s} median {m['median_s']:.3f} s (min {m['min_s']:.3f})")
+    c = res["chunked_dec"]
+    print(f"  chunked dec (streaming_decode defaults) median {c['median_s']:.3f} s (min {c['min_s']:.3f}), "
+          f"first audio after {res['first_chunk_s']:.3f} s")
     print(f"  speed-up vs the official 2.47 s (BASELINE.md, other machine): "
           f"median x{OFFICIAL_DECODE_S / a['median_s']:.2f}, min x{OFFICIAL_DECODE_S / a['min_s']:.2f}")
     print(f"  speed-up vs the ncw reference in this run: median x{r['median_s'] / a['median_s']:.2f}, "
