@@ -1,5 +1,5 @@
 """Real human speech for tests: Debian's asterisk-core-sounds-en-g722 prompts (one female speaker,
-raw G.722 at 16 kHz, CC-BY-SA), decoded with PyAV."""
+raw G.722 at 16 kHz, CC-BY-SA), decoded by the engine's own reader (PyAV underneath)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from engine.audio_io import read_audio
 
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 SAMPLE_RATE = 16000
@@ -18,13 +20,10 @@ def asterisk_clip(*names: str) -> np.ndarray:
 
     Skips the test when the Debian package is not installed.
     """
-    av = pytest.importorskip("av")
     parts = []
     for name in names:
         path = SOUNDS / f"{name}.g722"
         if not path.exists():
             pytest.skip(f"{path} missing: apt-get install asterisk-core-sounds-en-g722")
-        with av.open(str(path), format="g722") as container:
-            chunks = [frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)]
-        parts.append(np.concatenate(chunks).astype(np.float32) / 32768.0)
+        parts.append(read_audio(path, SAMPLE_RATE).samples)
     return np.concatenate(parts)
