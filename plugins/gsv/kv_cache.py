@@ -50,8 +50,9 @@ class KVCache:
         block: int = 256,
     ) -> None:
         shape = (n_layer, batch, heads, capacity, head_dim)
-        self.keys = torch.zeros(shape, dtype=dtype, device=device)
-        self.values = torch.zeros(shape, dtype=dtype, device=device)
+        # empty, not zeros: positions >= length are never read (every view stops at length)
+        self.keys = torch.empty(shape, dtype=dtype, device=device)
+        self.values = torch.empty(shape, dtype=dtype, device=device)
         self.length = 0
         self.block = block
 
@@ -71,7 +72,7 @@ class KVCache:
         grown = need + self.block
         for name in ("keys", "values"):
             old = getattr(self, name)
-            new = old.new_zeros(*old.shape[:3], grown, old.shape[4])
+            new = old.new_empty(*old.shape[:3], grown, old.shape[4])
             new[:, :, :, : self.length] = old[:, :, :, : self.length]
             setattr(self, name, new)
 
@@ -118,6 +119,12 @@ class _Linear:
         if self.packed is not None:
             return torch.ops.quantized.linear_dynamic(x, self.packed)  # type: ignore[no-any-return]
         return F.linear(x, self.weight, self.bias)
+
+    def relu(self, x: Tensor) -> Tensor:
+        """relu(x W^T + b); one fused kernel on the int8 path."""
+        if self.packed is not None:
+            return torch.ops.quantized.linear_relu_dynamic(x, self.packed)  # type: ignore[no-any-return]
+        return F.relu(F.linear(x, self.weight, self.bias), inplace=True)
 
 
 @dataclass
@@ -184,7 +191,7 @@ class T2SRuntime:
             a = F.scaled_dot_product_attention(qkv[:, :, 0], keys, values, attn_mask=attend)
             x = x + layer.out(a.transpose(1, 2).reshape(b, t, d))
             x = F.layer_norm(x, (d,), *layer.norm1)
-            x = x + layer.ff2(F.relu(layer.ff1(x)))
+            x = x + layer.ff2(layer.ff1.relu(x))
             x = F.layer_norm(x, (d,), *layer.norm2)
         cache.advance(t)
         return F.linear(x[:, -1].float(), self.head_weight)
