@@ -144,6 +144,29 @@ def agreement(model: Text2SemanticDecoder, precision: str, phones, bert, prompt,
     return first_diff, same / len(ref)
 
 
+def fixture_agreement(precision: str) -> str:
+    """Greedy tokens of the official fixture cases (shared/gsv_reference, small s1) in ``precision``."""
+    import numpy as np
+
+    from plugins.gsv.t2s_model import load_t2s
+
+    root = Path(__file__).resolve().parents[2] / "shared" / "gsv_reference"
+    if not (root / "s1_v2_small.ckpt").is_file():
+        return "fixtures not found"
+    runtime = T2SRuntime(load_t2s(root / "s1_v2_small.ckpt"), precision)  # type: ignore[arg-type]
+    cfg = SamplingConfig(top_k=1, early_stop_num=29)
+    same, total = 0, 0
+    for case in ("t2s_prompted_greedy", "t2s_eos", "t2s_ref_free"):
+        d = np.load(root / "cases" / f"{case}.npz")
+        prompt = torch.from_numpy(d["in_prompt"][0]) if "in_prompt" in d else None
+        args = (torch.from_numpy(d["in_phones"][0]), torch.from_numpy(d["in_bert"][0]), prompt)
+        got = list(decode_stream(runtime, *args, cfg, make_generator(0)))
+        exp = d["exp_generated"][0].tolist()
+        same += sum(a == b for a, b in zip(got, exp)) if len(got) == len(exp) else 0
+        total += len(exp)
+    return f"{same}/{total} fixture tokens identical to the official float32 output (3 greedy cases)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -199,6 +222,7 @@ def main() -> None:
             first_diff, agree = agreement(model, prec, phones, bert, prompt, args.tokens)
             print(f"{prec} vs float32 (greedy): identical for the first {first_diff} of {args.tokens} tokens; "
                   f"teacher-forced top-1 agreement {100 * agree:.1f}%", flush=True)  # fmt: skip
+            print(f"{prec}: {fixture_agreement(prec)}", flush=True)
 
 
 if __name__ == "__main__":
