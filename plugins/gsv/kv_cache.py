@@ -148,6 +148,8 @@ class T2SRuntime:
     def __init__(self, model: Text2SemanticDecoder, precision: Precision = "float32") -> None:
         if precision not in ("float32", "bfloat16", "int8"):
             raise ValueError(f"precision must be 'float32', 'bfloat16' or 'int8', got {precision!r}")
+        if precision == "int8" and model.ar_predict_layer.weight.device.type != "cpu":
+            raise ValueError("precision 'int8' uses CPU kernels (fbgemm); use 'bfloat16' or 'float32' on a GPU")
         self.precision: Precision = precision
         self.model = model
         cfg = model.config

@@ -105,7 +105,10 @@ class GsvT2S(ProsodyModel):
     def load_model(self, model: Text2SemanticDecoder) -> None:
         """Use an already built model (tests, benchmarks, a caller that shares one model)."""
         model = model.to(self.config.device).eval()
-        self._runtime = T2SRuntime(model, self.config.precision)
+        try:
+            self._runtime = T2SRuntime(model, self.config.precision)
+        except ValueError as exc:
+            raise StageError(f"gsv-t2s: {exc} (fix params.precision / params.device)") from None
         self._runtime_key = (self.config.precision, self.config.device)
         self._loaded = None
 

@@ -189,3 +189,13 @@ def test_prepare_refuses_a_gpt_whose_phoneme_vocab_does_not_fit_the_voices_sovit
     with pytest.raises(CheckpointError, match=r"512.*732") as info:
         GsvT2S().prepare(bad)
     assert "same voice/version" in str(info.value)
+
+
+def test_precision_is_validated_and_can_change_live(model: Text2SemanticDecoder) -> None:
+    with pytest.raises(StageError, match="precision"):
+        _stage(model, precision="fp8")
+    stage = _stage(model, top_k=1, early_stop_num=11)
+    ref = np.concatenate([f.tokens for f in stage.generate(_phones(6, 1))])
+    stage.set_param("precision", "bfloat16")  # control API: rebuilt on the next utterance
+    out = np.concatenate([f.tokens for f in stage.generate(_phones(6, 1))])
+    assert stage._ready().precision == "bfloat16" and len(out) == len(ref)
