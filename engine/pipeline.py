@@ -45,6 +45,19 @@ from streaming.resample import StreamResampler
 PROMPT_PAD_SAMPLES = 9600
 
 
+_CLOSING = set(".!?;,。！？；，…")
+
+
+def _stop_for(language: str) -> str:
+    return "。" if language.startswith(("zh", "ja", "yue")) else "."
+
+
+def closed_sentence(text: str, language: str) -> str:
+    """The reference text with a final stop, as the official inference appends one when missing."""
+    text = text.strip()
+    return text if not text or text[-1] in _CLOSING else text + _stop_for(language)
+
+
 @dataclass
 class StageTiming:
     """Wall time spent in one stage and the audio it produced."""
@@ -199,7 +212,7 @@ class Pipeline:
                 feats = self._timed(f"feature_extractor:{fx.name}", fx.extract, padded)
                 tokens = self._timed(f"tokenizer:{tok.name}", tok.encode, feats)
                 fe = self.frontend(self.voice.ref_lang)
-                ref_text = TextFrame(self.voice.ref_text, self.voice.ref_lang)
+                ref_text = TextFrame(closed_sentence(self.voice.ref_text, self.voice.ref_lang), self.voice.ref_lang)
                 phones = self._timed(f"frontend:{fe.name}", fe.phonemize, ref_text)
                 self._prompt = (phones, tokens)
         return self._prompt
@@ -210,6 +223,10 @@ class Pipeline:
         sentences = [s for s in fe.split_sentences(text) if s.strip()]
         if not sentences:
             raise TextInputError(f"nothing speakable in {text[:40]!r} (only punctuation or symbols)")
+        if len(sentences[0].strip()) < 4:
+            # The official inference prefixes a stop to a very short first sentence: the GPT then
+            # starts from a clean boundary instead of running the prompt on into the target.
+            sentences[0] = _stop_for(lang) + sentences[0]
         rate = self.config.pipeline.sample_rate
         vocoder: Vocoder = self._stage("vocoder")
         out_rs = StreamResampler(vocoder.sample_rate, rate)
