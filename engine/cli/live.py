@@ -11,6 +11,9 @@ from typing import Any
 
 from engine.cli.common import emit, make_engine, progress
 from engine.config import from_dict
+from engine.errors import DeviceError
+from engine.stages import VoiceConverter
+from engine.testing import speech_like_signal
 from streaming.backends import BACKENDS
 from streaming.converter_stream import ConverterProcess
 from streaming.live_session import LiveConfig, LiveSession
@@ -32,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lp.add_argument("--context-ms", type=float, default=None, help="past audio re-sent with each block (default 0)")
     lp.add_argument("--crossfade-ms", type=float, default=None, help="SOLA crossfade between blocks (default 0)")
     lp.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    lp.add_argument("--force", action="store_true", help="start even when the converter measures slower than real time")
     lp.set_defaults(func=run_live)
 
 
@@ -48,12 +52,44 @@ def live_config(preset_live: dict[str, Any], args: argparse.Namespace, source: s
     return cfg
 
 
+NEURAL_BLOCK_MS = 250.0
+"""Default block for neural converters: RVC's realtime default (DESIGN.md); 10 ms blocks suit only DSP."""
+MAX_LIVE_RTF = 0.8
+"""Above this compute/audio ratio a live stream degrades within seconds, leaving no headroom."""
+
+
+def measure_rtf(converter: VoiceConverter, block_ms: float, seconds: float = 2.0) -> float:
+    """Compute seconds per audio second of ``converter.process`` on speech-like blocks of ``block_ms``."""
+    rate = converter.sample_rate
+    sig = speech_like_signal(rate, seconds)
+    n = max(1, int(rate * block_ms / 1000))
+    converter.reset()
+    t0 = time.perf_counter()
+    for i in range(0, len(sig.samples) - n + 1, n):
+        converter.process(sig.with_samples(sig.samples[i : i + n]))
+    rtf = (time.perf_counter() - t0) / seconds
+    converter.reset()
+    return rtf
+
+
 def run_live(args: argparse.Namespace) -> int:
     engine = make_engine(args)
     preset = engine.load_preset(args.preset)
-    cfg = live_config(dict(preset.live), args, str(engine.preset_path(args.preset)))
     progress(args, f"loading voice {args.voice!r}")
     pipe = engine.pipeline(args.preset, args.voice)
+    if pipe.neural and args.block_ms is None:
+        args.block_ms = NEURAL_BLOCK_MS
+    cfg = live_config(dict(preset.live), args, str(engine.preset_path(args.preset)))
+    progress(args, f"measuring the converter at {cfg.block_ms:.0f} ms blocks")
+    pipe.converter.process(speech_like_signal(pipe.converter.sample_rate, 0.1))  # first-call compile/load
+    rtf = measure_rtf(pipe.converter, cfg.block_ms)
+    if rtf > MAX_LIVE_RTF and not args.force:
+        raise DeviceError(
+            f"voice {args.voice!r} is too slow for live conversion on this machine: {pipe.converter.name!r} "
+            f"measured RTF {rtf:.2f} at {cfg.block_ms:.0f} ms blocks (needs <= {MAX_LIVE_RTF}); try a larger "
+            f"--block-ms, fewer --threads competitors, a GPU, or --force to start anyway"
+        )
+    progress(args, f"converter RTF {rtf:.2f} at {cfg.block_ms:.0f} ms blocks")
     runner_cfg = cfg.runner_config()
     process = ConverterProcess(pipe.converter, cfg.sample_rate, runner_cfg.samples(cfg.block_ms),
                                runner_cfg.samples(runner_cfg.lookahead_ms))
