@@ -30,6 +30,7 @@ from plugins.gsv.modules.attention import Encoder
 from plugins.gsv.modules.flow import ResidualCouplingBlock
 from plugins.gsv.modules.mrte import MRTE
 from plugins.gsv.modules.style_encoder import MelStyleEncoder
+from plugins.gsv.modules.weight_norm import official_key_shapes
 from plugins.gsv.rvq import ResidualVectorQuantizer
 from plugins.gsv.spectrogram import SpectrogramConfig
 
@@ -220,8 +221,6 @@ class SynthesizerTrn(nn.Module):
 
     def load_official(self, weights: dict[str, Tensor], what: str = "SoVITS checkpoint") -> None:
         """Strictly load an official state dict (weight-norm pairs are folded on the way in)."""
-        from plugins.gsv.modules.weight_norm import official_key_shapes
-
         expected = official_key_shapes(self)
         check_keys(set(expected), set(weights), what)
         bad = [k for k, s in expected.items() if tuple(weights[k].shape) != s]
