@@ -20,6 +20,11 @@ Compared:
   time to the first audio chunk).
 
 The output check injects the same noise into both and prints max |difference| of the audio.
+
+On a shared machine, every parallel region of a 2-thread run waits until both threads hold a core:
+the prior (hundreds of small ops) then measured 2-11 s at 2 threads against 0.6 s at 1 thread with
+a load average of ~5. Compare figures from the same run, and use ``--threads 1`` for a comparison
+that contention distorts least.
 """
 
 from __future__ import annotations
