@@ -202,6 +202,8 @@ def main() -> None:
     for r in range(args.repeats):  # interleaved so that machine load hits every variant alike
         for name, timer in timers.items():
             runs[name].append(timer(phones, bert, prompt, args.tokens, args.seed + r))
+            pre, dec = runs[name][-1]
+            print(f"  run {r + 1} {name}: prefill {pre:.3f} s, {dec:.2f} ms/token", flush=True)
     print(f"{'variant':10} {'prefill s':>10} {'ms/token':>9} {'tokens/s':>9} {'x prefill':>10} {'x decode':>9}")
     for name, got in runs.items():
         pre = statistics.median(p for p, _ in got)
