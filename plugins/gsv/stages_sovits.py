@@ -24,7 +24,7 @@ import torch
 from engine.checkpoints import check_keys, load_sovits
 from engine.errors import CheckpointError, StageError, TextInputError
 from engine.frames import AudioFrame, FeatureFrame, PhonemeFrame, TokenFrame
-from engine.stages import Decoder, Vocoder
+from engine.stages import Decoder, Vocoder, VocoderStream
 from plugins.gsv.hifigan import Generator
 from plugins.gsv.modules.weight_norm import official_key_shapes
 from plugins.gsv.sovits import N_SYMBOLS, SovitsConfig, SynthesizerTrn
@@ -65,6 +65,10 @@ class GsvSovitsDecoder(Decoder):
     """Semantic tokens (25 Hz) + phonemes -> latent (192, T) at 50 Hz with ``meta["ge"]``."""
 
     name = "gsv-sovits"
+    # 25 Hz tokens are upsampled x2 to the 50 Hz latent. While tokens stream in, the last frames of
+    # the growing sequence still move (attention sees the new tokens): hold back 4 tokens' worth.
+    latent_per_token = 2
+    holdback_frames = 8
     Config = GsvSovitsConfig
 
     def __init__(self, config: GsvSovitsConfig | None = None) -> None:
@@ -218,6 +222,25 @@ class GsvHifiganVocoder(Vocoder):
                 yield AudioFrame(block, self.sample_rate, timestamp=t)
                 t += len(block) / self.sample_rate
 
+    def open_stream(self, first: FeatureFrame) -> VocoderStream:
+        """Chunked decoding for streaming TTS: push new latent frames, get audio once it is final."""
+        dec, _, ge = self._inputs(first)
+        cfg = ChunkedDecodeConfig(chunk_frames=self.config.chunk_frames, max_chunk_frames=self.config.max_chunk_frames)
+        return _ChunkedStream(self, ChunkedDecoder(dec, ge, cfg), first)
+
     def close(self) -> None:
         self.dec, self._loaded = None, None
+
+
+class _ChunkedStream(VocoderStream):
+    """``VocoderStream`` over :class:`ChunkedDecoder` (left context, lookahead, SOLA joins)."""
+
+    def __init__(self, vocoder: GsvHifiganVocoder, decoder: ChunkedDecoder, first: FeatureFrame) -> None:
+        super().__init__(vocoder, first)
+        self.decoder = decoder
+
+    def push(self, latent: FeatureFrame, final: bool = False) -> AudioFrame:
+        z = torch.as_tensor(latent.features, dtype=torch.float32)
+        samples = self.decoder.push(z, final=final)
+        return AudioFrame(samples, self.vocoder.sample_rate, timestamp=latent.timestamp)
 
