@@ -258,32 +258,13 @@ def test_tokenizer_stage_errors(tmp_path: Path) -> None:
 
 def test_hubert_to_tokens_chain_on_the_reference_sovits_file(gsv_reference: Path, tmp_path: Path) -> None:
     """hubert (768-d, a tiny random model) -> gsv-rvq with the fixture SoVITS file: 50 Hz -> 25 Hz tokens."""
-    import json as _json
-
     from engine.frames import AudioFrame
     from engine.voices import Voice
-    from plugins.gsv.hubert import HubertConfig, HubertExtractor, HubertModel
+    from plugins.gsv.hubert import HubertExtractor
     from plugins.gsv.rvq import GsvTokenizer
+    from tests.gsv_voice import make_hubert_768
 
-    cfg = {
-        "conv_dim": [8] * 7,
-        "hidden_size": 768,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 4,
-        "intermediate_size": 32,
-        "num_conv_pos_embeddings": 16,
-        "num_conv_pos_embedding_groups": 16,
-    }
-    torch.manual_seed(0)
-    model = HubertModel(HubertConfig.from_json(cfg))
-    sd = dict(model.state_dict())
-    w = sd.pop("encoder.pos_conv_embed.conv.weight")
-    sd["encoder.pos_conv_embed.conv.weight_g"] = w.norm(dim=(0, 1), keepdim=True)
-    sd["encoder.pos_conv_embed.conv.weight_v"] = w
-    hub = tmp_path / "hubert"
-    hub.mkdir()
-    (hub / "config.json").write_text(_json.dumps(cfg))
-    torch.save(sd, hub / "pytorch_model.bin")
+    hub = make_hubert_768(tmp_path / "hubert")
     voice = Voice(
         name="t", path=tmp_path, references=[], models={"hubert": hub, "sovits": gsv_reference / "s2_v2_small.pth"}
     )

@@ -12,9 +12,11 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 STARTUP_TIMEOUT_S = 10.0
@@ -129,6 +131,19 @@ class PulseDaemon:
     def play(self, sink: str, path: Path) -> None:
         """Play a file into ``sink`` and wait until it has been played."""
         subprocess.run(["paplay", "-d", sink, str(path)], env=self.env, check=True, timeout=120)
+
+
+def private_pulse_with_mic(tmp: Path, mic_sink: str, mic: str, rate: int) -> Iterator[PulseDaemon]:
+    """Body of a module fixture: a private daemon with a test "microphone", stopped afterwards."""
+    if not PulseDaemon.available():
+        pytest.skip("pulseaudio / pulseaudio-utils not installed (apt install pulseaudio pulseaudio-utils)")
+    daemon = PulseDaemon(tmp).start()
+    daemon.activate()
+    try:
+        daemon.add_microphone(mic_sink, mic, rate)
+        yield daemon
+    finally:
+        daemon.stop()
 
 
 def onset(x: np.ndarray, rate: int, start: int = 0, frac: float = 0.3) -> int | None:

@@ -26,7 +26,7 @@ from streaming.converter_stream import ConverterProcess
 from streaming.live_session import LiveConfig, LiveSession
 from streaming.virtual_mic import VirtualMic
 from tests.conftest import asterisk_clip
-from tests.integration.pulse import PulseDaemon, onset
+from tests.integration.pulse import PulseDaemon, onset, private_pulse_with_mic
 
 pytestmark = [pytest.mark.pulse, pytest.mark.slow]
 
@@ -38,15 +38,7 @@ DEVICE_LATENCY_S = "low"
 
 @pytest.fixture(scope="module")
 def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseDaemon]:
-    if not PulseDaemon.available():
-        pytest.skip("pulseaudio / pulseaudio-utils not installed (apt install pulseaudio pulseaudio-utils)")
-    daemon = PulseDaemon(tmp_path_factory.mktemp("pulse")).start()
-    daemon.activate()
-    try:
-        daemon.add_microphone(MIC_SINK, MIC, RATE)
-        yield daemon
-    finally:
-        daemon.stop()
+    yield from private_pulse_with_mic(tmp_path_factory.mktemp("pulse"), MIC_SINK, MIC, RATE)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from engine.server.sinks import DeviceSink, DeviceSinkConfig
 from streaming.backends.sounddevice_backend import SoundDeviceBackend
 from streaming.virtual_mic import VirtualMic
 from tests.conftest import asterisk_clip
-from tests.integration.pulse import PulseDaemon
+from tests.integration.pulse import PulseDaemon, private_pulse_with_mic
 from tests.server.harness import TOKEN, call, hello, next_event
 
 pytestmark = [pytest.mark.pulse, pytest.mark.slow]
@@ -36,15 +36,7 @@ MIC_SINK, MIC = "srv_mic_sink", "srv_mic"
 
 @pytest.fixture(scope="module")
 def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseDaemon]:
-    if not PulseDaemon.available():
-        pytest.skip("pulseaudio / pulseaudio-utils not installed (apt install pulseaudio pulseaudio-utils)")
-    daemon = PulseDaemon(tmp_path_factory.mktemp("pulse")).start()
-    daemon.activate()
-    try:
-        daemon.add_microphone(MIC_SINK, MIC, RATE)
-        yield daemon
-    finally:
-        daemon.stop()
+    yield from private_pulse_with_mic(tmp_path_factory.mktemp("pulse"), MIC_SINK, MIC, RATE)
 
 
 def _rms(x: np.ndarray) -> float:
