@@ -54,6 +54,9 @@ class GsvT2SConfig:
     """Tokens per streamed TokenFrame (24 = 0.96 s; official streaming ``chunk_length``)."""
     top_k: int = 15
     """Sample among the k most likely tokens (1 = greedy)."""
+    first_chunk_tokens: int = 16
+    """Tokens in the first TokenFrame (0 = chunk_tokens): smaller means earlier first audio. 16 tokens
+    give 32 latent frames, enough (after the decoder holds 8 back) for the vocoder's first 20-frame chunk."""
     top_p: float = 1.0
     """Nucleus threshold (1 = off)."""
     temperature: float = 1.0
@@ -189,12 +192,17 @@ class GsvT2S(ProsodyModel):
         prompt_tokens: TokenFrame | None = None,
     ) -> Iterator[TokenFrame]:
         runtime = self._ready()
-        if self.config.chunk_tokens < 1:
-            raise StageError(f"gsv-t2s: chunk_tokens must be >= 1, got {self.config.chunk_tokens}")
+        if self.config.chunk_tokens < 1 or self.config.first_chunk_tokens < 0:
+            raise StageError(
+                f"gsv-t2s: chunk_tokens must be >= 1 and first_chunk_tokens >= 0, got "
+                f"{self.config.chunk_tokens} and {self.config.first_chunk_tokens}"
+            )
         phones, bert = self._phones(text, prompt_text)
         prompt = self._prompt(prompt_text, prompt_tokens)
         stream = decode_stream(runtime, phones, bert, prompt, self._sampling(), make_generator(self.config.seed))
-        chunk, pending, emitted = self.config.chunk_tokens, [], 0
+        chunk = self.config.first_chunk_tokens or self.config.chunk_tokens
+        pending: list[int] = []
+        emitted = 0
         for token in stream:
             pending.append(token)
             # hold one token back so that the last frame (final=True) is never empty
@@ -202,6 +210,7 @@ class GsvT2S(ProsodyModel):
                 yield self._frame(pending[:chunk], text, emitted, final=False)
                 emitted += chunk
                 pending = pending[chunk:]
+                chunk = self.config.chunk_tokens
         yield self._frame(pending, text, emitted, final=True)
 
     @staticmethod
