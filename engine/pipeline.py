@@ -317,6 +317,35 @@ class Pipeline:
         slot = "neural_converter" if self.neural else "converter"
         return self.apply_effects(self._to_output(self._convert(audio, slot)))
 
+    def live_effects(self, sample_rate: int) -> tuple[Any, float]:
+        """The preset's effect chain for the live path: (frame -> frame, latency in ms at ``sample_rate``).
+
+        Effects keep their state across blocks; their look-ahead (the limiter's) is reported so the
+        latency account stays exact."""
+        for fx in self.effects:
+            fx.reset()
+            fx.process(AudioFrame(np.zeros(16, np.float32), sample_rate))  # fixes the rate-dependent delay
+        latency_ms = 1000.0 * sum(fx.latency_samples for fx in self.effects) / sample_rate
+        for fx in self.effects:
+            fx.reset()
+
+        def chain(frame: AudioFrame) -> AudioFrame:
+            for fx in self.effects:
+                frame = fx.process(frame)
+            return frame
+
+        return chain, latency_ms
+
+    def set_effect_params(self, params: dict[str, dict[str, Any]]) -> None:
+        """Live effect changes: ``{"limiter": {"ceiling_db": -3}}``; unknown effects are refused by name."""
+        by_name = {fx.name: fx for fx in self.effects}
+        for name, values in params.items():
+            if name not in by_name:
+                have = ", ".join(by_name) or "none"
+                raise ConfigError(f"no effect {name!r} in this preset (effects: {have})", key=f"effects.{name}")
+            for key, value in values.items():
+                by_name[name].set_param(key, value)
+
     def warm_up(self) -> None:
         """Run each voice converter once on a short signal (JIT compilation, first-call allocation),
         then clear the timings, so that reported real-time factors describe steady-state work."""

@@ -12,6 +12,7 @@ from typing import Any
 from engine.cli.common import emit, make_engine, progress
 from engine.config import from_dict
 from engine.errors import DeviceError
+from engine.frames import AudioFrame
 from engine.stages import VoiceConverter
 from engine.testing import speech_like_signal
 from streaming.backends import BACKENDS
@@ -103,7 +104,12 @@ def run_live(args: argparse.Namespace) -> int:
         if not getattr(args, "json", False):
             print(("\n" if tty else "") + f"[{event.get('event')}] {event}", file=sys.stderr, flush=True)
 
-    session = LiveSession(cfg, process, extra_latency_ms=process.latency_ms, on_event=on_event)
+    effects, fx_latency_ms = pipe.live_effects(cfg.sample_rate)
+
+    def converted(frame: AudioFrame) -> AudioFrame:
+        return effects(process(frame))
+
+    session = LiveSession(cfg, converted, extra_latency_ms=process.latency_ms + fx_latency_ms, on_event=on_event)
     progress(args, "opening devices")
     session.start()
     in_name = session.input_device.name if session.input_device else "?"

@@ -5,8 +5,9 @@ Live parameters map onto the running converter's ``Config`` through ``Stage.set_
 own validation applies): ``pitch`` -> ``pitch_semitones`` and ``formant`` (semitones) ->
 ``formant_ratio`` = 2^(formant/12), where 0 means "the converter's own choice" (the DSP converter
 then aims at the voice's analysed pitch/envelope); ``bypass`` -> ``mix`` 0 (dry microphone).
-``gain_db`` and ``muted`` scale the converter's output. A converter without such a field refuses
-the change with a ConfigError, which the client receives as an error.
+``gain_db`` and ``muted`` scale the converter's output. ``effects`` (``{"limiter": {"ceiling_db": -3}}``)
+change the preset's effect chain, which runs after the converter. A converter or effect without
+such a field refuses the change with a ConfigError, which the client receives as an error.
 """
 
 from __future__ import annotations
@@ -54,13 +55,15 @@ class EngineLive:
                                    rc.samples(rc.lookahead_ms))
         process.warm_up()  # JIT and first-call allocations before the device starts, not in its first blocks
 
+        effects, fx_latency_ms = self._pipe.live_effects(cfg.sample_rate)
+
         def gained(frame: AudioFrame) -> AudioFrame:
-            out = process(frame)
+            out = effects(process(frame))
             g = self._gain
             return out if g == 1.0 else out.with_samples(out.samples * g)
 
-        self._session = LiveSession(cfg, gained, extra_latency_ms=process.latency_ms, on_event=self._on_event,
-                                    **self.session_kwargs)
+        self._session = LiveSession(cfg, gained, extra_latency_ms=process.latency_ms + fx_latency_ms,
+                                    on_event=self._on_event, **self.session_kwargs)
         self._apply(self.params)
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -110,8 +113,7 @@ class EngineLive:
         conv = self._pipe.converter
         fields = {f.name for f in dataclasses.fields(conv.config)}
         if params.get("effects"):
-            raise ConfigError("live effect changes are not supported by the live runner yet; set effects in the "
-                              "vc preset", key="effects")
+            self._pipe.set_effect_params(params["effects"])
 
         def put(field: str, value: Any, what: str) -> None:
             if field not in fields:

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
 
 from engine.errors import ConfigError
+from engine.pipeline import Pipeline
 from engine.server.events import EventBus
 from engine.server.live_adapter import EngineLive
 from plugins.dsp.converter import DspVoiceConverter
+from plugins.effects.compressor import LimiterEffect
 
 
 def _live() -> tuple[EngineLive, DspVoiceConverter]:
     conv = DspVoiceConverter()
     live = EngineLive(engine=None, voice="anna", params={}, bus=EventBus())
-    live._pipe = SimpleNamespace(converter=conv)
+    effects = SimpleNamespace(effects=[LimiterEffect()])
+    live._pipe = SimpleNamespace(
+        converter=conv, effects=effects.effects, set_effect_params=partial(Pipeline.set_effect_params, effects)
+    )
     return live, conv
 
 
@@ -32,14 +38,18 @@ def test_pitch_formant_bypass_map_onto_the_converter() -> None:
     assert conv.config.mix == 0.8  # restored, not reset to a default
 
 
-def test_gain_and_mute_scale_the_output_and_effects_are_refused() -> None:
+def test_gain_mute_and_effects_change_live() -> None:
     live, _ = _live()
     live.set_params({"gain_db": -6.0206, "muted": False})
     assert live._gain == pytest.approx(0.5, abs=1e-4)
     live.set_params({"gain_db": 0.0, "muted": True})
     assert live._gain == 0.0
-    with pytest.raises(ConfigError, match="effect"):
+    live.set_params({"effects": {"limiter": {"ceiling_db": -3.0}}})
+    assert live._pipe.effects[0].config.ceiling_db == -3.0
+    with pytest.raises(ConfigError, match=r"no effect 'reverb' in this preset \(effects: limiter\)"):
         live.set_params({"effects": {"reverb": {"mix": 0.3}}})
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        live.set_params({"effects": {"limiter": {"volume": 2}}})
     assert live.stats() == {}  # not started: no numbers invented
 
 
