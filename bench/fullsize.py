@@ -9,25 +9,13 @@ official checkpoints) and saved the way the official trainers save them: s2 ``.p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-
-HUBERT_BASE = {
-    "conv_dim": [512] * 7,
-    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
-    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
-    "hidden_size": 768,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "intermediate_size": 3072,
-    "num_conv_pos_embeddings": 128,
-    "num_conv_pos_embedding_groups": 16,
-}
-"""chinese-hubert-base sizes (shared/gsv_reference/README.md 3.3)."""
 
 
 def _weight_norm_pairs(model: nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -81,11 +69,12 @@ def write_hubert(folder: Path, seed: int = 0) -> Path:
     from plugins.gsv.hubert import HubertConfig, HubertModel
 
     torch.manual_seed(seed)
-    sd = dict(HubertModel(HubertConfig.from_json(HUBERT_BASE)).state_dict())
+    config = HubertConfig()  # its defaults are chinese-hubert-base's sizes
+    sd = dict(HubertModel(config).state_dict())
     w = sd.pop("encoder.pos_conv_embed.conv.weight")
     sd["encoder.pos_conv_embed.conv.weight_g"] = w.norm(dim=(0, 1), keepdim=True)
     sd["encoder.pos_conv_embed.conv.weight_v"] = w
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(HUBERT_BASE))
+    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
     torch.save({k: v.half() for k, v in sd.items()}, folder / "pytorch_model.bin")
     return folder

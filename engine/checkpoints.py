@@ -110,6 +110,22 @@ def check_keys(expected: set[str], got: set[str], what: str = "checkpoint") -> N
     )
 
 
+def check_phoneme_vocab(s1_phoneme_vocab: int, s2_text_rows: int) -> None:
+    """Refuse a GPT (s1) / SoVITS (s2) pair whose phoneme tables belong to different versions.
+
+    v1 pairs are s1 512 rows with s2 322 rows; otherwise both must have the same number of rows
+    (732 for v2). Raises :class:`CheckpointError` naming both sizes.
+    """
+    s2_is_v1 = s2_text_rows == _V1_SOVITS_PHONES
+    ok = s1_phoneme_vocab == _V1_GPT_PHONES if s2_is_v1 else s1_phoneme_vocab == s2_text_rows
+    if not ok:
+        raise CheckpointError(
+            f"GPT (s1) checkpoint has a phoneme vocabulary of {s1_phoneme_vocab} but the SoVITS (s2) "
+            f"checkpoint's text embedding has {s2_text_rows} rows: they were trained for different "
+            "GPT-SoVITS versions. Use the GPT and SoVITS files of the same voice/version."
+        )
+
+
 def _tensor_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not obj:
         raise CorruptCheckpointError(f"{path}: '{what}' is not a non-empty state_dict; not a {what} file")

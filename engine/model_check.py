@@ -2,7 +2,8 @@
 
 Uses the safe loaders of :mod:`engine.checkpoints` (no pickled code runs), refuses unsupported
 versions with the version named, and refuses a GPT (s1) file whose phoneme vocabulary does not
-match the SoVITS (s2) text embedding: the two were trained on different symbol tables.
+match the SoVITS (s2) text embedding (``engine.checkpoints.check_phoneme_vocab``, the same rule the
+GPT stage applies).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.checkpoints import load_gpt, load_hubert, load_sovits
+from engine.checkpoints import check_phoneme_vocab, load_gpt, load_hubert, load_sovits
 from engine.errors import CheckpointError
 
 
@@ -42,10 +43,5 @@ def check_voice_models(engine: Any, models: Mapping[str, str | Path]) -> dict[st
             "a GPT-SoVITS voice needs the HuBERT feature extractor folder: add --hubert path/to/chinese-hubert-base"
         )
     if gpt is not None and sovits is not None:
-        s1, s2 = phoneme_vocab_sizes(gpt.config, sovits.weights)
-        if s1 != s2:
-            raise CheckpointError(
-                f"the GPT file has a phoneme vocabulary of {s1} but the SoVITS file's text embedding has "
-                f"{s2} rows: they come from different GPT-SoVITS versions (use a matching pair)"
-            )
+        check_phoneme_vocab(*phoneme_vocab_sizes(gpt.config, sovits.weights))
     return versions

@@ -30,19 +30,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.checkpoints import check_keys, load_gpt
-from engine.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointError
+from engine.errors import CorruptCheckpointError, UnsupportedCheckpointError
 
 BERT_DIM = 1024
 """Official ``bert_proj = nn.Linear(1024, embedding_dim)``: chinese-roberta-wwm-ext-large width, hard-coded."""
 
 SEMANTIC_HZ = 50
 """Official TTS.py ``configs.hz = 50``: early_stop_num = hz * data.max_sec."""
-
-V1_S2_TEXT_ROWS = 322
-"""Size of the v1 symbol table; an s2 text embedding with this many rows is v1 (official rule)."""
-
-V1_S1_PHONEME_VOCAB = 512
-"""``phoneme_vocab_size`` of the official v1 s1 config (configs/s1longer.yaml); only 322 rows are used."""
 
 
 @dataclass
@@ -112,22 +106,6 @@ class T2SConfig:
             raise CorruptCheckpointError(
                 f"GPT config hidden_dim={self.hidden_dim} is not divisible by head={self.head}"
             )
-
-
-def check_phoneme_vocab(s1_phoneme_vocab: int, s2_text_rows: int) -> None:
-    """Refuse a GPT (s1) / SoVITS (s2) pair whose phoneme tables belong to different versions.
-
-    v1 pairs are s1 512 rows with s2 322 rows; otherwise both must have the same number of rows
-    (732 for v2). Raises :class:`CheckpointError` naming both sizes.
-    """
-    s2_is_v1 = s2_text_rows == V1_S2_TEXT_ROWS
-    ok = s1_phoneme_vocab == V1_S1_PHONEME_VOCAB if s2_is_v1 else s1_phoneme_vocab == s2_text_rows
-    if not ok:
-        raise CheckpointError(
-            f"GPT (s1) checkpoint has a phoneme vocabulary of {s1_phoneme_vocab} but the SoVITS (s2) "
-            f"checkpoint's text embedding has {s2_text_rows} rows: they were trained for different "
-            "GPT-SoVITS versions. Use the GPT and SoVITS files of the same voice/version."
-        )
 
 
 class TokenEmbedding(nn.Module):

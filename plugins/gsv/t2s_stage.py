@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from engine.checkpoints import load_sovits
+from engine.checkpoints import check_phoneme_vocab, load_sovits
 from engine.errors import CheckpointError, StageError, TextInputError
 from engine.frames import PhonemeFrame, TokenFrame
 from engine.stages import ProsodyModel
 from plugins.gsv.kv_cache import T2SRuntime
-from plugins.gsv.t2s_model import BERT_DIM, Text2SemanticDecoder, check_phoneme_vocab, load_t2s
+from plugins.gsv.t2s_model import BERT_DIM, Text2SemanticDecoder, load_t2s
 from plugins.gsv.t2s_sampling import (
     DecodeResult,
     SamplingConfig,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from engine.checkpoints import check_phoneme_vocab
 from engine.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointError
 from plugins.gsv.t2s_model import (
     T2SConfig,
     Text2SemanticDecoder,
-    check_phoneme_vocab,
     load_t2s,
     load_t2s_weights,
 )
