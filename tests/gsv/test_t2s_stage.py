@@ -51,7 +51,7 @@ def test_is_a_prosody_stage_named_gsv_t2s() -> None:
 
 
 def test_streams_chunks_that_join_to_the_whole_decode(model: Text2SemanticDecoder) -> None:
-    stage = _stage(model, chunk_tokens=4, first_chunk_tokens=0, top_k=1, early_stop_num=13)
+    stage = _stage(model, chunk_tokens=4, first_chunk_tokens=0, max_chunk_tokens=0, top_k=1, early_stop_num=13)
     text, ref = _phones(7, 1), _phones(5, 2, bert=False)
     frames = list(stage.generate(text, ref, _prompt_tokens()))
     assert [len(f.tokens) for f in frames] == [4, 4, 4, 2]  # 14 tokens (limit 13 keeps the 14th)
@@ -73,16 +73,25 @@ def test_streams_chunks_that_join_to_the_whole_decode(model: Text2SemanticDecode
 
 
 def test_exact_multiple_of_the_chunk_never_yields_an_empty_final_frame(model: Text2SemanticDecoder) -> None:
-    stage = _stage(model, chunk_tokens=4, first_chunk_tokens=0, top_k=1, early_stop_num=11)  # 12 tokens
-    frames = list(stage.generate(_phones(6, 3), _phones(4, 4), _prompt_tokens()))
+    stage = _stage(model, chunk_tokens=4, first_chunk_tokens=0, max_chunk_tokens=0, top_k=1, early_stop_num=11)
+    frames = list(stage.generate(_phones(6, 3), _phones(4, 4), _prompt_tokens()))  # 12 tokens
     assert [len(f.tokens) for f in frames] == [4, 4, 4] and frames[-1].final
 
 
 def test_first_chunk_has_its_own_size_for_early_audio(model: Text2SemanticDecoder) -> None:
-    stage = _stage(model, chunk_tokens=4, first_chunk_tokens=6, top_k=1, early_stop_num=13)  # 14 tokens
-    frames = list(stage.generate(_phones(7, 1), _phones(5, 2, bert=False), _prompt_tokens()))
+    stage = _stage(model, chunk_tokens=4, first_chunk_tokens=6, max_chunk_tokens=0, top_k=1, early_stop_num=13)
+    frames = list(stage.generate(_phones(7, 1), _phones(5, 2, bert=False), _prompt_tokens()))  # 14 tokens
     assert [len(f.tokens) for f in frames] == [6, 4, 4]
     assert [f.timestamp for f in frames] == pytest.approx([0.0, 0.24, 0.40])
+
+
+def test_later_chunks_double_up_to_the_cap(model: Text2SemanticDecoder) -> None:
+    stage = _stage(model, chunk_tokens=2, first_chunk_tokens=3, max_chunk_tokens=8, top_k=1, early_stop_num=29)
+    frames = list(stage.generate(_phones(7, 1), _phones(5, 2, bert=False), _prompt_tokens()))  # 30 tokens
+    assert [len(f.tokens) for f in frames] == [3, 2, 4, 8, 8, 5]
+    assert [f.final for f in frames] == [False] * 5 + [True]
+    with pytest.raises(StageError, match="max_chunk_tokens"):
+        next(_stage(model, max_chunk_tokens=-1).generate(_phones(7, 1)))
 
 
 def test_seed_reproduces_sampling_and_reference_free_works(model: Text2SemanticDecoder) -> None:
