@@ -11,6 +11,10 @@ differing token, and teacher-forced top-1 agreement (both fed the float32 tokens
 dropped) over all steps. Random weights give flatter logits than a trained model, so these
 agreement figures are a pessimistic proxy.
 
+``int8`` decode steps run the numba weight-only-int8 step (:mod:`plugins.gsv.t2s_int8_step`) with
+``--threads`` numba threads; its one-time JIT compile (or on-disk cache load) falls in the warm-up,
+whose time is printed.
+
 ``--official DIR`` (a GPT-SoVITS checkout's ``GPT_SoVITS`` folder) also times the official
 ``T2STransformer.process_prompt`` / ``decode_next_token`` loop on the same weights in the same run,
 for a same-machine ratio (its training-only imports tqdm/torchmetrics are stubbed if missing).
@@ -30,6 +34,7 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
+import numba
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -179,6 +184,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     model = build_model(args.seed)
     g = torch.Generator().manual_seed(args.seed + 1)
     phones = torch.randint(0, 732, (args.phones,), generator=g)
@@ -196,8 +202,10 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"T2S full-size v2, random weights, {args.threads} threads, {args.phones} phones + {args.prompt} prompt, "
           f"{args.tokens} tokens, median of {args.repeats}; load average at start {load:.1f}", flush=True)  # fmt: skip
-    for timer in timers.values():  # warm-up (allocator, oneDNN/fbgemm kernels)
+    for name, timer in timers.items():  # warm-up (allocator, oneDNN/fbgemm kernels, numba compile)
+        t0 = time.perf_counter()
         timer(phones, bert, prompt, 12, args.seed)
+        print(f"  warm-up {name}: {time.perf_counter() - t0:.2f} s (12 tokens, first call)", flush=True)
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in timers}
     for r in range(args.repeats):  # interleaved so that machine load hits every variant alike
         for name, timer in timers.items():

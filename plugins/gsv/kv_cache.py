@@ -12,8 +12,10 @@ projection, FFN, LayerNorm parameters) so the per-layer loop is a handful of ATe
 
 * ``float32``: the model's own weights; results equal the uncached forward to float32 noise.
 * ``bfloat16``: weights, activations and cache in bf16 (fast where the CPU has AVX512-bf16/AMX).
-* ``int8``: linear layers as dynamically quantized int8 (per-output-channel weight scales, fbgemm;
-  uses VNNI). The embeddings, ``bert_proj`` and the prediction head stay float32.
+* ``int8``: prefill (T > 1) runs the linear layers as dynamically quantized int8 (per-output-channel
+  weight scales, fbgemm; uses VNNI). One-token decode steps (T == 1) on CPU run all layers in one
+  numba call, :func:`plugins.gsv.t2s_int8_step.decode_step` (weight-only int8, float32
+  activations). The embeddings, ``bert_proj`` and the prediction head stay float32.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from plugins.gsv.t2s_int8_step import Int8StepWeights, decode_step
 from plugins.gsv.t2s_model import T2SLayer, Text2SemanticDecoder
 
 Precision = Literal["float32", "bfloat16", "int8"]
@@ -142,7 +145,9 @@ class T2SRuntime:
 
     ``forward(x, cache, attend)``: x (B, T, D) in float32 -> logits of the LAST position (B, V)
     float32; writes T positions into ``cache``. ``attend`` is None (see every cached position) or a
-    bool mask broadcastable to (B, H, T, cache.length + T), True = may attend.
+    bool mask broadcastable to (B, H, T, cache.length + T), True = may attend. In ``int8``, a
+    T == 1 step takes the same mask for every head (e.g. the batched decode's (B, 1, 1, length));
+    a mask that differs between heads is refused there.
     """
 
     def __init__(self, model: Text2SemanticDecoder, precision: Precision = "float32") -> None:
@@ -177,6 +182,10 @@ class T2SRuntime:
                 )
             )
         self.head_weight = model.ar_predict_layer.weight.detach()
+        self.step_weights: Int8StepWeights | None = None
+        if precision == "int8":
+            layers = [cast(T2SLayer, module) for module in model.h.layers]
+            self.step_weights = Int8StepWeights.from_layers(layers, cfg.head)
 
     def new_cache(self, batch: int, capacity: int, device: torch.device | None = None) -> KVCache:
         """An empty cache sized for ``capacity`` positions (grows in blocks if exceeded)."""
@@ -186,6 +195,8 @@ class T2SRuntime:
         b, t, d = x.shape
         h, hd = self.heads, self.head_dim
         cache.reserve(t)
+        if self.step_weights is not None and t == 1 and x.device.type == "cpu":
+            return self._int8_step(self.step_weights, x, cache, attend)
         x = x.to(self.dtype)
         for i, layer in enumerate(self.layers):
             qkv = layer.qkv(x).view(b, t, 3, h, hd).transpose(1, 3)  # (B, H, 3, T, hd)
@@ -197,3 +208,21 @@ class T2SRuntime:
             x = F.layer_norm(x, (d,), *layer.norm2)
         cache.advance(t)
         return F.linear(x[:, -1].float(), self.head_weight)
+
+    def _int8_step(self, weights: Int8StepWeights, x: Tensor, cache: KVCache, attend: Tensor | None) -> Tensor:
+        """One decode position (x (B, 1, D)) through the numba int8 step; same contract as forward."""
+        b, length = x.shape[0], cache.length
+        mask = None
+        if attend is not None:
+            if attend.dtype != torch.bool:
+                raise ValueError(f"attend must be a bool mask (True = may attend), got {attend.dtype}")
+            full = attend.reshape((1,) * max(0, 4 - attend.dim()) + tuple(attend.shape))
+            if full.dim() != 4 or full.shape[1] != 1 or full.shape[2] != 1:
+                raise ValueError(
+                    f"the int8 decode step takes one mask per batch row (B, 1, 1, {length + 1}), got "
+                    f"{tuple(attend.shape)}; use precision 'float32' for per-head masks"
+                )
+            mask = full.expand(b, 1, 1, length + 1).reshape(b, length + 1)
+        hidden = decode_step(weights, x[:, 0], cache.keys, cache.values, length, mask)
+        cache.advance(1)
+        return F.linear(hidden, self.head_weight)

@@ -1,0 +1,383 @@
+"""One-token T2S decode step with weight-only int8 linears, all layers in one numba function.
+
+A decode step multiplies one hidden vector per batch row by every weight matrix of the 24 layers
+and reads every cached key/value once: it is bound by memory traffic (~75 MB of int8 weights plus
+``length`` x 24 layers x 4 KB of float32 cache per token on the full-size model). Through torch it
+also pays ~250 small ATen calls; :func:`decode_step` runs the whole step in one compiled call.
+
+Quantization (:func:`quantize_rows`): per output row symmetric, ``scale = max|w_row| / 127``,
+``q = round(w / scale)`` in [-127, 127]. Activations stay float32 (no activation quantization),
+so ``y = scale * (q @ x) + bias`` is the float32 product with the dequantized weight ``q * scale``.
+
+Work split: 2 parallel regions per layer (one per matrix would mean 4 fork/joins of the thread
+pool), each cut into one contiguous chunk per thread with its own partial sum, added in a fixed
+order (results do not depend on scheduling):
+
+* attention block, chunks of heads: head h's q/k/v rows of ``in_proj`` (dot products), its k/v
+  written into the cache at ``length``, attention of the one query over positions ``[0, length]``,
+  and head h's share of ``out_proj`` (a partial sum over the head's ``head_dim`` input columns);
+  then the partials are added, residual and LayerNorm 1;
+* FFN block, chunks of ``FFN_BLOCK`` hidden units: ``relu(linear1)`` rows of the block and the
+  block's partial sum of ``linear2``, skipping units that ReLU set to 0 (their terms are exactly
+  0); then residual and LayerNorm 2.
+
+Threads: ``numba.get_num_threads()`` at call time (numba's default: one per core; set with
+``numba.set_num_threads``).
+
+``out_proj`` and ``linear2`` are stored transposed (input-major, ``(n_layer, K, N)``) so that a
+partial sum over input columns reads contiguous rows; their scales stay per output row ``N``
+(the original matrix's rows), so the quantized values equal those of the untransposed layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor
+
+from plugins.gsv.t2s_model import T2SLayer
+
+F32 = npt.NDArray[np.float32]
+I8 = npt.NDArray[np.int8]
+
+FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+"""numba fastmath flags: reassociation (vectorised sums) but not 'ninf': masked scores are -inf."""
+
+FFN_BLOCK = 64
+"""Hidden units per parallel task of the FFN (2048 / 64 = 32 tasks: balanced over 2-16 threads)."""
+
+
+def quantize_rows(weight: Tensor) -> tuple[Tensor, Tensor]:
+    """(N, K) float -> (q (N, K) int8, scale (N,) float32) with weight ~= q * scale[:, None]."""
+    w = weight.detach().float()
+    scale = w.abs().amax(dim=1).clamp_min(1e-8) / 127.0
+    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q, scale
+
+
+@dataclass
+class Int8StepWeights:
+    """All layers' weights, stacked per kind, as contiguous numpy arrays (L = n_layer, D = width, F = 4 D).
+
+    ``qkv`` (L, 3D, D) int8 rows q | k | v; ``out_t`` (L, D, D) int8 = out_proj^T (input-major);
+    ``ff1`` (L, F, D) int8; ``ff2_t`` (L, F, D) int8 = linear2^T (input-major). ``*_scale`` and
+    ``*_bias`` (L, N) float32 per output row. ``norm*`` (L, D) float32 LayerNorm weight / bias.
+    """
+
+    qkv: I8
+    qkv_scale: F32
+    qkv_bias: F32
+    out_t: I8
+    out_scale: F32
+    out_bias: F32
+    ff1: I8
+    ff1_scale: F32
+    ff1_bias: F32
+    ff2_t: I8
+    ff2_scale: F32
+    ff2_bias: F32
+    norm1_weight: F32
+    norm1_bias: F32
+    norm2_weight: F32
+    norm2_bias: F32
+    eps: float
+    heads: int
+
+    @classmethod
+    def from_layers(cls, layers: list[T2SLayer], heads: int) -> Int8StepWeights:
+        """Quantize a list of :class:`plugins.gsv.t2s_model.T2SLayer` (all with one LayerNorm eps)."""
+        parts: dict[str, list[np.ndarray]] = {}
+
+        def add(name: str, value: Tensor) -> None:
+            parts.setdefault(name, []).append(
+                value.detach().float().numpy() if value.dtype != torch.int8 else value.numpy()
+            )
+
+        eps = {float(layer.norm1.eps) for layer in layers} | {float(layer.norm2.eps) for layer in layers}
+        if len(eps) != 1:
+            raise ValueError(f"the int8 step needs one LayerNorm eps for all layers, got {sorted(eps)}")
+        for layer in layers:
+            attn = layer.self_attn
+            for name, lin_w, lin_b, transpose in (
+                ("qkv", attn.in_proj_weight, attn.in_proj_bias, False),
+                ("out", attn.out_proj.weight, attn.out_proj.bias, True),
+                ("ff1", layer.linear1.weight, layer.linear1.bias, False),
+                ("ff2", layer.linear2.weight, layer.linear2.bias, True),
+            ):
+                q, scale = quantize_rows(lin_w)
+                add(name + ("_t" if transpose else ""), q.t() if transpose else q)
+                add(name + "_scale", scale)
+                add(name + "_bias", lin_b)
+            add("norm1_weight", layer.norm1.weight)
+            add("norm1_bias", layer.norm1.bias)
+            add("norm2_weight", layer.norm2.weight)
+            add("norm2_bias", layer.norm2.bias)
+        arrays = {name: np.ascontiguousarray(np.stack(values)) for name, values in parts.items()}
+        return cls(**arrays, eps=eps.pop(), heads=heads)  # type: ignore[arg-type]
+
+    def dequantized(self, layer: int) -> dict[str, Tensor]:
+        """Float32 weights of one layer in the torch layout (N, K), for reference computations."""
+
+        def deq(q: I8, scale: F32, transposed: bool) -> Tensor:
+            w = torch.from_numpy(q.astype(np.float32))
+            return (w.t() if transposed else w) * torch.from_numpy(scale)[:, None]
+
+        return {
+            "in_proj_weight": deq(self.qkv[layer], self.qkv_scale[layer], False),
+            "in_proj_bias": torch.from_numpy(self.qkv_bias[layer]),
+            "out_proj.weight": deq(self.out_t[layer], self.out_scale[layer], True),
+            "out_proj.bias": torch.from_numpy(self.out_bias[layer]),
+            "linear1.weight": deq(self.ff1[layer], self.ff1_scale[layer], False),
+            "linear1.bias": torch.from_numpy(self.ff1_bias[layer]),
+            "linear2.weight": deq(self.ff2_t[layer], self.ff2_scale[layer], True),
+            "linear2.bias": torch.from_numpy(self.ff2_bias[layer]),
+        }
+
+
+@numba.njit(fastmath=FAST, cache=True)
+def _dot_rows(w: I8, row0: int, rows: int, x: F32, out: F32) -> None:
+    """out[r] = sum_i w[row0 + r, i] * x[i] for r < rows; 4 rows share each load of x."""
+    k = x.shape[0]
+    whole = rows - rows % 4
+    for r in range(0, whole, 4):
+        o = row0 + r
+        a0 = np.float32(0.0)
+        a1 = np.float32(0.0)
+        a2 = np.float32(0.0)
+        a3 = np.float32(0.0)
+        for i in range(k):
+            xi = x[i]
+            a0 += np.float32(w[o, i]) * xi
+            a1 += np.float32(w[o + 1, i]) * xi
+            a2 += np.float32(w[o + 2, i]) * xi
+            a3 += np.float32(w[o + 3, i]) * xi
+        out[r] = a0
+        out[r + 1] = a1
+        out[r + 2] = a2
+        out[r + 3] = a3
+    for r in range(whole, rows):
+        a = np.float32(0.0)
+        for i in range(k):
+            a += np.float32(w[row0 + r, i]) * x[i]
+        out[r] = a
+
+
+@numba.njit(fastmath=FAST, cache=True)
+def _axpy_rows(w_t: I8, row0: int, coef: F32, acc: F32) -> None:
+    """acc[n] += sum_j coef[j] * w_t[row0 + j, n]; rows with coef 0 are skipped (ReLU zeros)."""
+    n_out = acc.shape[0]
+    for j in range(coef.shape[0]):
+        c = coef[j]
+        if c != 0.0:
+            row = row0 + j
+            for n in range(n_out):
+                acc[n] += c * np.float32(w_t[row, n])
+
+
+@numba.njit(fastmath=FAST, cache=True)
+def _layer_norm(x: F32, weight: F32, bias: F32, eps: float) -> None:
+    """In place: x = (x - mean) / sqrt(var + eps) * weight + bias (biased variance, as torch)."""
+    d = x.shape[0]
+    mean = np.float32(0.0)
+    for i in range(d):
+        mean += x[i]
+    mean /= d
+    var = np.float32(0.0)
+    for i in range(d):
+        t = x[i] - mean
+        var += t * t
+    inv = np.float32(1.0 / np.sqrt(var / d + eps))
+    for i in range(d):
+        x[i] = (x[i] - mean) * inv * weight[i] + bias[i]
+
+
+@numba.njit(fastmath=FAST, cache=True)
+def _attend(
+    q: F32, k_cache: F32, v_cache: F32, pos: int, mask_row: npt.NDArray[np.bool_], score: F32, out: F32
+) -> None:
+    """out (hd,) = softmax(q . k[t] / sqrt(hd), t < pos, masked t left out) weighted sum of v[t].
+
+    k_cache/v_cache (capacity, hd); mask_row (pos,) bool or empty (no mask); score (>= pos,) scratch.
+    """
+    hd = q.shape[0]
+    use_mask = mask_row.shape[0] > 0
+    inv_sqrt = np.float32(1.0 / np.sqrt(hd))
+    top = np.float32(-np.inf)
+    for t in range(pos):
+        s = np.float32(0.0)
+        for r in range(hd):
+            s += q[r] * k_cache[t, r]
+        s *= inv_sqrt
+        if use_mask and not mask_row[t]:
+            s = np.float32(-np.inf)
+        score[t] = s
+        top = max(top, s)
+    out[:] = 0.0
+    total = np.float32(0.0)
+    for t in range(pos):
+        if score[t] != -np.inf:
+            e = np.float32(np.exp(score[t] - top))
+            total += e
+            for r in range(hd):
+                out[r] += e * v_cache[t, r]
+    inv_total = np.float32(1.0) / total
+    for r in range(hd):
+        out[r] *= inv_total
+
+
+@numba.njit(fastmath=FAST, cache=True)
+def _add_partials(x: F32, partials: F32, scale: F32, bias: F32, tmp: F32) -> None:
+    """x (D,) += scale * sum_c partials[c] + bias; partials (C, D) summed in a fixed order."""
+    tmp[:] = partials[0]
+    for c in range(1, partials.shape[0]):
+        tmp += partials[c]
+    for n in range(x.shape[0]):
+        x[n] += tmp[n] * scale[n] + bias[n]
+
+
+@numba.njit(parallel=True, fastmath=FAST, cache=True)
+def _step(
+    x: F32,
+    qkv: I8,
+    qkv_scale: F32,
+    qkv_bias: F32,
+    out_t: I8,
+    out_scale: F32,
+    out_bias: F32,
+    ff1: I8,
+    ff1_scale: F32,
+    ff1_bias: F32,
+    ff2_t: I8,
+    ff2_scale: F32,
+    ff2_bias: F32,
+    norm1_weight: F32,
+    norm1_bias: F32,
+    norm2_weight: F32,
+    norm2_bias: F32,
+    eps: float,
+    keys: F32,
+    values: F32,
+    length: int,
+    mask: npt.NDArray[np.bool_],
+    threads: int,
+) -> None:
+    """x (B, D) in place: input hidden -> output of the last layer. See :func:`decode_step`.
+
+    Each parallel region is split into one contiguous chunk of heads (or FFN blocks) per thread,
+    every chunk with its own partial sum, so the result does not depend on thread scheduling.
+    """
+    n_layer = qkv.shape[0]
+    batch, d = x.shape
+    heads, hd = keys.shape[2], keys.shape[4]
+    f = ff1.shape[1]
+    n_blocks = (f + FFN_BLOCK - 1) // FFN_BLOCK
+    pos = length + 1
+    head_chunks = max(1, min(threads, heads))
+    ffn_chunks = max(1, min(threads, n_blocks))
+    part_attn = np.empty((head_chunks, batch, d), dtype=np.float32)
+    part_ffn = np.empty((ffn_chunks, batch, d), dtype=np.float32)
+    proj = np.empty((head_chunks, 3 * hd), dtype=np.float32)
+    score = np.empty((head_chunks, pos), dtype=np.float32)
+    attn = np.empty((head_chunks, hd), dtype=np.float32)
+    hidden = np.empty((ffn_chunks, FFN_BLOCK), dtype=np.float32)
+    tmp = np.empty(d, dtype=np.float32)
+    no_mask = np.empty(0, dtype=np.bool_)
+    for layer in range(n_layer):
+        w_qkv = qkv[layer]
+        w_out = out_t[layer]
+        for c in numba.prange(head_chunks):
+            part_attn[c] = 0.0
+            pr = proj[c]
+            for h in range(c * heads // head_chunks, (c + 1) * heads // head_chunks):
+                for b in range(batch):
+                    for part in range(3):  # q, k, v rows of head h
+                        row0 = part * d + h * hd
+                        _dot_rows(w_qkv, row0, hd, x[b], pr[part * hd : (part + 1) * hd])
+                        for r in range(hd):
+                            pr[part * hd + r] = (
+                                pr[part * hd + r] * qkv_scale[layer, row0 + r] + qkv_bias[layer, row0 + r]
+                            )
+                    k_cache = keys[layer, b, h]
+                    v_cache = values[layer, b, h]
+                    k_cache[length] = pr[hd : 2 * hd]
+                    v_cache[length] = pr[2 * hd :]
+                    mask_row = mask[b] if mask.shape[1] > 0 else no_mask
+                    _attend(pr[:hd], k_cache, v_cache, pos, mask_row, score[c], attn[c])
+                    _axpy_rows(w_out, h * hd, attn[c], part_attn[c, b])
+        for b in range(batch):
+            _add_partials(x[b], part_attn[:, b], out_scale[layer], out_bias[layer], tmp)
+            _layer_norm(x[b], norm1_weight[layer], norm1_bias[layer], eps)
+        w1 = ff1[layer]
+        w2 = ff2_t[layer]
+        for c in numba.prange(ffn_chunks):
+            part_ffn[c] = 0.0
+            for blk in range(c * n_blocks // ffn_chunks, (c + 1) * n_blocks // ffn_chunks):
+                row0 = blk * FFN_BLOCK
+                size = min(FFN_BLOCK, f - row0)
+                hid = hidden[c, :size]
+                for b in range(batch):
+                    _dot_rows(w1, row0, size, x[b], hid)
+                    for r in range(size):
+                        v = hid[r] * ff1_scale[layer, row0 + r] + ff1_bias[layer, row0 + r]
+                        hid[r] = v if v > 0.0 else 0.0
+                    _axpy_rows(w2, row0, hid, part_ffn[c, b])
+        for b in range(batch):
+            _add_partials(x[b], part_ffn[:, b], ff2_scale[layer], ff2_bias[layer], tmp)
+            _layer_norm(x[b], norm2_weight[layer], norm2_bias[layer], eps)
+
+
+def decode_step(
+    weights: Int8StepWeights, x: Tensor, keys: Tensor, values: Tensor, length: int, attend: Tensor | None
+) -> Tensor:
+    """Run all layers for one new position per batch row.
+
+    x (B, D) float32: the embedded token; keys/values (L, B, H, capacity, hd) float32 CPU cache
+    tensors (written in place at ``length``, so capacity > length); attend None or bool
+    (B, length + 1), True = may attend (every row needs at least one True). Returns the last
+    layer's output (B, D) float32 (a new tensor). The cache length is not advanced here.
+    """
+    batch, d = x.shape
+    if keys.dtype != torch.float32 or keys.device.type != "cpu" or not keys.is_contiguous():
+        raise ValueError("the int8 decode step needs a contiguous float32 CPU cache")
+    if keys.shape[3] <= length:
+        raise ValueError(f"cache capacity {keys.shape[3]} has no room for position {length}")
+    if keys.shape[1] != batch or keys.shape[2] * keys.shape[4] != d:
+        raise ValueError(f"cache shape {tuple(keys.shape)} does not match hidden states {tuple(x.shape)}")
+    if attend is None:
+        mask = np.ones((batch, 0), dtype=np.bool_)
+    else:
+        if attend.dtype != torch.bool or attend.shape != (batch, length + 1):
+            raise ValueError(f"attend must be bool ({batch}, {length + 1}), got {attend.dtype} {tuple(attend.shape)}")
+        mask = np.ascontiguousarray(attend.numpy())
+    out = x.detach().to(torch.float32, copy=True).contiguous()
+    w = weights
+    _step(
+        out.numpy(),
+        w.qkv,
+        w.qkv_scale,
+        w.qkv_bias,
+        w.out_t,
+        w.out_scale,
+        w.out_bias,
+        w.ff1,
+        w.ff1_scale,
+        w.ff1_bias,
+        w.ff2_t,
+        w.ff2_scale,
+        w.ff2_bias,
+        w.norm1_weight,
+        w.norm1_bias,
+        w.norm2_weight,
+        w.norm2_bias,
+        w.eps,
+        keys.numpy(),
+        values.numpy(),
+        length,
+        mask,
+        numba.get_num_threads(),
+    )
+    return out

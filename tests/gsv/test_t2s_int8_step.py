@@ -1,0 +1,148 @@
+"""The numba int8 decode step computes exactly the weight-only-int8 model, and the runtime uses it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from plugins.gsv.kv_cache import KVCache, T2SRuntime
+from plugins.gsv.t2s_int8_step import Int8StepWeights, decode_step, quantize_rows
+from plugins.gsv.t2s_model import T2SConfig, T2SLayer, Text2SemanticDecoder
+from plugins.gsv.t2s_sampling import SamplingConfig, decode_batch, decode_stream, make_generator
+
+# head_dim 18 and FFN 288: row counts that are not multiples of the kernels' 4-row and 64-unit blocks
+CFG = T2SConfig(hidden_dim=72, embedding_dim=72, head=4, n_layer=3)
+
+
+@pytest.fixture(scope="module")
+def model() -> Text2SemanticDecoder:
+    torch.manual_seed(5)
+    m = Text2SemanticDecoder(CFG).eval().requires_grad_(False)
+    for layer in m.h.layers:  # official init leaves LayerNorm at 1/0 and biases at 0: perturb them
+        for p in layer.parameters():
+            if p.dim() == 1:
+                p.add_(0.1 * torch.randn_like(p))
+    return m
+
+
+def _layers(model: Text2SemanticDecoder) -> list[T2SLayer]:
+    return [layer for layer in model.h.layers if isinstance(layer, T2SLayer)]
+
+
+def _reference_step(
+    weights: Int8StepWeights, model: Text2SemanticDecoder, x: torch.Tensor, cache: KVCache, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Plain torch with the dequantized weights: x (B, D) -> last hidden (B, D); writes the cache at length."""
+    b, d = x.shape
+    h, hd, length = CFG.head, d // CFG.head, cache.length
+    hidden = x[:, None]
+    attn_mask = None if mask is None else mask[:, None, None]
+    for i, layer in enumerate(_layers(model)):
+        w = weights.dequantized(i)
+        qkv = F.linear(hidden, w["in_proj_weight"], w["in_proj_bias"]).view(b, 1, 3, h, hd).transpose(1, 3)
+        cache.keys[i, :, :, length] = qkv[:, :, 1, 0]
+        cache.values[i, :, :, length] = qkv[:, :, 2, 0]
+        keys, values = cache.keys[i, :, :, : length + 1], cache.values[i, :, :, : length + 1]
+        a = F.scaled_dot_product_attention(qkv[:, :, 0], keys, values, attn_mask=attn_mask)
+        hidden = layer.norm1(
+            hidden + F.linear(a.transpose(1, 2).reshape(b, 1, d), w["out_proj.weight"], w["out_proj.bias"])
+        )
+        ffn = F.linear(
+            F.relu(F.linear(hidden, w["linear1.weight"], w["linear1.bias"])), w["linear2.weight"], w["linear2.bias"]
+        )
+        hidden = layer.norm2(hidden + ffn)
+    return hidden[:, 0]
+
+
+def test_quantize_rows_rounds_to_nearest_per_row() -> None:
+    torch.manual_seed(0)
+    w = torch.randn(6, 40) * torch.tensor([0.01, 0.1, 1.0, 10.0, 3.0, 0.5])[:, None]
+    q, scale = quantize_rows(w)
+    assert q.dtype == torch.int8 and scale.shape == (6,)
+    assert q.abs().amax(dim=1).tolist() == [127] * 6  # each row uses the full range
+    err = (q.float() * scale[:, None] - w).abs()
+    assert bool((err <= 0.5 * scale[:, None] * (1 + 1e-5)).all())
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_step_equals_dequantized_reference(model: Text2SemanticDecoder, batch: int) -> None:
+    """Several steps over a filled cache; with B = 2 a per-row mask hides some positions from row 1."""
+    weights = Int8StepWeights.from_layers(_layers(model), CFG.head)
+    torch.manual_seed(2)
+    hd = CFG.hidden_dim // CFG.head
+    cache = KVCache(CFG.n_layer, batch, CFG.head, hd, capacity=16)
+    cache.keys.normal_()
+    cache.values.normal_()
+    cache.length = 9
+    ref = KVCache(CFG.n_layer, batch, CFG.head, hd, capacity=16)
+    ref.keys.copy_(cache.keys)
+    ref.values.copy_(cache.values)
+    ref.length = 9
+    for _ in range(4):
+        x = torch.randn(batch, CFG.hidden_dim)
+        mask = None
+        if batch > 1:
+            mask = torch.ones(batch, cache.length + 1, dtype=torch.bool)
+            mask[1, :5] = False  # left padding of a shorter item
+        got = decode_step(weights, x, cache.keys, cache.values, cache.length, mask)
+        expected = _reference_step(weights, model, x, ref, mask)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+        end = cache.length + 1
+        torch.testing.assert_close(cache.keys[:, :, :, :end], ref.keys[:, :, :, :end], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(cache.values[:, :, :, :end], ref.values[:, :, :, :end], atol=1e-5, rtol=1e-5)
+        cache.advance(1)
+        ref.advance(1)
+    if batch > 1:  # the mask mattered: without it row 1 would differ
+        x = torch.randn(batch, CFG.hidden_dim)
+        mask = torch.ones(batch, cache.length + 1, dtype=torch.bool)
+        mask[1, :5] = False
+        masked = decode_step(weights, x, cache.keys, cache.values, cache.length, mask)
+        unmasked = decode_step(weights, x, cache.keys, cache.values, cache.length, None)
+        torch.testing.assert_close(masked[0], unmasked[0])
+        assert float((masked[1] - unmasked[1]).abs().max()) > 1e-3
+
+
+def test_runtime_int8_decode_step_uses_the_step_and_tracks_float32(model: Text2SemanticDecoder) -> None:
+    torch.manual_seed(4)
+    runtimes = {p: T2SRuntime(model, p) for p in ("float32", "int8")}  # type: ignore[arg-type]
+    step_weights = runtimes["int8"].step_weights
+    assert step_weights is not None
+    xs = torch.randn(5, 1, 1, CFG.hidden_dim)
+    prefill = torch.randn(1, 6, CFG.hidden_dim)
+    with torch.inference_mode():
+        caches = {p: rt.new_cache(1, 8) for p, rt in runtimes.items()}  # small: the cache grows mid-decode
+        for p, rt in runtimes.items():
+            rt.forward(prefill, caches[p])
+        for x in xs:
+            before = caches["int8"].keys.clone(), caches["int8"].values.clone()
+            check = KVCache(CFG.n_layer, 1, CFG.head, CFG.hidden_dim // CFG.head, caches["int8"].capacity + 1)
+            check.keys[:, :, :, : before[0].shape[3]] = before[0]
+            check.values[:, :, :, : before[1].shape[3]] = before[1]
+            check.length = caches["int8"].length
+            logits = {p: rt.forward(x, caches[p]) for p, rt in runtimes.items()}
+            hidden = decode_step(step_weights, x[:, 0], check.keys, check.values, check.length, None)
+            torch.testing.assert_close(logits["int8"], F.linear(hidden, model.ar_predict_layer.weight))
+            scale = float(logits["float32"].abs().max())
+            assert float((logits["int8"] - logits["float32"]).abs().max()) < 0.05 * scale
+    assert caches["int8"].length == caches["float32"].length == 11
+
+
+def test_runtime_int8_refuses_per_head_masks(model: Text2SemanticDecoder) -> None:
+    runtime = T2SRuntime(model, "int8")
+    with torch.inference_mode():
+        cache = runtime.new_cache(1, 8)
+        runtime.forward(torch.randn(1, 3, CFG.hidden_dim), cache)
+        per_head = torch.ones(1, CFG.head, 1, 4, dtype=torch.bool)
+        with pytest.raises(ValueError, match="per-head"):
+            runtime.forward(torch.randn(1, 1, CFG.hidden_dim), cache, per_head)
+
+
+def test_int8_decode_stream_and_batch_run_and_stop(model: Text2SemanticDecoder) -> None:
+    runtime = T2SRuntime(model, "int8")
+    phones, bert, prompt = torch.randint(0, 732, (5,)), torch.zeros(1024, 5), torch.randint(0, 1024, (4,))
+    cfg = SamplingConfig(early_stop_num=20)
+    tokens = list(decode_stream(runtime, phones, bert, prompt, cfg, make_generator(0)))
+    assert 0 < len(tokens) <= 21 and all(0 <= t < CFG.eos for t in tokens)
+    results = decode_batch(runtime, [phones, phones[:3]], [bert, bert[:, :3]], prompt, cfg, make_generator(0))
+    assert len(results) == 2 and all(0 < len(r.generated) <= 21 for r in results)
