@@ -1,6 +1,6 @@
 """SoVITS v2 decode speed on CPU: full-size random weights, the BASELINE.md workload.
 
-Usage: ``.venv/bin/python bench/sovits_rtf.py [--repeats 5] [--threads 2] [--json]``
+Usage: ``.venv/bin/python bench/sovits_rtf.py [--repeats 5] [--threads 2] [--official DIR] [--json]``
 
 Workload (gsv_reference/BASELINE.md, "SoVITS v2 decode"): a generator built from the official
 ``configs/s2.json`` sizes (51.3 M parameters, HiFi-GAN decoder 14.7 M) with random weights, 250
@@ -17,7 +17,13 @@ Compared:
   of operations, i.e. what the official Generator computes, measured here in the same run;
 * the official figure 2.47 s from BASELINE.md (measured on another machine: a 2-core AMD EPYC);
 * the decoder streamed through :class:`plugins.gsv.streaming_decode.ChunkedDecoder` (total time and
-  time to the first audio chunk).
+  time to the first audio chunk);
+* the HiFi-GAN generator alone with and without the block-DFT residual blocks
+  (:mod:`plugins.gsv.fft_conv`, ``Generator.block_dft``), timed alternately in one loop;
+* with ``--official DIR`` (a GPT-SoVITS checkout's ``GPT_SoVITS`` folder, with ``module/`` and
+  ``text/symbols*.py``): the official ``SynthesizerTrn.decode`` and its ``dec`` on the same weights
+  (weight-norm pairs rebuilt from ours), timed alternately with ours in one loop. Its training-only
+  imports (tqdm, einops, f5_tts) are stubbed when missing; the official decode draws its own noise.
 
 The output check injects the same noise into both and prints max |difference| of the audio.
 
@@ -30,10 +36,12 @@ that contention distorts least.
 from __future__ import annotations
 
 import argparse
+import importlib.machinery
 import json
 import statistics
 import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,7 +66,68 @@ def _time(fn: Callable[[], Any], repeats: int) -> dict[str, float]:
     }
 
 
-def run(repeats: int, threads: int) -> dict[str, Any]:
+def _time_alternately(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, float]]:
+    """:func:`_time` for several functions, run in turn within each repeat (shared-machine drift hits all)."""
+    for fn in fns.values():
+        fn()
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            w0 = time.perf_counter()
+            fn()
+            wall[name].append(time.perf_counter() - w0)
+    return {k: {"median_s": statistics.median(v), "min_s": min(v)} for k, v in wall.items()}
+
+
+def _stub(name: str, **attrs: Any) -> None:
+    """Register an empty module ``name`` (with ``attrs``) unless the real one imports."""
+    try:
+        __import__(name)
+    except ImportError:
+        mod = types.ModuleType(name)
+        mod.__spec__ = importlib.machinery.ModuleSpec(name, None)
+        mod.__dict__.update(attrs)
+        sys.modules[name] = mod
+
+
+def _rearrange(x: Any, pattern: str) -> Any:
+    """einops.rearrange for the pure axis permutations the official inference path uses ("b d n -> b n d")."""
+    src, dst = (side.split() for side in pattern.split("->"))
+    if sorted(src) != sorted(dst) or len(src) != x.dim():
+        raise NotImplementedError(f"einops stub: only axis permutations, got {pattern!r}")
+    return x.permute(*[src.index(a) for a in dst])
+
+
+def official_model(folder: Path, ours: Any) -> Any:
+    """The official ``SynthesizerTrn`` from a checkout, built as its TTS loader does, with our weights."""
+
+    from bench.fullsize import _weight_norm_pairs
+    from plugins.gsv.sovits import official_v2_config
+
+    def _unused(*a: Any, **k: Any) -> Any:
+        raise NotImplementedError("training-only stub")
+
+    _stub("tqdm", tqdm=lambda it, *a, **k: it)
+    _stub("einops", rearrange=_rearrange, repeat=_unused)
+    _stub("f5_tts")
+    _stub("f5_tts.model", DiT=_unused)
+    if not (folder / "module" / "models.py").is_file():
+        raise FileNotFoundError(f"{folder}/module/models.py not found: pass the checkout's GPT_SoVITS folder")
+    sys.path.insert(0, str(folder))
+    from module.models import SynthesizerTrn as Official  # type: ignore[import-not-found]
+
+    cfg = official_v2_config()
+    off = Official(cfg["data"]["filter_length"] // 2 + 1, 20480 // cfg["data"]["hop_length"], n_speakers=300,
+                   version="v2", **cfg["model"])  # fmt: skip
+    del off.enc_q
+    sd = _weight_norm_pairs(ours, ours.state_dict())
+    missing, unexpected = off.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"official model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return off.eval()
+
+
+def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, Any]:
     import torch
 
     sys.path.insert(0, str(REPO))
@@ -125,6 +194,41 @@ def run(repeats: int, threads: int) -> dict[str, Any]:
 
     res["chunked_dec"] = _time(chunked, repeats)
     res["first_chunk_s"] = statistics.median(chunked() for _ in range(3))
+
+    rule = model.dec.block_dft
+
+    def dec_with(r: Any) -> Callable[[], None]:
+        def f() -> None:
+            model.dec.block_dft = r
+            part_dec()
+
+        return f
+
+    res["dec_block_dft"] = _time_alternately({"with": dec_with(rule), "without": dec_with(None)}, repeats)
+    model.dec.block_dft = None
+    with torch.inference_mode():
+        direct_out = model.dec(zin, g=ge)
+    model.dec.block_dft = rule
+    with torch.inference_mode():
+        res["max_abs_diff_dft_vs_direct"] = float((model.dec(zin, g=ge) - direct_out).abs().max())
+    res["block_dft_spectra_mb"] = model.dec.block_dft_bytes() / 2**20
+    if official is not None:
+        off = official_model(official, model)
+
+        def off_decode() -> None:
+            with torch.no_grad():
+                off.decode(codes, phones, [refer], noise_scale=0.5)
+
+        def off_dec() -> None:
+            with torch.no_grad():
+                off.dec(zin, g=ge)
+
+        with torch.no_grad():
+            res["max_abs_diff_dec_vs_official"] = float((off.dec(zin, g=ge) - direct_out).abs().max())
+        res["vs_official"] = _time_alternately(
+            {"anchorvoice": decode, "official": off_decode, "anchorvoice dec": part_dec, "official dec": off_dec},
+            repeats,
+        )
     model.dec.channels_last = False
     ref = decode()
     res["ncw_reference"] = _time(decode, repeats)
@@ -138,29 +242,63 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--official", type=Path, default=None, help="GPT-SoVITS checkout's GPT_SoVITS folder")
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON")
     args = ap.parse_args()
-    res = run(args.repeats, args.threads)
+    res = run(args.repeats, args.threads, args.official)
     if args.json:
         print(json.dumps(res, indent=2))
         return
     a, r, secs = res["anchorvoice"], res["ncw_reference"], res["audio_seconds"]
-    print(f"SoVITS v2 decode, full size ({res['params_m']:.1f} M params without enc_q, "
-          f"dec {res['dec_params_m']:.1f} M), "
-          f"10 s of audio, {res['threads']} threads, median of {res['repeats']}")
+    print(
+        f"SoVITS v2 decode, full size ({res['params_m']:.1f} M params without enc_q, "
+        f"dec {res['dec_params_m']:.1f} M), "
+        f"10 s of audio, {res['threads']} threads, median of {res['repeats']}"
+    )
     for name, m in (("anchorvoice", a), ("ncw reference", r)):
-        print(f"  {name:14s} median {m['median_s']:.3f} s (min {m['min_s']:.3f}, cpu {m['cpu_median_s']:.3f})"
-              f"  RTF {m['median_s'] / secs:.3f}")
+        print(
+            f"  {name:14s} median {m['median_s']:.3f} s (min {m['min_s']:.3f}, cpu {m['cpu_median_s']:.3f})"
+            f"  RTF {m['median_s'] / secs:.3f}"
+        )
     for part, m in res["anchorvoice_parts"].items():
         print(f"    {part:11s} median {m['median_s']:.3f} s (min {m['min_s']:.3f})")
     c = res["chunked_dec"]
-    print(f"  chunked dec (streaming_decode defaults) median {c['median_s']:.3f} s (min {c['min_s']:.3f}), "
-          f"first audio after {res['first_chunk_s']:.3f} s")
-    print(f"  speed-up vs the official 2.47 s (BASELINE.md, other machine): "
-          f"median x{OFFICIAL_DECODE_S / a['median_s']:.2f}, min x{OFFICIAL_DECODE_S / a['min_s']:.2f}")
-    print(f"  speed-up vs the ncw reference in this run: median x{r['median_s'] / a['median_s']:.2f}, "
-          f"min x{r['min_s'] / a['min_s']:.2f}")
+    print(
+        f"  chunked dec (streaming_decode defaults) median {c['median_s']:.3f} s (min {c['min_s']:.3f}), "
+        f"first audio after {res['first_chunk_s']:.3f} s"
+    )
+    print(
+        f"  speed-up vs the official 2.47 s (BASELINE.md, other machine): "
+        f"median x{OFFICIAL_DECODE_S / a['median_s']:.2f}, min x{OFFICIAL_DECODE_S / a['min_s']:.2f}"
+    )
+    print(
+        f"  speed-up vs the ncw reference in this run: median x{r['median_s'] / a['median_s']:.2f}, "
+        f"min x{r['min_s'] / a['min_s']:.2f}"
+    )
     print(f"  max |audio difference| vs the ncw reference: {res['max_abs_diff_vs_ncw']:.2e}")
+    d = res["dec_block_dft"]
+    w, wo = d["with"], d["without"]
+    print(
+        f"  generator (dec) alone, alternating: block-DFT median {w['median_s']:.3f} s (min {w['min_s']:.3f}), "
+        f"direct only {wo['median_s']:.3f} s (min {wo['min_s']:.3f}): x{wo['median_s'] / w['median_s']:.2f} "
+        f"(min x{wo['min_s'] / w['min_s']:.2f}); max |diff| {res['max_abs_diff_dft_vs_direct']:.2e}; "
+        f"spectra {res['block_dft_spectra_mb']:.0f} MB"
+    )
+    if "vs_official" in res:
+        v = res["vs_official"]
+        print(
+            f"  same run, alternating with the official code (max |dec difference| "
+            f"{res['max_abs_diff_dec_vs_official']:.2e}):"
+        )
+        print(f"    {'':16s} {'median s':>9s} {'min s':>7s}")
+        for name in v:
+            print(f"    {name:16s} {v[name]['median_s']:9.3f} {v[name]['min_s']:7.3f}")
+        for ours, theirs in (("anchorvoice", "official"), ("anchorvoice dec", "official dec")):
+            o, t = v[ours], v[theirs]
+            print(
+                f"    speed-up {ours:16s} median x{t['median_s'] / o['median_s']:.2f}, "
+                f"min x{t['min_s'] / o['min_s']:.2f}"
+            )
 
 
 if __name__ == "__main__":
