@@ -205,6 +205,15 @@ def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, A
         return f
 
     res["dec_block_dft"] = _time_alternately({"with": dec_with(rule), "without": dec_with(None)}, repeats)
+
+    def chunked_with(r: Any) -> Callable[[], None]:
+        def f() -> None:
+            model.dec.block_dft = r
+            chunked()
+
+        return f
+
+    res["chunked_block_dft"] = _time_alternately({"with": chunked_with(rule), "without": chunked_with(None)}, repeats)
     model.dec.block_dft = None
     with torch.inference_mode():
         direct_out = model.dec(zin, g=ge)
@@ -283,6 +292,12 @@ def main() -> None:
         f"direct only {wo['median_s']:.3f} s (min {wo['min_s']:.3f}): x{wo['median_s'] / w['median_s']:.2f} "
         f"(min x{wo['min_s'] / w['min_s']:.2f}); max |diff| {res['max_abs_diff_dft_vs_direct']:.2e}; "
         f"spectra {res['block_dft_spectra_mb']:.0f} MB"
+    )
+    d = res["chunked_block_dft"]
+    w, wo = d["with"], d["without"]
+    print(
+        f"  chunked dec, alternating: block-DFT median {w['median_s']:.3f} s (min {w['min_s']:.3f}), "
+        f"direct only {wo['median_s']:.3f} s (min {wo['min_s']:.3f}): x{wo['median_s'] / w['median_s']:.2f}"
     )
     if "vs_official" in res:
         v = res["vs_official"]

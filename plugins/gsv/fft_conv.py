@@ -173,9 +173,9 @@ class BlockDFTConv1d:
         spec = torch.fft.rfft(h, dim=0)  # (F, Cout, Cin)
         hr, hi = spec.real, spec.imag
         real_form = torch.cat([torch.cat([hr, -hi], 2), torch.cat([hi, hr], 2)], 1)  # (F, 2 Cout, 2 Cin)
-        dtype = weight.dtype
-        self.analysis = analysis.to(dtype).contiguous()
-        self.synthesis = synthesis.to(dtype).contiguous()
+        dtype, device = weight.dtype, weight.device
+        self.analysis = analysis.to(device, dtype).contiguous()
+        self.synthesis = synthesis.to(device, dtype).contiguous()
         self.spectrum = real_form.to(dtype).contiguous()
         # a constant b in every sample is N * b in the real part of bin 0 (synthesis weight 1 / N)
         self.dc = None if bias is None else (bias.detach().double() * self.n).to(dtype)[:, None]

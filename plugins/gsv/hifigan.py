@@ -308,7 +308,8 @@ class Generator(nn.Module):
 
     def _resblocks(self, x: Tensor, blocks: list[nn.Module], ops: ConvOps) -> Tensor:
         """Mean of the scale's residual blocks on ``x`` (B, C, T) or channels-last (B, C, 1, T)."""
-        rule = self.block_dft if isinstance(ops, ChannelsLastOps) else None
+        # the rule's figures are CPU measurements: other devices keep their vendor convolutions
+        rule = self.block_dft if isinstance(ops, ChannelsLastOps) and x.device.type == "cpu" else None
         b, c, t = x.shape[0], x.shape[1], x.shape[-1]
         on_dft = [rule is not None and isinstance(blk, ResBlock1) and rule.use(c, blk.kernel_size, t) for blk in blocks]
         xs: Tensor | None = None
