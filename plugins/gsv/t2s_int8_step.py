@@ -37,6 +37,9 @@ import numba
 import numpy as np
 import numpy.typing as npt
 import torch
+from llvmlite import ir
+from numba.core import cgutils
+from numba.extending import intrinsic
 from torch import Tensor
 
 from plugins.gsv.t2s_model import T2SLayer
@@ -48,7 +51,42 @@ FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 """numba fastmath flags: reassociation (vectorised sums) but not 'ninf': masked scores are -inf."""
 
 FFN_BLOCK = 64
-"""Hidden units per parallel task of the FFN (2048 / 64 = 32 tasks: balanced over 2-16 threads)."""
+"""Hidden units per block of the FFN; each thread takes a contiguous run of blocks."""
+
+PREFETCH_ROWS = 16
+"""Weight rows prefetched ahead of the one being read (8 KB at 512 int8 per row).
+
+One core streams from DRAM at ~7 GB/s with the hardware prefetcher alone and ~8.5 GB/s with
+these software hints (~11 -> ~14 GB/s on 2 cores; measured on the 2-core dev VM, int8 GEMV).
+The attention reads the cache without hints: there they made the step slower (12.7 vs 10.4 ms).
+"""
+
+
+@intrinsic
+def _prefetch(typingctx, arr, row, col):  # type: ignore[no-untyped-def]
+    """Hint the CPU to load the cache line of arr[row, col] (2-D array); no effect on results.
+
+    ``llvm.prefetch`` (read, high locality): a hint that never faults; targets without a prefetch
+    instruction drop it.
+    """
+    if not isinstance(arr, numba.types.Array) or arr.ndim != 2:
+        return None
+    sig = numba.types.void(arr, row, col)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        aty = signature.args[0]
+        ary = context.make_array(aty)(context, builder, args[0])
+        inds = [context.cast(builder, args[i], signature.args[i], numba.types.intp) for i in (1, 2)]
+        shape = cgutils.unpack_tuple(builder, ary.shape)
+        strides = cgutils.unpack_tuple(builder, ary.strides)
+        ptr = cgutils.get_item_pointer2(context, builder, ary.data, shape, strides, aty.layout, inds)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 def quantize_rows(weight: Tensor) -> tuple[Tensor, Tensor]:
@@ -138,6 +176,15 @@ class Int8StepWeights:
         }
 
 
+@numba.njit(cache=True)
+def _prefetch_rows(a: npt.NDArray[np.generic], row0: int, rows: int) -> None:
+    """Prefetch rows [row0, row0 + rows) of a 2-D array, clipped to its last row."""
+    step = max(1, 64 // a.itemsize)
+    for r in range(row0, min(row0 + rows, a.shape[0])):
+        for c in range(0, a.shape[1], step):
+            _prefetch(a, r, c)  # type: ignore[call-arg]
+
+
 @numba.njit(fastmath=FAST, cache=True)
 def _dot_rows(w: I8, row0: int, rows: int, x: F32, out: F32) -> None:
     """out[r] = sum_i w[row0 + r, i] * x[i] for r < rows; 4 rows share each load of x."""
@@ -145,6 +192,7 @@ def _dot_rows(w: I8, row0: int, rows: int, x: F32, out: F32) -> None:
     whole = rows - rows % 4
     for r in range(0, whole, 4):
         o = row0 + r
+        _prefetch_rows(w, o + PREFETCH_ROWS, 4)
         a0 = np.float32(0.0)
         a1 = np.float32(0.0)
         a2 = np.float32(0.0)
@@ -172,8 +220,9 @@ def _axpy_rows(w_t: I8, row0: int, coef: F32, acc: F32) -> None:
     n_out = acc.shape[0]
     for j in range(coef.shape[0]):
         c = coef[j]
+        row = row0 + j
+        _prefetch_rows(w_t, row + PREFETCH_ROWS, 1)
         if c != 0.0:
-            row = row0 + j
             for n in range(n_out):
                 acc[n] += c * np.float32(w_t[row, n])
 
