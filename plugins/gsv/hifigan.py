@@ -24,10 +24,15 @@ noisy, +-15%), L = 64: C = 256 x 5000 samples k11 x2.0-2.2, k7 x1.4-1.7; C = 128
 x1.3-1.45, k7 x1.1; C = 64 x 80000 k11 x1.1, k7 x0.8; C = 32 k11 x0.6-0.8; k3 always slower.
 Short signals lose (per-bin spectra outweigh the samples): C = 256 k11 x0.56 at 320 samples, x0.95
 at 640, x1.3 at 1220; C = 128 k11 x1.4 at 2560; k7 x1.0 at 2560, x1.16 at 5120. The default rule
-takes the measured wins only: k >= 11 with C >= 64 and T >= 1024, k >= 7 with C >= 128 and
-T >= 4096. Whole generator (10 s of audio, 1 thread): x1.17-1.22 over the direct path; bench/sovits_rtf.py
-prints the 2-thread figure. Cost: the precomputed per-bin spectra hold ~630 MB for the full-size v2
-decoder (4 F C^2 floats per conv, built on first use); ``Generator(block_dft=None)`` turns it off.
+takes the 1-thread wins only: k >= 11 with C >= 64 and T >= 1024, k >= 7 with C >= 128 and
+T >= 4096. Whole generator, 10 s of audio, alternating with the direct path in one loop: x1.17-1.24
+(1 thread, 3 runs), x1.05 median / x1.07 min (1 thread) and x1.01 median / x1.14 min (2 threads)
+in bench/sovits_rtf.py, x1.13 median (2 threads, 5 runs); chunked streaming decode x1.08-1.11.
+The machine was shared (load 2-3), which hurts the memory-heavier DFT path more at 2 threads:
+per block at 2 threads C = 256 k11 gave x1.2, C = 128 k11 x1.0, the other admitted blocks x0.7-0.9
+(while short signals kept winning, C = 128 k11 x1.5 at 2560 samples); re-derive on a quiet machine.
+Cost: the per-bin spectra hold ~630 MB for the full-size v2 decoder (4 F C^2 floats per conv),
+built after each weight load (:meth:`Generator.prepare`); ``Generator(block_dft=None)`` turns it off.
 """
 
 from __future__ import annotations
@@ -179,7 +184,7 @@ class ResBlock1(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int, dilation: list[int]) -> None:
         super().__init__()
-        self.kernel_size = kernel_size
+        self.channels, self.kernel_size = channels, kernel_size
         self.convs1 = nn.ModuleList(
             WNConv1d(channels, channels, kernel_size, dilation=d, padding=_same_padding(kernel_size, d))
             for d in dilation
@@ -254,6 +259,10 @@ class BlockDFTRule:
     """(smallest kernel, fewest channels, fewest samples per item) of each admitted case. Short
     signals stay direct: the per-bin spectra (4 F C^2 floats per conv) then outweigh the samples."""
 
+    def admits(self, channels: int, kernel: int) -> bool:
+        """True when a block with ``kernel`` at a scale of ``channels`` takes the DFT path on long signals."""
+        return any(kernel >= k and channels >= c for k, c, _ in self.paths)
+
     def use(self, channels: int, kernel: int, length: int) -> bool:
         """True when a block with ``kernel`` at a scale of ``channels`` x ``length`` takes the DFT path."""
         return any(kernel >= k and channels >= c and length >= t for k, c, t in self.paths)
@@ -294,10 +303,32 @@ class Generator(nn.Module):
         if cfg.gin_channels:
             self.cond = nn.Conv1d(cfg.gin_channels, cfg.upsample_initial_channel, 1)
         self._nhwc: ChannelsLastOps | None = None
+        self.register_load_state_dict_post_hook(Generator._after_load)
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        self._nhwc = None  # new weights: rebuild the channels-last copies on the next call
+        self._nhwc = None  # new weights: rebuild the channels-last copies (see _after_load)
         super()._load_from_state_dict(*args, **kwargs)
+
+    @staticmethod
+    def _after_load(module: nn.Module, incompatible: Any) -> None:
+        if isinstance(module, Generator) and not incompatible.missing_keys:
+            module.prepare()
+
+    def prepare(self) -> None:
+        """Build the channels-last conv copies and every block-DFT plan the rule admits, now.
+
+        Runs after every ``load_state_dict`` (and otherwise on the first call), so that the first
+        decode, often a streaming chunk, does not pay for the spectra (~630 MB for the full-size v2
+        decoder; about 1-3 s on 2 cores).
+        """
+        ops = self._ops()
+        rule = self.block_dft
+        if not isinstance(ops, ChannelsLastOps) or rule is None or self.conv_pre.weight.device.type != "cpu":
+            return
+        for blk in self.resblocks:
+            if isinstance(blk, ResBlock1) and rule.admits(blk.channels, blk.kernel_size):
+                for conv in [*blk.convs1, *blk.convs2]:
+                    ops.dft_plan(conv, rule.block)
 
     def _ops(self) -> ConvOps:
         if not self.channels_last:

@@ -109,6 +109,15 @@ def test_generator_on_the_dft_path_equals_the_direct_path(frames: int) -> None:
     torch.testing.assert_close(official_order, want, atol=1e-4, rtol=0)  # NCW path ignores the rule
 
 
+def test_plans_are_built_at_load_for_the_admitted_blocks_only() -> None:
+    """Loading weights builds the spectra (the first, often streaming, call must not pay for them)."""
+    gen = _generator(BlockDFTRule(block=32, paths=((11, 16, 1),)))  # the k = 11 blocks of the 32/16-channel scales
+    gen.load_state_dict(gen.state_dict())
+    assert gen._nhwc is not None and len(gen._nhwc.dft) == 2 * 6
+    assert {p.c_in for p in gen._nhwc.dft.values()} == {32, 16}
+    assert gen.block_dft_bytes() > 0
+
+
 def test_default_rule_keeps_short_and_narrow_scales_direct() -> None:
     rule = BlockDFTRule()
     assert rule.use(256, 11, 5000) and rule.use(128, 7, 40000) and rule.use(64, 11, 80000)
