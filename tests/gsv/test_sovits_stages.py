@@ -88,3 +88,16 @@ def test_bad_inputs_get_errors_that_say_what_to_do(root: Path, voice: Voice) -> 
         voc.synthesize(FeatureFrame(torch.zeros(64, 3), 50.0))
     with pytest.raises(StageError, match=r"\(64, T>0\)"):
         voc.synthesize(FeatureFrame(torch.zeros(32, 3), 50.0, meta={"ge": torch.zeros(1, 512, 1)}))
+
+
+def test_block_dft_is_opt_in_and_keeps_the_official_audio(root: Path, voice: Voice) -> None:
+    case = np.load(root / "cases" / "s2_decode_multiref_speed.npz")  # the voice holds this case's references
+    dec = GsvSovitsDecoder(GsvSovitsConfig(noise_scale=0.0, speed=1.25))
+    dec.prepare(voice)
+    latent = dec.decode(TokenFrame(case["in_codes"][0, 0], frame_rate=25.0), _phones(case["in_text"][0]))
+    default, opted = GsvHifiganVocoder(), GsvHifiganVocoder(GsvHifiganConfig(block_dft=True))
+    for voc in (default, opted):
+        voc.prepare(voice)
+    assert default.dec is not None and default.dec.block_dft is None  # ~630 MB at full size: not by default
+    assert opted.dec is not None and opted.dec.block_dft is not None
+    np.testing.assert_allclose(opted.synthesize(latent).samples, case["exp_audio"], atol=1e-4, rtol=0)
