@@ -21,8 +21,9 @@ order (results do not depend on scheduling):
   block's partial sum of ``linear2``, skipping units that ReLU set to 0 (their terms are exactly
   0); then residual and LayerNorm 2.
 
-Threads: ``numba.get_num_threads()`` at call time (numba's default: one per core; set with
-``numba.set_num_threads``).
+Threads: torch's intra-op thread count at call time (``torch.set_num_threads``, which the engine's
+``threads`` setting sets), capped at numba's pool size, so the step never uses more cores than the
+rest of the model.
 
 ``out_proj`` and ``linear2`` are stored transposed (input-major, ``(n_layer, K, N)``) so that a
 partial sum over input columns reads contiguous rows; their scales stay per output row ``N``
@@ -427,6 +428,13 @@ def decode_step(
         values.numpy(),
         length,
         mask,
-        numba.get_num_threads(),
+        _threads(),
     )
     return out
+
+
+def _threads() -> int:
+    """Threads for this call: torch's intra-op count (numba's own setting is per calling thread)."""
+    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
