@@ -7,7 +7,8 @@ HiFi-GAN -> 48 kHz. Reports the median over ``--repeats`` runs (after one warm-u
 the prompt) of the time to the first audio chunk and of compute seconds per audio second. The GPT
 is capped at ``--max-sec`` seconds of tokens (random weights rarely emit EOS).
 
-Usage: ``python bench/tts_first_audio.py [--repeats 5] [--threads 2] [--chunk-tokens 24] [--max-sec 4]``
+Usage: ``python bench/tts_first_audio.py [--repeats 5] [--threads 2] [--chunk-tokens 24] [--max-sec 4]
+[--precision int8]``
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--chunk-tokens", type=int, default=24)
     ap.add_argument("--max-sec", type=int, default=4)
+    ap.add_argument("--precision", default="", help="gsv-t2s precision (default: the preset's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="av-bench-") as tmp_s:
@@ -52,8 +54,11 @@ def main() -> None:
         print(f"built full-size random checkpoints in {time.perf_counter() - t0:.1f} s")
         eng = Engine(EngineConfig(home=tmp / "home", third_party_plugins=False))
         eng.add_voice("bench", [ref], ref_text=REF_TEXT, models={"sovits": s2, "gpt": s1, "hubert": hub})
+        t2s_params = f"chunk_tokens = {args.chunk_tokens}" + (
+            f', precision = "{args.precision}"' if args.precision else ""
+        )
         preset = (Path(__file__).resolve().parents[1] / "configs" / "tts.toml").read_text().replace(
-            'plugin = "gsv-t2s"', f'plugin = "gsv-t2s"\nparams = {{ chunk_tokens = {args.chunk_tokens} }}'
+            'plugin = "gsv-t2s"', f'plugin = "gsv-t2s"\nparams = {{ {t2s_params} }}'
         )
         (tmp / "tts.toml").write_text(preset)
         t0 = time.perf_counter()
@@ -71,7 +76,10 @@ def main() -> None:
             rtfs.append(wall / dur)
             durs.append(dur)
         per_stage = {k: round(v.seconds, 3) for k, v in pipe.timings.items()}
-        print(f"threads {args.threads}, chunk_tokens {args.chunk_tokens}, 20-word sentence, {args.repeats} runs")
+        print(
+            f"threads {args.threads}, chunk_tokens {args.chunk_tokens}, precision {args.precision or 'preset'}, "
+            f"20-word sentence, {args.repeats} runs"
+        )
         print(f"  time to first audio: median {statistics.median(firsts):.3f} s (min {min(firsts):.3f})  goal <= 1 s")
         print(f"  RTF (wall / audio):  median {statistics.median(rtfs):.3f} (audio {statistics.median(durs):.2f} s)"
               "  goal < 0.5")

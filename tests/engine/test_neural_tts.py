@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def test_audio_starts_before_the_sentence_is_generated(neural: tuple[Engine, str
     pm.load_entry_points(third_party=False)
     pm.register(sys.modules[__name__], "test-slow-tokens")
     preset = (REPO / "configs" / "tts.toml").read_text().replace('plugin = "gsv-t2s"', 'plugin = "test-slow-tokens"')
+    preset = re.sub(r"(?m)^params = \{ precision = .*\}$", "", preset)  # the stand-in stage has no parameters
     (tmp_path / "stream.toml").write_text(preset)
     from engine.pipeline import Pipeline
     from engine.pipeline_config import load_pipeline
