@@ -7,18 +7,14 @@ import torch
 
 from plugins.gsv.kv_cache import KVCache, T2SRuntime
 from plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder, prefix_mask
+from tests.gsv.t2s_models import perturbed_t2s
 
 CFG = T2SConfig(hidden_dim=64, embedding_dim=64, head=4, n_layer=3)
 
 
 @pytest.fixture(scope="module")
 def model() -> Text2SemanticDecoder:
-    torch.manual_seed(3)
-    m = Text2SemanticDecoder(CFG).eval().requires_grad_(False)
-    for layer in m.h.layers:  # official init leaves LayerNorm at 1/0 and biases at 0: perturb them
-        for p in layer.parameters():
-            if p.dim() == 1:
-                p.add_(0.1 * torch.randn_like(p))
+    m = perturbed_t2s(CFG, seed=3)
     m.ar_text_position.alpha.fill_(0.8)
     m.ar_audio_position.alpha.fill_(1.3)
     return m

@@ -10,6 +10,7 @@ from plugins.gsv.kv_cache import KVCache, T2SRuntime
 from plugins.gsv.t2s_int8_step import Int8StepWeights, decode_step, quantize_rows
 from plugins.gsv.t2s_model import T2SConfig, T2SLayer, Text2SemanticDecoder
 from plugins.gsv.t2s_sampling import SamplingConfig, decode_batch, decode_stream, make_generator
+from tests.gsv.t2s_models import perturbed_t2s
 
 # head_dim 18 and FFN 288: row counts that are not multiples of the kernels' 4-row and 64-unit blocks
 CFG = T2SConfig(hidden_dim=72, embedding_dim=72, head=4, n_layer=3)
@@ -17,13 +18,7 @@ CFG = T2SConfig(hidden_dim=72, embedding_dim=72, head=4, n_layer=3)
 
 @pytest.fixture(scope="module")
 def model() -> Text2SemanticDecoder:
-    torch.manual_seed(5)
-    m = Text2SemanticDecoder(CFG).eval().requires_grad_(False)
-    for layer in m.h.layers:  # official init leaves LayerNorm at 1/0 and biases at 0: perturb them
-        for p in layer.parameters():
-            if p.dim() == 1:
-                p.add_(0.1 * torch.randn_like(p))
-    return m
+    return perturbed_t2s(CFG, seed=5)
 
 
 def _layers(model: Text2SemanticDecoder) -> list[T2SLayer]:
