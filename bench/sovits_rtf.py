@@ -199,23 +199,19 @@ def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, A
 
     rule = BlockDFTRule()  # opt-in in the product (memory); compared here with the direct path
 
-    def dec_with(r: Any) -> Callable[[], None]:
+    def with_rule(r: Any, work: Callable[[], Any]) -> Callable[[], None]:
         def f() -> None:
             model.dec.block_dft = r
-            part_dec()
+            work()
 
         return f
 
-    res["dec_block_dft"] = _time_alternately({"with": dec_with(rule), "without": dec_with(None)}, repeats)
-
-    def chunked_with(r: Any) -> Callable[[], None]:
-        def f() -> None:
-            model.dec.block_dft = r
-            chunked()
-
-        return f
-
-    res["chunked_block_dft"] = _time_alternately({"with": chunked_with(rule), "without": chunked_with(None)}, repeats)
+    res["dec_block_dft"] = _time_alternately(
+        {"with": with_rule(rule, part_dec), "without": with_rule(None, part_dec)}, repeats
+    )
+    res["chunked_block_dft"] = _time_alternately(
+        {"with": with_rule(rule, chunked), "without": with_rule(None, chunked)}, repeats
+    )
     model.dec.block_dft = None
     with torch.inference_mode():
         direct_out = model.dec(zin, g=ge)
