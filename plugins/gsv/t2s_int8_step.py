@@ -32,6 +32,7 @@ partial sum over input columns reads contiguous rows; their scales stay per outp
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numba
@@ -50,6 +51,11 @@ I8 = npt.NDArray[np.int8]
 
 FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 """numba fastmath flags: reassociation (vectorised sums) but not 'ninf': masked scores are -inf."""
+
+_LAUNCH = threading.Lock()
+"""One step at a time per process: numba's fallback threading layer (workqueue, used where no OpenMP
+or TBB runtime loads) aborts on parallel launches from two threads at once; two concurrent steps
+would only fight over the same cores anyway."""
 
 FFN_BLOCK = 64
 """Hidden units per block of the FFN; each thread takes a contiguous run of blocks."""
@@ -405,31 +411,32 @@ def decode_step(
         mask = np.ascontiguousarray(attend.numpy())
     out = x.detach().to(torch.float32, copy=True).contiguous()
     w = weights
-    _step(
-        out.numpy(),
-        w.qkv,
-        w.qkv_scale,
-        w.qkv_bias,
-        w.out_t,
-        w.out_scale,
-        w.out_bias,
-        w.ff1,
-        w.ff1_scale,
-        w.ff1_bias,
-        w.ff2_t,
-        w.ff2_scale,
-        w.ff2_bias,
-        w.norm1_weight,
-        w.norm1_bias,
-        w.norm2_weight,
-        w.norm2_bias,
-        w.eps,
-        keys.numpy(),
-        values.numpy(),
-        length,
-        mask,
-        _threads(),
-    )
+    with _LAUNCH:
+        _step(
+            out.numpy(),
+            w.qkv,
+            w.qkv_scale,
+            w.qkv_bias,
+            w.out_t,
+            w.out_scale,
+            w.out_bias,
+            w.ff1,
+            w.ff1_scale,
+            w.ff1_bias,
+            w.ff2_t,
+            w.ff2_scale,
+            w.ff2_bias,
+            w.norm1_weight,
+            w.norm1_bias,
+            w.norm2_weight,
+            w.norm2_bias,
+            w.eps,
+            keys.numpy(),
+            values.numpy(),
+            length,
+            mask,
+            _threads(),
+        )
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -141,3 +143,20 @@ def test_int8_decode_stream_and_batch_run_and_stop(model: Text2SemanticDecoder) 
     assert 0 < len(tokens) <= 21 and all(0 <= t < CFG.eos for t in tokens)
     results = decode_batch(runtime, [phones, phones[:3]], [bert, bert[:, :3]], prompt, cfg, make_generator(0))
     assert len(results) == 2 and all(0 < len(r.generated) <= 21 for r in results)
+
+
+def test_int8_decodes_from_two_threads_at_once_match_one_at_a_time(model: Text2SemanticDecoder) -> None:
+    runtime = T2SRuntime(model, "int8")
+    cfg = SamplingConfig(top_k=1, early_stop_num=30)
+    inputs = [
+        (torch.randint(0, 732, (n,), generator=torch.Generator().manual_seed(n)), torch.zeros(1024, n)) for n in (5, 7)
+    ]
+    prompt = torch.randint(0, 1024, (4,), generator=torch.Generator().manual_seed(1))
+
+    def run(item: tuple[torch.Tensor, torch.Tensor]) -> list[int]:
+        return list(decode_stream(runtime, item[0], item[1], prompt, cfg, make_generator(0)))
+
+    alone = [run(item) for item in inputs]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # e.g. the speech queue and a second pipeline
+        together = list(pool.map(run, inputs * 3))
+    assert together == alone * 3
