@@ -150,10 +150,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("gsv_case", case_params(*kinds))
 
 
-@pytest.fixture
-def gsv_reference() -> Path:
-    """The fixture folder (skips the test when absent)."""
+def require_reference_dir() -> Path:
+    """The fixture folder; skips the calling test (with where to put it) when it is absent."""
     d = reference_dir()
     if d is None:
         pytest.skip(_missing_reason())
     return d
+
+
+@pytest.fixture
+def gsv_reference() -> Path:
+    """The fixture folder (skips the test when absent)."""
+    return require_reference_dir()

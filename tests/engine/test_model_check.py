@@ -12,15 +12,12 @@ import torch
 from engine.errors import CheckpointError
 from engine.model_check import check_voice_models
 from engine.testing import speech_like_signal
-from tests.conformance.conftest import reference_dir
+from tests.conformance.conftest import require_reference_dir
 
 
 @pytest.fixture(scope="module")
 def gsv() -> Path:
-    d = reference_dir()
-    if d is None:
-        pytest.skip("GPT-SoVITS reference fixtures not found (set ANCHORVOICE_GSV_REFERENCE)")
-    return d
+    return require_reference_dir()
 
 
 def _v1_gpt(path: Path) -> Path:

@@ -15,16 +15,14 @@ from engine.frames import TokenFrame
 from engine.hookspecs import hookimpl
 from engine.plugins import PluginManager
 from engine.stages import ProsodyModel
-from tests.conformance.conftest import reference_dir
+from tests.conformance.conftest import require_reference_dir
 from tests.conftest import REPO
 from tests.gsv_voice import add_neural_voice
 
 
 @pytest.fixture(scope="module")
 def neural(tmp_path_factory: pytest.TempPathFactory, builtin_plugins) -> tuple[Engine, str]:
-    gsv = reference_dir()
-    if gsv is None:
-        pytest.skip("GPT-SoVITS reference fixtures not found (set ANCHORVOICE_GSV_REFERENCE)")
+    gsv = require_reference_dir()
     from engine.engine import EngineConfig
 
     tmp = tmp_path_factory.mktemp("neural")
@@ -94,8 +92,7 @@ def test_speak_streams_and_times_stages(neural: tuple[Engine, str]) -> None:
 
 def test_reference_free_voice_speaks(neural: tuple[Engine, str], tmp_path: Path) -> None:
     eng, _ = neural
-    gsv = reference_dir()
-    assert gsv is not None
+    gsv = require_reference_dir()
     add_neural_voice(eng, gsv, tmp_path, name="nofree", ref_text="")
     audio = eng.speak("No prompt text here.", "nofree", "en")
     assert audio.duration > 0.1

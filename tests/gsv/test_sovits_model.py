@@ -16,15 +16,12 @@ from plugins.gsv.hifigan import Generator, HiFiGANConfig
 from plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d, official_key_shapes
 from plugins.gsv.sovits import SovitsConfig, SynthesizerTrn, official_v2_config
 from plugins.gsv.spectrogram import linear_spectrogram
-from tests.conformance.conftest import reference_dir
+from tests.conformance.conftest import require_reference_dir
 
 
 @pytest.fixture(scope="module")
 def root() -> Path:
-    d = reference_dir()
-    if d is None:
-        pytest.skip("GPT-SoVITS reference fixtures not found (see tests/conformance/conftest.py)")
-    return d
+    return require_reference_dir()
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,12 @@ from engine.errors import CheckpointError, StageError, TextInputError
 from engine.frames import FeatureFrame, PhonemeFrame, TokenFrame
 from engine.voices import Voice
 from plugins.gsv.stages_sovits import GsvHifiganConfig, GsvHifiganVocoder, GsvSovitsConfig, GsvSovitsDecoder
-from tests.conformance.conftest import reference_dir
+from tests.conformance.conftest import require_reference_dir
 
 
 @pytest.fixture(scope="module")
 def root() -> Path:
-    d = reference_dir()
-    if d is None:
-        pytest.skip("GPT-SoVITS reference fixtures not found (see tests/conformance/conftest.py)")
-    return d
+    return require_reference_dir()
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,14 @@ from engine.checkpoints import load_sovits
 from plugins.gsv.hifigan import Generator
 from plugins.gsv.sovits import SynthesizerTrn
 from plugins.gsv.streaming_decode import ChunkedDecodeConfig, ChunkedDecoder
-from tests.conformance.conftest import reference_dir
+from tests.conformance.conftest import require_reference_dir
 
 HOP = 640
 
 
 @pytest.fixture(scope="module")
 def dec() -> Generator:
-    root = reference_dir()
-    if root is None:
-        pytest.skip("GPT-SoVITS reference fixtures not found (see tests/conformance/conftest.py)")
+    root = require_reference_dir()
     return SynthesizerTrn.from_checkpoint(load_sovits(root / "s2_v2_small.pth")).dec
 
 

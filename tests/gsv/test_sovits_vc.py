@@ -15,7 +15,7 @@ from engine.frames import AudioFrame
 from engine.voices import Voice
 from plugins.gsv.hubert import HubertConfig, HubertModel
 from plugins.gsv.stages_vc import GsvVcConfig, GsvVoiceConverter
-from tests.conformance.conftest import reference_dir
+from tests.conformance.conftest import require_reference_dir
 
 SR = 32000
 
@@ -23,9 +23,7 @@ SR = 32000
 @pytest.fixture(scope="module")
 def voice(tmp_path_factory: pytest.TempPathFactory) -> Voice:
     """The fixture SoVITS model, its references, and a tiny random HuBERT with the real 768-d output."""
-    root = reference_dir()
-    if root is None:
-        pytest.skip("GPT-SoVITS reference fixtures not found (see tests/conformance/conftest.py)")
+    root = require_reference_dir()
     folder = tmp_path_factory.mktemp("alice")
     hub = folder / "hubert"
     hub.mkdir()

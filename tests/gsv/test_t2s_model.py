@@ -13,15 +13,13 @@ from plugins.gsv.t2s_model import (
     load_t2s,
     load_t2s_weights,
 )
-from tests.conformance.conftest import reference_dir
+from tests.conformance.conftest import require_reference_dir
 
 SMALL = T2SConfig(hidden_dim=32, embedding_dim=32, head=4, n_layer=2)
 
 
 def _official_keys() -> dict[str, tuple[int, ...]]:
-    root = reference_dir()
-    if root is None:
-        pytest.skip("GPT-SoVITS reference fixtures (keys_s1_v2.tsv) not found")
+    root = require_reference_dir()
     rows = (root / "keys_s1_v2.tsv").read_text(encoding="utf-8").splitlines()[1:]
     out = {}
     for row in rows:
@@ -58,9 +56,7 @@ def test_full_size_v2_model_has_exactly_the_official_keys_and_shapes() -> None:
 
 
 def test_official_small_checkpoint_loads_strictly_and_upcasts() -> None:
-    root = reference_dir()
-    if root is None:
-        pytest.skip("GPT-SoVITS reference fixtures not found")
+    root = require_reference_dir()
     model = load_t2s(root / "s1_v2_small.ckpt")
     assert model.config.n_layer == 3 and model.config.hidden_dim == 128
     assert all(p.dtype == torch.float32 for p in model.parameters())

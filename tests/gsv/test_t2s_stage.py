@@ -15,7 +15,7 @@ from plugins.gsv.kv_cache import T2SRuntime
 from plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
 from plugins.gsv.t2s_sampling import SamplingConfig, decode, decode_batch, make_generator
 from plugins.gsv.t2s_stage import GsvT2S, GsvT2SConfig
-from tests.conformance.conftest import reference_dir
+from tests.conformance.conftest import require_reference_dir
 
 CFG = T2SConfig(hidden_dim=32, embedding_dim=32, head=2, n_layer=2)
 
@@ -155,9 +155,7 @@ def test_bad_input_gets_clear_errors(model: Text2SemanticDecoder) -> None:
 def test_prepare_needs_a_gpt_path_and_loads_the_voice_model(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="--gpt"):
         GsvT2S().prepare(None)
-    root = reference_dir()
-    if root is None:
-        pytest.skip("GPT-SoVITS reference fixtures not found")
+    root = require_reference_dir()
     stage = GsvT2S(GsvT2SConfig(gpt_path=str(root / "s1_v2_small.ckpt"), top_k=1, early_stop_num=5))
     stage.prepare(None)
     assert stage.model.config.n_layer == 3
@@ -168,9 +166,7 @@ def test_prepare_needs_a_gpt_path_and_loads_the_voice_model(tmp_path: Path) -> N
 def test_passes_the_plugin_contract_checker() -> None:
     from engine.testing import check_stage
 
-    root = reference_dir()
-    if root is None:
-        pytest.skip("GPT-SoVITS reference fixtures not found")
+    root = require_reference_dir()
     config = GsvT2SConfig(gpt_path=str(root / "s1_v2_small.ckpt"), chunk_tokens=5, early_stop_num=12, seed=0)
     stage = check_stage(
         GsvT2S,
@@ -193,9 +189,7 @@ def _write_s1(path: Path, phoneme_vocab: int) -> Path:
 def test_prepare_refuses_a_gpt_whose_phoneme_vocab_does_not_fit_the_voices_sovits(tmp_path: Path) -> None:
     from engine.voices import Voice
 
-    root = reference_dir()
-    if root is None:
-        pytest.skip("GPT-SoVITS reference fixtures (s2_v2_small.pth, 732 text rows) not found")
+    root = require_reference_dir()
     sovits = root / "s2_v2_small.pth"
     ok = Voice("v2", tmp_path, [], models={"gpt": _write_s1(tmp_path / "v2.ckpt", 732), "sovits": sovits})
     stage = GsvT2S()
