@@ -167,9 +167,9 @@ class T2SRuntime:
         def norm(ln: torch.nn.LayerNorm) -> tuple[Tensor, Tensor, float]:
             return (ln.weight.detach().to(norm_dtype), ln.bias.detach().to(norm_dtype), ln.eps)
 
+        model_layers = [cast(T2SLayer, module) for module in model.h.layers]
         self.layers: list[_Layer] = []
-        for module in model.h.layers:
-            layer = cast(T2SLayer, module)
+        for layer in model_layers:
             attn = layer.self_attn
             self.layers.append(
                 _Layer(
@@ -184,8 +184,7 @@ class T2SRuntime:
         self.head_weight = model.ar_predict_layer.weight.detach()
         self.step_weights: Int8StepWeights | None = None
         if precision == "int8":
-            layers = [cast(T2SLayer, module) for module in model.h.layers]
-            self.step_weights = Int8StepWeights.from_layers(layers, cfg.head)
+            self.step_weights = Int8StepWeights.from_layers(model_layers)
 
     def new_cache(self, batch: int, capacity: int, device: torch.device | None = None) -> KVCache:
         """An empty cache sized for ``capacity`` positions (grows in blocks if exceeded)."""

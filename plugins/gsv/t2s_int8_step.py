@@ -130,10 +130,9 @@ class Int8StepWeights:
     norm2_weight: F32
     norm2_bias: F32
     eps: float
-    heads: int
 
     @classmethod
-    def from_layers(cls, layers: list[T2SLayer], heads: int) -> Int8StepWeights:
+    def from_layers(cls, layers: list[T2SLayer]) -> Int8StepWeights:
         """Quantize a list of :class:`plugins.gsv.t2s_model.T2SLayer` (all with one LayerNorm eps)."""
         parts: dict[str, list[np.ndarray]] = {}
 
@@ -162,7 +161,7 @@ class Int8StepWeights:
             add("norm2_weight", layer.norm2.weight)
             add("norm2_bias", layer.norm2.bias)
         arrays = {name: np.ascontiguousarray(np.stack(values)) for name, values in parts.items()}
-        return cls(**arrays, eps=eps.pop(), heads=heads)  # type: ignore[arg-type]
+        return cls(**arrays, eps=eps.pop())  # type: ignore[arg-type]
 
     def dequantized(self, layer: int) -> dict[str, Tensor]:
         """Float32 weights of one layer in the torch layout (N, K), for reference computations."""

@@ -65,7 +65,7 @@ def test_quantize_rows_rounds_to_nearest_per_row() -> None:
 @pytest.mark.parametrize("batch", [1, 2])
 def test_step_equals_dequantized_reference(model: Text2SemanticDecoder, batch: int) -> None:
     """Several steps over a filled cache; with B = 2 a per-row mask hides some positions from row 1."""
-    weights = Int8StepWeights.from_layers(_layers(model), CFG.head)
+    weights = Int8StepWeights.from_layers(_layers(model))
     torch.manual_seed(2)
     hd = CFG.hidden_dim // CFG.head
     cache = KVCache(CFG.n_layer, batch, CFG.head, hd, capacity=16)
