@@ -40,6 +40,7 @@ off by default: ``Generator(block_dft=BlockDFTRule())`` or the ``gsv-hifigan`` p
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,7 +265,7 @@ class BlockDFTRule:
 
     def admits(self, channels: int, kernel: int) -> bool:
         """True when a block with ``kernel`` at a scale of ``channels`` takes the DFT path on long signals."""
-        return any(kernel >= k and channels >= c for k, c, _ in self.paths)
+        return self.use(channels, kernel, length=sys.maxsize)
 
     def use(self, channels: int, kernel: int, length: int) -> bool:
         """True when a block with ``kernel`` at a scale of ``channels`` x ``length`` takes the DFT path."""
