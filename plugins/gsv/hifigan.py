@@ -308,20 +308,23 @@ class Generator(nn.Module):
         self.register_load_state_dict_post_hook(Generator._after_load)
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        self._nhwc = None  # new weights: rebuild the channels-last copies (see _after_load)
+        self._nhwc = None  # new weights: rebuild the channels-last copies on the next call
         super()._load_from_state_dict(*args, **kwargs)
 
     @staticmethod
     def _after_load(module: nn.Module, incompatible: Any) -> None:
-        if isinstance(module, Generator) and not incompatible.missing_keys:
+        # Only the block-DFT spectra are worth building ahead; the channels-last copies stay lazy, so
+        # a generator that is loaded but never run (SynthesizerTrn.dec in the gsv-sovits prior) costs
+        # no second copy of its weights.
+        if isinstance(module, Generator) and module.block_dft is not None and not incompatible.missing_keys:
             module.prepare()
 
     def prepare(self) -> None:
         """Build the channels-last conv copies and every block-DFT plan the rule admits, now.
 
-        Runs after every ``load_state_dict`` (and otherwise on the first call), so that the first
-        decode, often a streaming chunk, does not pay for the spectra (~630 MB for the full-size v2
-        decoder; about 1-3 s on 2 cores).
+        Runs after every ``load_state_dict`` when a block-DFT rule is set (and otherwise on the
+        first call), so that the first decode, often a streaming chunk, does not pay for the spectra
+        (~630 MB for the full-size v2 decoder; about 1-3 s on 2 cores).
         """
         ops = self._ops()
         rule = self.block_dft

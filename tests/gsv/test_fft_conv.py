@@ -118,6 +118,13 @@ def test_plans_are_built_at_load_for_the_admitted_blocks_only() -> None:
     assert gen.block_dft_bytes() > 0
 
 
+def test_loading_without_a_rule_builds_nothing_ahead() -> None:
+    """A generator that is loaded but never run (the gsv-sovits prior's dec) holds no second weight copy."""
+    gen = _generator(None)
+    gen.load_state_dict(gen.state_dict())
+    assert gen._nhwc is None and gen.block_dft_bytes() == 0
+
+
 def test_default_rule_keeps_short_and_narrow_scales_direct() -> None:
     rule = BlockDFTRule()
     assert rule.use(256, 11, 5000) and rule.use(128, 7, 40000) and rule.use(64, 11, 80000)
