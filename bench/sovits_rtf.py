@@ -36,12 +36,10 @@ that contention distorts least.
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
 import json
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,17 +77,6 @@ def _time_alternately(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[s
     return {k: {"median_s": statistics.median(v), "min_s": min(v)} for k, v in wall.items()}
 
 
-def _stub(name: str, **attrs: Any) -> None:
-    """Register an empty module ``name`` (with ``attrs``) unless the real one imports."""
-    try:
-        __import__(name)
-    except ImportError:
-        mod = types.ModuleType(name)
-        mod.__spec__ = importlib.machinery.ModuleSpec(name, None)
-        mod.__dict__.update(attrs)
-        sys.modules[name] = mod
-
-
 def _rearrange(x: Any, pattern: str) -> Any:
     """einops.rearrange for the pure axis permutations the official inference path uses ("b d n -> b n d")."""
     src, dst = (side.split() for side in pattern.split("->"))
@@ -102,15 +89,16 @@ def official_model(folder: Path, ours: Any) -> Any:
     """The official ``SynthesizerTrn`` from a checkout, built as its TTS loader does, with our weights."""
 
     from bench.fullsize import _weight_norm_pairs
+    from bench.official_stubs import stub_module
     from plugins.gsv.sovits import official_v2_config
 
     def _unused(*a: Any, **k: Any) -> Any:
         raise NotImplementedError("training-only stub")
 
-    _stub("tqdm", tqdm=lambda it, *a, **k: it)
-    _stub("einops", rearrange=_rearrange, repeat=_unused)
-    _stub("f5_tts")
-    _stub("f5_tts.model", DiT=_unused)
+    stub_module("tqdm", tqdm=lambda it, *a, **k: it)
+    stub_module("einops", rearrange=_rearrange, repeat=_unused)
+    stub_module("f5_tts")
+    stub_module("f5_tts.model", DiT=_unused)
     if not (folder / "module" / "models.py").is_file():
         raise FileNotFoundError(f"{folder}/module/models.py not found: pass the checkout's GPT_SoVITS folder")
     sys.path.insert(0, str(folder))

@@ -25,12 +25,10 @@ Usage: ``python bench/t2s_rtf.py [--repeats 5] [--precisions float32,int8] [--of
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
 import os
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,19 +71,11 @@ def time_ours(runtime: T2SRuntime, phones, bert, prompt, tokens: int, seed: int)
 
 def official_timer(folder: Path, model: Text2SemanticDecoder) -> Callable[..., tuple[float, float]]:
     """Load the official T2S classes from a checkout and return a timer like :func:`time_ours`."""
-    for name, attrs in (("tqdm", {"tqdm": lambda it, *a, **k: it}), ("torchmetrics", {})):
-        try:
-            __import__(name)
-        except ImportError:  # training-only dependencies of the official module
-            mod = types.ModuleType(name)
-            mod.__spec__ = importlib.machinery.ModuleSpec(name, None)
-            mod.__dict__.update(attrs)
-            sys.modules[name] = mod
-            if name == "torchmetrics":
-                cls = types.ModuleType("torchmetrics.classification")
-                cls.__spec__ = importlib.machinery.ModuleSpec(cls.__name__, None)
-                cls.MulticlassAccuracy = lambda *a, **k: torch.nn.Identity()  # type: ignore[attr-defined]
-                sys.modules["torchmetrics.classification"] = cls
+    from bench.official_stubs import stub_module
+
+    stub_module("tqdm", tqdm=lambda it, *a, **k: it)
+    stub_module("torchmetrics")
+    stub_module("torchmetrics.classification", MulticlassAccuracy=lambda *a, **k: torch.nn.Identity())
     sys.path.insert(0, str(folder))
     from AR.models.t2s_model import Text2SemanticDecoder as Official  # type: ignore[import-not-found]
     from AR.models.utils import sample  # type: ignore[import-not-found]
