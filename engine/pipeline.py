@@ -254,22 +254,13 @@ class Pipeline:
         prosody: ProsodyModel = self._stage("prosody")
         decoder: Decoder = self._stage("decoder")
         vocoder: Vocoder = self._stage("vocoder")
-        p_rec = self.timings.setdefault(f"prosody:{prosody.name}", StageTiming(f"prosody:{prosody.name}"))
-        v_rec = self.timings.setdefault(f"vocoder:{vocoder.name}", StageTiming(f"vocoder:{vocoder.name}"))
+        p_label = f"prosody:{prosody.name}"
         gen = prosody.generate(phones, prompt_text, prompt_tokens)
         tokens: list[np.ndarray] = []
         emitted = 0
         stream: VocoderStream | None = None
         while True:
-            t0 = time.perf_counter()
-            try:
-                chunk = next(gen, None)
-            except (StageError, TextInputError, ConfigError):
-                raise
-            except Exception as exc:
-                raise StageError(f"stage 'prosody:{prosody.name}' failed: {type(exc).__name__}: {exc}") from exc
-            p_rec.seconds += time.perf_counter() - t0
-            p_rec.calls += 1
+            chunk = self._timed(p_label, next, gen, None)  # the GPT runs while its generator advances
             if chunk is None:
                 break
             tokens.append(np.asarray(chunk.tokens, np.int64))
@@ -290,15 +281,13 @@ class Pipeline:
             if stream is None:
                 stream = vocoder.open_stream(piece)
             audio = self._timed(f"vocoder:{vocoder.name}", stream.push, piece, final)
-            p_rec.audio_seconds += audio.duration
+            self.timings[p_label].audio_seconds += audio.duration
             if len(audio.samples):
                 if self.first_audio_s is None:
                     self.first_audio_s = time.perf_counter() - self._speak_t0
                 yield audio
             if final:
                 break
-        if v_rec.calls == 0:
-            del self.timings[v_rec.name]
 
     # -- VC ----------------------------------------------------------------------------------
     def _convert(self, audio: AudioFrame, slot: str) -> AudioFrame:
