@@ -287,9 +287,16 @@ class HubertModel(nn.Module):
             n = (n - 1) * s + k
         return n
 
+    def conv_features(self, wav: Tensor) -> Tensor:
+        """(B, N) 16 kHz -> (B, T, C) feature-encoder output (local: frame t sees samples 320t .. 320t+399)."""
+        return self.feature_extractor(wav).transpose(1, 2)
+
+    def encode_features(self, feats: Tensor) -> Tensor:
+        """(B, T, C) conv features -> (B, T, D) last hidden state (projection, positional conv, transformer)."""
+        return self.encoder(self.feature_projection(feats))
+
     def forward(self, wav: Tensor) -> Tensor:
-        feats = self.feature_extractor(wav).transpose(1, 2)  # (B, T, C)
-        return self.encoder(self.feature_projection(feats))  # (B, T, D)
+        return self.encode_features(self.conv_features(wav))  # (B, T, D)
 
     def official_key_shapes(self) -> dict[str, tuple[int, ...]]:
         """Keys and shapes as HF's HubertModel stores them (legacy weight-norm names)."""
