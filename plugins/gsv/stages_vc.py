@@ -10,9 +10,15 @@ Without a transcript this stage passes one silence phone ``SP`` (see :mod:`.stag
 content comes from the tokens only. This is our choice, not an official mode.
 
 Live use: :meth:`GsvVoiceConverter.process` converts a sliding window (``context_s`` of past input
-+ the new block) and emits the block ``lookahead_s`` late, joined to the previous block by SOLA
-(:mod:`streaming.sola`). Each block re-runs HuBERT and SoVITS over the whole window, so on two CPU
-cores this is far slower than real time; it is meant for a GPU or for offline ``convert``.
++ the new block + ``lookahead_s``) and emits the block ``lookahead_s`` late, joined to the previous
+block by SOLA (:mod:`streaming.sola`). HuBERT (its first GroupNorm and its attention see the whole
+window), the RVQ and the SoVITS prior run again over the whole window for every block. The HiFi-GAN
+decoder does not: it reaches about 11 latent frames either way (:mod:`.streaming_decode`), so only the
+emitted span plus ``vocoder_context`` frames before it is decoded, which gives the same samples as
+decoding the whole window (tested) for about half of the per-block time at 250 ms blocks
+(``bench/vc_live_rtf.py``). Window starts lie on the absolute 1280-sample grid of the 25 Hz codes, so
+every block pairs the same HuBERT frames into codes. On two CPU cores this is still slower than real
+time with full-size models; ``anchorvoice live`` measures it and says so.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ if TYPE_CHECKING:
     from engine.voices import Voice
 
 HUBERT_RATE = 16000
+FRAME_SAMPLES = 640  # one 50 Hz HuBERT / latent frame at 32 kHz
 CODE_SAMPLES = 1280  # one 25 Hz semantic code = 2 latent frames x 640 samples at 32 kHz
 PAD_SAMPLES = CODE_SAMPLES + 800  # + HuBERT's 400-sample (16 kHz) first-frame window, at 32 kHz
 
@@ -59,6 +66,9 @@ class GsvVcConfig:
     """Live: SOLA crossfade between blocks (RVC caps it at 40 ms)."""
     search_s: float = 0.01
     """Live: SOLA search window."""
+    vocoder_context: int = 12
+    """Live: latent frames (20 ms) decoded again before each emitted block; >= 12 matches a whole-window
+    decode to ~1e-6 (the decoder's reach is ~11 frames)."""
 
 
 class GsvVoiceConverter(VoiceConverter):
@@ -76,6 +86,7 @@ class GsvVoiceConverter(VoiceConverter):
             GsvSovitsConfig(sovits_path=c.sovits_path, noise_scale=c.noise_scale, seed=c.seed)
         )
         self._history = np.zeros(0, np.float32)
+        self._received = 0  # samples of the live stream so far, the silence before it included
         self._joiner: SolaJoiner | None = None
 
     def prepare(self, voice: Voice | None) -> None:
@@ -92,10 +103,11 @@ class GsvVoiceConverter(VoiceConverter):
 
     def reset(self) -> None:
         self._history = np.zeros(0, np.float32)
+        self._received = 0
         self._joiner = None
 
-    def _convert_samples(self, x: FloatArray) -> FloatArray:
-        """Convert 32 kHz samples; the result has the same length (zero-padded at the end)."""
+    def _latent(self, x: FloatArray) -> tuple[torch.Tensor, torch.Tensor]:
+        """32 kHz samples -> the prior's latent (192, F) at 50 Hz, F * 640 >= len(x), and the timbre ``ge``."""
         model = self.sovits.model
         if model is None:
             raise AudioInputError("gsv-vc: prepare(voice) must load the models first")
@@ -107,9 +119,17 @@ class GsvVoiceConverter(VoiceConverter):
         with torch.inference_mode():
             codes = model.extract_latent(torch.as_tensor(feats)[None])[0, 0].numpy()  # (T25,)
         latent = self.sovits.decode(TokenFrame(codes.astype(np.int64), frame_rate=25.0), None)
-        ge = latent.meta["ge"]
+        return latent.features, latent.meta["ge"]
+
+    def _vocode(self, z: torch.Tensor, ge: torch.Tensor) -> FloatArray:
+        model = self.sovits.model
+        assert model is not None  # _latent checked it
         with torch.inference_mode():
-            y = model.dec(latent.features[None], g=ge)[0, 0].numpy()
+            return np.asarray(model.dec(z[None], g=ge)[0, 0].numpy(), np.float32)
+
+    def _convert_samples(self, x: FloatArray) -> FloatArray:
+        """Convert 32 kHz samples; the result has the same length (zero-padded at the end)."""
+        y = self._vocode(*self._latent(x))
         out = np.zeros(len(x), np.float32)
         n = min(len(x), len(y))
         out[:n] = y[:n]
@@ -132,13 +152,24 @@ class GsvVoiceConverter(VoiceConverter):
         lookahead = self.latency_samples
         if overlap + search > lookahead:
             raise AudioInputError("gsv-vc: lookahead_s must be at least crossfade_s + search_s")
+        if self.config.vocoder_context < 0:
+            raise AudioInputError("gsv-vc: vocoder_context must be >= 0 latent frames")
         if self._joiner is None or self._joiner.block != b:
             self._joiner = SolaJoiner(b, overlap, search)
-        keep = self._samples(self.config.context_s) + b + lookahead
-        self._history = np.concatenate([self._history, block.samples])[-keep:]
-        if len(self._history) < b + lookahead:  # start of the stream: pad the past with silence
-            self._history = np.concatenate([np.zeros(b + lookahead - len(self._history), np.float32), self._history])
-        y = self._convert_samples(self._history)
-        start = len(y) - lookahead - b
-        segment = y[start : start + b + overlap + search]
+        if self._received == 0:  # start of the stream: the window's past is silence
+            self._history = np.zeros(b + lookahead, np.float32)
+            self._received = len(self._history)
+        self._history = np.concatenate([self._history, block.samples])
+        self._received += b
+        # The window starts `context_s` before the emitted block, rounded down to the absolute code grid.
+        first = self._received - lookahead - b  # stream index of the block's first output sample
+        window_start = max(0, first - self._samples(self.config.context_s)) // CODE_SAMPLES * CODE_SAMPLES
+        keep = self._received - max(window_start, self._received - len(self._history))
+        self._history = self._history[len(self._history) - keep :]
+        start = len(self._history) - lookahead - b  # the block's first output sample in the window
+        z, ge = self._latent(self._history)
+        f0 = max(0, start // FRAME_SAMPLES - self.config.vocoder_context)
+        y = self._vocode(z[:, f0:], ge)
+        at = start - f0 * FRAME_SAMPLES
+        segment = y[at : at + b + overlap + search]
         return block.with_samples(self._joiner.join(segment).copy())

@@ -76,10 +76,31 @@ def test_block_processing_streams_with_the_stated_latency(voice: Voice) -> None:
     np.testing.assert_allclose(again, outs[0], atol=1e-6)
 
 
+@pytest.mark.slow  # two converters, 8 blocks each
+def test_live_decodes_only_the_emitted_span_with_the_same_samples(voice: Voice) -> None:
+    """Decoding the emitted block + vocoder_context frames gives what decoding the whole window gives."""
+    x = _speech(0.8)
+    block = 3000  # not a multiple of the 1280-sample code grid: window starts are rounded to it
+    outs = {}
+    for context in (12, 10**6):  # 10**6: every window decoded whole
+        vc = GsvVoiceConverter(GsvVcConfig(context_s=0.3, vocoder_context=context))
+        vc.prepare(voice)
+        outs[context] = np.concatenate(
+            [vc.process(AudioFrame(x[i : i + block], SR)).samples.copy() for i in range(0, len(x) - block + 1, block)]
+        )
+        assert (vc._received - len(vc._history)) % 1280 == 0  # the window starts on the code grid
+    assert np.sqrt(np.mean(outs[12] ** 2)) > 1e-3
+    np.testing.assert_allclose(outs[12], outs[10**6], atol=1e-5)  # with 0 frames: off by ~0.4
+
+
 def test_wrong_rate_and_bad_latency_are_refused(voice: Voice) -> None:
     vc = GsvVoiceConverter(GsvVcConfig(lookahead_s=0.01))
     vc.prepare(voice)
     with pytest.raises(AudioInputError, match="32000 Hz"):
         vc.convert(AudioFrame(np.zeros(1600, np.float32), 16000))
     with pytest.raises(AudioInputError, match="lookahead_s"):
+        vc.process(AudioFrame(np.zeros(3200, np.float32), SR))
+    vc = GsvVoiceConverter(GsvVcConfig(vocoder_context=-1))
+    vc.prepare(voice)
+    with pytest.raises(AudioInputError, match="vocoder_context"):
         vc.process(AudioFrame(np.zeros(3200, np.float32), SR))
