@@ -35,7 +35,11 @@ class MultiHeadAttention(nn.Module):
     """Multi-head attention with 1x1-conv projections; optional relative positions (window ``w``).
 
     With ``window_size`` set, keys and values get shared-across-heads relative embeddings
-    ``emb_rel_k``/``emb_rel_v`` of shape ``(1, 2w+1, C/h)`` (Shaw et al. 2018, as in VITS).
+    ``emb_rel_k``/``emb_rel_v`` of shape ``(1, 2w+1, C/h)`` (Shaw et al. 2018, as in VITS). The official
+    code widens them with zeros to all 2T-1 offsets and skews (T, 2T-1) matrices by pad-and-reshape;
+    here only the band ``|j - i| <= w`` is touched, which gives the same scores bit for bit and the
+    same output to rounding (``tests/gsv/test_relative_attention.py``) in O(T w) instead of O(T^2)
+    extra work (enc_p on 500 frames: about 2x less attention time).
     """
 
     def __init__(self, channels: int, out_channels: int, n_heads: int, window_size: int | None = None) -> None:
@@ -65,49 +69,39 @@ class MultiHeadAttention(nn.Module):
         value = v.view(b, h, kc, t_s).transpose(2, 3)
         query = query / math.sqrt(kc)
         scores = torch.matmul(query, key.transpose(-2, -1))  # (B, h, Tq, Tk)
-        if self.window_size is not None:
+        w = self.window_size
+        if w is not None:
             if t_s != t_t:
                 raise ValueError("relative attention needs self-attention (equal lengths)")
-            rel_k = self._relative_embeddings(self.emb_rel_k, t_s)  # (1, 2T-1, kc)
-            rel_logits = torch.matmul(query, rel_k.unsqueeze(0).transpose(-2, -1))  # (B, h, T, 2T-1)
-            scores = scores + _relative_to_absolute(rel_logits)
+            scores = _add_band(scores, torch.matmul(query, self.emb_rel_k[0].t()), w)  # + q_i . e_(j-i)
         if attn_mask is not None:
             # -1e4 (not -inf) as the official code: a fully masked row stays finite.
             scores = scores.masked_fill(attn_mask == 0, -1e4)
         p_attn = F.softmax(scores, dim=-1)
         out = torch.matmul(p_attn, value)  # (B, h, Tq, kc)
-        if self.window_size is not None:
-            rel_w = _absolute_to_relative(p_attn)  # (B, h, T, 2T-1)
-            rel_v = self._relative_embeddings(self.emb_rel_v, t_s)
-            out = out + torch.matmul(rel_w, rel_v.unsqueeze(0))
+        if w is not None:  # + sum_j p_ij e_(j-i)
+            out = out + torch.matmul(_band(F.pad(p_attn, (w, w)), w), self.emb_rel_v[0])
         out = out.transpose(2, 3).contiguous().view(b, d, t_t)
         return self.conv_o(out)
 
-    def _relative_embeddings(self, emb: Tensor, length: int) -> Tensor:
-        """Embeddings for offsets -(length-1)..(length-1): zero-padded beyond the window."""
-        w = self.window_size
-        assert w is not None
-        pad = max(length - (w + 1), 0)
-        start = max((w + 1) - length, 0)
-        if pad > 0:
-            emb = F.pad(emb, (0, 0, pad, pad))
-        return emb[:, start : start + 2 * length - 1]
+
+def _band(padded: Tensor, w: int) -> Tensor:
+    """(B, h, T, T + 2w) rows padded by ``w`` each side -> (B, h, T, 2w + 1) view: ``[i, o + w]`` is the
+    padded row's column ``i + o + w``, i.e. the entry at offset ``j - i = o`` (zero pad where j is out of range)."""
+    b, h, t, _ = padded.shape
+    s0, s1, s2, s3 = padded.stride()
+    return padded.as_strided((b, h, t, 2 * w + 1), (s0, s1, s2 + s3, s3), padded.storage_offset())
 
 
-def _relative_to_absolute(x: Tensor) -> Tensor:
-    """(B, h, L, 2L-1) relative logits -> (B, h, L, L) absolute (the VITS pad-and-reshape skew)."""
-    b, h, length, _ = x.shape
-    x = F.pad(x, (0, 1))
-    flat = F.pad(x.reshape(b, h, length * 2 * length), (0, length - 1))
-    return flat.view(b, h, length + 1, 2 * length - 1)[:, :, :length, length - 1 :]
+def _add_band(scores: Tensor, rel_logits: Tensor, w: int) -> Tensor:
+    """``scores`` (B, h, T, T) + relative logits (B, h, T, 2w + 1) on the band ``|j - i| <= w``.
 
-
-def _absolute_to_relative(x: Tensor) -> Tensor:
-    """(B, h, L, L) attention weights -> (B, h, L, 2L-1) per relative offset."""
-    b, h, length, _ = x.shape
-    x = F.pad(x, (0, length - 1))
-    flat = F.pad(x.reshape(b, h, length * length + length * (length - 1)), (length, 0))
-    return flat.view(b, h, length, 2 * length)[:, :, :, 1:]
+    Same sums as adding the full-width (B, h, T, 2T - 1) relative logits of the official skew, whose
+    entries beyond the window are exact zeros (zero-padded embeddings), in O(T w) instead of O(T^2) work.
+    """
+    padded = F.pad(scores, (w, w))  # a fresh tensor: safe to add into in place
+    _band(padded, w).add_(rel_logits)
+    return padded[..., w : w + scores.size(-1)]
 
 
 class FFN(nn.Module):
@@ -157,9 +151,7 @@ class Encoder(nn.Module):
         """``x`` (B, C, T), ``x_mask`` (B, 1, T) -> (B, C, T)."""
         attn_mask = x_mask.unsqueeze(2) * x_mask.unsqueeze(-1)  # (B, 1, T, T)
         x = x * x_mask
-        for attn, norm1, ffn, norm2 in zip(
-            self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2
-        ):
+        for attn, norm1, ffn, norm2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
             x = norm1(x + attn(x, x, attn_mask))
             x = norm2(x + ffn(x, x_mask))
         return x * x_mask
