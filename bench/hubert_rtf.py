@@ -13,6 +13,11 @@ the same weights, interleaved with ours run by run so that machine load hits bot
 report the max abs difference of the outputs. Needs ``transformers`` importable (it is not an
 anchorvoice dependency; e.g. ``pip install --target /tmp/tf --no-deps transformers ...`` and
 ``PYTHONPATH=/tmp/tf``).
+
+``--parts``: also time the parts, interleaved run by run, median in ms: our conv stack
+(``conv_features``) against the plain module path (``nn.Conv1d`` + ``nn.GroupNorm`` in (B, C, T)),
+our positional conv (FFT) against the plain grouped ``nn.Conv1d``, one transformer layer; with
+``--transformers`` also transformers' feature encoder and positional conv.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from engine.checkpoints import load_hubert
 from plugins.gsv.hubert import HubertConfig, HubertModel, build_hubert
@@ -79,6 +87,51 @@ def transformers_twin(model: HubertModel) -> torch.nn.Module:
     return hf
 
 
+def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall ms of each callable over ``repeats`` rounds, one call of each per round (after a warm-up)."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: round(statistics.median(v) * 1e3, 1) for k, v in times.items()}
+
+
+def part_times(model: HubertModel, hf: torch.nn.Module | None, wav: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Per-part medians (ms), ours against the plain module path (and transformers) in the same rounds."""
+    layers = model.feature_extractor.conv_layers
+    pos = model.encoder.pos_conv_embed
+
+    def plain_conv_stack() -> torch.Tensor:
+        x = wav[:, None, :]
+        for layer in layers:
+            x = layer(x)  # nn.Conv1d (+ nn.GroupNorm) + GELU in (B, C, T)
+        return x.transpose(1, 2)
+
+    feats = model.conv_features(wav)
+    hidden = model.feature_projection(feats)
+
+    def plain_pos_conv() -> torch.Tensor:
+        return F.gelu(pos.conv(hidden.transpose(1, 2))[:, :, : hidden.shape[1]].transpose(1, 2))
+
+    fns: dict[str, Callable[[], object]] = {
+        "conv_stack_ours": lambda: model.conv_features(wav),
+        "conv_stack_plain_modules": plain_conv_stack,
+        "pos_conv_ours_fft": lambda: pos(hidden),
+        "pos_conv_plain_conv1d": plain_pos_conv,
+        "feature_projection": lambda: model.feature_projection(feats),
+        "transformer_layer_0": lambda: model.encoder.layers[0](hidden),
+    }
+    if hf is not None:
+        twin: Any = hf
+        fns["conv_stack_transformers"] = lambda: twin.feature_extractor(wav)
+        fns["pos_conv_transformers"] = lambda: twin.encoder.pos_conv_embed(hidden)
+    return interleaved_ms(fns, repeats)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -86,6 +139,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--hubert", default="", help="chinese-hubert-base folder (default: random weights)")
     ap.add_argument("--transformers", action="store_true", help="also time transformers.HubertModel")
+    ap.add_argument("--parts", action="store_true", help="also time the parts (conv stack, positional conv, layer)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -116,12 +170,15 @@ def main() -> None:
                 hf(wav)
                 hf_times.append(time.perf_counter() - t0)
                 hf_cpu.append(time.process_time() - c0)
+        parts = part_times(model, hf, wav, args.repeats) if args.parts else None
     med = statistics.median(times)
     official = OFFICIAL_SECONDS_FOR_10S * args.seconds / 10.0
-    extra = {}
+    extra: dict[str, object] = {}
+    if parts is not None:
+        extra["parts_median_ms"] = parts
     if hf is not None:
         hf_med = statistics.median(hf_times)
-        extra = {
+        extra |= {
             "transformers_median_s": round(hf_med, 4),
             "transformers_min_s": round(min(hf_times), 4),
             "transformers_cpu_s_median": round(statistics.median(hf_cpu), 4),
