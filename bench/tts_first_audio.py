@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fullsize import write_gpt, write_hubert, write_sovits  # noqa: E402
 from engine.engine import Engine, EngineConfig  # noqa: E402
+from engine.pipeline import Pipeline  # noqa: E402
 from engine.testing import speech_like_signal  # noqa: E402
 
 SENTENCE = ("Thanks so much for the follow everyone, tonight we are going to play something new "
@@ -54,15 +55,13 @@ def main() -> None:
         print(f"built full-size random checkpoints in {time.perf_counter() - t0:.1f} s")
         eng = Engine(EngineConfig(home=tmp / "home", third_party_plugins=False))
         eng.add_voice("bench", [ref], ref_text=REF_TEXT, models={"sovits": s2, "gpt": s1, "hubert": hub})
-        t2s_params = f"chunk_tokens = {args.chunk_tokens}" + (
-            f', precision = "{args.precision}"' if args.precision else ""
-        )
-        preset = (Path(__file__).resolve().parents[1] / "configs" / "tts.toml").read_text().replace(
-            'plugin = "gsv-t2s"', f'plugin = "gsv-t2s"\nparams = {{ {t2s_params} }}'
-        )
-        (tmp / "tts.toml").write_text(preset)
+        cfg = eng.load_preset("tts")  # configs/tts.toml, with the GPT's params overridden from the command line
+        cfg.slots["prosody"].params["chunk_tokens"] = args.chunk_tokens
+        if args.precision:
+            cfg.slots["prosody"].params["precision"] = args.precision
+        precision = cfg.slots["prosody"].params.get("precision", "float32")
         t0 = time.perf_counter()
-        pipe = eng.pipeline(tmp / "tts.toml", "bench")
+        pipe = Pipeline(cfg, eng.plugins, eng.voices.get("bench"))
         print(f"loaded the voice's models in {time.perf_counter() - t0:.1f} s")
         pipe.speak("Warm up, please.", "en")
         firsts, rtfs, durs = [], [], []
@@ -77,7 +76,7 @@ def main() -> None:
             durs.append(dur)
         per_stage = {k: round(v.seconds, 3) for k, v in pipe.timings.items()}
         print(
-            f"threads {args.threads}, chunk_tokens {args.chunk_tokens}, precision {args.precision or 'preset'}, "
+            f"threads {args.threads}, chunk_tokens {args.chunk_tokens}, precision {precision}, "
             f"20-word sentence, {args.repeats} runs"
         )
         print(f"  time to first audio: median {statistics.median(firsts):.3f} s (min {min(firsts):.3f})  goal <= 1 s")
