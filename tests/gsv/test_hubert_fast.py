@@ -71,6 +71,19 @@ def test_conv_features_equal_plain_convs(b: int, n: int, conv_bias: bool) -> Non
     torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
 
 
+@pytest.mark.parametrize("tile", [1, 7, 49])
+def test_conv_stack_tiles_equal_plain_convs(tile: int) -> None:
+    """Several time tiles (49 frames in 1 s): the seams reuse buffers but must not change any frame."""
+    model = _model()
+    layers = model.feature_extractor.conv_layers
+    wav = _signal(2, 16000)
+    with torch.inference_mode():
+        folded = fold_first_norm(wav, layers[0].conv, layers[0].layer_norm)
+        fast = conv_stack(wav, folded, layers[0].conv, [layer.conv for layer in layers[1:]], tile=tile)
+    ref = _plain_conv_features(model, wav).detach()
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+
+
 def test_silent_row_gives_the_group_norm_bias() -> None:
     """All-zero input: zero variance, GroupNorm output is beta (no division blow-up in the fold)."""
     model = _model()
