@@ -36,7 +36,8 @@ class FoldedConv0:
     weight: Tensor
     """(B, K, C) conv taps scaled per channel by ``gamma / sqrt(var + eps)``."""
     bias: Tensor
-    """(B, C) the GroupNorm's ``beta`` (the conv bias, if any, cancels in the normalisation)."""
+    """(B, C) the GroupNorm's ``beta`` (the conv bias, if any, cancels in the normalisation), less the
+    rounding error of ``mean`` mapped through ``weight``."""
 
 
 def wave_frames(wav: Tensor, kernel: int, stride: int) -> Tensor:
@@ -54,6 +55,8 @@ def fold_first_norm(wav: Tensor, conv: nn.Conv1d, norm: nn.GroupNorm) -> FoldedC
     c_out, c_in, k = conv.weight.shape
     if c_in != 1 or norm.num_groups != c_out or norm.num_channels != c_out or not norm.affine:
         raise ValueError("fold_first_norm needs a 1 -> C conv and an affine GroupNorm with one group per channel")
+    if wav.shape[-1] < k:
+        raise ValueError(f"fold_first_norm needs at least {k} samples, got {wav.shape[-1]}")
     frames = wave_frames(wav, k, conv.stride[0]).double()  # (B, T, K)
     mean = frames.mean(1)  # (B, K)
     centred = frames - mean[:, None]
@@ -61,9 +64,12 @@ def fold_first_norm(wav: Tensor, conv: nn.Conv1d, norm: nn.GroupNorm) -> FoldedC
     w = conv.weight[:, 0].double()  # (C, K)
     var = ((w @ cov) * w).sum(-1)  # (B, C): w_c^T cov w_c
     scale = norm.weight.double() / torch.sqrt(var + norm.eps)  # (B, C)
-    weight = (w.t()[None] * scale[:, None, :]).to(wav.dtype)  # (B, K, C)
-    bias = norm.bias.to(wav.dtype).expand(wav.shape[0], c_out)
-    return FoldedConv0(mean=mean.to(wav.dtype), weight=weight, bias=bias)
+    folded = w.t()[None] * scale[:, None, :]  # (B, K, C)
+    mean32 = mean.to(wav.dtype)
+    # The GEMM subtracts the rounded mean; its rounding error would shift every frame alike.
+    shift = ((mean - mean32.double())[:, None, :] @ folded)[:, 0]  # (B, C)
+    bias = (norm.bias.double() - shift).to(wav.dtype)
+    return FoldedConv0(mean=mean32, weight=folded.to(wav.dtype), bias=bias)
 
 
 def tap_matrix(weight: Tensor) -> Tensor:

@@ -95,6 +95,17 @@ def test_silent_row_gives_the_group_norm_bias() -> None:
     torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
 
 
+def test_large_dc_offset_stays_precise() -> None:
+    """A quiet signal on a DC offset (1.0 + 1e-4 noise): the fold centres the frames before the GEMM,
+    so it matches a float64 reference to 1e-5 (normalising the float32 conv output is off by ~1e-3)."""
+    model = _model()
+    wav = 1.0 + 1e-4 * _signal(1, 16000)
+    with torch.inference_mode():
+        fast = model.conv_features(wav)
+    ref = _plain_conv_features(model.double(), wav.double()).detach()
+    assert float((fast.double() - ref).abs().max()) < 1e-5 * float(ref.abs().max())
+
+
 def test_conv_stack_frame_sees_only_its_samples() -> None:
     """With the normalisation statistics fixed (folded once from the whole signal), frame t of a chunk
     starting at sample 320 * a is frame a + t of the whole signal: the stack is local, 400 samples per frame.
