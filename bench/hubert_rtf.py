@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.timing import time_alternately
 from engine.checkpoints import load_hubert
 from plugins.gsv.hubert import HubertConfig, HubertModel, build_hubert
 
@@ -87,19 +88,6 @@ def transformers_twin(model: HubertModel) -> torch.nn.Module:
     return hf
 
 
-def interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall ms of each callable over ``repeats`` rounds, one call of each per round (after a warm-up)."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: round(statistics.median(v) * 1e3, 1) for k, v in times.items()}
-
-
 def part_times(model: HubertModel, hf: torch.nn.Module | None, wav: torch.Tensor, repeats: int) -> dict[str, float]:
     """Per-part medians (ms), ours against the plain module path (and transformers) in the same rounds."""
     layers = model.feature_extractor.conv_layers
@@ -129,7 +117,7 @@ def part_times(model: HubertModel, hf: torch.nn.Module | None, wav: torch.Tensor
         twin: Any = hf
         fns["conv_stack_transformers"] = lambda: twin.feature_extractor(wav)
         fns["pos_conv_transformers"] = lambda: twin.encoder.pos_conv_embed(hidden)
-    return interleaved_ms(fns, repeats)
+    return {k: round(v["median_s"] * 1e3, 1) for k, v in time_alternately(fns, repeats).items()}
 
 
 def main() -> None:

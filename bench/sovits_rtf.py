@@ -45,6 +45,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: bench.* and the packages come from the checkout
+
+from bench.timing import time_alternately  # noqa: E402
+
 OFFICIAL_DECODE_S = 2.47  # BASELINE.md: official v2 decode, 250 codes, 120 phones, 5 s ref, 2 threads
 OFFICIAL_DEC_S = 2.40  # BASELINE.md: of which the HiFi-GAN decoder
 
@@ -62,19 +66,6 @@ def _time(fn: Callable[[], Any], repeats: int) -> dict[str, float]:
         "min_s": min(wall),
         "cpu_median_s": statistics.median(cpu),
     }
-
-
-def _time_alternately(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, float]]:
-    """:func:`_time` for several functions, run in turn within each repeat (shared-machine drift hits all)."""
-    for fn in fns.values():
-        fn()
-    wall: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            w0 = time.perf_counter()
-            fn()
-            wall[name].append(time.perf_counter() - w0)
-    return {k: {"median_s": statistics.median(v), "min_s": min(v)} for k, v in wall.items()}
 
 
 def _rearrange(x: Any, pattern: str) -> Any:
@@ -118,7 +109,6 @@ def official_model(folder: Path, ours: Any) -> Any:
 def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, Any]:
     import torch
 
-    sys.path.insert(0, str(REPO))
     from plugins.gsv.sovits import SovitsConfig, SynthesizerTrn, official_v2_config
     from plugins.gsv.spectrogram import linear_spectrogram
 
@@ -194,10 +184,10 @@ def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, A
 
         return f
 
-    res["dec_block_dft"] = _time_alternately(
+    res["dec_block_dft"] = time_alternately(
         {"with": with_rule(rule, part_dec), "without": with_rule(None, part_dec)}, repeats
     )
-    res["chunked_block_dft"] = _time_alternately(
+    res["chunked_block_dft"] = time_alternately(
         {"with": with_rule(rule, chunked), "without": with_rule(None, chunked)}, repeats
     )
     model.dec.block_dft = None
@@ -220,7 +210,7 @@ def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, A
 
         with torch.no_grad():
             res["max_abs_diff_dec_vs_official"] = float((off.dec(zin, g=ge) - direct_out).abs().max())
-        res["vs_official"] = _time_alternately(
+        res["vs_official"] = time_alternately(
             {"anchorvoice": decode, "official": off_decode, "anchorvoice dec": part_dec, "official dec": off_dec},
             repeats,
         )
