@@ -161,7 +161,8 @@ class ObsClient:
             raise BridgeError(f"cannot reach OBS at {self.config.url} ({exc}); is OBS running with "
                               "Tools > WebSocket Server Settings > Enable?") from None
         try:
-            hello = self._decode(await asyncio.wait_for(ws.recv(), 5))
+            async with asyncio.timeout(5):
+                hello = self._decode(await ws.recv())
             if hello["op"] != Op.HELLO:
                 raise BridgeError(f"OBS did not start with Hello (op {hello['op']})")
             d = hello["d"]
@@ -172,7 +173,8 @@ class ObsClient:
                 a = d["authentication"]
                 ident["authentication"] = auth_string(self.config.password, a["salt"], a["challenge"])
             await ws.send(self._encode(Op.IDENTIFY, ident))
-            reply = self._decode(await asyncio.wait_for(ws.recv(), 5))
+            async with asyncio.timeout(5):
+                reply = self._decode(await ws.recv())
             if reply["op"] != Op.IDENTIFIED:
                 raise BridgeError(f"OBS answered Identify with op {reply['op']}")
             self.negotiated_rpc = int(reply["d"].get("negotiatedRpcVersion", RPC_VERSION))
@@ -230,7 +232,10 @@ class ObsClient:
             d["requestData"] = data
         try:
             await ws.send(self._encode(Op.REQUEST, d))
-            resp = await asyncio.wait_for(fut, self.config.request_timeout_s)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that arrives in the
+            # tick the answer does, and the cancelled task (the bridge being stopped) runs on.
+            async with asyncio.timeout(self.config.request_timeout_s):
+                resp = await fut
         except ConnectionClosed:
             raise BridgeError("OBS connection lost while sending a request") from None
         except TimeoutError:

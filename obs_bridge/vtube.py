@@ -106,7 +106,8 @@ class VTubeStudio:
         await ws.send(json.dumps({"apiName": API_NAME, "apiVersion": API_VERSION, "requestID": rid,
                                   "messageType": message_type, "data": data}))
         while True:
-            reply = json.loads(await asyncio.wait_for(ws.recv(), self.config.request_timeout_s))
+            async with asyncio.timeout(self.config.request_timeout_s):  # not wait_for (see obs.ObsClient.request)
+                reply = json.loads(await ws.recv())
             if reply.get("requestID") == rid:
                 break  # anything else is an event or a stale answer
         body = reply.get("data") or {}

@@ -137,3 +137,25 @@ def test_reconnects_after_obs_restart() -> None:
         await obs.stop()
 
     run(go())
+
+
+def test_cancelling_a_request_whose_answer_just_arrived_still_cancels() -> None:
+    """Stopping the bridge cancels its task; the cancel must not be lost when OBS answers in the same tick
+    (``asyncio.wait_for`` on Python 3.11 returned the answer and dropped the cancel: shutdown hung)."""
+
+    class SilentSocket:
+        async def send(self, message: object) -> None:
+            pass
+
+    async def go() -> None:
+        client = ObsClient(ObsConfig(url="ws://127.0.0.1:1"))
+        client._ws = SilentSocket()  # type: ignore[assignment]
+        task = asyncio.get_running_loop().create_task(client.request("GetVersion"))
+        await asyncio.sleep(0)  # the request is sent and waits for its answer
+        (fut,) = client._pending.values()
+        fut.set_result({"requestStatus": {"result": True, "code": 100}, "responseData": {}})
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(go())
