@@ -15,8 +15,8 @@ block by SOLA (:mod:`streaming.sola`). HuBERT (its first GroupNorm and its atten
 window), the RVQ and the SoVITS prior run again over the whole window for every block. The HiFi-GAN
 decoder does not: it reaches about 11 latent frames either way (:mod:`.streaming_decode`), so only the
 emitted span plus ``vocoder_context`` frames before it is decoded, which gives the same samples as
-decoding the whole window (tested) for about half of the per-block time at 250 ms blocks
-(``bench/vc_live_rtf.py``). Window starts lie on the absolute 1280-sample grid of the 25 Hz codes, so
+decoding the whole window (tested) in about two thirds of the per-block time (1.4-1.5x faster at
+250-500 ms blocks, ``bench/vc_live_rtf.py``). Window starts lie on the absolute 1280-sample grid of the 25 Hz codes, so
 every block pairs the same HuBERT frames into codes. On two CPU cores this is still slower than real
 time with full-size models; ``anchorvoice live`` measures it and says so.
 """
