@@ -101,7 +101,14 @@ def strided_conv(x: Tensor, taps: Tensor, stride: int, bias: Tensor | None, out:
     return out
 
 
-def conv_stack(wav: Tensor, folded: FoldedConv0, conv0: nn.Conv1d, convs: list[nn.Conv1d], tile: int = 250) -> Tensor:
+def conv_stack(
+    wav: Tensor,
+    folded: FoldedConv0,
+    conv0: nn.Conv1d,
+    convs: list[nn.Conv1d],
+    tile: int = 250,
+    taps: list[Tensor] | None = None,
+) -> Tensor:
     """(B, N) samples -> (B, T, C) feature-encoder output: folded ``conv0`` + GELU, then each conv + GELU.
 
     ``convs`` are the layers after the first (their weights and biases are used; ``conv0`` only gives
@@ -117,7 +124,8 @@ def conv_stack(wav: Tensor, folded: FoldedConv0, conv0: nn.Conv1d, convs: list[n
     bsz, n = wav.shape
     if n < span:
         raise ValueError(f"conv_stack needs at least {span} samples, got {n}")
-    taps = [tap_matrix(c.weight) for c in convs]
+    if taps is None:  # callers that run often pass them cached (one 17 MB copy per call for the base config)
+        taps = [tap_matrix(c.weight) for c in convs]
     chans = [folded.weight.shape[2], *(c.out_channels for c in convs)]
     t_final = (n - span) // hop + 1
     out = wav.new_empty(bsz, t_final, chans[-1])
@@ -149,11 +157,10 @@ def conv_stack(wav: Tensor, folded: FoldedConv0, conv0: nn.Conv1d, convs: list[n
 
 def receptive_field(kernels: list[int], strides: list[int]) -> tuple[int, int]:
     """(hop, span) in input samples of one output frame of a conv stack: frame t sees ``hop*t .. hop*t+span-1``."""
-    span, hop = 1, 1
+    span = 1
     for k, s in zip(reversed(kernels), reversed(strides), strict=True):
         span = (span - 1) * s + k
-    hop = math.prod(strides)
-    return hop, span
+    return math.prod(strides), span
 
 
 def overlap_save_size(kernel: int) -> int:

@@ -146,7 +146,7 @@ def test_fft_positional_conv_equals_conv1d(kernel: int, b: int, t: int) -> None:
 
 def test_forward_equals_the_plain_path_and_follows_new_weights() -> None:
     """Inference (fast paths) and grad-enabled (plain modules) forward agree, also after the positional
-    conv weight changes in place (the cached spectrum must not go stale)."""
+    conv and a feature-encoder conv weight change in place (cached spectrum and taps must not go stale)."""
     model = _model()
     wav = _signal(2, 8000 + 77)
     for step in range(2):
@@ -156,4 +156,5 @@ def test_forward_equals_the_plain_path_and_follows_new_weights() -> None:
         torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
         with torch.no_grad():
             model.encoder.pos_conv_embed.conv.weight.mul_(-1.5)
+            model.feature_extractor.conv_layers[2].conv.weight.mul_(1.5)  # the cached GEMM taps too
         assert step == 1 or not torch.allclose(model(wav).detach(), ref, atol=1e-3)

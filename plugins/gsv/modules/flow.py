@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from plugins.gsv.modules.derived import DerivedWeights
 from plugins.gsv.modules.weight_norm import WNConv1d
 
 
@@ -40,15 +41,12 @@ class WN(nn.Module):
             # The last layer only feeds the skip sum, so it has half the outputs (official layout).
             res_skip = 2 * hidden_channels if i < n_layers - 1 else hidden_channels
             self.res_skip_layers.append(WNConv1d(hidden_channels, res_skip, 1))
-        self._tap_cache: tuple[tuple[int, ...], list[Tensor]] | None = None
+        self._taps: DerivedWeights[list[Tensor]] = DerivedWeights()
 
-    def _taps(self) -> list[Tensor]:
-        """Each ``in_layers`` weight (2h, h, k) as k contiguous (h, 2h) GEMM operands, rebuilt on change."""
+    def _tap_weights(self) -> list[Tensor]:
+        """Each ``in_layers`` weight (2h, h, k) as k contiguous (h, 2h) GEMM operands."""
         weights = [layer.weight for layer in self.in_layers]
-        key = tuple(v for w in weights for v in (w.data_ptr(), -1 if w.is_inference() else w._version))
-        if self._tap_cache is None or self._tap_cache[0] != key:
-            self._tap_cache = (key, [w.detach().permute(2, 1, 0).contiguous() for w in weights])
-        return self._tap_cache[1]
+        return self._taps.get(weights, lambda: [w.detach().permute(2, 1, 0).contiguous() for w in weights])
 
     def forward(self, x: Tensor, x_mask: Tensor, g: Tensor | None = None) -> Tensor:
         """(B, h, T) -> (B, h, T). Runs time-major: each dilated conv is a sum of k GEMMs on shifted row
@@ -56,21 +54,22 @@ class WN(nn.Module):
         at the prior's sizes (h = 192, k = 5, T = 500); same sums up to rounding."""
         cond = self.cond_layer(g) if g is not None else None  # (B, 2h*n_layers, 1)
         xt, mt = x.transpose(1, 2), x_mask.transpose(1, 2)  # (B, T, h), (B, T, 1)
-        out = [self._forward_one(xt[i], mt[i], None if cond is None else cond[i, :, 0]) for i in range(x.size(0))]
+        taps = self._tap_weights()
+        out = [self._forward_one(xt[i], mt[i], None if cond is None else cond[i, :, 0], taps) for i in range(x.size(0))]
         return torch.stack(out).transpose(1, 2)
 
-    def _forward_one(self, x: Tensor, mask: Tensor, cond: Tensor | None) -> Tensor:
-        """One item: ``x`` (T, h), ``mask`` (T, 1), ``cond`` (2h*n_layers,) -> (T, h)."""
+    def _forward_one(self, x: Tensor, mask: Tensor, cond: Tensor | None, taps: list[Tensor]) -> Tensor:
+        """One item: ``x`` (T, h), ``mask`` (T, 1), ``cond`` (2h*n_layers,), ``taps`` of each layer -> (T, h)."""
         h, t = self.hidden_channels, x.size(0)
         output: Tensor | None = None
-        for i, (in_layer, taps, res_skip_layer) in enumerate(zip(self.in_layers, self._taps(), self.res_skip_layers)):
+        for i, (in_layer, w, res_skip_layer) in enumerate(zip(self.in_layers, taps, self.res_skip_layers)):
             dilation, pad = in_layer.dilation[0], in_layer.padding
             assert isinstance(pad, tuple)
             padded = F.pad(x, (0, 0, pad[0], pad[0]))
             bias = in_layer.bias if cond is None else in_layer.bias + cond[i * 2 * h : (i + 1) * 2 * h]
-            x_in = torch.addmm(bias, padded[:t], taps[0])  # (T, 2h)
-            for j in range(1, len(taps)):
-                x_in.addmm_(padded[j * dilation : j * dilation + t], taps[j])
+            x_in = torch.addmm(bias, padded[:t], w[0])  # (T, 2h)
+            for j in range(1, len(w)):
+                x_in.addmm_(padded[j * dilation : j * dilation + t], w[j])
             acts = torch.tanh(x_in[:, :h]) * torch.sigmoid(x_in[:, h:])
             res_skip = F.linear(acts, res_skip_layer.weight[:, :, 0], res_skip_layer.bias)
             if i < self.n_layers - 1:
