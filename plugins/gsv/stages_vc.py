@@ -86,7 +86,7 @@ class GsvVoiceConverter(VoiceConverter):
             GsvSovitsConfig(sovits_path=c.sovits_path, noise_scale=c.noise_scale, seed=c.seed)
         )
         self._history = np.zeros(0, np.float32)
-        self._received = 0  # samples of the live stream so far, the silence before it included
+        self._origin = -1  # stream index of _history[0] (the silence before the stream included); -1: not started
         self._joiner: SolaJoiner | None = None
 
     def prepare(self, voice: Voice | None) -> None:
@@ -103,7 +103,7 @@ class GsvVoiceConverter(VoiceConverter):
 
     def reset(self) -> None:
         self._history = np.zeros(0, np.float32)
-        self._received = 0
+        self._origin = -1
         self._joiner = None
 
     def _latent(self, x: FloatArray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,17 +156,15 @@ class GsvVoiceConverter(VoiceConverter):
             raise AudioInputError("gsv-vc: vocoder_context must be >= 0 latent frames")
         if self._joiner is None or self._joiner.block != b:
             self._joiner = SolaJoiner(b, overlap, search)
-        if self._received == 0:  # start of the stream: the window's past is silence
-            self._history = np.zeros(b + lookahead, np.float32)
-            self._received = len(self._history)
+        if self._origin < 0:  # start of the stream: the window's past is silence
+            self._history, self._origin = np.zeros(b + lookahead, np.float32), 0
         self._history = np.concatenate([self._history, block.samples])
-        self._received += b
         # The window starts `context_s` before the emitted block, rounded down to the absolute code grid.
-        first = self._received - lookahead - b  # stream index of the block's first output sample
+        first = self._origin + len(self._history) - lookahead - b  # stream index of the block's first output
         window_start = max(0, first - self._samples(self.config.context_s)) // CODE_SAMPLES * CODE_SAMPLES
-        keep = self._received - max(window_start, self._received - len(self._history))
-        self._history = self._history[len(self._history) - keep :]
-        start = len(self._history) - lookahead - b  # the block's first output sample in the window
+        drop = max(0, window_start - self._origin)
+        self._history, self._origin = self._history[drop:], self._origin + drop
+        start = first - self._origin  # the block's first output sample in the window
         z, ge = self._latent(self._history)
         f0 = max(0, start // FRAME_SAMPLES - self.config.vocoder_context)
         y = self._vocode(z[:, f0:], ge)
