@@ -39,7 +39,7 @@ demo: venv
 	$(VENV)/bin/anchorvoice demo --out out
 
 lint: venv
-	$(VENV)/bin/ruff check engine plugins streaming obs_bridge tests bench
+	$(VENV)/bin/ruff check anchorvoice/*.py engine plugins streaming obs_bridge tests bench
 
 typecheck: venv
 	$(VENV)/bin/mypy

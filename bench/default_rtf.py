@@ -46,8 +46,8 @@ ASTERISK = Path("/usr/share/asterisk/sounds/en/demo-congrats.g722")
 def _reference(sr: int) -> tuple[Any, str]:
     import numpy as np
 
-    from engine.audio_io import resample
-    from engine.frames import AudioFrame, TextFrame
+    from anchorvoice.audio_io import resample
+    from anchorvoice.frames import AudioFrame, TextFrame
 
     if ASTERISK.exists():
         import av
@@ -55,7 +55,7 @@ def _reference(sr: int) -> tuple[Any, str]:
         with av.open(str(ASTERISK), format="g722") as c:
             x = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)]) / 32768.0
         return AudioFrame(resample(x.astype(np.float32), 16000, sr), sr), "asterisk demo-congrats (human)"
-    from plugins.base_voice import FliteConfig, FliteVoice
+    from anchorvoice.plugins.base_voice import FliteConfig, FliteVoice
 
     ref = FliteVoice(FliteConfig(voice="slt")).synthesize(TextFrame(TEXT, "en"))
     return ref.with_samples(resample(ref.samples, ref.sample_rate, sr), sr), "flite slt (asterisk sounds not installed)"
@@ -94,15 +94,15 @@ def worker(threads: int, repeats: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
-    from engine.audio_io import resample
-    from engine.frames import TextFrame
-    from engine.voices import Voice
-    from plugins.base_voice import EspeakVoice, FliteVoice
-    from plugins.dsp.converter import DspVoiceConverter
-    from plugins.effects.compressor import CompressorEffect
-    from plugins.effects.gain import GainConfig, GainEffect
-    from plugins.effects.gate import NoiseGateEffect
-    from plugins.effects.highpass import HighPassEffect
+    from anchorvoice.audio_io import resample
+    from anchorvoice.engine.voices import Voice
+    from anchorvoice.frames import TextFrame
+    from anchorvoice.plugins.base_voice import EspeakVoice, FliteVoice
+    from anchorvoice.plugins.dsp.converter import DspVoiceConverter
+    from anchorvoice.plugins.effects.compressor import CompressorEffect
+    from anchorvoice.plugins.effects.gain import GainConfig, GainEffect
+    from anchorvoice.plugins.effects.gate import NoiseGateEffect
+    from anchorvoice.plugins.effects.highpass import HighPassEffect
 
     results: dict[str, Any] = {"threads": threads, "stages": {}}
 

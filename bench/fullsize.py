@@ -20,7 +20,7 @@ from torch import nn
 
 def _weight_norm_pairs(model: nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Folded conv weights -> the official (weight_g, weight_v) pairs with g = |v| over dims 1.."""
-    from plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d
+    from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d
 
     wn = {n + "." for n, m in model.named_modules() if isinstance(m, (WNConv1d, WNConvTranspose1d))}
     out: dict[str, torch.Tensor] = {}
@@ -35,7 +35,7 @@ def _weight_norm_pairs(model: nn.Module, sd: dict[str, torch.Tensor]) -> dict[st
 
 
 def write_sovits(path: Path, seed: int = 0) -> Path:
-    from plugins.gsv.sovits import SovitsConfig, SynthesizerTrn, official_v2_config
+    from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn, official_v2_config
 
     torch.manual_seed(seed)
     config: dict[str, Any] = official_v2_config()
@@ -47,7 +47,7 @@ def write_sovits(path: Path, seed: int = 0) -> Path:
 
 
 def write_gpt(path: Path, seed: int = 0, max_sec: int = 54) -> Path:
-    from plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
+    from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
 
     torch.manual_seed(seed)
     cfg = T2SConfig()
@@ -66,7 +66,7 @@ def write_gpt(path: Path, seed: int = 0, max_sec: int = 54) -> Path:
 
 
 def write_hubert(folder: Path, seed: int = 0) -> Path:
-    from plugins.gsv.hubert import HubertConfig, HubertModel
+    from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel
 
     torch.manual_seed(seed)
     config = HubertConfig()  # its defaults are chinese-hubert-base's sizes

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from anchorvoice.engine.checkpoints import load_hubert
+from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel, build_hubert
 from bench.timing import time_alternately
-from engine.checkpoints import load_hubert
-from plugins.gsv.hubert import HubertConfig, HubertModel, build_hubert
 
 # BASELINE.md: "HuBERT base (chinese-hubert-base size, 94.4 M params) on 10 s at 16 kHz | 0.97 s".
 OFFICIAL_SECONDS_FOR_10S = 0.97

@@ -5,7 +5,7 @@ Usage: ``.venv/bin/python -m bench.live_latency [--repeats 5] [--block-ms 10] [-
 pulseaudio-utils and libasound2-plugins, installed by ``make test`` as root).
 
 A private PulseAudio daemon gets a fake microphone (null sink + remapped source) and the engine's
-virtual microphone. ``anchorvoice live``'s session (``streaming.live_session.LiveSession``) runs the
+virtual microphone. ``anchorvoice live``'s session (``anchorvoice.streaming.live_session.LiveSession``) runs the
 DSP converter from the fake microphone to the virtual one, toward a voice made from a real speech
 prompt (asterisk-core-sounds) played 25 % faster. Each repeat plays one click into a combine sink
 that feeds both the fake microphone and the virtual microphone's sink, and records the virtual
@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from engine.audio_io import read_audio
-from engine.engine import Engine, EngineConfig
-from streaming.backends.sounddevice_backend import SoundDeviceBackend
-from streaming.converter_stream import ConverterProcess
-from streaming.live_session import LiveConfig, LiveSession
-from streaming.virtual_mic import VirtualMic
+from anchorvoice.audio_io import read_audio
+from anchorvoice.engine.engine import Engine, EngineConfig
+from anchorvoice.streaming.backends.sounddevice_backend import SoundDeviceBackend
+from anchorvoice.streaming.converter_stream import ConverterProcess
+from anchorvoice.streaming.live_session import LiveConfig, LiveSession
+from anchorvoice.streaming.virtual_mic import VirtualMic
 from tests.integration.pulse import PulseDaemon, onset
 
 RATE = 48000

@@ -4,7 +4,7 @@ Usage: ``python bench/ring_throughput.py [--seconds 1.0] [--repeats 5]``
 
 Reports, each as the median of ``--repeats`` runs:
 
-* single-thread write+read throughput of :class:`streaming.ring.RingBuffer` in samples/s for
+* single-thread write+read throughput of :class:`anchorvoice.streaming.ring.RingBuffer` in samples/s for
   several block sizes;
 * SPSC throughput with a producer and a consumer thread;
 * the cost of one ``LiveRunner.callback`` call (input write + output read, stereo device buffers)
@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from engine.runner import LiveRunner, RunnerConfig
-from streaming.ring import RingBuffer
+from anchorvoice.engine.runner import LiveRunner, RunnerConfig
+from anchorvoice.streaming.ring import RingBuffer
 
 
 def single_thread(block: int, seconds: float) -> float:

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio_io import read_audio
-from engine.runner import LiveRunner, RunnerConfig
+from anchorvoice.audio_io import read_audio
+from anchorvoice.engine.runner import LiveRunner, RunnerConfig
 
 ASTERISK_EN = Path("/usr/share/asterisk/sounds/en")
 
@@ -62,8 +62,8 @@ def make_process(kind: str, cfg: RunnerConfig) -> Any:
     if kind == "identity":
         return lambda frame: frame
     if kind == "dsp":
-        from plugins.dsp.converter import DspConfig, DspVoiceConverter
-        from streaming.converter_stream import ConverterProcess
+        from anchorvoice.plugins.dsp.converter import DspConfig, DspVoiceConverter
+        from anchorvoice.streaming.converter_stream import ConverterProcess
 
         conv = DspVoiceConverter(DspConfig(pitch_semitones=4.0, formant_ratio=1.12))
         conv.prepare(None)

@@ -11,15 +11,15 @@ counts only this process's work, the wall figure also time spent waiting for a c
 
 Compared:
 
-* ``anchorvoice``: :class:`plugins.gsv.sovits.SynthesizerTrn` as shipped (weight norm folded at
+* ``anchorvoice``: :class:`anchorvoice.plugins.gsv.sovits.SynthesizerTrn` as shipped (weight norm folded at
   load, decoder convs on the channels-last layout, shared activations, in-place adds);
 * ``ncw reference``: the same weights with the decoder on plain conv1d (NCW) in the official order
   of operations, i.e. what the official Generator computes, measured here in the same run;
 * the official figure 2.47 s from BASELINE.md (measured on another machine: a 2-core AMD EPYC);
-* the decoder streamed through :class:`plugins.gsv.streaming_decode.ChunkedDecoder` (total time and
+* the decoder streamed through :class:`anchorvoice.plugins.gsv.streaming_decode.ChunkedDecoder` (total time and
   time to the first audio chunk);
 * the HiFi-GAN generator alone with and without the block-DFT residual blocks
-  (:mod:`plugins.gsv.fft_conv`, ``Generator.block_dft``), timed alternately in one loop;
+  (:mod:`anchorvoice.plugins.gsv.fft_conv`, ``Generator.block_dft``), timed alternately in one loop;
 * with ``--official DIR`` (a GPT-SoVITS checkout's ``GPT_SoVITS`` folder, with ``module/`` and
   ``text/symbols*.py``): the official ``SynthesizerTrn.decode`` and its ``dec`` on the same weights
   (weight-norm pairs rebuilt from ours), timed alternately with ours in one loop. Its training-only
@@ -79,9 +79,9 @@ def _rearrange(x: Any, pattern: str) -> Any:
 def official_model(folder: Path, ours: Any) -> Any:
     """The official ``SynthesizerTrn`` from a checkout, built as its TTS loader does, with our weights."""
 
+    from anchorvoice.plugins.gsv.sovits import official_v2_config
     from bench.fullsize import _weight_norm_pairs
     from bench.official_stubs import stub_module
-    from plugins.gsv.sovits import official_v2_config
 
     def _unused(*a: Any, **k: Any) -> Any:
         raise NotImplementedError("training-only stub")
@@ -109,8 +109,8 @@ def official_model(folder: Path, ours: Any) -> Any:
 def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, Any]:
     import torch
 
-    from plugins.gsv.sovits import SovitsConfig, SynthesizerTrn, official_v2_config
-    from plugins.gsv.spectrogram import linear_spectrogram
+    from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn, official_v2_config
+    from anchorvoice.plugins.gsv.spectrogram import linear_spectrogram
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -158,7 +158,7 @@ def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, A
         "enc_p+flow": _time(part_prior, repeats),
         "dec": _time(part_dec, repeats),
     }
-    from plugins.gsv.streaming_decode import ChunkedDecoder
+    from anchorvoice.plugins.gsv.streaming_decode import ChunkedDecoder
 
     def chunked() -> float:
         """Stream the 10 s latent through the chunked decoder; returns seconds to the first audio."""
@@ -173,7 +173,7 @@ def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, A
     res["chunked_dec"] = _time(chunked, repeats)
     res["first_chunk_s"] = statistics.median(chunked() for _ in range(3))
 
-    from plugins.gsv.hifigan import BlockDFTRule
+    from anchorvoice.plugins.gsv.hifigan import BlockDFTRule
 
     rule = BlockDFTRule()  # opt-in in the product (memory); compared here with the direct path
 

@@ -11,7 +11,7 @@ differing token, and teacher-forced top-1 agreement (both fed the float32 tokens
 dropped) over all steps. Random weights give flatter logits than a trained model, so these
 agreement figures are a pessimistic proxy.
 
-``int8`` decode steps run the numba weight-only-int8 step (:mod:`plugins.gsv.t2s_int8_step`) with
+``int8`` decode steps run the numba weight-only-int8 step (:mod:`anchorvoice.plugins.gsv.t2s_int8_step`) with
 ``--threads`` numba threads; its one-time JIT compile (or on-disk cache load) falls in the warm-up,
 whose time is printed.
 
@@ -37,9 +37,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugins.gsv.kv_cache import T2SRuntime  # noqa: E402
-from plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder, prefix_mask  # noqa: E402
-from plugins.gsv.t2s_sampling import SamplingConfig, decode_stream, make_generator, sample_tokens  # noqa: E402
+from anchorvoice.plugins.gsv.kv_cache import T2SRuntime  # noqa: E402
+from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder, prefix_mask  # noqa: E402
+from anchorvoice.plugins.gsv.t2s_sampling import SamplingConfig, decode_stream, make_generator, sample_tokens  # noqa: E402
 
 OFFICIAL_PREFILL_S = 0.29  # BASELINE.md: T2S prefill, 60 phones + 150 prompt tokens
 OFFICIAL_DECODE_MS = 32.5  # BASELINE.md: T2S decode, KV cache, batch 1, 250 tokens, EOS off
@@ -143,7 +143,7 @@ def fixture_agreement(precision: str) -> str:
     """Greedy tokens of the official fixture cases (shared/gsv_reference, small s1) in ``precision``."""
     import numpy as np
 
-    from plugins.gsv.t2s_model import load_t2s
+    from anchorvoice.plugins.gsv.t2s_model import load_t2s
 
     root = Path(__file__).resolve().parents[2] / "shared" / "gsv_reference"
     if not (root / "s1_v2_small.ckpt").is_file():

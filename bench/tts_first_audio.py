@@ -26,10 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from anchorvoice.audio_io import speech_like_signal  # noqa: E402
+from anchorvoice.engine.engine import Engine, EngineConfig  # noqa: E402
+from anchorvoice.engine.pipeline import Pipeline  # noqa: E402
 from bench.fullsize import write_gpt, write_hubert, write_sovits  # noqa: E402
-from engine.engine import Engine, EngineConfig  # noqa: E402
-from engine.pipeline import Pipeline  # noqa: E402
-from engine.testing import speech_like_signal  # noqa: E402
 
 SENTENCE = ("Thanks so much for the follow everyone, tonight we are going to play something new "
             "and I hope you enjoy it")  # 20 words

@@ -28,11 +28,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from anchorvoice.engine.voices import Voice
+from anchorvoice.frames import AudioFrame
+from anchorvoice.plugins.gsv.stages_vc import GsvVcConfig, GsvVoiceConverter
 from bench.fullsize import write_hubert, write_sovits
 from bench.hubert_rtf import speech_like
-from engine.frames import AudioFrame
-from engine.voices import Voice
-from plugins.gsv.stages_vc import GsvVcConfig, GsvVoiceConverter
 
 SR = 32000
 WHOLE = 10**6

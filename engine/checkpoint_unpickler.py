@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from engine.errors import CorruptCheckpointError, UnsafeCheckpointError
+from anchorvoice.errors import CorruptCheckpointError, UnsafeCheckpointError
 
 # data.pkl holds only structure (tensor bytes are separate entries): ~80 kB for a full-size SoVITS.
 _MAX_PICKLE_BYTES = 64 * 1024 * 1024

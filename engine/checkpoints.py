@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint_unpickler import load_pickled, to_plain
-from engine.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointError
+from anchorvoice.engine.checkpoint_unpickler import load_pickled, to_plain
+from anchorvoice.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointError
 
 SOVITS_HEAD_TAGS: dict[bytes, str] = {
     b"00": "v1",

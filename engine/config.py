@@ -2,7 +2,7 @@
 
 Every config class is a plain ``@dataclass`` with one docstring line per field (in the class
 docstring or as attribute docstrings). :func:`from_dict` validates a mapping into it: unknown keys,
-wrong types and missing required fields raise :class:`~engine.errors.ConfigError`. Nested
+wrong types and missing required fields raise :class:`~anchorvoice.errors.ConfigError`. Nested
 dataclasses, ``list[...]``, ``dict[str, ...]``, ``X | None`` and ``Literal[...]`` are understood.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.errors import ConfigError
+from anchorvoice.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -6,22 +6,33 @@ process can run several (tests do) and a server can switch voices without restar
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError
-from engine.frames import AudioFrame
-from engine.pipeline import Pipeline
-from engine.pipeline_config import PipelineConfig, load_pipeline
-from engine.plugins import PluginManager
-from engine.stages import VoiceConverter
-from engine.voices import Voice, VoiceLibrary
+from anchorvoice.engine.pipeline import Pipeline
+from anchorvoice.engine.pipeline_config import PipelineConfig, load_pipeline
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.engine.stages import VoiceConverter
+from anchorvoice.engine.voices import Voice, VoiceLibrary
+from anchorvoice.errors import ConfigError
+from anchorvoice.frames import AudioFrame
 
 
 def default_configs_dir() -> Path:
-    """The repository's ``configs/`` folder (the package is installed in editable mode)."""
-    return Path(__file__).resolve().parent.parent / "configs"
+    """The presets shipped as package data (``anchorvoice/configs/*.toml``, the repository's ``configs/``)."""
+    return Path(str(resources.files("anchorvoice").joinpath("configs")))
+
+
+def is_preset_path(preset: str | Path) -> bool:
+    """A path names a file (it has a folder separator or ends in ``.toml``); a bare word names a preset.
+
+    A folder called ``demo`` or ``tts`` in the current directory never shadows the preset of that name.
+    """
+    text = str(preset)
+    return isinstance(preset, Path) or text.endswith(".toml") or "/" in text or os.sep in text
 
 
 @dataclass
@@ -58,16 +69,22 @@ class Engine:
 
     # -- presets -----------------------------------------------------------------------------
     def preset_path(self, preset: str | Path) -> Path:
-        p = Path(preset)
-        if p.suffix == ".toml" or p.exists():
+        if is_preset_path(preset):
+            p = Path(preset)
+            if not p.is_file():
+                raise ConfigError(f"preset file {str(p)!r} does not exist (or is not a file); give a .toml file "
+                                  f"or a preset name: {', '.join(self.preset_names())}")
             return p
         candidate = self.config.configs_dir / f"{preset}.toml"
         if not candidate.exists():
-            have = sorted(x.stem for x in self.config.configs_dir.glob("*.toml"))
             raise ConfigError(
-                f"no preset named {str(preset)!r}; presets: {', '.join(have)} (or pass a .toml path)"
+                f"no preset named {str(preset)!r}; presets: {', '.join(self.preset_names())} (or pass a .toml path)"
             )
         return candidate
+
+    def preset_names(self) -> list[str]:
+        """Names of the presets in ``configs_dir``."""
+        return sorted(x.stem for x in self.config.configs_dir.glob("*.toml"))
 
     def load_preset(self, preset: str | Path) -> PipelineConfig:
         return load_pipeline(self.preset_path(preset), self.plugins)

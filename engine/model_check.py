@@ -1,8 +1,8 @@
 """Check a voice's model files when it is added, so a bad file fails then and not on stream.
 
-Uses the safe loaders of :mod:`engine.checkpoints` (no pickled code runs), refuses unsupported
+Uses the safe loaders of :mod:`anchorvoice.engine.checkpoints` (no pickled code runs), refuses unsupported
 versions with the version named, and refuses a GPT (s1) file whose phoneme vocabulary does not
-match the SoVITS (s2) text embedding (``engine.checkpoints.check_phoneme_vocab``, the same rule the
+match the SoVITS (s2) text embedding (``anchorvoice.engine.checkpoints.check_phoneme_vocab``, the same rule the
 GPT stage applies).
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.checkpoints import check_phoneme_vocab, load_gpt, load_hubert, load_sovits
-from engine.errors import CheckpointError
+from anchorvoice.engine.checkpoints import check_phoneme_vocab, load_gpt, load_hubert, load_sovits
+from anchorvoice.errors import CheckpointError
 
 
 def phoneme_vocab_sizes(gpt_config: Mapping[str, Any], sovits_weights: Mapping[str, Any]) -> tuple[int, int]:

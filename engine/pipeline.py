@@ -1,6 +1,6 @@
 """A pipeline bound to one voice: builds its stages from a preset and runs offline jobs.
 
-Paths (chosen by the voice, see :mod:`engine.pipeline_config`):
+Paths (chosen by the voice, see :mod:`anchorvoice.engine.pipeline_config`):
 
 * TTS, embedded default: ``base_voice -> converter -> effects``
 * TTS, neural (GPT-SoVITS voice): ``frontend -> prosody -> decoder -> vocoder -> effects``, with the
@@ -19,12 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio_io import resample
-from engine.errors import ConfigError, StageError, TextInputError, UnsupportedLanguageError
-from engine.frames import AudioFrame, FeatureFrame, PhonemeFrame, TextFrame, TokenFrame
-from engine.pipeline_config import SLOT_KINDS, PipelineConfig, StageSpec, build_stage
-from engine.plugins import PluginManager
-from engine.stages import (
+from anchorvoice.audio_io import resample
+from anchorvoice.engine.pipeline_config import SLOT_KINDS, PipelineConfig, StageSpec, build_stage
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.engine.stages import (
     BaseVoice,
     Decoder,
     Effect,
@@ -37,8 +35,10 @@ from engine.stages import (
     VocoderStream,
     VoiceConverter,
 )
-from engine.voices import Voice
-from streaming.resample import StreamResampler
+from anchorvoice.engine.voices import Voice
+from anchorvoice.errors import ConfigError, StageError, TextInputError, UnsupportedLanguageError
+from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TextFrame, TokenFrame
+from anchorvoice.streaming.resample import StreamResampler
 
 # GPT-SoVITS appends 0.3 s of zeros (counted at 32 kHz: 9600 samples) to the 16 kHz reference
 # before HuBERT (inference_webui.get_tts_wav); the fixture README documents it.
@@ -338,7 +338,7 @@ class Pipeline:
     def warm_up(self) -> None:
         """Run each voice converter once on a short signal (JIT compilation, first-call allocation),
         then clear the timings, so that reported real-time factors describe steady-state work."""
-        from engine.testing import speech_like_signal
+        from anchorvoice.audio_io import speech_like_signal
 
         for slot in ("converter", "neural_converter"):
             conv = self._stages.get(slot)

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.config import from_dict, load_toml
-from engine.errors import ConfigError, PluginNotFoundError
-from engine.plugins import PluginManager
+from anchorvoice.engine.config import from_dict, load_toml
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.errors import ConfigError, PluginNotFoundError
 
 SLOT_KINDS: dict[str, str] = {
     "base_voice": "base_voice",

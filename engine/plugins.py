@@ -18,9 +18,9 @@ from typing import Any
 
 import pluggy
 
-from engine import hookspecs
-from engine.errors import PluginError, PluginNotFoundError
-from engine.stages import STAGE_KINDS, Stage
+from anchorvoice.engine import hookspecs
+from anchorvoice.engine.stages import STAGE_KINDS, Stage
+from anchorvoice.errors import PluginError, PluginNotFoundError
 
 ENTRY_POINT_GROUP = "anchorvoice"
 BUILTIN_DISTRIBUTION = "anchorvoice"

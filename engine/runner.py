@@ -2,7 +2,7 @@
 
 Public API (used by the device backends and ``anchorvoice live``)::
 
-    from engine.runner import LiveRunner, RunnerConfig, RunnerStats
+    from anchorvoice.engine.runner import LiveRunner, RunnerConfig, RunnerStats
 
     runner = LiveRunner(process, RunnerConfig(sample_rate=48000), on_event=print)
     runner.warmup()                    # optional: first calls (JIT, CUDA init) before going live
@@ -13,8 +13,8 @@ Public API (used by the device backends and ``anchorvoice live``)::
     runner.latency.describe()          # streaming.latency.LatencyAccount of this configuration
     runner.stop()                      # or: with LiveRunner(...) as runner: ...
 
-``RunnerConfig`` (in :mod:`engine.runner_config`, re-exported here) holds every setting; bad values
-raise :class:`~engine.errors.ConfigError` naming ``[live.<field>]``. ``runner.block``,
+``RunnerConfig`` (in :mod:`anchorvoice.engine.runner_config`, re-exported here) holds every setting; bad values
+raise :class:`~anchorvoice.errors.ConfigError` naming ``[live.<field>]``. ``runner.block``,
 ``runner.window_size``, ``runner.input_ring`` and ``runner.output_ring`` (:class:`streaming.ring.
 RingBuffer`) are public for backends and tests.
 
@@ -25,7 +25,7 @@ span, at any rate (the runner resamples a different rate back). The output is al
 of the window, so a converter may skip the context head and return only the newest
 ``crossfade + sola_search + block + lookahead`` samples (as RVC's decoder does). The runner keeps
 ``block + crossfade + sola_search`` samples of it and joins them with SOLA
-(:mod:`streaming.sola`). ``process`` is only ever called from one thread at a time. Output that is
+(:mod:`anchorvoice.streaming.sola`). ``process`` is only ever called from one thread at a time. Output that is
 too short or not finite counts as an error (see below).
 
 Contract of ``callback`` (python-sounddevice's callback rules): it only copies between the device
@@ -71,14 +71,14 @@ from typing import Any
 
 import numpy as np
 
-from engine.frames import AudioFrame, FloatArray
-from engine.runner_config import RunnerConfig, RunnerStats
-from engine.stage_streams import StageStreams
-from streaming.chunker import Chunker
-from streaming.latency import LatencyAccount
-from streaming.resample import resample
-from streaming.ring import RingBuffer
-from streaming.sola import SolaJoiner
+from anchorvoice.engine.runner_config import RunnerConfig, RunnerStats
+from anchorvoice.engine.stage_streams import StageStreams
+from anchorvoice.frames import AudioFrame, FloatArray
+from anchorvoice.streaming.chunker import Chunker
+from anchorvoice.streaming.latency import LatencyAccount
+from anchorvoice.streaming.resample import resample
+from anchorvoice.streaming.ring import RingBuffer
+from anchorvoice.streaming.sola import SolaJoiner
 
 __all__ = ["EventFn", "LiveRunner", "ProcessFn", "RunnerConfig", "RunnerStats", "StageStreams"]
 

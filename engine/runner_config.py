@@ -1,7 +1,7 @@
-"""Typed configuration and statistics of the live runner (:mod:`engine.runner`).
+"""Typed configuration and statistics of the live runner (:mod:`anchorvoice.engine.runner`).
 
 ``RunnerConfig`` fills from the ``[runner]`` table of ``configs/vc.toml`` via
-:func:`engine.config.from_dict` and from ``anchorvoice live`` options; ``RunnerStats`` is the
+:func:`anchorvoice.engine.config.from_dict` and from ``anchorvoice live`` options; ``RunnerStats`` is the
 snapshot ``LiveRunner.stats()`` returns for the status line and the end-of-stream summary.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.errors import ConfigError
-from streaming.ring import OverflowPolicy
-from streaming.sola import MAX_OVERLAP_S
+from anchorvoice.errors import ConfigError
+from anchorvoice.streaming.ring import OverflowPolicy
+from anchorvoice.streaming.sola import MAX_OVERLAP_S
 
 
 @dataclass

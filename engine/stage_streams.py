@@ -35,7 +35,7 @@ class StageStreams:
             import torch  # lazy: CPU paths must not import it for this
 
             if not torch.cuda.is_available():
-                from engine.errors import DeviceError
+                from anchorvoice.errors import DeviceError
 
                 raise DeviceError(f"device {device!r} asked for, but torch sees no CUDA GPU (use device='cpu')")
             self._torch = torch

@@ -1,6 +1,6 @@
 """Stage base classes: one small abstract base per extension point.
 
-A plugin registers stage *classes* (see :mod:`engine.hookspecs`). Every class has
+A plugin registers stage *classes* (see :mod:`anchorvoice.engine.hookspecs`). Every class has
 
 * ``name``: the registry name used in pipeline TOML files (``plugin = "espeak"``);
 * ``Config``: a dataclass of its parameters (one docstring line per field); the pipeline TOML
@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from engine.frames import AudioFrame, FeatureFrame, FloatArray, PhonemeFrame, TextFrame, TokenFrame
+from anchorvoice.frames import AudioFrame, FeatureFrame, FloatArray, PhonemeFrame, TextFrame, TokenFrame
 
 if TYPE_CHECKING:
-    from engine.voices import Voice
+    from anchorvoice.engine.voices import Voice
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Stage(ABC):  # noqa: B024 - abstract through its kind bases
 
     def set_param(self, key: str, value: Any) -> None:
         """Change one ``Config`` field live (control API). Raises ``ConfigError`` if unknown."""
-        from engine.config import coerce_field
+        from anchorvoice.engine.config import coerce_field
 
         setattr(self.config, key, coerce_field(type(self.config), key, value, source=self.name))
 

@@ -1,6 +1,6 @@
 """Test helpers for plugin authors: check a stage class against its contract in a few lines.
 
-    from engine.testing import check_stage
+    from anchorvoice.engine.testing import check_stage
 
     def test_my_effect():
         check_stage(MyEffect)                       # builds it, feeds audio, checks the output
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.frames import AudioFrame, FeatureFrame, PhonemeFrame, TextFrame, TokenFrame
-from engine.stages import (
+from anchorvoice.audio_io import speech_like_signal
+from anchorvoice.engine.stages import (
     STAGE_KINDS,
     AudioSink,
     AudioSource,
@@ -33,22 +33,13 @@ from engine.stages import (
     Vocoder,
     VoiceConverter,
 )
-from engine.voices import Voice
+from anchorvoice.engine.voices import Voice
+from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TextFrame, TokenFrame
 
 
 def _fail(stage: type[Stage] | Stage, rule: str) -> None:
     name = getattr(stage, "name", "?") or type(stage).__name__
     raise AssertionError(f"stage {name!r} ({getattr(stage, 'kind', '?')}): {rule}")
-
-
-def speech_like_signal(sample_rate: int, seconds: float = 1.0, f0: float = 150.0, seed: int = 0) -> AudioFrame:
-    """A voiced, speech-like test signal: harmonics of ``f0`` with vibrato plus a little noise."""
-    t = np.arange(int(sample_rate * seconds)) / sample_rate
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sample_rate
-    sig = sum(np.sin(k * phase) / k for k in range(1, 12))
-    rng = np.random.default_rng(seed)
-    sig = 0.3 * sig / np.max(np.abs(sig)) + 0.005 * rng.standard_normal(len(t))
-    return AudioFrame(sig.astype(np.float32), sample_rate)
 
 
 def _check_audio(stage: Stage, out: Any, length: int | None, rate: int | None, what: str) -> AudioFrame:

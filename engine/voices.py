@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio_io import read_audio, resample, rms_dbfs, write_audio
-from engine.config import dump_toml, load_toml
-from engine.errors import ReferenceAudioError, VoiceError, VoiceExistsError, VoiceNotFoundError
-from engine.frames import AudioFrame
+from anchorvoice.audio_io import read_audio, resample, rms_dbfs, write_audio
+from anchorvoice.engine.config import dump_toml, load_toml
+from anchorvoice.errors import ReferenceAudioError, VoiceError, VoiceExistsError, VoiceNotFoundError
+from anchorvoice.frames import AudioFrame
 
 MANIFEST = "voice.toml"
 MIN_REFERENCE_S = 1.0

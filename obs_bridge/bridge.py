@@ -13,10 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import BridgeError, BridgeRequestError
-from engine.server.events import EventBus
-from obs_bridge.obs import ObsClient, Status
-from obs_bridge.subtitles import AUDIO_CAPTURE_KINDS, Subtitles, audio_capture_kind, current_scene
+from anchorvoice.engine.server.events import EventBus
+from anchorvoice.errors import BridgeError, BridgeRequestError
+from anchorvoice.obs_bridge.obs import ObsClient, Status
+from anchorvoice.obs_bridge.subtitles import AUDIO_CAPTURE_KINDS, Subtitles, audio_capture_kind, current_scene
 
 log = logging.getLogger("anchorvoice.obs")
 

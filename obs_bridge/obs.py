@@ -28,7 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
-from engine.errors import BridgeAuthError, BridgeError, BridgeRequestError
+from anchorvoice.errors import BridgeAuthError, BridgeError, BridgeRequestError
 
 log = logging.getLogger("anchorvoice.obs")
 

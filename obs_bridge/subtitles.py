@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from engine.errors import BridgeError, BridgeRequestError
-from obs_bridge.obs import ObsClient, Status
+from anchorvoice.errors import BridgeError, BridgeRequestError
+from anchorvoice.obs_bridge.obs import ObsClient, Status
 
 TEXT_KINDS = ("text_ft2_source_v2", "text_gdiplus_v3")
 AUDIO_CAPTURE_KINDS = ("pulse_input_capture", "wasapi_input_capture", "coreaudio_input_capture")

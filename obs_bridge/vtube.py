@@ -23,9 +23,9 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from engine.errors import BridgeAuthError, BridgeError, BridgeRequestError
-from engine.server.auth import user_data_dir
-from engine.server.events import EventBus
+from anchorvoice.engine.server.auth import user_data_dir
+from anchorvoice.engine.server.events import EventBus
+from anchorvoice.errors import BridgeAuthError, BridgeError, BridgeRequestError
 
 API_NAME = "VTubeStudioPublicAPI"
 API_VERSION = "1.0"

@@ -1,9 +1,9 @@
 """Built-in audio sources and sinks (entry point ``audio-io``): files, null, devices, virtual mic.
 
-Device stages wrap :mod:`streaming.backends` behind a blocking ``read`` / ``write`` (a ring
+Device stages wrap :mod:`anchorvoice.streaming.backends` behind a blocking ``read`` / ``write`` (a ring
 buffer between the caller and the device callback), for pipelines that pull or push audio at their
 own pace. The live path (``anchorvoice live``) drives the backends directly through
-``engine.runner.LiveRunner`` instead.
+``anchorvoice.engine.runner.LiveRunner`` instead.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import DeviceError
-from engine.frames import FloatArray
-from engine.hookspecs import hookimpl
-from engine.stages import AudioSink, AudioSource
-from streaming.backends import get_backend
-from streaming.backends.base import LiveStream, StreamSpec
-from streaming.backends.files import FileSink, FileSource, NullSink
-from streaming.ring import RingBuffer
-from streaming.virtual_mic import VirtualMic
+from anchorvoice.engine.hookspecs import hookimpl
+from anchorvoice.engine.stages import AudioSink, AudioSource
+from anchorvoice.errors import DeviceError
+from anchorvoice.frames import FloatArray
+from anchorvoice.streaming.backends import get_backend
+from anchorvoice.streaming.backends.base import LiveStream, StreamSpec
+from anchorvoice.streaming.backends.files import FileSink, FileSource, NullSink
+from anchorvoice.streaming.ring import RingBuffer
+from anchorvoice.streaming.virtual_mic import VirtualMic
 
 DEVICE_TIMEOUT_S = 2.0
 """A device that delivers / accepts nothing for this long is reported as stalled."""

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.errors import ConfigError, PluginError, StageError, TextInputError, UnsupportedLanguageError
-from engine.frames import AudioFrame, TextFrame
-from engine.hookspecs import Register, hookimpl
-from engine.stages import BaseVoice
+from anchorvoice.engine.hookspecs import Register, hookimpl
+from anchorvoice.engine.stages import BaseVoice
+from anchorvoice.errors import ConfigError, PluginError, StageError, TextInputError, UnsupportedLanguageError
+from anchorvoice.frames import AudioFrame, TextFrame
 
 _TIMEOUT_S = 120.0
 """A whole paragraph takes espeak-ng well under a second; a hung program must not hang the engine."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.frames import FloatArray
+from anchorvoice.frames import FloatArray
 
 
 class Chunker:

@@ -1,6 +1,6 @@
 """Drive a stateful ``VoiceConverter`` from the live runner's overlapping windows.
 
-``engine.runner.LiveRunner`` hands ``process`` a window (context + SOLA head + block + lookahead)
+``anchorvoice.engine.runner.LiveRunner`` hands ``process`` a window (context + SOLA head + block + lookahead)
 and keeps the newest ``block + crossfade + search`` samples of what comes back. A
 ``VoiceConverter`` is already a stream processor: ``process(block)`` keeps its own history and
 returns the same number of samples, delayed by ``latency_samples``. So :class:`ConverterProcess`
@@ -21,9 +21,9 @@ import math
 import numpy as np
 from scipy.signal import firwin, lfilter
 
-from engine.errors import ConfigError
-from engine.frames import AudioFrame, FloatArray
-from engine.stages import VoiceConverter
+from anchorvoice.engine.stages import VoiceConverter
+from anchorvoice.errors import ConfigError
+from anchorvoice.frames import AudioFrame, FloatArray
 
 TAPS_PER_PHASE = 32
 """FIR length per polyphase branch: 97 taps at 48 kHz for 48<->16 kHz, 1 ms group delay and a

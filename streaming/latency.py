@@ -6,7 +6,7 @@ The parts, in the order a sample meets them:
 * ``block`` - a block must be complete before it is processed;
 * ``lookahead`` - future samples the converter sees (the chunker waits for them);
 * ``crossfade`` + ``sola_search`` - SOLA emits each block ``overlap + search`` samples behind its
-  end (see :class:`streaming.sola.SolaJoiner`);
+  end (see :class:`anchorvoice.streaming.sola.SolaJoiner`);
 * ``jitter_buffer`` - output queued before playback starts so a late worker does not underrun;
 * ``device_output`` - the output device/driver buffer.
 

@@ -17,12 +17,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.errors import ConfigError, DeviceError
-from engine.runner import LiveRunner, ProcessFn, RunnerConfig
-from streaming.backends import get_backend
-from streaming.backends.base import AudioBackend, LiveStream, StreamSpec
-from streaming.backends.devices import DeviceInfo
-from streaming.virtual_mic import VirtualMic
+from anchorvoice.engine.runner import LiveRunner, ProcessFn, RunnerConfig
+from anchorvoice.errors import ConfigError, DeviceError
+from anchorvoice.streaming.backends import get_backend
+from anchorvoice.streaming.backends.base import AudioBackend, LiveStream, StreamSpec
+from anchorvoice.streaming.backends.devices import DeviceInfo
+from anchorvoice.streaming.virtual_mic import VirtualMic
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import soxr
 
-from engine.frames import FloatArray
+from anchorvoice.frames import FloatArray
 
 Quality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
 

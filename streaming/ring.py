@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from engine.frames import FloatArray
+from anchorvoice.frames import FloatArray
 
 OverflowPolicy = Literal["drop_oldest", "drop_newest"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.frames import FloatArray
+from anchorvoice.frames import FloatArray
 
 # RVC caps the SOLA overlap at 40 ms (its realtime GUI, "sola_buffer_frame = min(crossfade, 0.04 s)").
 MAX_OVERLAP_S = 0.040

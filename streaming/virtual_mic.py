@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.errors import DeviceError
-from streaming.backends.devices import OUR_DESCRIPTION, OUR_SINK, OUR_SOURCE, DeviceInfo
-from streaming.backends.pulse import _json, pactl
+from anchorvoice.errors import DeviceError
+from anchorvoice.streaming.backends.devices import OUR_DESCRIPTION, OUR_SINK, OUR_SOURCE, DeviceInfo
+from anchorvoice.streaming.backends.pulse import _json, pactl
 
 INSTALL_HINT = {
     "win32": "install VB-CABLE (https://vb-audio.com/Cable/), then play into 'CABLE Input' and pick "
@@ -170,7 +170,7 @@ class VirtualMic:
     # -- Windows / macOS -------------------------------------------------------------------------
     def _cable_status(self) -> VirtualMicStatus:
         if self._list_devices is None:
-            from streaming.backends.sounddevice_backend import SoundDeviceBackend
+            from anchorvoice.streaming.backends.sounddevice_backend import SoundDeviceBackend
 
             devices = SoundDeviceBackend().devices()
         else:
@@ -213,3 +213,18 @@ class VirtualMic:
         status = self._cable_status()
         status.message = "nothing to remove: the virtual cable is a driver (uninstall it to remove it)"
         return status
+
+    def play_device(self) -> str:
+        """The device name the engine plays into, creating the virtual microphone if it is missing.
+
+        The one lookup every output that says "virtual" goes through (live sessions, the server's speech
+        output, the ``virtual_mic`` sink). It never falls back to the default speakers: without a virtual
+        microphone it raises DeviceError saying what to install or start.
+        """
+        status = self.up()
+        if status.play_device is None:
+            fix = INSTALL_HINT.get(self.platform, "start PulseAudio or PipeWire's pulse server "
+                                   "(`pulseaudio --start`), then try again; `anchorvoice devices virtual-mic` "
+                                   "shows what exists")
+            raise DeviceError(f"virtual microphone unavailable: {status.message}; {fix}")
+        return status.play_device

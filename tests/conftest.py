@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import Engine, EngineConfig
-from engine.plugins import PluginManager
+from anchorvoice.engine.engine import Engine, EngineConfig
+from anchorvoice.engine.plugins import PluginManager
 
 REPO = Path(__file__).resolve().parent.parent
 ASTERISK_EN = Path("/usr/share/asterisk/sounds/en")

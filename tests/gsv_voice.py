@@ -10,9 +10,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from engine.engine import Engine
-from engine.testing import speech_like_signal
-from engine.voices import Voice
+from anchorvoice.audio_io import speech_like_signal
+from anchorvoice.engine.engine import Engine
+from anchorvoice.engine.voices import Voice
 
 TINY_768 = {
     "conv_dim": [8] * 7,
@@ -27,7 +27,7 @@ TINY_768 = {
 
 def make_hubert_768(folder: Path) -> Path:
     """Write a HuggingFace-layout HuBERT folder (legacy weight-norm names) with random weights."""
-    from plugins.gsv.hubert import HubertConfig, HubertModel
+    from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel
 
     torch.manual_seed(0)
     sd = dict(HubertModel(HubertConfig.from_json(TINY_768)).state_dict())

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoints import (
+from anchorvoice.engine.checkpoints import (
     check_keys,
     load_gpt,
     load_hubert,
     load_sovits,
     load_state_dict,
 )
-from engine.errors import (
+from anchorvoice.errors import (
     CheckpointError,
     CorruptCheckpointError,
     UnsafeCheckpointError,

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.errors import ConfigError, DeviceError
-from engine.frames import AudioFrame
-from engine.runner import LiveRunner, RunnerConfig, StageStreams
-from streaming.resample import resample
+from anchorvoice.engine.runner import LiveRunner, RunnerConfig, StageStreams
+from anchorvoice.errors import ConfigError, DeviceError
+from anchorvoice.frames import AudioFrame
+from anchorvoice.streaming.resample import resample
 
 SR = 48000
 
@@ -310,8 +310,8 @@ def test_callback_allocates_no_sample_memory() -> None:
 def test_real_dsp_converter_runs_through_the_runner() -> None:
     # The embedded DSP converter (pitch +4 semitones) behind ConverterProcess: a stateful stage
     # fed block by block; its answers continue each other, so SOLA never has to jump.
-    from plugins.dsp.converter import DspConfig, DspVoiceConverter
-    from streaming.converter_stream import ConverterProcess
+    from anchorvoice.plugins.dsp.converter import DspConfig, DspVoiceConverter
+    from anchorvoice.streaming.converter_stream import ConverterProcess
 
     conv = DspVoiceConverter(DspConfig(pitch_semitones=4.0, formant_ratio=1.0))
     conv.prepare(None)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.engine import Engine, EngineConfig
+from anchorvoice.engine.engine import Engine, EngineConfig
 
 
 def default_home() -> Path:

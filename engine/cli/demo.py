@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio_io import read_audio, write_audio
-from engine.cli.common import emit, format_timings, progress, timing_rows
-from engine.engine import Engine, EngineConfig
-from engine.errors import AnchorVoiceError, AudioInputError
-from engine.frames import AudioFrame, TextFrame
-from engine.stages import VoiceConverter
+from anchorvoice.audio_io import read_audio, write_audio
+from anchorvoice.engine.cli.common import emit, format_timings, progress, timing_rows
+from anchorvoice.engine.engine import Engine, EngineConfig
+from anchorvoice.engine.stages import VoiceConverter
+from anchorvoice.errors import AnchorVoiceError, AudioInputError
+from anchorvoice.frames import AudioFrame, TextFrame
 
 SENTENCE = "Hello chat, thanks for the follow! Tonight we are testing my new voice, live on stream."
 REFERENCE_TEXT = (
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _median_f0(conv: type[VoiceConverter], audio: AudioFrame) -> float | None:
-    from engine.audio_io import resample
+    from anchorvoice.audio_io import resample
 
     stats = conv.analyze_reference(AudioFrame(resample(audio.samples, audio.sample_rate, conv.sample_rate),
                                               conv.sample_rate))

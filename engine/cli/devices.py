@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.cli.common import emit
-from streaming.backends import BACKENDS, get_backend
-from streaming.backends.devices import DeviceInfo
-from streaming.virtual_mic import VirtualMic
+from anchorvoice.engine.cli.common import emit
+from anchorvoice.streaming.backends import BACKENDS, get_backend
+from anchorvoice.streaming.backends.devices import DeviceInfo
+from anchorvoice.streaming.virtual_mic import VirtualMic
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

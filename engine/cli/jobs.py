@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio_io import read_audio, write_audio
-from engine.cli.common import emit, format_timings, make_engine, progress, timing_rows
-from engine.frames import AudioFrame
-from engine.stages import AudioSink
+from anchorvoice.audio_io import read_audio, write_audio
+from anchorvoice.engine.cli.common import emit, format_timings, make_engine, progress, timing_rows
+from anchorvoice.engine.stages import AudioSink
+from anchorvoice.frames import AudioFrame
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _open_player(args: argparse.Namespace, sample_rate: int) -> AudioSink | None:
     if not args.play and not args.output:
         return None
-    from engine.server.sinks import DeviceSink, DeviceSinkConfig
+    from anchorvoice.engine.server.sinks import DeviceSink, DeviceSinkConfig
 
     sink = DeviceSink(DeviceSinkConfig(output=args.output or "default", backend=args.backend))
     sink.open(sample_rate, sample_rate // 100)

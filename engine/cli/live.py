@@ -9,15 +9,15 @@ import time
 from dataclasses import fields
 from typing import Any
 
-from engine.cli.common import emit, make_engine, progress
-from engine.config import from_dict
-from engine.errors import DeviceError
-from engine.frames import AudioFrame
-from engine.stages import VoiceConverter
-from engine.testing import speech_like_signal
-from streaming.backends import BACKENDS
-from streaming.converter_stream import ConverterProcess
-from streaming.live_session import LiveConfig, LiveSession
+from anchorvoice.audio_io import speech_like_signal
+from anchorvoice.engine.cli.common import emit, make_engine, progress
+from anchorvoice.engine.config import from_dict
+from anchorvoice.engine.stages import VoiceConverter
+from anchorvoice.errors import DeviceError
+from anchorvoice.frames import AudioFrame
+from anchorvoice.streaming.backends import BACKENDS
+from anchorvoice.streaming.converter_stream import ConverterProcess
+from anchorvoice.streaming.live_session import LiveConfig, LiveSession
 
 STATUS_HZ = 4.0
 """Status line refreshes per second (the brief: about 4 per second)."""

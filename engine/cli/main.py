@@ -8,19 +8,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from engine import __version__
-from engine.errors import AnchorVoiceError
+from anchorvoice.engine import __version__
+from anchorvoice.errors import AnchorVoiceError
 
 # Command groups, each a module with `add_parser(subparsers)`. A module that fails to import
 # (a missing optional dependency) is reported when its command is used, not at start-up.
 COMMAND_MODULES = [
-    "engine.cli.jobs",
-    "engine.cli.voices",
-    "engine.cli.plugins_cmd",
-    "engine.cli.demo",
-    "engine.cli.devices",
-    "engine.cli.live",
-    "engine.cli.serve",
+    "anchorvoice.engine.cli.jobs",
+    "anchorvoice.engine.cli.voices",
+    "anchorvoice.engine.cli.plugins_cmd",
+    "anchorvoice.engine.cli.demo",
+    "anchorvoice.engine.cli.devices",
+    "anchorvoice.engine.cli.live",
+    "anchorvoice.engine.cli.serve",
 ]
 
 

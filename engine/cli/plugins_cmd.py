@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from engine.cli.common import emit, make_engine
+from anchorvoice.engine.cli.common import emit, make_engine
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.cli.common import home_of, make_engine
-from engine.config import from_dict, load_toml
-from engine.engine import default_configs_dir
-from engine.errors import ConfigError
+from anchorvoice.engine.cli.common import home_of, make_engine
+from anchorvoice.engine.config import from_dict, load_toml
+from anchorvoice.engine.engine import default_configs_dir
+from anchorvoice.errors import ConfigError
 
 SERVER_TOML = "server.toml"
 
@@ -53,12 +53,12 @@ def _split(table: dict[str, Any], cls: type, source: str, prefix: str) -> Any:
 
 def load_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Every config object of the server, from the TOML file and the options."""
-    from engine.server.app import ServerConfig
-    from engine.server.methods import ControllerConfig
-    from engine.server.sinks import DeviceSinkConfig
-    from obs_bridge.bridge import BridgeConfig
-    from obs_bridge.obs import ObsConfig
-    from obs_bridge.vtube import VTubeConfig
+    from anchorvoice.engine.server.app import ServerConfig
+    from anchorvoice.engine.server.methods import ControllerConfig
+    from anchorvoice.engine.server.sinks import DeviceSinkConfig
+    from anchorvoice.obs_bridge.bridge import BridgeConfig
+    from anchorvoice.obs_bridge.obs import ObsConfig
+    from anchorvoice.obs_bridge.vtube import VTubeConfig
 
     path = Path(args.config) if args.config else default_configs_dir() / SERVER_TOML
     data = load_toml(path) if (args.config or path.exists()) else {}
@@ -106,13 +106,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, s: dict[str, Any]) -> int:
-    from engine.server.app import ControlServer
-    from engine.server.auth import load_or_create_token
-    from engine.server.events import EventBus
-    from engine.server.live_adapter import engine_live_factory
-    from engine.server.methods import Controller
-    from engine.server.sinks import DeviceSink, NullSink
-    from engine.stages import AudioSink
+    from anchorvoice.engine.server.app import ControlServer
+    from anchorvoice.engine.server.auth import load_or_create_token
+    from anchorvoice.engine.server.events import EventBus
+    from anchorvoice.engine.server.live_adapter import engine_live_factory
+    from anchorvoice.engine.server.methods import Controller
+    from anchorvoice.engine.server.sinks import DeviceSink, NullSink
+    from anchorvoice.engine.stages import AudioSink
 
     engine = make_engine(args)
     home = home_of(args)
@@ -157,15 +157,15 @@ async def _serve(args: argparse.Namespace, s: dict[str, Any]) -> int:
 async def _bridges(s: dict[str, Any], bus: Any) -> list[asyncio.Task[Any]]:
     tasks: list[asyncio.Task[Any]] = []
     if s["obs"] is not None:
-        from obs_bridge.bridge import ObsBridge
-        from obs_bridge.obs import ObsClient
+        from anchorvoice.obs_bridge.bridge import ObsBridge
+        from anchorvoice.obs_bridge.obs import ObsClient
 
         client = ObsClient(s["obs"])
         bridge = ObsBridge(client, bus, s["bridge"])
         tasks += [asyncio.create_task(_report(client.run(), "OBS")), asyncio.create_task(bridge.run())]
         print(f"OBS bridge: {s['obs'].url}", flush=True)
     if s["vtube"] is not None:
-        from obs_bridge.vtube import VTubeStudio
+        from anchorvoice.obs_bridge.vtube import VTubeStudio
 
         vts = VTubeStudio(s["vtube"], bus)
         tasks.append(asyncio.create_task(_report(vts.run(), "VTube Studio")))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.cli.common import emit, make_engine, progress
-from engine.voices import Voice
+from anchorvoice.engine.cli.common import emit, make_engine, progress
+from anchorvoice.engine.voices import Voice
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +55,7 @@ def run_add(args: argparse.Namespace) -> int:
     models = {k: getattr(args, k) for k in ("gpt", "sovits", "hubert") if getattr(args, k)}
     if models:
         # Check the model files now (safe loader, versions, sizes) so a bad file fails at add time.
-        from engine.model_check import check_voice_models
+        from anchorvoice.engine.model_check import check_voice_models
 
         progress(args, "checking model files")
         check_voice_models(engine, models)

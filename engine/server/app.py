@@ -4,7 +4,7 @@ Per connection: Origin and token checks at the HTTP handshake (403 / 401), a hel
 request at a time in arrival order (replies keep the order requests came in). Limits:
 ``max_message_bytes`` (larger frames close the connection with 1009, done by websockets),
 a token-bucket rate limit (over-limit requests are answered with RATE_LIMITED, never dropped
-silently), and bounded drop-oldest event queues (:mod:`engine.server.events`).
+silently), and bounded drop-oldest event queues (:mod:`anchorvoice.engine.server.events`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from engine.errors import AnchorVoiceError, ConfigError, ProtocolError
-from engine.server import protocol as p
-from engine.server.auth import check_token
-from engine.server.events import Subscription, check_event_names
-from engine.server.methods import METHODS, Controller
+from anchorvoice.engine.server import protocol as p
+from anchorvoice.engine.server.auth import check_token
+from anchorvoice.engine.server.events import Subscription, check_event_names
+from anchorvoice.engine.server.methods import METHODS, Controller
+from anchorvoice.errors import AnchorVoiceError, ConfigError, ProtocolError
 
 log = logging.getLogger("anchorvoice.server")
 

@@ -13,7 +13,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from engine.errors import ConfigError
+from anchorvoice.errors import ConfigError
 
 TOKEN_FILE = "control-token"
 TOKEN_BYTES = 32

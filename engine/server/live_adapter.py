@@ -1,4 +1,4 @@
-"""Live conversion for the control server: ``streaming.live_session.LiveSession`` behind the
+"""Live conversion for the control server: ``anchorvoice.streaming.live_session.LiveSession`` behind the
 controller's ``LiveSession`` protocol (start, stop, stats, set_params, set_voice).
 
 Live parameters map onto the running converter's ``Config`` through ``Stage.set_param`` (so its
@@ -16,10 +16,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from engine.config import from_dict
-from engine.errors import ConfigError
-from engine.frames import AudioFrame
-from engine.server.events import EventBus
+from anchorvoice.engine.config import from_dict
+from anchorvoice.engine.server.events import EventBus
+from anchorvoice.errors import ConfigError
+from anchorvoice.frames import AudioFrame
 
 
 class EngineLive:
@@ -42,8 +42,8 @@ class EngineLive:
         self._saved_mix: float | None = None
 
     def _build(self) -> None:
-        from streaming.converter_stream import ConverterProcess
-        from streaming.live_session import LiveConfig, LiveSession
+        from anchorvoice.streaming.converter_stream import ConverterProcess
+        from anchorvoice.streaming.live_session import LiveConfig, LiveSession
 
         preset = self.engine.load_preset(self.preset)
         cfg = from_dict(LiveConfig, {**dict(preset.live), **self.live_overrides},

@@ -5,7 +5,7 @@ mute state and the event bus. Live conversion goes through an injectable ``live_
 server does not depend on how the live runner is built (tests pass a fake session).
 
 Every method is ``async def handler(ctl, params) -> JSON result``; it validates ``params`` with
-:func:`engine.server.protocol.param` and raises ``ProtocolError`` (bad input) or an
+:func:`anchorvoice.engine.server.protocol.param` and raises ``ProtocolError`` (bad input) or an
 ``AnchorVoiceError`` (the engine refused; sent as ENGINE_ERROR with the engine's message).
 """
 
@@ -17,19 +17,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.errors import ProtocolError
-from engine.frames import AudioFrame
-from engine.server.events import EventBus
-from engine.server.protocol import INVALID_PARAMS, NOT_AVAILABLE, param, reject_unknown
-from engine.server.speech import SpeechQueue
-from engine.stages import AudioSink
+from anchorvoice.engine.server.events import EventBus
+from anchorvoice.engine.server.protocol import INVALID_PARAMS, NOT_AVAILABLE, param, reject_unknown
+from anchorvoice.engine.server.speech import SpeechQueue
+from anchorvoice.engine.stages import AudioSink
+from anchorvoice.errors import ProtocolError
+from anchorvoice.frames import AudioFrame
 
 MAX_TEXT_CHARS = 2000
 """One request's text; longer chat messages should be split by the caller (about 2 min of speech)."""
 
 
 class EngineLike(Protocol):
-    """What the controller needs of ``engine.engine.Engine``."""
+    """What the controller needs of ``anchorvoice.engine.engine.Engine``."""
 
     voices: Any  # VoiceLibrary: list() -> list[Voice], get(name) -> Voice (VoiceNotFoundError)
     plugins: Any  # PluginManager: .plugins {name: PluginInfo}, .failures [PluginFailure]
@@ -339,7 +339,7 @@ METHODS: dict[str, Handler] = {
     "ping": m_ping,
     "status": m_status,
     "voices.list": m_voices_list,
-    "plugins.list": m_plugins_list,
+    "anchorvoice.plugins.list": m_plugins_list,
     "voice.set": m_voice_set,
     "params.get": m_params_get,
     "params.set": m_params_set,

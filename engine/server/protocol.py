@@ -1,6 +1,6 @@
 """Sans-I/O core of the control API: parse and validate messages, build replies, rate limit.
 
-Nothing here touches a socket; :mod:`engine.server.app` feeds text in and sends what comes out.
+Nothing here touches a socket; :mod:`anchorvoice.engine.server.app` feeds text in and sends what comes out.
 
 Wire format (JSON text frames, documented with examples in ``docs/control-api.md``)::
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from engine.errors import ProtocolError
+from anchorvoice.errors import ProtocolError
 
 API_NAME = "anchorvoice"
 API_VERSION = "1.0"
@@ -55,7 +55,7 @@ class Request:
     id: int | str
     """Echoed back in the reply; a JSON integer or a short string."""
     method: str
-    """Name in the method table (``engine.server.methods``)."""
+    """Name in the method table (``anchorvoice.engine.server.methods``)."""
     params: dict[str, Any]
     """Named parameters (an empty dict when the client sent none)."""
 

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import DeviceError
-from engine.frames import FloatArray
-from engine.stages import AudioSink
+from anchorvoice.engine.stages import AudioSink
+from anchorvoice.errors import DeviceError
+from anchorvoice.frames import FloatArray
 
 
 class NullSink(AudioSink):
@@ -49,7 +49,7 @@ class DeviceSinkConfig:
 
 
 class DeviceSink(AudioSink):
-    """Plays mono float32 blocks on a device through a ``streaming.backends`` output stream."""
+    """Plays mono float32 blocks on a device through a ``anchorvoice.streaming.backends`` output stream."""
 
     name = "device"
     Config = DeviceSinkConfig
@@ -66,7 +66,7 @@ class DeviceSink(AudioSink):
     def _resolve(self, backend: Any) -> Any:
         if self.config.output.lower() != "virtual":
             return backend.resolve(self.config.output, "output")
-        from streaming.virtual_mic import VirtualMic
+        from anchorvoice.streaming.virtual_mic import VirtualMic
 
         status = (self._virtual_mic or VirtualMic()).up()
         if status.play_device is None:
@@ -74,9 +74,9 @@ class DeviceSink(AudioSink):
         return backend.resolve(status.play_device, "output")
 
     def open(self, sample_rate: int, block_size: int) -> None:
-        from streaming.backends import get_backend
-        from streaming.backends.base import StreamSpec
-        from streaming.ring import RingBuffer
+        from anchorvoice.streaming.backends import get_backend
+        from anchorvoice.streaming.backends.base import StreamSpec
+        from anchorvoice.streaming.ring import RingBuffer
 
         backend = self._backend or get_backend(self.config.backend)
         device = self._resolve(backend)

@@ -3,7 +3,7 @@
 A request is split into sentences; sentence k+1 is synthesised while sentence k plays, so the
 first words are heard after one sentence's synthesis, not the whole message's, and each
 sentence gets its own speaking.started/stopped events (live subtitles show the current one).
-Synthesis (``engine.speak``, on one dedicated thread) and ``sink.write`` run off the event loop so
+Synthesis (``anchorvoice.engine.speak``, on one dedicated thread) and ``sink.write`` run off the event loop so
 it keeps answering clients. Playback goes out in blocks of ``block_ms`` (50 ms -> 20 level events per
 second, the rate the control API promises); between blocks the player checks for an interrupt, so
 ``interrupt``/``clear`` stop the voice within one block. A sink that does not block (null/capture
@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio_io import resample
-from engine.frames import AudioFrame, FloatArray
-from engine.server.events import EventBus
-from engine.stages import AudioSink
+from anchorvoice.audio_io import resample
+from anchorvoice.engine.server.events import EventBus
+from anchorvoice.engine.stages import AudioSink
+from anchorvoice.frames import AudioFrame, FloatArray
 
 
 @dataclass

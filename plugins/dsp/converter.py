@@ -2,14 +2,14 @@
 
 No weights: the voice is described by statistics of its reference clip (``analyze_reference``,
 stored once in the voice library under ``analysis["dsp"]``). While streaming, the converter
-tracks the input's running median f0 and mean envelope (:mod:`plugins.dsp.tracker`) and sets
+tracks the input's running median f0 and mean envelope (:mod:`anchorvoice.plugins.dsp.tracker`) and sets
 
 * pitch ratio = reference median f0 / input median f0 (so the output's median lands on the
   reference's), and
 * formant ratio = the warp bringing the input's mean envelope closest to the reference's, plus
   a bounded long-term equaliser for what a warp cannot reach (timbre / spectral tilt),
 
-then runs the STFT shifter (:mod:`plugins.dsp.shifter`). Latency 512 samples = 32 ms at 16 kHz.
+then runs the STFT shifter (:mod:`anchorvoice.plugins.dsp.shifter`). Latency 512 samples = 32 ms at 16 kHz.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.audio_io import clean_samples, resample
-from engine.errors import ReferenceAudioError, StageError, VoiceError
-from engine.frames import AudioFrame
-from engine.stages import VoiceConverter
-from plugins.dsp import analysis as an
-from plugins.dsp.shifter import LATENCY, Shifter
-from plugins.dsp.tracker import InputTracker
+from anchorvoice.audio_io import clean_samples, resample
+from anchorvoice.engine.stages import VoiceConverter
+from anchorvoice.errors import ReferenceAudioError, StageError, VoiceError
+from anchorvoice.frames import AudioFrame
+from anchorvoice.plugins.dsp import analysis as an
+from anchorvoice.plugins.dsp.shifter import LATENCY, Shifter
+from anchorvoice.plugins.dsp.tracker import InputTracker
 
 if TYPE_CHECKING:
-    from engine.voices import Voice
+    from anchorvoice.engine.voices import Voice
 
 STATS_VERSION = 1
 """Layout version of the ``analysis["dsp"]`` table; older voices are re-analysed on prepare."""
@@ -195,7 +195,7 @@ class DspVoiceConverter(VoiceConverter):
         if block.sample_rate != self.sample_rate:
             raise StageError(
                 f"the dsp converter works at {self.sample_rate} Hz but got {block.sample_rate} Hz audio "
-                "(resample it first, e.g. engine.audio_io.resample)"
+                "(resample it first, e.g. anchorvoice.audio_io.resample)"
             )
         cfg = self.config
         if self._target_f0 is None and (cfg.pitch_semitones is None or cfg.formant_ratio is None):

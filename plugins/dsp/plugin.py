@@ -1,9 +1,9 @@
-"""Entry point ``plugins.dsp.plugin``: registers the DSP voice converter."""
+"""Entry point ``anchorvoice.plugins.dsp.plugin``: registers the DSP voice converter."""
 
 from __future__ import annotations
 
-from engine.hookspecs import Register, hookimpl
-from plugins.dsp.converter import DspVoiceConverter
+from anchorvoice.engine.hookspecs import Register, hookimpl
+from anchorvoice.plugins.dsp.converter import DspVoiceConverter
 
 
 @hookimpl

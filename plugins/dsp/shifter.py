@@ -25,7 +25,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from plugins.dsp.analysis import HOP, N_FFT, log_envelopes, warp
+from anchorvoice.plugins.dsp.analysis import HOP, N_FFT, log_envelopes, warp
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from plugins.dsp.analysis import (
+from anchorvoice.plugins.dsp.analysis import (
     F0_MIN,
     HOP,
     TO_DB,

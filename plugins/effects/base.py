@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio_io import clean_samples
-from engine.errors import ConfigError
-from engine.frames import AudioFrame
-from engine.stages import Effect
+from anchorvoice.audio_io import clean_samples
+from anchorvoice.engine.stages import Effect
+from anchorvoice.errors import ConfigError
+from anchorvoice.frames import AudioFrame
 
 
 def one_pole(ms: float, sample_rate: int) -> float:

@@ -11,8 +11,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from engine.frames import AudioFrame
-from plugins.effects.base import RateEffect, db_to_gain, one_pole
+from anchorvoice.frames import AudioFrame
+from anchorvoice.plugins.effects.base import RateEffect, db_to_gain, one_pole
 
 _F64 = npt.NDArray[np.float64]
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.frames import AudioFrame
-from plugins.effects.base import RateEffect, db_to_gain
+from anchorvoice.frames import AudioFrame
+from anchorvoice.plugins.effects.base import RateEffect, db_to_gain
 
 RAMP_MS = 10.0
 """Length of the linear ramp after a gain change: clicks become inaudible above ~5 ms."""

@@ -8,8 +8,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from engine.frames import AudioFrame
-from plugins.effects.base import RateEffect, db_to_gain, one_pole
+from anchorvoice.frames import AudioFrame
+from anchorvoice.plugins.effects.base import RateEffect, db_to_gain, one_pole
 
 DETECTOR_MS = 5.0
 """RMS detector time constant: follows syllables, ignores single-cycle peaks."""

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from engine.frames import AudioFrame
-from plugins.effects.base import RateEffect
+from anchorvoice.frames import AudioFrame
+from anchorvoice.plugins.effects.base import RateEffect
 
 
 @dataclass

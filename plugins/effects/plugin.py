@@ -1,12 +1,12 @@
-"""Entry point ``plugins.effects.plugin``: registers the built-in effects."""
+"""Entry point ``anchorvoice.plugins.effects.plugin``: registers the built-in effects."""
 
 from __future__ import annotations
 
-from engine.hookspecs import Register, hookimpl
-from plugins.effects.compressor import CompressorEffect, LimiterEffect
-from plugins.effects.gain import GainEffect
-from plugins.effects.gate import NoiseGateEffect
-from plugins.effects.highpass import HighPassEffect
+from anchorvoice.engine.hookspecs import Register, hookimpl
+from anchorvoice.plugins.effects.compressor import CompressorEffect, LimiterEffect
+from anchorvoice.plugins.effects.gain import GainEffect
+from anchorvoice.plugins.effects.gate import NoiseGateEffect
+from anchorvoice.plugins.effects.highpass import HighPassEffect
 
 
 @hookimpl

@@ -1,5 +1,5 @@
-"""GPT-SoVITS v2 family: checkpoints load through :mod:`engine.checkpoints`, models are own code.
+"""GPT-SoVITS v2 family: checkpoints load through :mod:`anchorvoice.engine.checkpoints`, models are own code.
 
-Stages (registered by :mod:`plugins.gsv.plugin`): ``hubert`` feature extractor, ``gsv-rvq``
+Stages (registered by :mod:`anchorvoice.plugins.gsv.plugin`): ``hubert`` feature extractor, ``gsv-rvq``
 tokenizer, and the T2S prosody model, SoVITS decoder and vocoder.
 """

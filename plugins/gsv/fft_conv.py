@@ -21,7 +21,7 @@ spectrum 20 ms against 7 ms; the whole FFT conv took 95-140 ms against 97-125 ms
 k = 11 conv, where the DFT-matrix conv below takes 50-90 ms.
 
 Memory: each conv keeps its real-form spectrum, ``4 F Cout Cin`` floats (C = 256, N = 74:
-40 MB; the full-size v2 decoder with the default rule of :class:`plugins.gsv.hifigan.BlockDFTRule`:
+40 MB; the full-size v2 decoder with the default rule of :class:`anchorvoice.plugins.gsv.hifigan.BlockDFTRule`:
 about 630 MB), against ``k Cout Cin`` for the direct weights.
 
 Layout (:class:`BlockLayout`): a (B, C, T) signal is held as a (L, C, B * M) tensor, ``M`` blocks

@@ -8,7 +8,7 @@ checkpoint's ``model`` config (``upsample_rates`` [10, 8, 2, 2, 2], kernels [16,
 ``upsample_initial_channel`` 512, ``resblock_kernel_sizes`` [3, 7, 11], dilations [1, 3, 5] in v2).
 
 Speed (the decoder is ~97% of SoVITS inference time, gsv_reference/BASELINE.md): weight norm is
-folded at load (:mod:`plugins.gsv.modules.weight_norm`); the leaky ReLU that opens every residual
+folded at load (:mod:`anchorvoice.plugins.gsv.modules.weight_norm`); the leaky ReLU that opens every residual
 block of a scale is computed once and shared (all blocks of a scale see the same input); the convs
 run on the channels-last (NHWC) layout, where oneDNN needs no per-call layout reorders, with the
 leaky ReLU after ``convs1`` and the residual add after ``convs2`` fused into the convolution as
@@ -17,7 +17,7 @@ layout and the post-ops only change rounding inside oneDNN's convolution (1-ulp 
 |diff| ~1e-6 against the official outputs, see tests/conformance/test_sovits.py).
 
 Fewer multiply-adds (:class:`BlockDFTRule`): the k = 7 and 11 residual blocks of the wide scales
-run every conv as an overlap-save real DFT on a blocked layout (:mod:`plugins.gsv.fft_conv`),
+run every conv as an overlap-save real DFT on a blocked layout (:mod:`anchorvoice.plugins.gsv.fft_conv`),
 about 2 N / L * C^2 multiply-adds per sample instead of k * C^2. Measured per residual block against
 the direct channels-last block, 1 thread on the shared 2-core machine (median of 5, same run;
 noisy, +-15%), L = 64: C = 256 x 5000 samples k11 x2.0-2.2, k7 x1.4-1.7; C = 128 x 40000 k11
@@ -49,8 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plugins.gsv.fft_conv import BlockDFTConv1d, BlockLayout, Scratch
-from plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d
+from anchorvoice.plugins.gsv.fft_conv import BlockDFTConv1d, BlockLayout, Scratch
+from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d
 
 LRELU_SLOPE = 0.1  # official modules.LRELU_SLOPE; the final activation uses torch's default 0.01
 
@@ -251,7 +251,7 @@ class ResBlock2(nn.Module):
 
 @dataclass(frozen=True)
 class BlockDFTRule:
-    """Which residual blocks of a scale run on the block-DFT path (:mod:`plugins.gsv.fft_conv`).
+    """Which residual blocks of a scale run on the block-DFT path (:mod:`anchorvoice.plugins.gsv.fft_conv`).
 
     A type-1 residual block takes it when one entry of ``paths`` admits its kernel, the scale's
     channels and the samples per item; all other blocks stay on the direct channels-last convs.

@@ -6,7 +6,7 @@ official ``pytorch_model.bin`` / ``model.safetensors`` load strictly. Why not ``
 importing it pulls tokenizers, huggingface_hub, regex, safetensors glue and its lazy-module machinery
 (seconds of import time and hundreds of MB installed) for ~200 lines of model code, and its
 ``from_pretrained`` would run ``torch.load`` paths we cannot audit; here the weights come through
-:mod:`engine.checkpoints` (no pickled code runs).
+:mod:`anchorvoice.engine.checkpoints` (no pickled code runs).
 
 Architecture (config.json of chinese-hubert-base: ``feat_extract_norm: group``,
 ``do_stable_layer_norm: false``, ``conv_bias: false``, ``feat_proj_layer_norm: true``, see
@@ -33,17 +33,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.checkpoints import HubertCheckpoint, check_keys, load_hubert
-from engine.errors import (
+from anchorvoice.engine.checkpoints import HubertCheckpoint, check_keys, load_hubert
+from anchorvoice.engine.stages import FeatureExtractor
+from anchorvoice.errors import (
     AudioInputError,
     CheckpointError,
     CorruptCheckpointError,
     StageError,
     UnsupportedCheckpointError,
 )
-from engine.frames import AudioFrame, FeatureFrame
-from engine.stages import FeatureExtractor
-from plugins.gsv.hubert_fast import (
+from anchorvoice.frames import AudioFrame, FeatureFrame
+from anchorvoice.plugins.gsv.hubert_fast import (
     conv_stack,
     fft_same_conv,
     fold_first_norm,
@@ -52,10 +52,10 @@ from plugins.gsv.hubert_fast import (
     receptive_field,
     tap_matrix,
 )
-from plugins.gsv.modules.derived import DerivedWeights
+from anchorvoice.plugins.gsv.modules.derived import DerivedWeights
 
 if TYPE_CHECKING:
-    from engine.voices import Voice
+    from anchorvoice.engine.voices import Voice
 
 # Newer transformers saves weight norm through torch.nn.utils.parametrizations.
 _PARAMETRIZED = {

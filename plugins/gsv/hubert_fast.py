@@ -1,6 +1,6 @@
 """Fast inference paths for HuBERT's feature encoder and positional convolution (CPU first).
 
-Same results as the plain ``nn.Conv1d`` / ``nn.GroupNorm`` modules of :mod:`plugins.gsv.hubert` up
+Same results as the plain ``nn.Conv1d`` / ``nn.GroupNorm`` modules of :mod:`anchorvoice.plugins.gsv.hubert` up
 to float32 rounding (~1e-6 relative; ``tests/gsv/test_hubert_fast.py``), timed by
 ``bench/hubert_rtf.py --parts``:
 

@@ -14,7 +14,7 @@ projection, FFN, LayerNorm parameters) so the per-layer loop is a handful of ATe
 * ``bfloat16``: weights, activations and cache in bf16 (fast where the CPU has AVX512-bf16/AMX).
 * ``int8``: prefill (T > 1) runs the linear layers as dynamically quantized int8 (per-output-channel
   weight scales, fbgemm; uses VNNI). One-token decode steps (T == 1) on CPU run all layers in one
-  numba call, :func:`plugins.gsv.t2s_int8_step.decode_step` (weight-only int8, float32
+  numba call, :func:`anchorvoice.plugins.gsv.t2s_int8_step.decode_step` (weight-only int8, float32
   activations). The embeddings, ``bert_proj`` and the prediction head stay float32.
 """
 
@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from plugins.gsv.t2s_int8_step import Int8StepWeights, decode_step
-from plugins.gsv.t2s_model import T2SLayer, Text2SemanticDecoder
+from anchorvoice.plugins.gsv.t2s_int8_step import Int8StepWeights, decode_step
+from anchorvoice.plugins.gsv.t2s_model import T2SLayer, Text2SemanticDecoder
 
 Precision = Literal["float32", "bfloat16", "int8"]
 

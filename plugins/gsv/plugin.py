@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.hookspecs import Register, hookimpl
-from plugins.gsv.hubert import HubertExtractor
-from plugins.gsv.rvq import GsvTokenizer
+from anchorvoice.engine.hookspecs import Register, hookimpl
+from anchorvoice.plugins.gsv.hubert import HubertExtractor
+from anchorvoice.plugins.gsv.rvq import GsvTokenizer
 
 
 @hookimpl
@@ -22,7 +22,7 @@ def register_tokenizers(register: Register) -> None:
 @hookimpl
 def register_decoders(register: Register) -> None:
     """``gsv-sovits``: SoVITS v2 prior + flow -> latent (192, T) at 50 Hz with the voice's timbre."""
-    from plugins.gsv.stages_sovits import GsvSovitsDecoder
+    from anchorvoice.plugins.gsv.stages_sovits import GsvSovitsDecoder
 
     register(GsvSovitsDecoder)
 
@@ -30,7 +30,7 @@ def register_decoders(register: Register) -> None:
 @hookimpl
 def register_vocoders(register: Register) -> None:
     """``gsv-hifigan``: the SoVITS checkpoint's HiFi-GAN decoder -> 32 kHz audio."""
-    from plugins.gsv.stages_sovits import GsvHifiganVocoder
+    from anchorvoice.plugins.gsv.stages_sovits import GsvHifiganVocoder
 
     register(GsvHifiganVocoder)
 
@@ -38,7 +38,7 @@ def register_vocoders(register: Register) -> None:
 @hookimpl
 def register_prosody_models(register: Register) -> None:
     """``gsv-t2s``: GPT-SoVITS v2 GPT (T2S) phonemes -> 25 Hz semantic tokens, streamed in chunks."""
-    from plugins.gsv.t2s_stage import GsvT2S
+    from anchorvoice.plugins.gsv.t2s_stage import GsvT2S
 
     register(GsvT2S)
 
@@ -46,6 +46,6 @@ def register_prosody_models(register: Register) -> None:
 @hookimpl
 def register_voice_converters(register: Register) -> None:
     """``gsv-vc``: HuBERT -> SoVITS tokens -> SoVITS decode with a GPT-SoVITS voice's timbre."""
-    from plugins.gsv.stages_vc import GsvVoiceConverter
+    from anchorvoice.plugins.gsv.stages_vc import GsvVoiceConverter
 
     register(GsvVoiceConverter)

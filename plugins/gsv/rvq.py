@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.checkpoints import SovitsCheckpoint, check_keys, load_sovits
-from engine.errors import CheckpointError, CorruptCheckpointError, StageError
-from engine.frames import FeatureFrame, TokenFrame
-from engine.stages import Tokenizer
+from anchorvoice.engine.checkpoints import SovitsCheckpoint, check_keys, load_sovits
+from anchorvoice.engine.stages import Tokenizer
+from anchorvoice.errors import CheckpointError, CorruptCheckpointError, StageError
+from anchorvoice.frames import FeatureFrame, TokenFrame
 
 if TYPE_CHECKING:
-    from engine.voices import Voice
+    from anchorvoice.engine.voices import Voice
 
 # core_vq.kmeans only looks at the first 500 vectors of the batch.
 MAX_KMEANS_SAMPLES = 500

@@ -8,7 +8,7 @@ official ``s2G*.pth`` loads strictly (everything but the training-only posterior
 * ``ref_enc`` MelStyleEncoder on the first 704 linear-spectrogram bins (v2) -> timbre ``ge``;
 * ``enc_p`` prior: codes upsampled x2 to 50 Hz -> encoder_ssl, phones -> encoder_text, MRTE
   cross-attention with ``ge``, encoder2 -> mean / log-std;
-* ``flow`` reverse, then ``dec`` (:mod:`plugins.gsv.hifigan`) -> 32 kHz.
+* ``flow`` reverse, then ``dec`` (:mod:`anchorvoice.plugins.gsv.hifigan`) -> 32 kHz.
 
 Hard-coded sizes come from the official code (ssl dim 768, MRTE 192/512/4, flow kernel 5 / 4 WN
 layers / 4 couplings, 704 ref bins in v2); everything else is read from the checkpoint config.
@@ -23,16 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.checkpoints import SovitsCheckpoint, check_keys
-from engine.errors import CorruptCheckpointError, ReferenceAudioError, UnsupportedCheckpointError
-from plugins.gsv.hifigan import Generator, HiFiGANConfig
-from plugins.gsv.modules.attention import Encoder
-from plugins.gsv.modules.flow import ResidualCouplingBlock
-from plugins.gsv.modules.mrte import MRTE
-from plugins.gsv.modules.style_encoder import MelStyleEncoder
-from plugins.gsv.modules.weight_norm import official_key_shapes
-from plugins.gsv.rvq import ResidualVectorQuantizer
-from plugins.gsv.spectrogram import SpectrogramConfig
+from anchorvoice.engine.checkpoints import SovitsCheckpoint, check_keys
+from anchorvoice.errors import CorruptCheckpointError, ReferenceAudioError, UnsupportedCheckpointError
+from anchorvoice.plugins.gsv.hifigan import Generator, HiFiGANConfig
+from anchorvoice.plugins.gsv.modules.attention import Encoder
+from anchorvoice.plugins.gsv.modules.flow import ResidualCouplingBlock
+from anchorvoice.plugins.gsv.modules.mrte import MRTE
+from anchorvoice.plugins.gsv.modules.style_encoder import MelStyleEncoder
+from anchorvoice.plugins.gsv.modules.weight_norm import official_key_shapes
+from anchorvoice.plugins.gsv.rvq import ResidualVectorQuantizer
+from anchorvoice.plugins.gsv.spectrogram import SpectrogramConfig
 
 SSL_DIM = 768  # chinese-hubert-base hidden size; hard-coded in the official SynthesizerTrn
 N_SYMBOLS = {"v1": 322, "v2": 732}  # len(text/symbols.py), len(text/symbols2.py)

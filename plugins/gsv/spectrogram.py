@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from engine.errors import AudioInputError
+from anchorvoice.errors import AudioInputError
 
 
 @dataclass

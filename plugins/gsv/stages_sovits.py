@@ -3,7 +3,7 @@
 ``gsv-sovits`` turns 25 Hz semantic tokens + the sentence's phonemes into the latent ``z`` (192, T)
 at 50 Hz, with the bound voice's timbre ``ge`` (the mean over all its reference clips, as the
 official multi-reference decode). ``gsv-hifigan`` turns that latent into 32 kHz audio with the same
-checkpoint's HiFi-GAN ``dec``; ``stream()`` yields it in chunks (:mod:`plugins.gsv.streaming_decode`).
+checkpoint's HiFi-GAN ``dec``; ``stream()`` yields it in chunks (:mod:`anchorvoice.plugins.gsv.streaming_decode`).
 The latent frame carries ``ge`` in ``meta["ge"]``, so the vocoder needs no voice analysis of its own.
 
 Without phonemes (the voice-conversion path: HuBERT -> tokens -> SoVITS, no transcript) the prior
@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from engine.checkpoints import check_keys, load_sovits
-from engine.errors import CheckpointError, StageError, TextInputError
-from engine.frames import AudioFrame, FeatureFrame, PhonemeFrame, TokenFrame
-from engine.stages import Decoder, Vocoder, VocoderStream
-from plugins.gsv.hifigan import BlockDFTRule, Generator
-from plugins.gsv.modules.weight_norm import official_key_shapes
-from plugins.gsv.sovits import N_SYMBOLS, SovitsConfig, SynthesizerTrn
-from plugins.gsv.spectrogram import linear_spectrogram
-from plugins.gsv.streaming_decode import ChunkedDecodeConfig, ChunkedDecoder
+from anchorvoice.engine.checkpoints import check_keys, load_sovits
+from anchorvoice.engine.stages import Decoder, Vocoder, VocoderStream
+from anchorvoice.errors import CheckpointError, StageError, TextInputError
+from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TokenFrame
+from anchorvoice.plugins.gsv.hifigan import BlockDFTRule, Generator
+from anchorvoice.plugins.gsv.modules.weight_norm import official_key_shapes
+from anchorvoice.plugins.gsv.sovits import N_SYMBOLS, SovitsConfig, SynthesizerTrn
+from anchorvoice.plugins.gsv.spectrogram import linear_spectrogram
+from anchorvoice.plugins.gsv.streaming_decode import ChunkedDecodeConfig, ChunkedDecoder
 
 if TYPE_CHECKING:
-    from engine.voices import Voice
+    from anchorvoice.engine.voices import Voice
 
 LATENT_RATE = 50.0  # latent frames per second: 32000 Hz / hop 640
 
@@ -83,7 +83,7 @@ class GsvSovitsDecoder(Decoder):
         if path != self._loaded:
             self.model = SynthesizerTrn.from_checkpoint(load_sovits(path))
             self._loaded = path
-            from plugins.text_common.symbols import load_symbols_v2
+            from anchorvoice.plugins.text_common.symbols import load_symbols_v2
 
             self._sil_id = load_symbols_v2().id("SP")  # v1 shares the first 322 ids, SP included
         if voice is None or not voice.references:

@@ -11,7 +11,7 @@ content comes from the tokens only. This is our choice, not an official mode.
 
 Live use: :meth:`GsvVoiceConverter.process` converts a sliding window (``context_s`` of past input
 + the new block + ``lookahead_s``) and emits the block ``lookahead_s`` late, joined to the previous
-block by SOLA (:mod:`streaming.sola`). HuBERT (its first GroupNorm and its attention see the whole
+block by SOLA (:mod:`anchorvoice.streaming.sola`). HuBERT (its first GroupNorm and its attention see the whole
 window), the RVQ and the SoVITS prior run again over the whole window for every block. The HiFi-GAN
 decoder does not: it reaches about 11 latent frames either way (:mod:`.streaming_decode`), so only the
 emitted span plus ``vocoder_context`` frames before it is decoded, which gives the same samples as
@@ -29,16 +29,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from engine.audio_io import resample
-from engine.errors import AudioInputError
-from engine.frames import AudioFrame, FloatArray, TokenFrame
-from engine.stages import VoiceConverter
-from plugins.gsv.hubert import HubertExtractor, HubertExtractorConfig
-from plugins.gsv.stages_sovits import GsvSovitsConfig, GsvSovitsDecoder
-from streaming.sola import SolaJoiner
+from anchorvoice.audio_io import resample
+from anchorvoice.engine.stages import VoiceConverter
+from anchorvoice.errors import AudioInputError
+from anchorvoice.frames import AudioFrame, FloatArray, TokenFrame
+from anchorvoice.plugins.gsv.hubert import HubertExtractor, HubertExtractorConfig
+from anchorvoice.plugins.gsv.stages_sovits import GsvSovitsConfig, GsvSovitsDecoder
+from anchorvoice.streaming.sola import SolaJoiner
 
 if TYPE_CHECKING:
-    from engine.voices import Voice
+    from anchorvoice.engine.voices import Voice
 
 HUBERT_RATE = 16000
 FRAME_SAMPLES = 640  # one 50 Hz HuBERT / latent frame at 32 kHz

@@ -5,7 +5,7 @@ The decoder is ~97% of SoVITS time (gsv_reference/BASELINE.md), so TTS streams b
 chunk of ``chunk_frames`` frames is decoded inside a window with ``left_context`` frames before it
 and ``overlap_frames + lookahead_frames`` after it (plus the SOLA search), so that the convolutional
 decoder sees almost the same neighbourhood as in a one-shot decode. Chunks are joined by SOLA
-(:mod:`streaming.sola`: normalised cross-correlation search over ``sola_search`` samples and an
+(:mod:`anchorvoice.streaming.sola`: normalised cross-correlation search over ``sola_search`` samples and an
 equal-power crossfade over ``overlap_frames``) against the previous chunk's tail.
 
 Agreement with one-shot decode (measured on the v2 fixture generator in
@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from engine.frames import FloatArray
-from plugins.gsv.hifigan import Generator
-from streaming.sola import best_offset, equal_power_fades
+from anchorvoice.frames import FloatArray
+from anchorvoice.plugins.gsv.hifigan import Generator
+from anchorvoice.streaming.sola import best_offset, equal_power_fades
 
 
 @dataclass

@@ -44,7 +44,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from torch import Tensor
 
-from plugins.gsv.t2s_model import T2SLayer
+from anchorvoice.plugins.gsv.t2s_model import T2SLayer
 
 F32 = npt.NDArray[np.float32]
 I8 = npt.NDArray[np.int8]
@@ -133,7 +133,7 @@ class Int8StepWeights:
 
     @classmethod
     def from_layers(cls, layers: list[T2SLayer]) -> Int8StepWeights:
-        """Quantize a list of :class:`plugins.gsv.t2s_model.T2SLayer` (all with one LayerNorm eps)."""
+        """Quantize a list of :class:`anchorvoice.plugins.gsv.t2s_model.T2SLayer` (all with one LayerNorm eps)."""
         parts: dict[str, list[np.ndarray]] = {}
 
         def add(name: str, value: Tensor) -> None:

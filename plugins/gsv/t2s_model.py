@@ -13,8 +13,8 @@ official parameter names (``GPT_SoVITS/AR/models/t2s_model.py`` at commit 48b1a0
   ``torch.nn.MultiheadAttention`` does; ReLU FFN of width 4 * hidden_dim; LayerNorm eps 1e-5);
 * ``ar_predict_layer``: Linear(hidden_dim -> vocab_size), no bias.
 
-The fast cached forward lives in :mod:`plugins.gsv.kv_cache`; decoding rules in
-:mod:`plugins.gsv.t2s_sampling`. ``forward_full`` here is the plain uncached reference.
+The fast cached forward lives in :mod:`anchorvoice.plugins.gsv.kv_cache`; decoding rules in
+:mod:`anchorvoice.plugins.gsv.t2s_sampling`. ``forward_full`` here is the plain uncached reference.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.checkpoints import check_keys, load_gpt
-from engine.errors import CorruptCheckpointError, UnsupportedCheckpointError
+from anchorvoice.engine.checkpoints import check_keys, load_gpt
+from anchorvoice.errors import CorruptCheckpointError, UnsupportedCheckpointError
 
 BERT_DIM = 1024
 """Official ``bert_proj = nn.Linear(1024, embedding_dim)``: chinese-roberta-wwm-ext-large width, hard-coded."""
@@ -242,7 +242,7 @@ def load_t2s_weights(config: T2SConfig, weights: Mapping[str, Tensor]) -> Text2S
     """Build a float32 model from an s1 ``weight`` dict, strictly.
 
     Keys may carry the Lightning wrapper's ``model.`` prefix (as stored) or not (as
-    :func:`engine.checkpoints.load_gpt` returns them). Missing, unexpected or mis-shaped entries
+    :func:`anchorvoice.engine.checkpoints.load_gpt` returns them). Missing, unexpected or mis-shaped entries
     raise :class:`CorruptCheckpointError` naming them.
     """
     model = Text2SemanticDecoder(config)

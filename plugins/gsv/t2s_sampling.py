@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from plugins.gsv.kv_cache import T2SRuntime
-from plugins.gsv.t2s_model import prefix_mask
+from anchorvoice.plugins.gsv.kv_cache import T2SRuntime
+from anchorvoice.plugins.gsv.t2s_model import prefix_mask
 
 EOS_FREE_STEPS = 11
 """Official ``if idx < 11: logits = logits[:, :-1]``: no EOS before 11 tokens (0.44 s at 25 Hz)."""

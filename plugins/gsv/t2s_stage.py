@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from engine.checkpoints import check_phoneme_vocab, load_sovits
-from engine.errors import CheckpointError, StageError, TextInputError
-from engine.frames import PhonemeFrame, TokenFrame
-from engine.stages import ProsodyModel
-from plugins.gsv.kv_cache import T2SRuntime
-from plugins.gsv.t2s_model import BERT_DIM, Text2SemanticDecoder, load_t2s
-from plugins.gsv.t2s_sampling import (
+from anchorvoice.engine.checkpoints import check_phoneme_vocab, load_sovits
+from anchorvoice.engine.stages import ProsodyModel
+from anchorvoice.errors import CheckpointError, StageError, TextInputError
+from anchorvoice.frames import PhonemeFrame, TokenFrame
+from anchorvoice.plugins.gsv.kv_cache import T2SRuntime
+from anchorvoice.plugins.gsv.t2s_model import BERT_DIM, Text2SemanticDecoder, load_t2s
+from anchorvoice.plugins.gsv.t2s_sampling import (
     DecodeResult,
     SamplingConfig,
     decode_batch,
@@ -38,7 +38,7 @@ from plugins.gsv.t2s_sampling import (
 )
 
 if TYPE_CHECKING:
-    from engine.voices import Voice
+    from anchorvoice.engine.voices import Voice
 
 TOKEN_RATE = 25.0
 """Semantic tokens per second (v2 ``semantic_frame_rate`` 25hz)."""

@@ -3,7 +3,7 @@
 A subclass implements :meth:`GsvFrontend.g2p`, which turns one text into ``(normalised text,
 phoneme symbols, word2ph)``. The base validates input, applies the official short-text rule and
 builds the ``PhonemeFrame`` with v2 symbol ids. Third-party language plugins can subclass it (and
-get the same rules) or implement ``engine.stages.TextFrontend`` directly.
+get the same rules) or implement ``anchorvoice.engine.stages.TextFrontend`` directly.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 
-from engine.errors import StageError, TextInputError, UnsupportedLanguageError
-from engine.frames import FloatArray, PhonemeFrame, TextFrame
-from engine.stages import TextFrontend
-from plugins.text_common.punctuation import require_speakable
-from plugins.text_common.segmentation import SplitMethod, split_text
-from plugins.text_common.symbols import SymbolTable, load_symbols_v2
+from anchorvoice.engine.stages import TextFrontend
+from anchorvoice.errors import StageError, TextInputError, UnsupportedLanguageError
+from anchorvoice.frames import FloatArray, PhonemeFrame, TextFrame
+from anchorvoice.plugins.text_common.punctuation import require_speakable
+from anchorvoice.plugins.text_common.segmentation import SplitMethod, split_text
+from anchorvoice.plugins.text_common.symbols import SymbolTable, load_symbols_v2
 
 
 @dataclass

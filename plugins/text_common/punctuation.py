@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from engine.errors import TextInputError
-from plugins.text_common.symbols import PUNCTUATION
+from anchorvoice.errors import TextInputError
+from anchorvoice.plugins.text_common.symbols import PUNCTUATION
 
 _PUNCT_CLASS = "".join(re.escape(p) for p in PUNCTUATION)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.errors import UnsupportedLanguageError
-from engine.plugins import PluginManager
-from engine.stages import TextFrontend
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.engine.stages import TextFrontend
+from anchorvoice.errors import UnsupportedLanguageError
 
 
 def installed_languages(plugins: PluginManager) -> dict[str, str]:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from engine.errors import ConfigError
-from plugins.text_common.punctuation import is_punctuation_only
+from anchorvoice.errors import ConfigError
+from anchorvoice.plugins.text_common.punctuation import is_punctuation_only
 
 SplitMethod = Literal["punctuation", "every_n", "length", "none"]
 

@@ -13,8 +13,8 @@ from importlib import resources
 
 import numpy as np
 
-from engine.errors import TextInputError
-from engine.frames import IntArray
+from anchorvoice.errors import TextInputError
+from anchorvoice.frames import IntArray
 
 # Official text/symbols2.py: punctuation = ["!", "?", "…", ",", "."] + ["-"]; these are the only
 # punctuation marks that become phonemes. Everything else is mapped onto them or dropped.
@@ -62,7 +62,7 @@ class SymbolTable:
 
 def load_symbols_v2() -> SymbolTable:
     """Read the v2 table from the package data (a fresh object each call; callers keep it)."""
-    text = resources.files("plugins.text_common").joinpath("symbols_v2.json").read_text(encoding="utf-8")
+    text = resources.files("anchorvoice.plugins.text_common").joinpath("symbols_v2.json").read_text(encoding="utf-8")
     table = json.loads(text)
     if not isinstance(table, list) or not all(isinstance(s, str) for s in table):
         raise ValueError("plugins/text_common/symbols_v2.json is not a JSON list of strings")

@@ -1,7 +1,7 @@
 """English text frontend: normalised text -> ARPAbet-with-stress phonemes of the v2 symbol table.
 
 Follows the official GPT-SoVITS ``text/english.py`` ``g2p`` and ``cleaner.clean_text``:
-words are looked up one by one (:class:`~plugins.text_en.lexicon.Lexicon`), the marks
+words are looked up one by one (:class:`~anchorvoice.plugins.text_en.lexicon.Lexicon`), the marks
 ``, . ! ? -`` are phonemes of their own, an apostrophe standing alone becomes "-", and a text of
 fewer than 4 phonemes gets a leading ",". ``word2ph`` counts the phonemes of each token (word or
 mark); the official English frontend returns none, so this is our own, consistent bookkeeping.
@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, ClassVar
 
-from plugins.text_common.base import FrontendConfig, GsvFrontend, Phonemes
-from plugins.text_en.lexicon import Lexicon
-from plugins.text_en.normalize import normalize
+from anchorvoice.plugins.text_common.base import FrontendConfig, GsvFrontend, Phonemes
+from anchorvoice.plugins.text_en.lexicon import Lexicon
+from anchorvoice.plugins.text_en.normalize import normalize
 
 if TYPE_CHECKING:
-    from engine.voices import Voice
+    from anchorvoice.engine.voices import Voice
 
 # A word: letters with inner apostrophes/hyphens (as nltk's TweetTokenizer keeps "don't",
 # "well-known" together); or one mark.

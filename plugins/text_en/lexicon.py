@@ -10,14 +10,14 @@ official ``english.py`` ``en_G2p.__call__`` / ``qryword``:
 4. possessive "'s": the stem, then S after a voiceless consonant, AH0 Z after a sibilant, else Z;
 5. a compound of dictionary words ("birdsong" -> "bird" + "song"); the official code uses the
    wordsegment package here, we split on the dictionary itself;
-6. the letter-context model of :mod:`plugins.text_en.oov_model` instead of g2p_en's neural model.
+6. the letter-context model of :mod:`anchorvoice.plugins.text_en.oov_model` instead of g2p_en's neural model.
 """
 
 from __future__ import annotations
 
 import re
 
-from plugins.text_en.oov_model import OovModel
+from anchorvoice.plugins.text_en.oov_model import OovModel
 
 # Official en_G2p.__init__ removes these entries because their dictionary readings are wrong for
 # the abbreviations people type (they are then spelled out).

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from plugins.text_common.punctuation import (
+from anchorvoice.plugins.text_common.punctuation import (
     EN_PUNCTUATION_MAP,
     FULLWIDTH_TO_ASCII,
     collapse_repeated_punctuation,
     map_punctuation,
 )
-from plugins.text_en.numbers import cardinal, decimal, ordinal, year_or_cardinal
+from anchorvoice.plugins.text_en.numbers import cardinal, decimal, ordinal, year_or_cardinal
 
 _ABBREVIATIONS: tuple[tuple[str, str], ...] = (
     (r"\bMrs\.", "missus"),

@@ -2,7 +2,7 @@
 
 The official frontend predicts such words with g2p_en's neural network (needs nltk data and its
 weights). This model needs neither: ``oov_model.txt`` (package data, about 0.9 MB, written by
-:mod:`plugins.text_en.oov_train` from the CMU dictionary) maps a letter with up to 3 letters of
+:mod:`anchorvoice.plugins.text_en.oov_train` from the CMU dictionary) maps a letter with up to 3 letters of
 context on each side to the phonemes, with stress, it stands for. Each letter takes the reading of
 its most specific context found in the table; every single letter is in the table, so every word
 a-z gets a reading. On CMU words held out of training it gets about 90% of phonemes right.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from engine.errors import PluginError
-from plugins.text_en.oov_train import CHAIN, PAD, context_key
+from anchorvoice.errors import PluginError
+from anchorvoice.plugins.text_en.oov_train import CHAIN, PAD, context_key
 
 
 class OovModel:
@@ -26,7 +26,8 @@ class OovModel:
     def table(self) -> dict[str, tuple[str, ...]]:
         if self._table is None:
             try:
-                text = resources.files("plugins.text_en").joinpath("oov_model.txt").read_text(encoding="utf-8")
+                package = resources.files("anchorvoice.plugins.text_en")
+                text = package.joinpath("oov_model.txt").read_text(encoding="utf-8")
             except FileNotFoundError:
                 raise PluginError(
                     "plugins/text_en/oov_model.txt is missing (reinstall anchorvoice, or run "

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.hookspecs import Register, hookimpl
-from plugins.text_en.frontend import EnglishFrontend
+from anchorvoice.engine.hookspecs import Register, hookimpl
+from anchorvoice.plugins.text_en.frontend import EnglishFrontend
 
 
 @hookimpl

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.errors import CheckpointError, CorruptCheckpointError, StageError
-from engine.frames import FloatArray
+from anchorvoice.errors import CheckpointError, CorruptCheckpointError, StageError
+from anchorvoice.frames import FloatArray
 
 
 @dataclass

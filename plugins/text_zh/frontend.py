@@ -20,19 +20,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from pypinyin import Style, lazy_pinyin
 
-from plugins.text_common.base import FrontendConfig, GsvFrontend, Phonemes
-from plugins.text_common.langsplit import split_language_runs
-from plugins.text_common.punctuation import FULLWIDTH_TO_ASCII, is_speakable_char
-from plugins.text_common.symbols import PUNCTUATION, UNKNOWN
-from plugins.text_en.frontend import EnglishFrontend
-from plugins.text_zh.normalize import normalize
-from plugins.text_zh.pinyin_map import syllable_phones
-from plugins.text_zh.tone_sandhi import ToneSandhi
+from anchorvoice.plugins.text_common.base import FrontendConfig, GsvFrontend, Phonemes
+from anchorvoice.plugins.text_common.langsplit import split_language_runs
+from anchorvoice.plugins.text_common.punctuation import FULLWIDTH_TO_ASCII, is_speakable_char
+from anchorvoice.plugins.text_common.symbols import PUNCTUATION, UNKNOWN
+from anchorvoice.plugins.text_en.frontend import EnglishFrontend
+from anchorvoice.plugins.text_zh.normalize import normalize
+from anchorvoice.plugins.text_zh.pinyin_map import syllable_phones
+from anchorvoice.plugins.text_zh.tone_sandhi import ToneSandhi
 
 if TYPE_CHECKING:
-    from engine.frames import FloatArray
-    from engine.voices import Voice
-    from plugins.text_zh.bert import ChineseBert
+    from anchorvoice.engine.voices import Voice
+    from anchorvoice.frames import FloatArray
+    from anchorvoice.plugins.text_zh.bert import ChineseBert
 
 # Official chinese2._merge_erhua word lists.
 _MUST_ERHUA = frozenset("小院儿 胡同儿 范儿 老汉儿 撒欢儿 寻老礼儿 妥妥儿 媳妇儿".split())
@@ -120,7 +120,7 @@ class ChineseFrontend(GsvFrontend):
         if not path:
             self.bert = None
         elif self.bert is None or self.bert.folder != Path(path):
-            from plugins.text_zh.bert import ChineseBert
+            from anchorvoice.plugins.text_zh.bert import ChineseBert
 
             self.bert = ChineseBert(path, self.config.bert_device)
 

@@ -1,6 +1,6 @@
 """Mixed Chinese/English frontend ("auto"), as the official "auto" mode of ``get_phones_and_bert``.
 
-The text is cut into runs by script (:func:`plugins.text_common.langsplit.split_language_runs`),
+The text is cut into runs by script (:func:`anchorvoice.plugins.text_common.langsplit.split_language_runs`),
 each run goes through its own language frontend and the phonemes, ``word2ph`` and normalised texts
 are joined in order; the short-text rule applies to the whole. With only Chinese and English
 installed this is what the Chinese frontend already does with Latin words; "auto" differs in
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from plugins.text_zh.frontend import ChineseFrontend
+from anchorvoice.plugins.text_zh.frontend import ChineseFrontend
 
 if TYPE_CHECKING:
-    from engine.voices import Voice
+    from anchorvoice.engine.voices import Voice
 
 
 class MixedFrontend(ChineseFrontend):

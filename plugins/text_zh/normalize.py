@@ -22,13 +22,13 @@ from __future__ import annotations
 import re
 import warnings
 
-from plugins.text_common.punctuation import (
+from anchorvoice.plugins.text_common.punctuation import (
     FULLWIDTH_TO_ASCII,
     ZH_PUNCTUATION_MAP,
     collapse_repeated_punctuation,
     map_punctuation,
 )
-from plugins.text_common.symbols import PUNCTUATION
+from anchorvoice.plugins.text_common.symbols import PUNCTUATION
 
 _DIGITS = "零一二三四五六七八九"
 # Official TextNormalizer._split / _post_replace drop these before reading.

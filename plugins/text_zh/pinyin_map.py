@@ -17,7 +17,7 @@ The tone digit (1-5, 5 = neutral) is appended to the final.
 
 from __future__ import annotations
 
-from engine.errors import TextInputError
+from anchorvoice.errors import TextInputError
 
 _RETROFLEX = frozenset(("zh", "ch", "sh", "r"))
 _DENTAL = frozenset(("z", "c", "s"))

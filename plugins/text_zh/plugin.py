@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.hookspecs import Register, hookimpl
-from plugins.text_zh.frontend import ChineseFrontend
-from plugins.text_zh.mixed import MixedFrontend
+from anchorvoice.engine.hookspecs import Register, hookimpl
+from anchorvoice.plugins.text_zh.frontend import ChineseFrontend
+from anchorvoice.plugins.text_zh.mixed import MixedFrontend
 
 
 @hookimpl

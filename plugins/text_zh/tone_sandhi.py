@@ -47,7 +47,7 @@ def _finals(word: str) -> list[str]:
 
 def load_word_lists() -> tuple[frozenset[str], frozenset[str]]:
     """(words with a neutral last syllable, reduplications that keep their tones) from package data."""
-    text = resources.files("plugins.text_zh").joinpath("neutral_tone_words.txt").read_text(encoding="utf-8")
+    text = resources.files("anchorvoice.plugins.text_zh").joinpath("neutral_tone_words.txt").read_text(encoding="utf-8")
     lists: dict[str, set[str]] = {"neutral": set(), "not_neutral": set()}
     current: set[str] | None = None
     for raw in text.splitlines():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streaming.backends.base import AudioBackend, LiveStream, StreamCounters, StreamSpec
-from streaming.backends.devices import DeviceInfo, find_device, recognise_virtual
+from anchorvoice.streaming.backends.base import AudioBackend, LiveStream, StreamCounters, StreamSpec
+from anchorvoice.streaming.backends.devices import DeviceInfo, find_device, recognise_virtual
 
 BACKENDS = ("sounddevice", "pyaudio")
 """Names accepted by ``--backend``."""
@@ -11,14 +11,14 @@ BACKENDS = ("sounddevice", "pyaudio")
 
 def get_backend(name: str = "sounddevice") -> AudioBackend:
     """A backend by name; imports it lazily so that a missing optional library only hurts its user."""
-    from engine.errors import ConfigError
+    from anchorvoice.errors import ConfigError
 
     if name == "sounddevice":
-        from streaming.backends.sounddevice_backend import SoundDeviceBackend
+        from anchorvoice.streaming.backends.sounddevice_backend import SoundDeviceBackend
 
         return SoundDeviceBackend()
     if name == "pyaudio":
-        from streaming.backends.pyaudio_backend import PyAudioBackend
+        from anchorvoice.streaming.backends.pyaudio_backend import PyAudioBackend
 
         return PyAudioBackend()
     raise ConfigError(f"unknown audio backend {name!r}; choose one of {', '.join(BACKENDS)}")

@@ -1,6 +1,6 @@
 """Backend base: open device streams around one callback, count device-level glitches.
 
-The callback contract (what ``engine.runner.LiveRunner.callback`` implements) is
+The callback contract (what ``anchorvoice.engine.runner.LiveRunner.callback`` implements) is
 ``callback(indata, outdata)``: ``indata`` is the newest captured block, mono float32; ``outdata``
 is a mono float32 array the callback must fill completely. The callback runs on the device's
 real-time thread: it must only copy to and from ring buffers (no allocation, locks, I/O, logging;
@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from engine.errors import DeviceError
-from engine.frames import FloatArray
-from streaming.backends.devices import DeviceInfo, Direction, default_device, find_device
-from streaming.ring import RingBuffer
+from anchorvoice.errors import DeviceError
+from anchorvoice.frames import FloatArray
+from anchorvoice.streaming.backends.devices import DeviceInfo, Direction, default_device, find_device
+from anchorvoice.streaming.ring import RingBuffer
 
 DuplexCallback = Callable[[FloatArray | None, FloatArray | None], None]
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from engine.errors import DeviceError
+from anchorvoice.errors import DeviceError
 
 Direction = Literal["input", "output"]
 

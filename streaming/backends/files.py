@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.audio_io import read_audio
-from engine.errors import AudioInputError
-from engine.frames import FloatArray
+from anchorvoice.audio_io import read_audio
+from anchorvoice.errors import AudioInputError
+from anchorvoice.frames import FloatArray
 
 
 class FileSource:

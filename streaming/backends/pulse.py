@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.errors import DeviceError
-from streaming.backends.devices import DeviceInfo
+from anchorvoice.errors import DeviceError
+from anchorvoice.streaming.backends.devices import DeviceInfo
 
 ROUTE_PCM = "anchorvoice_pulse"
 """ALSA PCM we define: type pulse with ``handle_underrun false``. The stock ``pulse`` PCM handles

@@ -11,12 +11,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from engine.errors import DeviceError
-from engine.frames import FloatArray
-from streaming.backends.base import AudioBackend, DuplexCallback, LiveStream, StreamSpec
-from streaming.backends.devices import DeviceInfo, Direction
-from streaming.backends.pulse import install_alsa_route, list_pulse_devices, pulse_routing, server_available
-from streaming.backends.sounddevice_backend import PULSE_PCM, portaudio_index
+from anchorvoice.errors import DeviceError
+from anchorvoice.frames import FloatArray
+from anchorvoice.streaming.backends.base import AudioBackend, DuplexCallback, LiveStream, StreamSpec
+from anchorvoice.streaming.backends.devices import DeviceInfo, Direction
+from anchorvoice.streaming.backends.pulse import install_alsa_route, list_pulse_devices, pulse_routing, server_available
+from anchorvoice.streaming.backends.sounddevice_backend import PULSE_PCM, portaudio_index
 
 # PortAudio status flags (portaudio.h: paInputOverflow 0x2, paOutputUnderflow 0x4).
 _INPUT_OVERFLOW = 0x2

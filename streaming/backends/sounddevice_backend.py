@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from engine.errors import DeviceError
-from engine.frames import FloatArray
-from streaming.backends.base import AudioBackend, DuplexCallback, LiveStream, StreamSpec
-from streaming.backends.devices import DeviceInfo, Direction
-from streaming.backends.pulse import ROUTE_PCM, install_alsa_route, list_pulse_devices, pulse_routing
+from anchorvoice.errors import DeviceError
+from anchorvoice.frames import FloatArray
+from anchorvoice.streaming.backends.base import AudioBackend, DuplexCallback, LiveStream, StreamSpec
+from anchorvoice.streaming.backends.devices import DeviceInfo, Direction
+from anchorvoice.streaming.backends.pulse import ROUTE_PCM, install_alsa_route, list_pulse_devices, pulse_routing
 
 PULSE_PCM = "pulse"
 """ALSA PCM of libasound2-plugins that forwards to the Pulse server (honours PULSE_SINK/SOURCE)."""

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoints import load_hubert
-from plugins.gsv.hubert import HubertConfig, HubertModel, build_hubert
+from anchorvoice.engine.checkpoints import load_hubert
+from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel, build_hubert
 
 pytestmark = pytest.mark.gsv_kind("hubert")
 
@@ -78,7 +78,7 @@ def tiny_hubert(tmp_path: Path) -> tuple[Path, HubertModel]:
 
 
 def _voice(tmp_path: Path, **models: Path):
-    from engine.voices import Voice
+    from anchorvoice.engine.voices import Voice
 
     return Voice(name="t", path=tmp_path, references=[], models=dict(models))
 
@@ -94,9 +94,9 @@ def test_weight_norm_names_fold_to_the_same_weights(tiny_hubert, parametrized: b
 
 
 def test_stage_contract_and_output(tmp_path: Path, tiny_hubert) -> None:
-    from engine.frames import AudioFrame
-    from engine.testing import check_stage
-    from plugins.gsv.hubert import HubertExtractor
+    from anchorvoice.engine.testing import check_stage
+    from anchorvoice.frames import AudioFrame
+    from anchorvoice.plugins.gsv.hubert import HubertExtractor
 
     folder, model = tiny_hubert
     stage = check_stage(HubertExtractor, voice=_voice(tmp_path, hubert=folder))
@@ -114,9 +114,9 @@ def test_stage_contract_and_output(tmp_path: Path, tiny_hubert) -> None:
 
 
 def test_stage_refuses_bad_input(tmp_path: Path, tiny_hubert) -> None:
-    from engine.errors import AudioInputError, CheckpointError
-    from engine.frames import AudioFrame
-    from plugins.gsv.hubert import HubertExtractor
+    from anchorvoice.errors import AudioInputError, CheckpointError
+    from anchorvoice.frames import AudioFrame
+    from anchorvoice.plugins.gsv.hubert import HubertExtractor
 
     stage = HubertExtractor()
     with pytest.raises(CheckpointError, match="model_dir"):
@@ -134,7 +134,7 @@ def test_stage_refuses_bad_input(tmp_path: Path, tiny_hubert) -> None:
 
 
 def test_wrong_sizes_and_variants_are_refused(tmp_path: Path, tiny_hubert) -> None:
-    from engine.errors import CorruptCheckpointError, UnsupportedCheckpointError
+    from anchorvoice.errors import CorruptCheckpointError, UnsupportedCheckpointError
 
     folder, _ = tiny_hubert
     sd = torch.load(folder / "pytorch_model.bin", weights_only=True)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoints import load_sovits, load_state_dict
-from plugins.gsv.rvq import ResidualVectorQuantizer, kmeans
+from anchorvoice.engine.checkpoints import load_sovits, load_state_dict
+from anchorvoice.plugins.gsv.rvq import ResidualVectorQuantizer, kmeans
 from tests.conformance.conftest import case_params
 
 pytestmark = pytest.mark.gsv_kind("rvq")
@@ -72,7 +72,7 @@ def _blobs(n_per: int, centres: torch.Tensor, spread: float = 0.05, seed: int = 
 
 
 def test_kmeans_init_runs_once_on_first_training_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    import plugins.gsv.rvq as rvq_mod
+    import anchorvoice.plugins.gsv.rvq as rvq_mod
 
     calls = []
     real = rvq_mod.kmeans
@@ -189,7 +189,7 @@ def test_forward_rejects_layers_beyond_n_q() -> None:
 
 @pytest.mark.parametrize("case", case_params("sovits_extract_latent"))
 def test_extract_latent_from_sovits_checkpoint(case) -> None:
-    from plugins.gsv.rvq import SemanticTokenizerModel
+    from anchorvoice.plugins.gsv.rvq import SemanticTokenizerModel
 
     model = SemanticTokenizerModel.from_checkpoint(load_sovits(case.checkpoint))
     ssl = torch.from_numpy(case.input("ssl_content"))
@@ -215,10 +215,10 @@ def _tiny_sovits(path: Path, dim: int = 12, bins: int = 16) -> Path:
 
 
 def test_tokenizer_stage_contract_and_tokens(tmp_path: Path) -> None:
-    from engine.frames import FeatureFrame
-    from engine.testing import check_stage
-    from engine.voices import Voice
-    from plugins.gsv.rvq import GsvTokenizer
+    from anchorvoice.engine.testing import check_stage
+    from anchorvoice.engine.voices import Voice
+    from anchorvoice.frames import FeatureFrame
+    from anchorvoice.plugins.gsv.rvq import GsvTokenizer
 
     pth = _tiny_sovits(tmp_path / "v.pth")
     feats = torch.randn(12, 41)
@@ -235,9 +235,9 @@ def test_tokenizer_stage_contract_and_tokens(tmp_path: Path) -> None:
 
 
 def test_tokenizer_stage_errors(tmp_path: Path) -> None:
-    from engine.errors import CheckpointError, CorruptCheckpointError, StageError
-    from engine.frames import FeatureFrame
-    from plugins.gsv.rvq import GsvTokenizer
+    from anchorvoice.errors import CheckpointError, CorruptCheckpointError, StageError
+    from anchorvoice.frames import FeatureFrame
+    from anchorvoice.plugins.gsv.rvq import GsvTokenizer
 
     with pytest.raises(CheckpointError, match="sovits_path"):
         GsvTokenizer().prepare(None)
@@ -258,10 +258,10 @@ def test_tokenizer_stage_errors(tmp_path: Path) -> None:
 
 def test_hubert_to_tokens_chain_on_the_reference_sovits_file(gsv_reference: Path, tmp_path: Path) -> None:
     """hubert (768-d, a tiny random model) -> gsv-rvq with the fixture SoVITS file: 50 Hz -> 25 Hz tokens."""
-    from engine.frames import AudioFrame
-    from engine.voices import Voice
-    from plugins.gsv.hubert import HubertExtractor
-    from plugins.gsv.rvq import GsvTokenizer
+    from anchorvoice.engine.voices import Voice
+    from anchorvoice.frames import AudioFrame
+    from anchorvoice.plugins.gsv.hubert import HubertExtractor
+    from anchorvoice.plugins.gsv.rvq import GsvTokenizer
     from tests.gsv_voice import make_hubert_768
 
     hub = make_hubert_768(tmp_path / "hubert")

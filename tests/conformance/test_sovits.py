@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoints import load_sovits
-from plugins.gsv.sovits import SynthesizerTrn
-from plugins.gsv.spectrogram import linear_spectrogram
+from anchorvoice.engine.checkpoints import load_sovits
+from anchorvoice.plugins.gsv.sovits import SynthesizerTrn
+from anchorvoice.plugins.gsv.spectrogram import linear_spectrogram
 from tests.conformance.conftest import Case, case_params
 
 _MODELS: dict[Path, SynthesizerTrn] = {}

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.gsv.kv_cache import T2SRuntime
-from plugins.gsv.t2s_model import Text2SemanticDecoder, load_t2s, prefix_mask
-from plugins.gsv.t2s_sampling import EOS_FREE_STEPS, SamplingConfig, decode, decode_batch, make_generator
+from anchorvoice.plugins.gsv.kv_cache import T2SRuntime
+from anchorvoice.plugins.gsv.t2s_model import Text2SemanticDecoder, load_t2s, prefix_mask
+from anchorvoice.plugins.gsv.t2s_sampling import EOS_FREE_STEPS, SamplingConfig, decode, decode_batch, make_generator
 from tests.conformance.conftest import Case, case_params
 
 _MODELS: dict[str, Text2SemanticDecoder] = {}

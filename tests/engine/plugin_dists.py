@@ -8,8 +8,8 @@ from pathlib import Path
 GOOD = '''
 import numpy as np
 from dataclasses import dataclass
-from engine.hookspecs import hookimpl
-from engine.stages import Effect
+from anchorvoice.engine.hookspecs import hookimpl
+from anchorvoice.engine.stages import Effect
 
 
 @dataclass
@@ -36,7 +36,7 @@ def register_effects(register):
 IMPORT_ERROR = "import this_module_does_not_exist_anywhere  # noqa\n"
 
 BAD_SIGNATURE = '''
-from engine.hookspecs import hookimpl
+from anchorvoice.engine.hookspecs import hookimpl
 
 
 @hookimpl
@@ -45,7 +45,7 @@ def register_effects(register, extra_argument):
 '''
 
 RAISES_IN_HOOK = '''
-from engine.hookspecs import hookimpl
+from anchorvoice.engine.hookspecs import hookimpl
 
 
 @hookimpl
@@ -54,7 +54,7 @@ def register_vocoders(register):
 '''
 
 NOT_A_STAGE = '''
-from engine.hookspecs import hookimpl
+from anchorvoice.engine.hookspecs import hookimpl
 
 
 @hookimpl

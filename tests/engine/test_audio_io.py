@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.audio_io import read_audio, write_audio
-from engine.errors import AudioInputError
-from engine.frames import AudioFrame
+from anchorvoice.audio_io import read_audio, write_audio
+from anchorvoice.errors import AudioInputError
+from anchorvoice.frames import AudioFrame
 from tests.conftest import asterisk_clip
 
 

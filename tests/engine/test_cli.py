@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.audio_io import read_audio
+from anchorvoice.audio_io import read_audio
 from tests.conftest import REPO, asterisk_clip
 
 
 def cli(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, ANCHORVOICE_HOME=str(home), ANCHORVOICE_PLUGINS="")
     out = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", *args], capture_output=True, text=True, env=env, cwd=REPO,
+        [sys.executable, "-m", "anchorvoice.engine.cli.main", *args], capture_output=True, text=True, env=env, cwd=REPO,
         timeout=300,
     )
     if check and out.returncode != 0:

@@ -7,8 +7,8 @@ from typing import Literal
 
 import pytest
 
-from engine.config import coerce_field, dump_toml, from_dict, load_toml
-from engine.errors import ConfigError
+from anchorvoice.engine.config import coerce_field, dump_toml, from_dict, load_toml
+from anchorvoice.errors import ConfigError
 
 
 @dataclass

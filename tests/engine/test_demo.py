@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.audio_io import read_audio
+from anchorvoice.audio_io import read_audio
 from tests.engine.test_cli import cli
 
 

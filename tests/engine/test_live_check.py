@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import live
-from engine.cli.main import build_parser
-from engine.engine import Engine
-from engine.errors import DeviceError
+from anchorvoice.engine.cli import live
+from anchorvoice.engine.cli.main import build_parser
+from anchorvoice.engine.engine import Engine
+from anchorvoice.errors import DeviceError
 from tests.conftest import asterisk_clip
 
 

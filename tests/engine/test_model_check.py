@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine.errors import CheckpointError
-from engine.model_check import check_voice_models
-from engine.testing import speech_like_signal
+from anchorvoice.audio_io import speech_like_signal
+from anchorvoice.engine.model_check import check_voice_models
+from anchorvoice.errors import CheckpointError
 from tests.conformance.conftest import require_reference_dir
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.engine import Engine
-from engine.errors import TextInputError, UnsupportedLanguageError
-from engine.frames import TokenFrame
-from engine.hookspecs import hookimpl
-from engine.plugins import PluginManager
-from engine.stages import ProsodyModel
+from anchorvoice.engine.engine import Engine
+from anchorvoice.engine.hookspecs import hookimpl
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.engine.stages import ProsodyModel
+from anchorvoice.errors import TextInputError, UnsupportedLanguageError
+from anchorvoice.frames import TokenFrame
 from tests.conformance.conftest import require_reference_dir
 from tests.conftest import REPO
 from tests.gsv_voice import add_neural_voice
@@ -23,7 +23,7 @@ from tests.gsv_voice import add_neural_voice
 @pytest.fixture(scope="module")
 def neural(tmp_path_factory: pytest.TempPathFactory, builtin_plugins) -> tuple[Engine, str]:
     gsv = require_reference_dir()
-    from engine.engine import EngineConfig
+    from anchorvoice.engine.engine import EngineConfig
 
     tmp = tmp_path_factory.mktemp("neural")
     eng = Engine(EngineConfig(home=tmp / "home", third_party_plugins=False), plugins=builtin_plugins)
@@ -58,8 +58,8 @@ def test_audio_starts_before_the_sentence_is_generated(neural: tuple[Engine, str
     preset = (REPO / "configs" / "tts.toml").read_text().replace('plugin = "gsv-t2s"', 'plugin = "test-slow-tokens"')
     preset = re.sub(r"(?m)^params = \{ precision = .*\}$", "", preset)  # the stand-in stage has no parameters
     (tmp_path / "stream.toml").write_text(preset)
-    from engine.pipeline import Pipeline
-    from engine.pipeline_config import load_pipeline
+    from anchorvoice.engine.pipeline import Pipeline
+    from anchorvoice.engine.pipeline_config import load_pipeline
 
     pipe = Pipeline(load_pipeline(tmp_path / "stream.toml", pm), pm, eng.voices.get(name))
     _SlowTokens.log.clear()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import PluginNotFoundError
-from engine.plugins import PluginManager
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.errors import PluginNotFoundError
 from tests.engine import plugin_dists
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def test_cli_plugins_reports_failures(third_party: Path, tmp_path: Path) -> None
     env = dict(os.environ, PYTHONPATH=str(third_party), ANCHORVOICE_HOME=str(tmp_path / "home"))
     env.pop("ANCHORVOICE_PLUGINS", None)
     out = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "--json", "plugins"],
+        [sys.executable, "-m", "anchorvoice.engine.cli.main", "--json", "plugins"],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
     )
     assert out.returncode == 0, out.stderr
@@ -88,7 +88,7 @@ def test_cli_plugins_reports_failures(third_party: Path, tmp_path: Path) -> None
     assert {f["name"] for f in data["failures"]} >= {"avtest_import_error", "avtest_bad_signature"}
     assert any(p["name"] == "avtest_good" for p in data["plugins"])
     text = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "plugins"],
+        [sys.executable, "-m", "anchorvoice.engine.cli.main", "plugins"],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
     ).stdout
     assert "FAILED TO LOAD" in text and "avtest_raises" in text

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.config import load_toml
-from engine.engine import Engine
-from engine.errors import ReferenceAudioError, VoiceError, VoiceExistsError, VoiceNotFoundError
-from engine.testing import speech_like_signal
-from engine.voices import VoiceLibrary
+from anchorvoice.audio_io import speech_like_signal
+from anchorvoice.engine.config import load_toml
+from anchorvoice.engine.engine import Engine
+from anchorvoice.engine.voices import VoiceLibrary
+from anchorvoice.errors import ReferenceAudioError, VoiceError, VoiceExistsError, VoiceNotFoundError
 
 
 def _clip(path: Path, seconds: float = 2.0, sr: int = 22050, stereo: bool = False, f0: float = 180.0) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
+from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
 
 
 def perturbed_t2s(config: T2SConfig, seed: int) -> Text2SemanticDecoder:

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from plugins.gsv.fft_conv import BlockDFTConv1d, BlockLayout, Scratch
-from plugins.gsv.hifigan import BlockDFTRule, Generator, HiFiGANConfig
+from anchorvoice.plugins.gsv.fft_conv import BlockDFTConv1d, BlockLayout, Scratch
+from anchorvoice.plugins.gsv.hifigan import BlockDFTRule, Generator, HiFiGANConfig
 
 
 def _block_conv(x: torch.Tensor, conv: BlockDFTConv1d, residual: torch.Tensor | None = None) -> torch.Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from plugins.gsv.modules.flow import WN
+from anchorvoice.plugins.gsv.modules.flow import WN
 
 
 def _official_wn(wn: WN, x: Tensor, x_mask: Tensor, g: Tensor) -> Tensor:

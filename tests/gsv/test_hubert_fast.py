@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from plugins.gsv.hubert import HubertConfig, HubertModel
-from plugins.gsv.hubert_fast import (
+from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel
+from anchorvoice.plugins.gsv.hubert_fast import (
     conv_stack,
     fft_same_conv,
     fold_first_norm,

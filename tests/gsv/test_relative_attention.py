@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from plugins.gsv.modules.attention import MultiHeadAttention
+from anchorvoice.plugins.gsv.modules.attention import MultiHeadAttention
 
 
 def _official_attention(m: MultiHeadAttention, x: Tensor, mask: Tensor) -> Tensor:

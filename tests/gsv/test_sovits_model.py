@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from engine.checkpoints import SovitsCheckpoint, load_sovits
-from engine.errors import AudioInputError, CorruptCheckpointError, ReferenceAudioError
-from plugins.gsv.hifigan import Generator, HiFiGANConfig
-from plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d, official_key_shapes
-from plugins.gsv.sovits import SovitsConfig, SynthesizerTrn, official_v2_config
-from plugins.gsv.spectrogram import linear_spectrogram
+from anchorvoice.engine.checkpoints import SovitsCheckpoint, load_sovits
+from anchorvoice.errors import AudioInputError, CorruptCheckpointError, ReferenceAudioError
+from anchorvoice.plugins.gsv.hifigan import Generator, HiFiGANConfig
+from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d, official_key_shapes
+from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn, official_v2_config
+from anchorvoice.plugins.gsv.spectrogram import linear_spectrogram
 from tests.conformance.conftest import require_reference_dir
 
 
@@ -126,7 +126,7 @@ def test_decode_without_reference_says_what_to_do(small_ckpt: SovitsCheckpoint) 
 
 
 def test_fused_post_ops_match_separate_ops_to_rounding() -> None:
-    from plugins.gsv.hifigan import ChannelsLastOps
+    from anchorvoice.plugins.gsv.hifigan import ChannelsLastOps
 
     torch.manual_seed(3)
     cfg = HiFiGANConfig(initial_channel=8, upsample_initial_channel=32, gin_channels=4)

@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine.errors import CheckpointError, StageError, TextInputError
-from engine.frames import FeatureFrame, PhonemeFrame, TokenFrame
-from engine.voices import Voice
-from plugins.gsv.stages_sovits import GsvHifiganConfig, GsvHifiganVocoder, GsvSovitsConfig, GsvSovitsDecoder
+from anchorvoice.engine.voices import Voice
+from anchorvoice.errors import CheckpointError, StageError, TextInputError
+from anchorvoice.frames import FeatureFrame, PhonemeFrame, TokenFrame
+from anchorvoice.plugins.gsv.stages_sovits import GsvHifiganConfig, GsvHifiganVocoder, GsvSovitsConfig, GsvSovitsDecoder
 from tests.conformance.conftest import require_reference_dir
 
 

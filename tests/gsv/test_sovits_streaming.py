@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.checkpoints import load_sovits
-from plugins.gsv.hifigan import Generator
-from plugins.gsv.sovits import SynthesizerTrn
-from plugins.gsv.streaming_decode import ChunkedDecodeConfig, ChunkedDecoder
+from anchorvoice.engine.checkpoints import load_sovits
+from anchorvoice.plugins.gsv.hifigan import Generator
+from anchorvoice.plugins.gsv.sovits import SynthesizerTrn
+from anchorvoice.plugins.gsv.streaming_decode import ChunkedDecodeConfig, ChunkedDecoder
 from tests.conformance.conftest import require_reference_dir
 
 HOP = 640

@@ -10,11 +10,11 @@ import soundfile as sf
 import torch
 from safetensors.torch import save_file
 
-from engine.errors import AudioInputError
-from engine.frames import AudioFrame
-from engine.voices import Voice
-from plugins.gsv.hubert import HubertConfig, HubertModel
-from plugins.gsv.stages_vc import GsvVcConfig, GsvVoiceConverter
+from anchorvoice.engine.voices import Voice
+from anchorvoice.errors import AudioInputError
+from anchorvoice.frames import AudioFrame
+from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel
+from anchorvoice.plugins.gsv.stages_vc import GsvVcConfig, GsvVoiceConverter
 from tests.conformance.conftest import require_reference_dir
 
 SR = 32000

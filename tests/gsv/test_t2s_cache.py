@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from plugins.gsv.kv_cache import KVCache, T2SRuntime
-from plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder, prefix_mask
+from anchorvoice.plugins.gsv.kv_cache import KVCache, T2SRuntime
+from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder, prefix_mask
 from tests.gsv.t2s_models import perturbed_t2s
 
 CFG = T2SConfig(hidden_dim=64, embedding_dim=64, head=4, n_layer=3)

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from plugins.gsv.kv_cache import KVCache, T2SRuntime
-from plugins.gsv.t2s_int8_step import Int8StepWeights, decode_step, quantize_rows
-from plugins.gsv.t2s_model import T2SConfig, T2SLayer, Text2SemanticDecoder
-from plugins.gsv.t2s_sampling import SamplingConfig, decode_batch, decode_stream, make_generator
+from anchorvoice.plugins.gsv.kv_cache import KVCache, T2SRuntime
+from anchorvoice.plugins.gsv.t2s_int8_step import Int8StepWeights, decode_step, quantize_rows
+from anchorvoice.plugins.gsv.t2s_model import T2SConfig, T2SLayer, Text2SemanticDecoder
+from anchorvoice.plugins.gsv.t2s_sampling import SamplingConfig, decode_batch, decode_stream, make_generator
 from tests.gsv.t2s_models import perturbed_t2s
 
 # head_dim 18 and FFN 288: row counts that are not multiples of the kernels' 4-row and 64-unit blocks

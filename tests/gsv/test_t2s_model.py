@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.checkpoints import check_phoneme_vocab
-from engine.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointError
-from plugins.gsv.t2s_model import (
+from anchorvoice.engine.checkpoints import check_phoneme_vocab
+from anchorvoice.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointError
+from anchorvoice.plugins.gsv.t2s_model import (
     T2SConfig,
     Text2SemanticDecoder,
     load_t2s,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from plugins.gsv.kv_cache import T2SRuntime
-from plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
-from plugins.gsv.t2s_sampling import (
+from anchorvoice.plugins.gsv.kv_cache import T2SRuntime
+from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
+from anchorvoice.plugins.gsv.t2s_sampling import (
     EOS_FREE_STEPS,
     SamplingConfig,
     decode,

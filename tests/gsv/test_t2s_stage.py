@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import CheckpointError, StageError, TextInputError
-from engine.frames import PhonemeFrame, TokenFrame
-from engine.stages import ProsodyModel
-from plugins.gsv.kv_cache import T2SRuntime
-from plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
-from plugins.gsv.t2s_sampling import SamplingConfig, decode, decode_batch, make_generator
-from plugins.gsv.t2s_stage import GsvT2S, GsvT2SConfig
+from anchorvoice.engine.stages import ProsodyModel
+from anchorvoice.errors import CheckpointError, StageError, TextInputError
+from anchorvoice.frames import PhonemeFrame, TokenFrame
+from anchorvoice.plugins.gsv.kv_cache import T2SRuntime
+from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
+from anchorvoice.plugins.gsv.t2s_sampling import SamplingConfig, decode, decode_batch, make_generator
+from anchorvoice.plugins.gsv.t2s_stage import GsvT2S, GsvT2SConfig
 from tests.conformance.conftest import require_reference_dir
 
 CFG = T2SConfig(hidden_dim=32, embedding_dim=32, head=2, n_layer=2)
@@ -164,7 +164,7 @@ def test_prepare_needs_a_gpt_path_and_loads_the_voice_model(tmp_path: Path) -> N
 
 
 def test_passes_the_plugin_contract_checker() -> None:
-    from engine.testing import check_stage
+    from anchorvoice.engine.testing import check_stage
 
     root = require_reference_dir()
     config = GsvT2SConfig(gpt_path=str(root / "s1_v2_small.ckpt"), chunk_tokens=5, early_stop_num=12, seed=0)
@@ -187,7 +187,7 @@ def _write_s1(path: Path, phoneme_vocab: int) -> Path:
 
 
 def test_prepare_refuses_a_gpt_whose_phoneme_vocab_does_not_fit_the_voices_sovits(tmp_path: Path) -> None:
-    from engine.voices import Voice
+    from anchorvoice.engine.voices import Voice
 
     root = require_reference_dir()
     sovits = root / "s2_v2_small.pth"

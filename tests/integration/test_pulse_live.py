@@ -19,13 +19,13 @@ import pytest
 import scipy.signal as ss
 import soundfile as sf
 
-from engine.audio_io import read_audio, write_audio
-from engine.engine import Engine
-from engine.errors import DeviceError
-from streaming.backends.sounddevice_backend import SoundDeviceBackend
-from streaming.converter_stream import ConverterProcess
-from streaming.live_session import LiveConfig, LiveSession
-from streaming.virtual_mic import VirtualMic
+from anchorvoice.audio_io import read_audio, write_audio
+from anchorvoice.engine.engine import Engine
+from anchorvoice.errors import DeviceError
+from anchorvoice.streaming.backends.sounddevice_backend import SoundDeviceBackend
+from anchorvoice.streaming.converter_stream import ConverterProcess
+from anchorvoice.streaming.live_session import LiveConfig, LiveSession
+from anchorvoice.streaming.virtual_mic import VirtualMic
 from tests.conftest import asterisk_clip
 from tests.integration.pulse import PulseDaemon, onset, private_pulse_with_mic
 
@@ -66,7 +66,7 @@ def test_virtual_mic_up_down_idempotent(pulse: PulseDaemon) -> None:
 
 def test_devices_lists_and_matches_pulse_devices(pulse: PulseDaemon, backend: SoundDeviceBackend,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from engine.cli.devices import run_devices
+    from anchorvoice.engine.cli.devices import run_devices
 
     VirtualMic(env=pulse.env).up()
     try:
@@ -205,7 +205,7 @@ def test_live_dsp_path_matches_offline_conversion(pulse: PulseDaemon, backend: S
 
 def test_pyaudio_backend_carries_a_tone_to_the_virtual_mic(pulse: PulseDaemon, tmp_path: Path) -> None:
     pytest.importorskip("pyaudio", reason="PyAudio is optional (pip install anchorvoice[pyaudio])")
-    from streaming.backends import get_backend
+    from anchorvoice.streaming.backends import get_backend
 
     backend = get_backend("pyaudio")
     vm = VirtualMic(env=pulse.env)
@@ -243,14 +243,14 @@ def test_cli_live_runs_until_ctrl_c_and_prints_a_summary(pulse: PulseDaemon, tmp
     env = dict(pulse.env, ANCHORVOICE_HOME=str(tmp_path / "home"), ANCHORVOICE_PLUGINS="")
     ref = read_audio(asterisk_clip("demo-thanks"), 16000)
     sf.write(tmp_path / "ref.wav", ref.samples, 20000)
-    subprocess.run([sys.executable, "-m", "engine.cli.main", "voices", "add", "higher", "--ref",
+    subprocess.run([sys.executable, "-m", "anchorvoice.engine.cli.main", "voices", "add", "higher", "--ref",
                     str(tmp_path / "ref.wav")], env=env, cwd=REPO, check=True, capture_output=True, timeout=300)
     pulse.pactl("load-module", "module-null-sink", "sink_name=headphones", f"rate={RATE}", "channels=1",
                 "channel_map=mono")
     speech = read_audio(asterisk_clip("demo-enterkeywords"), RATE)
     write_audio(tmp_path / "speech.wav", speech)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli.main", "live", "--voice", "higher", "--input", MIC,
+        [sys.executable, "-m", "anchorvoice.engine.cli.main", "live", "--voice", "higher", "--input", MIC,
          "--monitor", "headphones"],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -290,7 +290,7 @@ def test_cli_live_runs_until_ctrl_c_and_prints_a_summary(pulse: PulseDaemon, tmp
 
 def test_device_stages_read_the_mic_and_write_the_virtual_mic(pulse: PulseDaemon, backend: SoundDeviceBackend,
                                                               tmp_path: Path) -> None:
-    from plugins.audio_io import DeviceAudioSource, VirtualMicSink
+    from anchorvoice.plugins.audio_io import DeviceAudioSource, VirtualMicSink
 
     t = np.arange(RATE) / RATE
     tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)

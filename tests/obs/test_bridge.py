@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from engine.server.events import EventBus
-from obs_bridge.bridge import BridgeConfig, ObsBridge
-from obs_bridge.obs import ObsClient, ObsConfig
-from obs_bridge.subtitles import fit_line
+from anchorvoice.engine.server.events import EventBus
+from anchorvoice.obs_bridge.bridge import BridgeConfig, ObsBridge
+from anchorvoice.obs_bridge.obs import ObsClient, ObsConfig
+from anchorvoice.obs_bridge.subtitles import fit_line
 from tests.obs.fake_obs import FakeObs
 
 

@@ -8,8 +8,8 @@ import hashlib
 
 import pytest
 
-from engine.errors import BridgeAuthError, BridgeError, BridgeRequestError
-from obs_bridge.obs import ObsClient, ObsConfig, Sub, auth_string
+from anchorvoice.errors import BridgeAuthError, BridgeError, BridgeRequestError
+from anchorvoice.obs_bridge.obs import ObsClient, ObsConfig, Sub, auth_string
 from tests.obs.fake_obs import INPUTS_BIT, FakeObs
 
 

@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from engine.errors import BridgeAuthError
-from engine.server.events import EventBus
-from obs_bridge.vtube import VTubeConfig, VTubeStudio, mouth_open
+from anchorvoice.engine.server.events import EventBus
+from anchorvoice.errors import BridgeAuthError
+from anchorvoice.obs_bridge.vtube import VTubeConfig, VTubeStudio, mouth_open
 from tests.obs.fake_vtube import FakeVTube
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.audio_io import read_audio
+from anchorvoice.audio_io import read_audio
 
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 SAMPLE_RATE = 16000

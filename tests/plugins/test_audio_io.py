@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.errors import AudioInputError, DeviceError
-from engine.plugins import PluginManager
-from engine.testing import check_stage
-from plugins.audio_io import FileAudioSink, FileAudioSource, NullAudioSink
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.engine.testing import check_stage
+from anchorvoice.errors import AudioInputError, DeviceError
+from anchorvoice.plugins.audio_io import FileAudioSink, FileAudioSource, NullAudioSink
 
 
 def test_registered_through_the_entry_point(builtin_plugins: PluginManager) -> None:

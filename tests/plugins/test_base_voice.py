@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.audio_io import resample
-from engine.errors import ConfigError, PluginError, TextInputError, UnsupportedLanguageError
-from engine.frames import TextFrame
-from engine.plugins import PluginManager
-from engine.testing import check_stage
-from plugins.base_voice import EspeakConfig, EspeakVoice, FliteConfig, FliteVoice
-from plugins.dsp.analysis import SAMPLE_RATE, voiced_frames
+from anchorvoice.audio_io import resample
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.engine.testing import check_stage
+from anchorvoice.errors import ConfigError, PluginError, TextInputError, UnsupportedLanguageError
+from anchorvoice.frames import TextFrame
+from anchorvoice.plugins.base_voice import EspeakConfig, EspeakVoice, FliteConfig, FliteVoice
+from anchorvoice.plugins.dsp.analysis import SAMPLE_RATE, voiced_frames
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.audio_io import resample, write_audio
-from engine.engine import Engine, EngineConfig
-from engine.errors import ReferenceAudioError, StageError
-from engine.frames import AudioFrame, TextFrame
-from engine.plugins import PluginManager
-from engine.testing import check_stage
-from engine.voices import Voice, VoiceLibrary
-from plugins.base_voice import EspeakVoice, FliteConfig, FliteVoice
-from plugins.dsp import analysis as an
-from plugins.dsp.converter import DspConfig, DspVoiceConverter
+from anchorvoice.audio_io import resample, write_audio
+from anchorvoice.engine.engine import Engine, EngineConfig
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.engine.testing import check_stage
+from anchorvoice.engine.voices import Voice, VoiceLibrary
+from anchorvoice.errors import ReferenceAudioError, StageError
+from anchorvoice.frames import AudioFrame, TextFrame
+from anchorvoice.plugins.base_voice import EspeakVoice, FliteConfig, FliteVoice
+from anchorvoice.plugins.dsp import analysis as an
+from anchorvoice.plugins.dsp.converter import DspConfig, DspVoiceConverter
 from tests.plugins.speech import asterisk_clip
 
 SR = an.SAMPLE_RATE
@@ -219,7 +219,7 @@ def test_voice_without_dsp_statistics_is_analysed_on_prepare(tmp_path: Path, eng
 
 
 def test_voice_with_neither_statistics_nor_reference_is_refused(tmp_path: Path) -> None:
-    from engine.errors import VoiceError
+    from anchorvoice.errors import VoiceError
 
     with pytest.raises(VoiceError, match="voices add ghost --ref"):
         DspVoiceConverter().prepare(Voice("ghost", tmp_path, []))

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.frames import AudioFrame
-from engine.voices import Voice
-from plugins.dsp import analysis as an
-from plugins.dsp.converter import DspConfig, DspVoiceConverter
+from anchorvoice.engine.voices import Voice
+from anchorvoice.frames import AudioFrame
+from anchorvoice.plugins.dsp import analysis as an
+from anchorvoice.plugins.dsp.converter import DspConfig, DspVoiceConverter
 from tests.plugins.speech import asterisk_clip
 
 SR = an.SAMPLE_RATE

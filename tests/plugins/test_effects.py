@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import ConfigError
-from engine.frames import AudioFrame
-from engine.plugins import PluginManager
-from engine.testing import check_stage
-from plugins.effects.compressor import CompressorConfig, CompressorEffect, LimiterConfig, LimiterEffect
-from plugins.effects.gain import GainConfig, GainEffect
-from plugins.effects.gate import NoiseGateConfig, NoiseGateEffect
-from plugins.effects.highpass import HighPassConfig, HighPassEffect
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.engine.testing import check_stage
+from anchorvoice.errors import ConfigError
+from anchorvoice.frames import AudioFrame
+from anchorvoice.plugins.effects.compressor import CompressorConfig, CompressorEffect, LimiterConfig, LimiterEffect
+from anchorvoice.plugins.effects.gain import GainConfig, GainEffect
+from anchorvoice.plugins.effects.gate import NoiseGateConfig, NoiseGateEffect
+from anchorvoice.plugins.effects.highpass import HighPassConfig, HighPassEffect
 from tests.plugins.speech import asterisk_clip
 
 SR = 16000
@@ -224,7 +224,7 @@ params = { gain_db = -6.0 }
 def test_effect_chain_from_a_preset(tmp_path, builtin_plugins: PluginManager, speech) -> None:
     """The effects run as the engine's pipeline builds them from TOML: the last stage is a -6 dB
     gain after a -2 dBFS limiter, so the output peak is at most -8 dBFS and close to it."""
-    from engine.engine import Engine, EngineConfig
+    from anchorvoice.engine.engine import Engine, EngineConfig
 
     (tmp_path / "fx.toml").write_text(CHAIN, encoding="utf-8")
     (tmp_path / "bad.toml").write_text(CHAIN.replace("cutoff_hz", "cutof_hz"), encoding="utf-8")

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 
-from engine.errors import TextInputError, VoiceNotFoundError
-from engine.frames import AudioFrame
-from engine.plugins import PluginFailure, PluginInfo
-from engine.server.app import ControlServer, ServerConfig
-from engine.server.methods import Controller, ControllerConfig
-from engine.stages import AudioSink
+from anchorvoice.engine.plugins import PluginFailure, PluginInfo
+from anchorvoice.engine.server.app import ControlServer, ServerConfig
+from anchorvoice.engine.server.methods import Controller, ControllerConfig
+from anchorvoice.engine.stages import AudioSink
+from anchorvoice.errors import TextInputError, VoiceNotFoundError
+from anchorvoice.frames import AudioFrame
 
 TOKEN = "test-token-0123456789abcdef"
 SR = 16000

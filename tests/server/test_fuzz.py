@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
-from engine.server.app import ServerConfig
-from engine.server.methods import METHODS
+from anchorvoice.engine.server.app import ServerConfig
+from anchorvoice.engine.server.methods import METHODS
 from tests.server.harness import call, hello, running_server
 
 json_leaf = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=20)

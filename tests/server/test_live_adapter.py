@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.errors import ConfigError
-from engine.pipeline import Pipeline
-from engine.server.events import EventBus
-from engine.server.live_adapter import EngineLive
-from plugins.dsp.converter import DspVoiceConverter
-from plugins.effects.compressor import LimiterEffect
+from anchorvoice.engine.pipeline import Pipeline
+from anchorvoice.engine.server.events import EventBus
+from anchorvoice.engine.server.live_adapter import EngineLive
+from anchorvoice.errors import ConfigError
+from anchorvoice.plugins.dsp.converter import DspVoiceConverter
+from anchorvoice.plugins.effects.compressor import LimiterEffect
 
 
 def _live() -> tuple[EngineLive, DspVoiceConverter]:

@@ -9,10 +9,10 @@ import stat
 
 import pytest
 
-from engine.errors import ConfigError, ProtocolError
-from engine.server import protocol as p
-from engine.server.auth import check_token, load_or_create_token, token_path
-from engine.server.events import EventBus
+from anchorvoice.engine.server import protocol as p
+from anchorvoice.engine.server.auth import check_token, load_or_create_token, token_path
+from anchorvoice.engine.server.events import EventBus
+from anchorvoice.errors import ConfigError, ProtocolError
 
 
 def test_valid_request_parses_with_defaults() -> None:
@@ -141,6 +141,6 @@ def test_bus_filters_and_drops_oldest_when_full() -> None:
     ],
 )
 def test_split_sentences(text: str, sentences: list[str]) -> None:
-    from engine.server.speech import split_sentences
+    from anchorvoice.engine.server.speech import split_sentences
 
     assert split_sentences(text) == sentences

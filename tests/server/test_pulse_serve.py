@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from engine.audio_io import read_audio, write_audio
-from engine.engine import Engine
-from engine.server.app import ControlServer, ServerConfig
-from engine.server.events import EventBus
-from engine.server.live_adapter import engine_live_factory
-from engine.server.methods import Controller, ControllerConfig
-from engine.server.sinks import DeviceSink, DeviceSinkConfig
-from streaming.backends.sounddevice_backend import SoundDeviceBackend
-from streaming.virtual_mic import VirtualMic
+from anchorvoice.audio_io import read_audio, write_audio
+from anchorvoice.engine.engine import Engine
+from anchorvoice.engine.server.app import ControlServer, ServerConfig
+from anchorvoice.engine.server.events import EventBus
+from anchorvoice.engine.server.live_adapter import engine_live_factory
+from anchorvoice.engine.server.methods import Controller, ControllerConfig
+from anchorvoice.engine.server.sinks import DeviceSink, DeviceSinkConfig
+from anchorvoice.streaming.backends.sounddevice_backend import SoundDeviceBackend
+from anchorvoice.streaming.virtual_mic import VirtualMic
 from tests.conftest import asterisk_clip
 from tests.integration.pulse import PulseDaemon, private_pulse_with_mic
 from tests.server.harness import TOKEN, call, hello, next_event

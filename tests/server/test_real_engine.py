@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from engine.engine import Engine
-from engine.server.app import ControlServer, ServerConfig
-from engine.server.events import EventBus
-from engine.server.live_adapter import engine_live_factory
-from engine.server.methods import Controller, ControllerConfig
-from engine.server.protocol import ENGINE_ERROR
+from anchorvoice.engine.engine import Engine
+from anchorvoice.engine.server.app import ControlServer, ServerConfig
+from anchorvoice.engine.server.events import EventBus
+from anchorvoice.engine.server.live_adapter import engine_live_factory
+from anchorvoice.engine.server.methods import Controller, ControllerConfig
+from anchorvoice.engine.server.protocol import ENGINE_ERROR
 from tests.conftest import REPO, asterisk_clip
 from tests.server.harness import TOKEN, CaptureSink, call, hello, next_event
 
@@ -43,7 +43,7 @@ def test_speak_through_the_api_plays_the_engine_voice(voiced_engine: Engine) -> 
             async with connect(f"ws://127.0.0.1:{server.port}/?token={TOKEN}") as ws:
                 await hello(ws)
                 assert [v["name"] for v in (await call(ws, "voices.list"))["result"]] == ["anna"]
-                plugins = (await call(ws, "plugins.list", id=2))["result"]
+                plugins = (await call(ws, "anchorvoice.plugins.list", id=2))["result"]
                 assert {"espeak", "dsp"} <= {p["name"] for p in plugins["plugins"]}
                 assert (await call(ws, "voice.set", {"voice": "anna"}, id=3))["result"] == {"voice": "anna"}
                 await call(ws, "subscribe", {"events": ["speaking.started", "speaking.stopped", "error"]}, id=4)
@@ -72,8 +72,9 @@ def test_speak_through_the_api_plays_the_engine_voice(voiced_engine: Engine) -> 
 @pytest.mark.slow
 def test_serve_command_end_to_end(voiced_engine: Engine, tmp_path: Path) -> None:
     home = voiced_engine.config.home
-    code = ("import sys; from engine.cli import main as m\n"
-            "if 'engine.cli.serve' not in m.COMMAND_MODULES: m.COMMAND_MODULES.append('engine.cli.serve')\n"
+    serve = "anchorvoice.engine.cli.serve"
+    code = ("import sys; from anchorvoice.engine.cli import main as m\n"
+            f"if {serve!r} not in m.COMMAND_MODULES: m.COMMAND_MODULES.append({serve!r})\n"
             "sys.exit(m.main(sys.argv[1:]))")
     env = dict(os.environ, ANCHORVOICE_PLUGINS="")
     proc = subprocess.Popen(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli.serve import add_parser, load_settings
-from engine.errors import ConfigError
+from anchorvoice.engine.cli.serve import add_parser, load_settings
+from anchorvoice.errors import ConfigError
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from engine.errors import DeviceError
-from engine.server import protocol as p
-from engine.server.app import ServerConfig
+from anchorvoice.engine.server import protocol as p
+from anchorvoice.engine.server.app import ServerConfig
+from anchorvoice.errors import DeviceError
 from tests.server.harness import TOKEN, call, events, hello, next_event, reply_to, running_server
 
 
@@ -30,7 +30,7 @@ def test_hello_status_voices_plugins() -> None:
             assert status["load_errors"][0]["plugin"] == "broken"
             voices = (await call(ws, "voices.list", id=2))["result"]
             assert [v["name"] for v in voices] == ["alice", "bob"]
-            plugins = (await call(ws, "plugins.list", id=3))["result"]
+            plugins = (await call(ws, "anchorvoice.plugins.list", id=3))["result"]
             assert plugins["plugins"][0]["stages"] == ["base_voice:espeak"]
             assert "ImportError" in plugins["failures"][0]["error"]
 
@@ -320,9 +320,9 @@ def test_reply_to_helper_rejects_foreign_ids() -> None:
 
 
 def test_unknown_start_voice_is_refused_before_serving() -> None:
-    from engine.errors import VoiceNotFoundError
-    from engine.server.app import ControlServer
-    from engine.server.methods import Controller, ControllerConfig
+    from anchorvoice.engine.server.app import ControlServer
+    from anchorvoice.engine.server.methods import Controller, ControllerConfig
+    from anchorvoice.errors import VoiceNotFoundError
     from tests.server.harness import CaptureSink, FakeEngine
 
     async def go() -> None:

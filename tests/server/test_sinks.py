@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.errors import DeviceError
-from engine.server.sinks import DeviceSink, DeviceSinkConfig, NullSink
-from streaming.backends.base import AudioBackend, LiveStream, StreamSpec
-from streaming.backends.devices import DeviceInfo
+from anchorvoice.engine.server.sinks import DeviceSink, DeviceSinkConfig, NullSink
+from anchorvoice.errors import DeviceError
+from anchorvoice.streaming.backends.base import AudioBackend, LiveStream, StreamSpec
+from anchorvoice.streaming.backends.devices import DeviceInfo
 
 
 class ClockStream(LiveStream):

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.errors import DeviceError
-from streaming.backends.base import LiveStream, StreamSpec
-from streaming.backends.devices import DeviceInfo, Direction
+from anchorvoice.errors import DeviceError
+from anchorvoice.streaming.backends.base import LiveStream, StreamSpec
+from anchorvoice.streaming.backends.devices import DeviceInfo, Direction
 
 RATE, BLOCK = 48000, 480
 MIC = DeviceInfo("mic", "Fake", 1, 0, RATE, index=0)

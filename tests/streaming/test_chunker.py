@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streaming.chunker import Chunker
+from anchorvoice.streaming.chunker import Chunker
 
 
 def _stream_slice(x: np.ndarray, start: int, size: int) -> np.ndarray:

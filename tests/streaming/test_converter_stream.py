@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from scipy.signal import butter, sosfilt
 
-from engine.cli.live import live_config
-from engine.errors import ConfigError
-from engine.frames import AudioFrame
-from engine.runner import LiveRunner
-from engine.stages import VoiceConverter
-from plugins.dsp.converter import DspVoiceConverter
-from streaming.converter_stream import ConverterProcess, LiveResampler
-from streaming.live_session import LiveConfig
+from anchorvoice.engine.cli.live import live_config
+from anchorvoice.engine.runner import LiveRunner
+from anchorvoice.engine.stages import VoiceConverter
+from anchorvoice.errors import ConfigError
+from anchorvoice.frames import AudioFrame
+from anchorvoice.plugins.dsp.converter import DspVoiceConverter
+from anchorvoice.streaming.converter_stream import ConverterProcess, LiveResampler
+from anchorvoice.streaming.live_session import LiveConfig
 
 RATE = 48000
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import DeviceError
-from streaming.backends.devices import DeviceInfo, default_device, find_device, recognise_virtual
-from streaming.virtual_mic import VirtualMic
+from anchorvoice.errors import DeviceError
+from anchorvoice.streaming.backends.devices import DeviceInfo, default_device, find_device, recognise_virtual
+from anchorvoice.streaming.virtual_mic import VirtualMic
 
 
 def dev(name: str, ins: int = 0, outs: int = 0, desc: str = "", **kw: object) -> DeviceInfo:
@@ -110,7 +110,7 @@ def test_virtual_mic_on_macos_with_blackhole() -> None:
 def test_alsa_route_config_includes_what_alsa_would_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile
 
-    from streaming.backends import pulse
+    from anchorvoice.streaming.backends import pulse
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     user_conf = tmp_path / "user.conf"

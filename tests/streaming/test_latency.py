@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.latency import LatencyAccount
+from anchorvoice.streaming.latency import LatencyAccount
 
 
 def test_parts_add_up() -> None:

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from streaming.ring import RingBuffer
+from anchorvoice.streaming.ring import RingBuffer
 
 
 def test_concurrent_producer_consumer_loses_and_duplicates_nothing() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streaming.chunker import Chunker
-from streaming.sola import SolaJoiner, best_offset, equal_power_fades
+from anchorvoice.streaming.chunker import Chunker
+from anchorvoice.streaming.sola import SolaJoiner, best_offset, equal_power_fades
 
 SR = 48000
 BLOCK, OVERLAP, SEARCH = 960, 480, 480  # 20 ms blocks, 10 ms crossfade, 10 ms search at 48 kHz

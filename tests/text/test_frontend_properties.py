@@ -6,11 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import TextInputError
-from engine.frames import TextFrame
-from plugins.text_en.frontend import EnglishFrontend
-from plugins.text_zh.frontend import ChineseFrontend
-from plugins.text_zh.mixed import MixedFrontend
+from anchorvoice.errors import TextInputError
+from anchorvoice.frames import TextFrame
+from anchorvoice.plugins.text_en.frontend import EnglishFrontend
+from anchorvoice.plugins.text_zh.frontend import ChineseFrontend
+from anchorvoice.plugins.text_zh.mixed import MixedFrontend
 
 PIECES = list("abcXYZ 0123456789.,!?;:'\"-$£%/&@#()…—～，。！？、：“”《》你好世界一不个儿了的我是嗯￥^°😀é\n") + [
     "12:30", "2024-01-02", "3.5%", "1/2", "13800138000", "1st", "Mr.", "e.g.", "...", "——", "hello", "世界",

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.frames import TextFrame
-from plugins.text_zh.frontend import ChineseConfig, ChineseFrontend
-from plugins.text_zh.pinyin_map import syllable_phones
+from anchorvoice.frames import TextFrame
+from anchorvoice.plugins.text_zh.frontend import ChineseConfig, ChineseFrontend
+from anchorvoice.plugins.text_zh.pinyin_map import syllable_phones
 
 GOLDEN = [
     # 你好 ni3 hao3 -> ni2 hao3 (third-tone sandhi); 世界 shi4 jie4

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import TextInputError, UnsupportedLanguageError
-from engine.frames import TextFrame
-from engine.plugins import PluginManager
-from plugins.text_common.langsplit import split_language_runs
-from plugins.text_common.registry import frontend_for_language, installed_languages
-from plugins.text_en import plugin as en_plugin
-from plugins.text_en.frontend import EnglishFrontend
-from plugins.text_zh import plugin as zh_plugin
-from plugins.text_zh.frontend import ChineseFrontend
-from plugins.text_zh.mixed import MixedFrontend
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.errors import TextInputError, UnsupportedLanguageError
+from anchorvoice.frames import TextFrame
+from anchorvoice.plugins.text_common.langsplit import split_language_runs
+from anchorvoice.plugins.text_common.registry import frontend_for_language, installed_languages
+from anchorvoice.plugins.text_en import plugin as en_plugin
+from anchorvoice.plugins.text_en.frontend import EnglishFrontend
+from anchorvoice.plugins.text_zh import plugin as zh_plugin
+from anchorvoice.plugins.text_zh.frontend import ChineseFrontend
+from anchorvoice.plugins.text_zh.mixed import MixedFrontend
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_registration_through_hooks_and_unsupported_language() -> None:
     ("cls", "text"), [(EnglishFrontend, "Hello there."), (ChineseFrontend, "你好。"), (MixedFrontend, "你好 hello")]
 )
 def test_stage_contract(cls: type, text: str) -> None:
-    from engine.testing import check_stage
+    from anchorvoice.engine.testing import check_stage
 
     check_stage(cls, inputs={"text": text})
 
@@ -117,8 +117,8 @@ def test_third_party_language_registers_the_same_way() -> None:
     """A plugin adds a language with the same hook the built-ins use, and the registry finds it."""
     from types import SimpleNamespace
 
-    from engine.hookspecs import hookimpl
-    from plugins.text_common.base import GsvFrontend
+    from anchorvoice.engine.hookspecs import hookimpl
+    from anchorvoice.plugins.text_common.base import GsvFrontend
 
     class ToyFrontend(GsvFrontend):
         name = "toy"

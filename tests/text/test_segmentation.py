@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import ConfigError
-from engine.frames import TextFrame
-from plugins.text_common.base import FrontendConfig
-from plugins.text_common.segmentation import split_text
-from plugins.text_en.frontend import EnglishFrontend
-from plugins.text_zh.frontend import ChineseConfig, ChineseFrontend
+from anchorvoice.errors import ConfigError
+from anchorvoice.frames import TextFrame
+from anchorvoice.plugins.text_common.base import FrontendConfig
+from anchorvoice.plugins.text_common.segmentation import split_text
+from anchorvoice.plugins.text_en.frontend import EnglishFrontend
+from anchorvoice.plugins.text_zh.frontend import ChineseConfig, ChineseFrontend
 
 
 def test_cut_by_punctuation_keeps_decimals() -> None:

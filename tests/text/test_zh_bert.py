@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import CheckpointError, CorruptCheckpointError
-from engine.frames import TextFrame
-from plugins.text_zh.bert import ChineseBert
-from plugins.text_zh.frontend import ChineseConfig, ChineseFrontend
-from plugins.text_zh.mixed import MixedFrontend
+from anchorvoice.errors import CheckpointError, CorruptCheckpointError
+from anchorvoice.frames import TextFrame
+from anchorvoice.plugins.text_zh.bert import ChineseBert
+from anchorvoice.plugins.text_zh.frontend import ChineseConfig, ChineseFrontend
+from anchorvoice.plugins.text_zh.mixed import MixedFrontend
 
 HIDDEN, LAYERS, HEADS, FFN = 16, 3, 2, 32
 CHARS = list("你好世界我是小明,.!?")

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plugins.gsv.modules.derived import DerivedWeights
-from plugins.gsv.modules.weight_norm import WNConv1d
+from anchorvoice.plugins.gsv.modules.derived import DerivedWeights
+from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d
 
 
 class WN(nn.Module):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from plugins.gsv.modules.attention import MultiHeadAttention
+from anchorvoice.plugins.gsv.modules.attention import MultiHeadAttention
 
 
 class MRTE(nn.Module):

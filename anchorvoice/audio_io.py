@@ -15,8 +15,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from engine.errors import AudioInputError
-from engine.frames import AudioFrame, FloatArray
+from anchorvoice.errors import AudioInputError
+from anchorvoice.frames import AudioFrame, FloatArray
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +107,16 @@ def rms_dbfs(samples: FloatArray) -> float:
         return -120.0
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
     return 20.0 * np.log10(max(rms, 1e-6))
+
+
+def speech_like_signal(sample_rate: int, seconds: float = 1.0, f0: float = 150.0, seed: int = 0) -> AudioFrame:
+    """A voiced, speech-like synthetic signal (warm-ups, RTF probes, tests).
+
+    Harmonics of ``f0`` with vibrato plus a little noise.
+    """
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sample_rate
+    sig = sum(np.sin(k * phase) / k for k in range(1, 12))
+    rng = np.random.default_rng(seed)
+    sig = 0.3 * sig / np.max(np.abs(sig)) + 0.005 * rng.standard_normal(len(t))
+    return AudioFrame(sig.astype(np.float32), sample_rate)
