@@ -117,8 +117,8 @@ def violations(package_root: Path) -> list[Violation]:
                 continue  # third-party, or a name imported from a module (checked as that module)
             dst_prefix, dst_level = floor(imported)
             if dst_level > src_level:
-                found.append(Violation(module, imported, line,
-                                       f"{src_prefix} (floor {src_level}) may not import {dst_prefix} (floor {dst_level})"))
+                why = f"{src_prefix} (floor {src_level}) may not import {dst_prefix} (floor {dst_level})"
+                found.append(Violation(module, imported, line, why))
             elif dst_level == src_level and dst_prefix != src_prefix:
                 found.append(Violation(module, imported, line, f"{src_prefix} and {dst_prefix} are side by side"))
             for importer, target, why in FORBIDDEN:
