@@ -1,4 +1,8 @@
-"""`anchorvoice plugins`: every plugin, its hooks and stages, and the ones that failed to load."""
+"""`anchorvoice plugins`: every plugin, its hooks and stages, and the ones that failed to load.
+
+Exits 1 when any plugin failed to load (with ``--json`` the whole list is still printed), so scripts and
+CI can tell.
+"""
 
 from __future__ import annotations
 
@@ -33,4 +37,4 @@ def run_plugins(args: argparse.Namespace) -> int:
         {"plugins": [asdict(i) for i in infos], "failures": [asdict(f) for f in pm.failures]},
         "\n".join(lines),
     )
-    return 0
+    return 1 if pm.failures else 0

@@ -83,12 +83,18 @@ def test_cli_plugins_reports_failures(third_party: Path, tmp_path: Path) -> None
         [sys.executable, "-m", "anchorvoice.engine.cli.main", "--json", "plugins"],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
     )
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
+    assert out.returncode == 1, "a failed plugin must make `plugins` exit non-zero (scripts and CI check it)"
+    data = json.loads(out.stdout)  # --json still prints the whole list
     assert {f["name"] for f in data["failures"]} >= {"avtest_import_error", "avtest_bad_signature"}
     assert any(p["name"] == "avtest_good" for p in data["plugins"])
-    text = subprocess.run(
+    res = subprocess.run(
         [sys.executable, "-m", "anchorvoice.engine.cli.main", "plugins"],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
-    ).stdout
-    assert "FAILED TO LOAD" in text and "avtest_raises" in text
+    )
+    assert res.returncode == 1
+    assert "FAILED TO LOAD" in res.stdout and "avtest_raises" in res.stdout
+    clean = subprocess.run(
+        [sys.executable, "-m", "anchorvoice.engine.cli.main", "plugins"],
+        capture_output=True, text=True, env=dict(env, ANCHORVOICE_PLUGINS="avtest_good"), cwd=REPO, timeout=120,
+    )
+    assert clean.returncode == 0, clean.stdout + clean.stderr
