@@ -15,12 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dp = sub.add_parser("devices", help="list audio input/output devices and recognised virtual microphones")
     dp.add_argument("--backend", choices=BACKENDS, default="sounddevice", help="audio API (default %(default)s)")
     # SUPPRESS: do not overwrite the global --json given before the command name.
-    dp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     dp.set_defaults(func=run_devices)
 
     vp = sub.add_parser("virtual-mic", help="create / remove / inspect the virtual microphone")
     vp.add_argument("action", choices=["up", "down", "status"], help="up: create (idempotent); down: remove")
-    vp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     vp.set_defaults(func=run_virtual_mic)
 
 

@@ -39,7 +39,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
+    _accept_output_flags_everywhere(parser)
     return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every (sub)command parser below ``parser``, nested ones (``voices list``) included."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                found += [child, *_subparsers(child)]
+    return found
+
+
+def _accept_output_flags_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--json`` and ``-q`` work before or after the command (``anchorvoice voices list --json``).
+
+    SUPPRESS as the default keeps a flag given before the command when the command's own parser does not
+    see it again.
+    """
+    for child in _subparsers(parser):
+        child.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+        child.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress lines")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

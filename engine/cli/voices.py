@@ -36,8 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rm.set_defaults(func=run_remove)
 
 
-def _describe(v: Voice) -> dict[str, Any]:
-    return {
+def _describe(v: Voice, analysis: bool = True) -> dict[str, Any]:
+    """A voice as plain data; ``analysis=False`` leaves out the per-converter statistics (long arrays)."""
+    data = {
         "name": v.name,
         "kind": "gpt-sovits" if v.is_neural else "embedded default (DSP)",
         "path": str(v.path),
@@ -48,6 +49,39 @@ def _describe(v: Voice) -> dict[str, Any]:
         "analysis": v.analysis,
         "created": v.created,
     }
+    if not analysis:
+        data["analysis"] = sorted(v.analysis)  # only which converters analysed it
+    return data
+
+
+LONG_LIST = 8
+"""Lists longer than this are summarised in text output (a spectral envelope has 257 values)."""
+
+
+def _unit(key: str) -> str:
+    for suffix, unit in (("_hz", " Hz"), ("_db", " dB"), ("_ms", " ms"), ("_s", " s")):
+        if key.endswith(suffix):
+            return unit
+    return ""
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def readable_analysis(stats: dict[str, Any]) -> list[str]:
+    """One line per statistic: numbers with their unit, long arrays as their count and range."""
+    lines = []
+    for key, value in stats.items():
+        unit = _unit(key)
+        if isinstance(value, list) and len(value) > LONG_LIST and all(isinstance(x, int | float) for x in value):
+            text = f"{len(value)} values, {_number(float(min(value)))} to {_number(float(max(value)))}{unit}"
+        elif isinstance(value, list):
+            text = ", ".join(_number(x) for x in value) + unit
+        else:
+            text = _number(value) + unit
+        lines.append(f"  {key:<22} {text}")
+    return lines
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -74,7 +108,7 @@ def run_list(args: argparse.Namespace) -> int:
         emit(args, [], "no voices yet: add one with `anchorvoice voices add NAME --ref clip.wav`")
         return 0
     lines = [f"{v.name:<24} {_describe(v)['kind']:<24} {len(v.references)} ref(s)" for v in voices]
-    emit(args, [_describe(v) for v in voices], "\n".join(lines))
+    emit(args, [_describe(v, analysis=False) for v in voices], "\n".join(lines))
     return 0
 
 
@@ -83,8 +117,9 @@ def run_show(args: argparse.Namespace) -> int:
     d = _describe(engine.voices.get(args.name))
     text = "\n".join(f"{k:<11} {v}" for k, v in d.items() if k != "analysis")
     for conv, stats in d["analysis"].items():
-        summary = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}=…" for k, v in stats.items())
-        text += f"\nanalysis[{conv}] {summary}"
+        if not stats:
+            continue  # a converter that needs no statistics (it reads the reference itself)
+        text += f"\nanalysis by the {conv!r} converter:\n" + "\n".join(readable_analysis(stats))
     emit(args, d, text)
     return 0
 
