@@ -1,4 +1,8 @@
-"""`anchorvoice speak` and `anchorvoice convert`: offline TTS and voice conversion to a file."""
+"""`anchorvoice speak` and `anchorvoice convert`: offline TTS and voice conversion to a file.
+
+One meaning per flag name across commands: ``-o/--out`` is a file (or the demo's folder), ``--output`` a
+device ('virtual' or part of a device name), as in ``live``.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cp = sub.add_parser("convert", help="speech file -> the same speech in a voice")
     cp.add_argument("input", help="input audio file (wav/flac/ogg/g722)")
     cp.add_argument("--voice", required=True, help="voice name (see `anchorvoice voices list`)")
-    cp.add_argument("-o", "--output", default="out/convert.wav", help="output audio file (default %(default)s)")
+    cp.add_argument("-o", "--out", default="out/convert.wav", help="write the audio to this file (default %(default)s)")
     cp.add_argument("--preset", default="vc", help="pipeline preset name or .toml path (default %(default)s)")
     cp.set_defaults(func=run_convert)
 
@@ -100,7 +104,7 @@ def run_convert(args: argparse.Namespace) -> int:
     progress(args, f"converting {audio.duration:.1f} s toward {args.voice!r}")
     out_audio = pipe.convert(audio)
     elapsed = time.perf_counter() - t0
-    out = write_audio(Path(args.output), out_audio)
+    out = write_audio(Path(args.out), out_audio)
     rows = timing_rows(pipe.timings)
     emit(
         args,

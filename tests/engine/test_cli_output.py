@@ -55,3 +55,15 @@ def test_voices_show_is_readable(home: Path) -> None:
     assert max(len(line) for line in text.splitlines()) < 120
     full = json.loads(cli("voices", "show", "anna", "--json", home=home).stdout)
     assert len(full["analysis"]["dsp"]["mean_envelope_db"]) == 257  # scripts still get everything
+
+
+def test_out_is_a_file_and_output_a_device_in_every_command() -> None:
+    """`-o/--out` names a file (a folder for demo) and `--output` a device, whatever the command."""
+    for child in _subparsers(build_parser()):
+        actions = child._option_string_actions
+        if "--output" in actions:
+            assert "-o" not in actions["--output"].option_strings, child.prog
+            assert "DEVICE" in (actions["--output"].metavar or "") or "device" in (actions["--output"].help or ""), \
+                child.prog
+        if "-o" in actions:
+            assert "--out" in actions["-o"].option_strings, child.prog
