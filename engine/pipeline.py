@@ -171,11 +171,7 @@ class Pipeline:
             yield from self._speak_neural(text, lang)
             return
         base: BaseVoice = self._stage("base_voice")
-        if lang not in base.available_languages():
-            have = ", ".join(sorted(base.available_languages()))
-            raise UnsupportedLanguageError(
-                f"base voice {base.name!r} cannot speak language {lang!r}; installed languages: {have}"
-            )
+        base.check_language(lang)
         dry = self._timed(f"base_voice:{base.name}", base.synthesize, TextFrame(text, lang))
         out = self.apply_effects(self._to_output(self._convert(dry, "converter")))
         self.first_audio_s = time.perf_counter() - self._speak_t0

@@ -201,6 +201,19 @@ class BaseVoice(Stage):
     def available_languages(self) -> list[str]:
         """Languages this machine can speak right now (depends on installed programs)."""
 
+    def check_language(self, language: str) -> None:
+        """Raise UnsupportedLanguageError, listing what it can speak, unless it can speak ``language``.
+
+        A voice that reads several scripts overrides it (e.g. to take ``auto`` or ISO aliases).
+        """
+        from anchorvoice.errors import UnsupportedLanguageError
+
+        have = self.available_languages()
+        if language not in have:
+            raise UnsupportedLanguageError(
+                f"base voice {self.name!r} cannot speak language {language!r}; it speaks: {', '.join(sorted(have))}"
+            )
+
     @abstractmethod
     def synthesize(self, text: TextFrame) -> AudioFrame: ...
 

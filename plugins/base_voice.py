@@ -20,6 +20,7 @@ from anchorvoice.engine.hookspecs import Register, hookimpl
 from anchorvoice.engine.stages import BaseVoice
 from anchorvoice.errors import ConfigError, PluginError, StageError, TextInputError, UnsupportedLanguageError
 from anchorvoice.frames import AudioFrame, TextFrame
+from anchorvoice.plugins.text_common.scripts import drop_pictographs, script_runs
 
 _TIMEOUT_S = 120.0
 """A whole paragraph takes espeak-ng well under a second; a hung program must not hang the engine."""
@@ -57,10 +58,13 @@ def _run(args: list[str], *, stdin: str | None = None) -> str:
 
 
 def _check_text(text: TextFrame) -> str:
-    stripped = text.text.strip()
-    if not stripped:
+    """The text to read: emoji and other pictographs dropped (a voice would read their names aloud)."""
+    if not text.text.strip():
         raise TextInputError("nothing to say: the text is empty or only whitespace")
-    return stripped
+    cleaned = drop_pictographs(text.text)
+    if not cleaned:
+        raise TextInputError(f"nothing to say: {text.text.strip()[:40]!r} has only emoji or symbols")
+    return cleaned
 
 
 def _read_wav(path: Path, program: str) -> tuple[np.ndarray, int]:
@@ -118,32 +122,50 @@ class EspeakVoice(BaseVoice):
             self._languages = sorted(langs)
         return list(self._languages)
 
+    def _espeak_language(self, language: str) -> str:
+        """``language`` as espeak-ng spells it; UnsupportedLanguageError, listing what it speaks, if absent."""
+        lang = language.strip().lower().replace("_", "-")
+        lang = _ISO_ALIASES.get(lang, lang)
+        available = self.available_languages()
+        if lang not in available:
+            raise UnsupportedLanguageError(
+                f"the espeak-ng base voice cannot speak language {language!r}; it speaks: {', '.join(available)} "
+                "(or pass --lang auto to read each script in its language)"
+            )
+        return lang
+
+    def check_language(self, language: str) -> None:
+        """``auto`` (each script in its own language) or a language espeak-ng has (``zh`` means ``cmn``)."""
+        if self.config.voice is None and language.strip().lower() != "auto":
+            self._espeak_language(language)
+
     def _voice_for(self, language: str) -> str:
-        if self.config.voice:
-            voice = self.config.voice
-        else:
-            lang = language.strip().lower().replace("_", "-")
-            lang = _ISO_ALIASES.get(lang, lang)
-            available = self.available_languages()
-            if lang not in available:
-                raise UnsupportedLanguageError(
-                    f"espeak-ng cannot speak language {language!r}; installed: {', '.join(available)}"
-                )
-            voice = lang
+        voice = self.config.voice or self._espeak_language(language)
         return f"{voice}+{self.config.variant}" if self.config.variant else voice
 
     def synthesize(self, text: TextFrame) -> AudioFrame:
-        """Speak ``text`` (language from the frame unless ``voice`` is set) -> 22.05 kHz audio."""
+        """Speak ``text`` -> 22.05 kHz audio, each script in its language (``voice`` set: all in that voice).
+
+        The frame's language reads Latin text and its own script; other scripts are read in theirs
+        (Chinese characters in Mandarin, kana in Japanese, ...), see :mod:`anchorvoice.plugins.text_common.scripts`.
+        """
         content = _check_text(text)
-        voice = self._voice_for(text.language)
         if not 80 <= self.config.rate <= 450 or not 0 <= self.config.pitch <= 99:
             raise ConfigError("rate must be 80-450 wpm and pitch 0-99 (`espeak-ng --help`)", source="espeak")
+        runs = [(text.language, content)] if self.config.voice else script_runs(content, text.language)
+        voices = [(self._voice_for(lang), chunk) for lang, chunk in runs]  # refuse before speaking anything
+        parts, sr = [], 22050
+        for voice, chunk in voices:
+            samples, sr = self._speak(voice, chunk)
+            parts.append(samples)
+        return _audio_or_error(np.concatenate(parts), sr, text, "espeak-ng")
+
+    def _speak(self, voice: str, content: str) -> tuple[np.ndarray, int]:
         with tempfile.TemporaryDirectory(prefix="anchorvoice-espeak-") as tmp:
             wav = Path(tmp) / "out.wav"
             args = [self._program, "-v", voice, "-s", str(self.config.rate), "-p", str(self.config.pitch)]
             _run([*args, "-w", str(wav), "--stdin"], stdin=content)
-            samples, sr = _read_wav(wav, "espeak-ng")
-        return _audio_or_error(samples, sr, text, "espeak-ng")
+            return _read_wav(wav, "espeak-ng")
 
 
 @dataclass
@@ -179,12 +201,20 @@ class FliteVoice(BaseVoice):
         """flite speaks English only."""
         return ["en"]
 
+    def check_language(self, language: str) -> None:
+        if language.strip().lower().split("-")[0] not in ("en", "auto"):
+            raise UnsupportedLanguageError(f"flite cannot speak language {language!r}; it speaks: en")
+
     def synthesize(self, text: TextFrame) -> AudioFrame:
         """Speak English ``text`` with the configured flite voice."""
         content = _check_text(text)
-        lang = text.language.strip().lower()
-        if lang.split("-")[0] != "en":
-            raise UnsupportedLanguageError(f"flite cannot speak language {text.language!r}; installed: en")
+        self.check_language(text.language)
+        others = sorted({lang for lang, _ in script_runs(content, "en")} - {"en"})
+        if others:
+            raise UnsupportedLanguageError(
+                f"flite reads English only, and this text has {', '.join(others)} script; use the espeak base "
+                "voice (`plugin = \"espeak\"` in the preset) for other languages"
+            )
         voices = self.installed_voices()
         # flite exits 0 even when it cannot load a voice, so the name is checked here.
         if self.config.voice not in voices:

@@ -59,7 +59,7 @@ def test_speak_and_convert_write_files(home: Path, tmp_path: Path) -> None:
     [
         (["speak", "   ", "--voice", "anna"], "text is empty"),
         (["speak", "hi", "--voice", "nobody"], "Unable to find voice 'nobody'"),
-        (["speak", "hi", "--voice", "anna", "--lang", "tlh"], "installed"),
+        (["speak", "hi", "--voice", "anna", "--lang", "tlh"], "it speaks: "),
         (["convert", "/nonexistent/x.wav", "--voice", "anna"], "not found"),
         (["convert", str(REPO / "pyproject.toml"), "--voice", "anna"], "cannot read"),
         (["speak", "hi", "--voice", "anna", "--preset", "nope"], "no preset named 'nope'"),

@@ -82,9 +82,9 @@ def test_text_starting_with_a_dash_is_spoken_not_parsed() -> None:
 
 
 def test_unsupported_language_lists_installed_ones() -> None:
-    with pytest.raises(UnsupportedLanguageError, match="installed: .*en-us"):
+    with pytest.raises(UnsupportedLanguageError, match="it speaks: .*en-us"):
         EspeakVoice().synthesize(TextFrame("hello", "xx"))
-    with pytest.raises(UnsupportedLanguageError, match="installed: en"):
+    with pytest.raises(UnsupportedLanguageError, match="it speaks: en"):
         FliteVoice().synthesize(TextFrame("bonjour", "fr"))
 
 
