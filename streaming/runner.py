@@ -160,7 +160,7 @@ class LiveRunner:
         self.lookahead = cfg.samples(cfg.lookahead_ms)
         self.overlap = cfg.samples(cfg.crossfade_ms)
         self.search = cfg.samples(cfg.sola_search_ms)
-        self.block_mode = not (self.context or self.lookahead or self.overlap or self.search)
+        self.block_mode = cfg.block_mode
         """process receives exactly each new block: no window, no SOLA (see the module docstring)."""
         self.chunker: Chunker | None = None
         self.joiner: SolaJoiner | None = None
