@@ -33,7 +33,8 @@ from anchorvoice.audio_io import read_audio
 from anchorvoice.engine.engine import Engine, EngineConfig
 from anchorvoice.streaming.backends.sounddevice_backend import SoundDeviceBackend
 from anchorvoice.streaming.converter_stream import ConverterProcess
-from anchorvoice.streaming.live_session import LiveConfig, LiveSession
+from anchorvoice.streaming.live_config import LiveConfig
+from anchorvoice.streaming.live_session import LiveSession
 from anchorvoice.streaming.virtual_mic import VirtualMic
 from tests.integration.pulse import PulseDaemon, onset
 
@@ -54,7 +55,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         backend.refresh()
         cfg = LiveConfig(input="bench_mic", output="virtual", block_ms=args.block_ms, jitter_ms=args.jitter_ms,
                          device_latency=args.device_latency)
-        block = cfg.runner_config().samples(cfg.block_ms)
+        block = cfg.samples(cfg.block_ms)
         engine = None
         if args.identity:
             process: Any = lambda frame: frame  # noqa: E731 - the path without a converter

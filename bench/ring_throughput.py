@@ -21,8 +21,9 @@ import time
 
 import numpy as np
 
-from anchorvoice.engine.runner import LiveRunner, RunnerConfig
+from anchorvoice.streaming.live_config import LiveConfig
 from anchorvoice.streaming.ring import RingBuffer
+from anchorvoice.streaming.runner import LiveRunner
 
 
 def single_thread(block: int, seconds: float) -> float:
@@ -71,7 +72,7 @@ def two_threads(block: int, total: int) -> float:
 
 
 def callback_cost(frames: int, calls: int) -> tuple[float, float]:
-    runner = LiveRunner(lambda f: f, RunnerConfig(sample_rate=48000))
+    runner = LiveRunner(lambda f: f, LiveConfig(sample_rate=48000))
     indata = (0.1 * np.random.default_rng(1).standard_normal((frames, 2))).astype(np.float32)
     outdata = np.zeros((frames, 2), dtype=np.float32)
     costs = []

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from anchorvoice.audio_io import read_audio
-from anchorvoice.engine.runner import LiveRunner, RunnerConfig
+from anchorvoice.streaming.live_config import LiveConfig
+from anchorvoice.streaming.runner import LiveRunner
 
 ASTERISK_EN = Path("/usr/share/asterisk/sounds/en")
 
@@ -58,7 +59,7 @@ def load_source(path: str | None, sr: int, seconds: float = 60.0) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def make_process(kind: str, cfg: RunnerConfig) -> Any:
+def make_process(kind: str, cfg: LiveConfig) -> Any:
     if kind == "identity":
         return lambda frame: frame
     if kind == "dsp":
@@ -67,7 +68,7 @@ def make_process(kind: str, cfg: RunnerConfig) -> Any:
 
         conv = DspVoiceConverter(DspConfig(pitch_semitones=4.0, formant_ratio=1.12))
         conv.prepare(None)
-        return ConverterProcess(conv, cfg.sample_rate, cfg.samples(cfg.block_ms), cfg.samples(cfg.lookahead_ms))
+        return ConverterProcess(conv, cfg.sample_rate, cfg.samples(cfg.block_ms))
     raise SystemExit(f"unknown --process {kind!r} (choose identity or dsp)")
 
 
@@ -141,14 +142,14 @@ def main() -> int:
     ap.add_argument("--input", default=None, help="audio file to loop (default: asterisk English prompts)")
     ap.add_argument("--frames", type=int, default=480, help="device buffer in samples (480 = 10 ms at 48 kHz)")
     ap.add_argument("--sample-rate", type=int, default=48000)
-    ap.add_argument("--block-ms", type=float, default=RunnerConfig.block_ms)
-    ap.add_argument("--prefill-blocks", type=int, default=RunnerConfig.prefill_blocks, help="jitter buffer")
+    ap.add_argument("--block-ms", type=float, default=LiveConfig.block_ms)
+    ap.add_argument("--jitter-ms", type=float, default=LiveConfig.jitter_ms, help="jitter buffer")
     ap.add_argument("--no-freeze-gc", action="store_true", help="leave the cyclic GC as it is (for comparison)")
     ap.add_argument("--warmup-s", type=float, default=10.0, help="memory baseline is taken after this")
     args = ap.parse_args()
 
-    cfg = RunnerConfig(sample_rate=args.sample_rate, block_ms=args.block_ms, prefill_blocks=args.prefill_blocks,
-                       freeze_gc=not args.no_freeze_gc)
+    cfg = LiveConfig(sample_rate=args.sample_rate, block_ms=args.block_ms, jitter_ms=args.jitter_ms,
+                     freeze_gc=not args.no_freeze_gc)
     source = load_source(args.input, cfg.sample_rate)
     events: list[dict[str, Any]] = []
     runner = LiveRunner(make_process(args.process, cfg), cfg, on_event=events.append)

@@ -82,7 +82,7 @@ class PipelineConfig:
     effects: list[StageSpec] = field(default_factory=list)
     """Effect chain applied to the output, in order."""
     live: dict[str, Any] = field(default_factory=dict)
-    """Real-time settings (block, context, crossfade) read by the live runner."""
+    """The ``[live]`` table: fields of ``anchorvoice.streaming.live_config.LiveConfig`` (``engine.live`` reads it)."""
     source: str = "<memory>"
     """File the preset came from (for messages)."""
 

@@ -3,7 +3,7 @@
 Device stages wrap :mod:`anchorvoice.streaming.backends` behind a blocking ``read`` / ``write`` (a ring
 buffer between the caller and the device callback), for pipelines that pull or push audio at their
 own pace. The live path (``anchorvoice live``) drives the backends directly through
-``anchorvoice.engine.runner.LiveRunner`` instead.
+``anchorvoice.streaming.runner.LiveRunner`` instead.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
-"""Drive a stateful ``VoiceConverter`` from the live runner's overlapping windows.
+"""Drive a stateful block converter from the live runner's block mode.
 
-``anchorvoice.engine.runner.LiveRunner`` hands ``process`` a window (context + SOLA head + block + lookahead)
-and keeps the newest ``block + crossfade + search`` samples of what comes back. A
-``VoiceConverter`` is already a stream processor: ``process(block)`` keeps its own history and
-returns the same number of samples, delayed by ``latency_samples``. So :class:`ConverterProcess`
-feeds it only the *new* block of each window, resampled to the converter's rate with a stateful
-FIR (:class:`LiveResampler`), and answers with the newest ``window`` samples of the continuous
-output stream. Consecutive answers are exact continuations, so SOLA finds offset 0 and its
-crossfade mixes identical samples.
+A voice converter is a stream processor (:class:`StreamConverter`): ``process(block)`` keeps its own
+history and returns the same number of samples, delayed by ``latency_samples``. The runner's block mode
+(:class:`anchorvoice.streaming.runner.LiveRunner` with context, lookahead, crossfade and search all 0)
+hands ``process`` exactly each new block of captured samples, so :class:`ConverterProcess` resamples that
+block to the converter's rate with a stateful FIR (:class:`LiveResampler`), converts it, resamples it back
+and answers with exactly one block of the continuous output stream: no window, no cutting, no SOLA.
 
 Why not soxr's stream mode here: ``soxr.ResampleStream`` at HQ returns output in bursts (0, 0, 0,
 490 samples for four 10 ms blocks 48->16 kHz, measured), which would need a ~40 ms queue; a short
@@ -17,17 +15,39 @@ windowed-sinc FIR has a steady output and a 1 ms group delay.
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 from scipy.signal import firwin, lfilter
 
-from anchorvoice.engine.stages import VoiceConverter
 from anchorvoice.errors import ConfigError
 from anchorvoice.frames import AudioFrame, FloatArray
 
 TAPS_PER_PHASE = 32
 """FIR length per polyphase branch: 97 taps at 48 kHz for 48<->16 kHz, 1 ms group delay and a
 ~1.6 kHz transition band (Hamming window: width ~3.3/N of the rate), enough for speech."""
+
+
+class StreamConverter(Protocol):
+    """What :class:`ConverterProcess` calls on a converter (``anchorvoice.engine.stages.VoiceConverter`` is one)."""
+
+    @property
+    def name(self) -> str:
+        """Shown in error messages."""
+
+    @property
+    def sample_rate(self) -> int:
+        """Rate of the blocks ``process`` takes and returns, in Hz."""
+
+    @property
+    def latency_samples(self) -> int:
+        """Delay of ``process``'s output behind its input, in samples at ``sample_rate``."""
+
+    def process(self, block: AudioFrame) -> AudioFrame:
+        """Convert one block, keeping history across calls; returns as many samples as it got."""
+
+    def reset(self) -> None:
+        """Forget all history (a new stream starts)."""
 
 
 class LiveResampler:
@@ -65,18 +85,17 @@ class LiveResampler:
 
 
 class ConverterProcess:
-    """``process(window) -> window`` for ``LiveRunner``, backed by a stateful VoiceConverter.
+    """``process(block) -> block`` for the runner's block mode, backed by a stateful converter.
 
-    ``block`` and ``lookahead`` are the runner's sizes in device samples. Output is delayed by
-    ``latency_ms`` beyond the runner's own algorithmic latency (converter + resampling + a small
-    queue that absorbs the resamplers' +-1 sample jitter per block).
+    ``block`` is the runner's block in device samples; every call must hand exactly that many. Output is
+    delayed by ``latency_ms`` beyond the runner's own algorithmic latency (converter + resampling + a
+    small queue that absorbs the resamplers' +-1 sample jitter per block).
     """
 
-    def __init__(self, converter: VoiceConverter, sample_rate: int, block: int, lookahead: int = 0) -> None:
+    def __init__(self, converter: StreamConverter, sample_rate: int, block: int) -> None:
         self.converter = converter
         self.sample_rate = sample_rate
         self.block = block
-        self.lookahead = lookahead
         try:
             self._to_conv = LiveResampler(sample_rate, converter.sample_rate)
             self._from_conv = LiveResampler(converter.sample_rate, sample_rate)
@@ -89,7 +108,6 @@ class ConverterProcess:
         # A few samples of queue so that each answer can advance by exactly ``block``.
         self._slack = 2 * max(self._to_conv.up, self._to_conv.down, 1) + 2
         self._fifo: FloatArray = np.zeros(self._slack, np.float32)
-        self._history: FloatArray = np.zeros(0, np.float32)
 
     @property
     def latency_samples(self) -> int:
@@ -107,7 +125,7 @@ class ConverterProcess:
         first-call allocations happen here instead of in the first live blocks."""
         rng = np.random.default_rng(0)
         for _ in range(max(1, int(seconds * self.sample_rate / self.block))):
-            noise = (rng.standard_normal(self.block + self.lookahead) * 0.01).astype(np.float32)
+            noise = (rng.standard_normal(self.block) * 0.01).astype(np.float32)
             self(AudioFrame(noise, self.sample_rate))
         self.reset()
 
@@ -116,25 +134,18 @@ class ConverterProcess:
         self._to_conv.reset()
         self._from_conv.reset()
         self._fifo = np.zeros(self._slack, np.float32)
-        self._history = np.zeros(0, np.float32)
 
     def __call__(self, frame: AudioFrame) -> AudioFrame:
-        window = frame.samples
-        end = len(window) - self.lookahead
-        new = window[end - self.block : end]
-        x = self._to_conv.process(new)
+        if len(frame.samples) != self.block:
+            raise ValueError(
+                f"ConverterProcess takes exactly one {self.block}-sample block per call, got {len(frame.samples)}; "
+                "run it in the runner's block mode (context_ms, lookahead_ms, crossfade_ms and sola_search_ms 0)"
+            )
+        x = self._to_conv.process(frame.samples)
         y = self.converter.process(AudioFrame(x, self.converter.sample_rate, frame.timestamp)).samples
         self._fifo = np.concatenate([self._fifo, self._from_conv.process(y)])
         take = self._fifo[: self.block]
         if len(take) < self.block:  # cannot happen once primed; pad rather than shorten the stream
             take = np.concatenate([take, np.zeros(self.block - len(take), np.float32)])
         self._fifo = self._fifo[self.block :]
-        keep = len(window)
-        self._history = np.concatenate([self._history, take])[-keep:]
-        out = self._history
-        if len(out) < keep:
-            out = np.concatenate([np.zeros(keep - len(out), np.float32), out])
-        # Aligned to the window's end (lookahead samples are not produced yet: hold the last ones).
-        if self.lookahead:
-            out = np.concatenate([out[self.lookahead :], np.zeros(self.lookahead, np.float32)])
-        return frame.with_samples(out)
+        return frame.with_samples(take)

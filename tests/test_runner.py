@@ -1,4 +1,5 @@
-"""LiveRunner end to end through callback(): identity, degradation on errors and slowness, recovery."""
+"""LiveRunner end to end through callback(): block and windowed modes, degradation on errors and slowness,
+recovery, the GC freeze."""
 
 from __future__ import annotations
 
@@ -9,12 +10,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from anchorvoice.engine.runner import LiveRunner, RunnerConfig, StageStreams
-from anchorvoice.errors import ConfigError, DeviceError
+from anchorvoice.errors import ConfigError
 from anchorvoice.frames import AudioFrame
+from anchorvoice.streaming.live_config import LiveConfig
 from anchorvoice.streaming.resample import resample
+from anchorvoice.streaming.runner import LiveRunner
 
 SR = 48000
+
+
+def windowed(**kw: Any) -> LiveConfig:
+    """A windowed-mode configuration (RVC-like: 20 ms blocks, 40 ms context, 10 ms crossfade and search)."""
+    base: dict[str, Any] = dict(sample_rate=SR, block_ms=20.0, context_ms=40.0, crossfade_ms=10.0,
+                                sola_search_ms=10.0, jitter_ms=20.0, input_queue_ms=160.0, output_queue_ms=80.0)
+    return LiveConfig(**{**base, **kw})
 
 
 def _noise(seconds: float, seed: int = 0) -> np.ndarray:
@@ -54,7 +63,7 @@ def _delayed(x: np.ndarray, d: int, n: int) -> np.ndarray:
 
 @pytest.mark.parametrize(("frames", "channels"), [(960, 0), (240, 2), (256, 1), (1920, 1)])
 def test_identity_plays_input_delayed_by_the_latency_account(frames: int, channels: int) -> None:
-    runner = LiveRunner(lambda f: f, RunnerConfig(sample_rate=SR))
+    runner = LiveRunner(lambda f: f, windowed())
     x = _noise(1.0)
     y = _drive(runner, x, frames, channels)
     d = runner.latency.samples(SR)
@@ -63,8 +72,7 @@ def test_identity_plays_input_delayed_by_the_latency_account(frames: int, channe
 
 
 def test_lookahead_and_other_sizes_delay_exactly_as_accounted() -> None:
-    cfg = RunnerConfig(sample_rate=SR, block_ms=10, context_ms=0, lookahead_ms=5, crossfade_ms=5,
-                       sola_search_ms=2.5, prefill_blocks=2)
+    cfg = LiveConfig(sample_rate=SR, block_ms=10, lookahead_ms=5, crossfade_ms=5, sola_search_ms=2.5, jitter_ms=20)
     runner = LiveRunner(lambda f: f, cfg)
     x = _noise(0.5, seed=4)
     y = _drive(runner, x, 480)
@@ -92,7 +100,7 @@ def test_process_returning_another_rate_and_only_the_tail_is_accepted() -> None:
         y = resample(f.samples, SR, 16000)
         return AudioFrame(y[len(y) // 2 :], 16000)  # skip the context head, as RVC's decoder does
 
-    runner = LiveRunner(at_16k_tail, RunnerConfig(sample_rate=SR, context_ms=60))
+    runner = LiveRunner(at_16k_tail, windowed(context_ms=60))
     t = np.arange(SR) / SR
     x = (0.4 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
     y = _drive(runner, x, 960)
@@ -118,7 +126,7 @@ class Flaky:
 @pytest.mark.parametrize("policy", ["dry", "silence"])
 def test_process_that_raises_degrades_to_bypass_then_recovers(policy: str) -> None:
     events: list[dict[str, Any]] = []
-    cfg = RunnerConfig(sample_rate=SR, degrade_policy=policy, probe_every_blocks=2, recover_after_probes=3)
+    cfg = windowed(degrade_policy=policy, probe_every_blocks=2, recover_after_probes=3)
     proc = Flaky(range(10, 14))
     runner = LiveRunner(proc, cfg, on_event=events.append)
     x = _noise(2.0)
@@ -153,7 +161,7 @@ def test_slow_process_degrades_after_n_blocks_and_recovers_when_fast_again() -> 
         return f
 
     events: list[dict[str, Any]] = []
-    cfg = RunnerConfig(sample_rate=SR, degrade_after_blocks=4, probe_every_blocks=1, recover_after_probes=2)
+    cfg = windowed(degrade_after_blocks=4, probe_every_blocks=1, recover_after_probes=2)
     runner = LiveRunner(slow_then_fast, cfg, on_event=events.append, clock=lambda: now[0])
     _drive(runner, _noise(1.5), 960)
     assert [e["event"] for e in events] == ["degraded", "recovered"]
@@ -175,7 +183,7 @@ def test_worker_thread_with_side_probes_recovers_and_keeps_callback_safe() -> No
             got_event.set()
         raise RuntimeError("a broken listener must not stop the stream")
 
-    cfg = RunnerConfig(sample_rate=SR, probe_every_blocks=1, recover_after_probes=2)
+    cfg = windowed(probe_every_blocks=1, recover_after_probes=2)
     with LiveRunner(Flaky(range(3, 6)), cfg, on_event=listener) as runner:
         x = _noise(1.0)
         out = np.zeros(480, np.float32)
@@ -200,7 +208,7 @@ def test_worker_thread_with_side_probes_recovers_and_keeps_callback_safe() -> No
 )
 def test_unusable_output_is_an_error_with_a_clear_message(bad: Any, message: str) -> None:
     events: list[dict[str, Any]] = []
-    runner = LiveRunner(bad, RunnerConfig(sample_rate=SR), events.append)
+    runner = LiveRunner(bad, windowed(), events.append)
     y = _drive(runner, _noise(0.2), 960)
     assert events[0]["reason"] == "error"
     assert message in events[0]["error"]
@@ -208,7 +216,7 @@ def test_unusable_output_is_an_error_with_a_clear_message(bad: Any, message: str
 
 
 def test_callback_survives_bad_buffers() -> None:
-    runner = LiveRunner(lambda f: f, RunnerConfig(sample_rate=SR))
+    runner = LiveRunner(lambda f: f, windowed())
     out = np.ones(64, np.float32)
     runner.callback(np.zeros((64, 2, 2), np.float32), out)  # nonsense input shape
     assert runner.callback_errors == 1 and np.all(out == 0.0)
@@ -219,25 +227,9 @@ def test_callback_survives_bad_buffers() -> None:
 
 def test_invalid_config_is_refused_with_the_field_name() -> None:
     with pytest.raises(ConfigError, match=r"\[live.crossfade_ms\] must be <= 40 ms"):
-        LiveRunner(lambda f: f, RunnerConfig(crossfade_ms=50))
+        LiveRunner(lambda f: f, LiveConfig(crossfade_ms=50))
     with pytest.raises(ConfigError, match="degrade_policy"):
-        LiveRunner(lambda f: f, RunnerConfig(degrade_policy="loud"))  # type: ignore[arg-type]
-
-
-def test_stage_streams_are_no_ops_on_cpu() -> None:
-    streams = StageStreams(["extract", "decode"], device="cpu")
-    assert not streams.enabled
-    with streams.use("extract"):
-        streams.record("extract")
-        streams.wait("decode", before="extract")
-    streams.synchronize()
-    import torch
-
-    assert StageStreams(["decode"], device="auto").enabled == torch.cuda.is_available()
-
-    if not torch.cuda.is_available():
-        with pytest.raises(DeviceError, match="no CUDA"):
-            StageStreams(["decode"], device="cuda")
+        LiveRunner(lambda f: f, LiveConfig(degrade_policy="loud"))  # type: ignore[arg-type]
 
 
 def test_warmup_runs_process_on_silence_before_the_stream() -> None:
@@ -247,17 +239,18 @@ def test_warmup_runs_process_on_silence_before_the_stream() -> None:
         seen.append(f)
         return f
 
-    runner = LiveRunner(record, RunnerConfig(sample_rate=SR))
+    runner = LiveRunner(record, windowed())
     assert runner.warmup(blocks=2) >= 0.0
+    assert runner.window_size == round(0.080 * SR)  # 40 context + 10 crossfade + 10 search + 20 block
     assert len(seen) == 2 and all(len(f.samples) == runner.window_size and not f.samples.any() for f in seen)
     # A converter that cannot run at all fails warm-up loudly instead of starting in bypass.
-    broken = LiveRunner(lambda f: f.with_samples(f.samples[:5]), RunnerConfig(sample_rate=SR))
+    broken = LiveRunner(lambda f: f.with_samples(f.samples[:5]), windowed())
     with pytest.raises(ValueError, match="must return at least"):
         broken.warmup()
 
 
 def test_worker_stall_drops_oldest_output_so_latency_stays_bounded() -> None:
-    cfg = RunnerConfig(sample_rate=SR)
+    cfg = windowed()
     runner = LiveRunner(lambda f: f, cfg)
     x = _noise(1.0)
     B, frames = runner.block, 960
@@ -277,13 +270,13 @@ def test_worker_stall_drops_oldest_output_so_latency_stays_bounded() -> None:
     # After the stall the delay is back within the jitter buffer + output queue bound.
     d = runner.latency.samples(SR)
     lag = _lag(y, x, len(y) - SR // 10)
-    assert d <= lag <= d + cfg.output_queue_blocks * B
+    assert d <= lag <= d + cfg.output_queue_blocks() * B
 
 
 def test_callback_allocates_no_sample_memory() -> None:
     import tracemalloc
 
-    runner = LiveRunner(lambda f: f, RunnerConfig(sample_rate=SR))
+    runner = LiveRunner(lambda f: f, windowed())
     frames = 960
     indata = np.repeat(_noise(0.02)[:, None], 2, axis=1)
     outdata = np.zeros((frames, 2), np.float32)
@@ -307,31 +300,85 @@ def test_callback_allocates_no_sample_memory() -> None:
     assert runner.stats().underruns == 0
 
 
-def test_real_dsp_converter_runs_through_the_runner() -> None:
-    # The embedded DSP converter (pitch +4 semitones) behind ConverterProcess: a stateful stage
-    # fed block by block; its answers continue each other, so SOLA never has to jump.
+class Recorder:
+    """Identity that keeps a copy of every frame it is given."""
+
+    def __init__(self) -> None:
+        self.frames: list[AudioFrame] = []
+
+    def __call__(self, f: AudioFrame) -> AudioFrame:
+        self.frames.append(AudioFrame(f.samples.copy(), f.sample_rate, f.timestamp))
+        return f
+
+
+@pytest.mark.parametrize("frames", [480, 256, 160])
+def test_block_mode_feeds_exactly_the_captured_samples_in_order(frames: int) -> None:
+    rec = Recorder()
+    runner = LiveRunner(rec, LiveConfig(sample_rate=SR))  # the live defaults: 10 ms blocks, nothing else
+    assert runner.block_mode and runner.chunker is None and runner.joiner is None  # no window, no SOLA
+    x = _noise(1.0, seed=7)
+    y = _drive(runner, x, frames)
+    B = runner.block
+    assert runner.window_size == B and all(len(f.samples) == B for f in rec.frames)
+    fed = np.concatenate([f.samples for f in rec.frames])
+    np.testing.assert_array_equal(fed, x[: len(fed)])  # every captured sample once, in order
+    assert len(fed) == (len(x) // frames * frames) // B * B
+    assert [f.timestamp for f in rec.frames] == [k * B / SR for k in range(len(rec.frames))]
+    d = runner.latency.samples(SR)
+    assert d == round(0.030 * SR)  # 10 ms block + 20 ms jitter buffer: no crossfade or search
+    _check_identity(runner, x, y, frames)
+
+
+def test_block_mode_refuses_a_short_answer() -> None:
+    events: list[dict[str, Any]] = []
+    runner = LiveRunner(lambda f: f.with_samples(f.samples[:-1]), LiveConfig(sample_rate=SR), events.append)
+    _drive(runner, _noise(0.1), 480)
+    assert events[0]["reason"] == "error" and "must return at least the newest 480" in events[0]["error"]
+
+
+def _dsp() -> Any:
     from anchorvoice.plugins.dsp.converter import DspConfig, DspVoiceConverter
-    from anchorvoice.streaming.converter_stream import ConverterProcess
 
     conv = DspVoiceConverter(DspConfig(pitch_semitones=4.0, formant_ratio=1.0))
     conv.prepare(None)
-    cfg = RunnerConfig(sample_rate=SR)
-    runner = LiveRunner(ConverterProcess(conv, SR, cfg.samples(cfg.block_ms)), cfg)
+    return conv
+
+
+def _voiced(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    tone = sum(0.3 / k * np.sin(2 * np.pi * 150 * k * t) for k in range(1, 6))
+    return (tone + 0.01 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float32)
+
+
+def test_dsp_converter_in_block_mode_plays_exactly_its_direct_conversion() -> None:
+    # The runner adds nothing but delay: its output is the converter fed block by block directly,
+    # delayed by the block and the jitter buffer (as before block mode, when a window of exactly one
+    # block was assembled, converted and cut again).
+    from anchorvoice.streaming.converter_stream import ConverterProcess
+
+    cfg = LiveConfig(sample_rate=SR)
+    B = cfg.samples(cfg.block_ms)
+    runner = LiveRunner(ConverterProcess(_dsp(), SR, B), cfg)
+    x = _voiced(1.0)
+    y = _drive(runner, x, 480)
+    direct = ConverterProcess(_dsp(), SR, B)
+    ref = np.concatenate([direct(AudioFrame(x[i : i + B], SR)).samples for i in range(0, len(x) - B + 1, B)])
+    d = runner.latency.samples(SR)
+    np.testing.assert_array_equal(y[d:], ref[: len(y) - d])
+    assert not y[:d].any()
+
+
+def test_real_dsp_converter_runs_through_the_runner() -> None:
+    # The embedded DSP converter (pitch +4 semitones) behind ConverterProcess in block mode.
+    from anchorvoice.streaming.converter_stream import ConverterProcess
+
+    cfg = LiveConfig(sample_rate=SR, block_ms=20.0)
+    runner = LiveRunner(ConverterProcess(_dsp(), SR, cfg.samples(cfg.block_ms)), cfg)
     runner.warmup()
-    t = np.arange(int(1.5 * SR)) / SR
-    x = sum(0.3 / k * np.sin(2 * np.pi * 150 * k * t) for k in range(1, 6)).astype(np.float32)
-    offsets = []
-    out = []
-    for i in range(0, len(x) - 960 + 1, 960):
-        o = np.zeros(960, np.float32)
-        runner.callback(x[i : i + 960], o)
-        while runner.step():
-            offsets.append(runner.joiner.last_offset)
-        out.append(o)
-    y = np.concatenate(out)[SR // 2 :]
+    x = _voiced(1.5)
+    y = _drive(runner, x, 960)[SR // 2 :]
     st = runner.stats()
     assert st.errors == 0 and st.underruns == 0 and not st.degraded
-    assert set(offsets[10:]) == {0}
     ac = np.correlate(y[:9600], y[:4800], "valid")  # ac[k] = sum y[n + k] y[n]
     lag = 48 + int(np.argmax(ac[48:480]))  # f0 between 100 and 1000 Hz
     assert SR / lag == pytest.approx(150 * 2 ** (4 / 12), rel=0.03)
@@ -341,8 +388,8 @@ def test_start_freezes_the_cyclic_gc_and_stop_undoes_it() -> None:
     import gc
 
     before = gc.get_freeze_count()
-    with LiveRunner(lambda f: f, RunnerConfig(sample_rate=SR)):
+    with LiveRunner(lambda f: f, LiveConfig(sample_rate=SR)):
         assert gc.get_freeze_count() > before  # loaded objects are out of the full collections' way
     assert gc.get_freeze_count() == 0
-    with LiveRunner(lambda f: f, RunnerConfig(sample_rate=SR, freeze_gc=False)):
+    with LiveRunner(lambda f: f, LiveConfig(sample_rate=SR, freeze_gc=False)):
         assert gc.get_freeze_count() == 0

@@ -6,18 +6,11 @@ import argparse
 import sys
 import threading
 import time
-from dataclasses import fields
 from typing import Any
 
-from anchorvoice.audio_io import speech_like_signal
 from anchorvoice.engine.cli.common import emit, make_engine, progress
-from anchorvoice.engine.config import from_dict
-from anchorvoice.engine.stages import VoiceConverter
-from anchorvoice.errors import DeviceError
-from anchorvoice.frames import AudioFrame
+from anchorvoice.engine.live import MAX_LIVE_RTF, NEURAL_BLOCK_MS, build_live
 from anchorvoice.streaming.backends import BACKENDS
-from anchorvoice.streaming.converter_stream import ConverterProcess
-from anchorvoice.streaming.live_session import LiveConfig, LiveSession
 
 STATUS_HZ = 4.0
 """Status line refreshes per second (the brief: about 4 per second)."""
@@ -32,70 +25,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lp.add_argument("--monitor", default=None, help="also play the converted voice on this device (headphones)")
     lp.add_argument("--backend", choices=BACKENDS, default=None, help="audio API (default sounddevice)")
     lp.add_argument("--preset", default="vc", help="VC preset name or .toml path; its [live] table sets defaults")
-    lp.add_argument("--block-ms", type=float, default=None, help="audio per converter call (default 10)")
-    lp.add_argument("--context-ms", type=float, default=None, help="past audio re-sent with each block (default 0)")
-    lp.add_argument("--crossfade-ms", type=float, default=None, help="SOLA crossfade between blocks (default 0)")
+    lp.add_argument("--block-ms", type=float, default=None,
+                    help=f"audio per converter call (default: the preset's [live] block_ms; "
+                    f"{NEURAL_BLOCK_MS:.0f} for neural voices)")
     lp.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
-    lp.add_argument("--force", action="store_true", help="start even when the converter measures slower than real time")
+    lp.add_argument("--force", action="store_true",
+                    help=f"start even when the converter measures an RTF above {MAX_LIVE_RTF}")
     lp.set_defaults(func=run_live)
-
-
-def live_config(preset_live: dict[str, Any], args: argparse.Namespace, source: str) -> LiveConfig:
-    """Defaults < the preset's [live] table < command-line options."""
-    cfg = from_dict(LiveConfig, preset_live, source=source, prefix="live")
-    overrides = {"input": args.input, "output": args.output, "monitor": args.monitor, "backend": args.backend,
-                 "block_ms": args.block_ms, "context_ms": args.context_ms, "crossfade_ms": args.crossfade_ms}
-    names = {f.name for f in fields(LiveConfig)}
-    for key, value in overrides.items():
-        if value is not None and key in names:
-            setattr(cfg, key, value)
-    cfg.validate()
-    return cfg
-
-
-NEURAL_BLOCK_MS = 250.0
-"""Default block for neural converters: RVC's realtime default (DESIGN.md); 10 ms blocks suit only DSP."""
-MAX_LIVE_RTF = 0.8
-"""Above this compute/audio ratio a live stream degrades within seconds, leaving no headroom."""
-
-
-def measure_rtf(converter: VoiceConverter, block_ms: float, seconds: float = 2.0) -> float:
-    """Compute seconds per audio second of ``converter.process`` on speech-like blocks of ``block_ms``."""
-    rate = converter.sample_rate
-    sig = speech_like_signal(rate, seconds)
-    n = max(1, int(rate * block_ms / 1000))
-    converter.reset()
-    t0 = time.perf_counter()
-    for i in range(0, len(sig.samples) - n + 1, n):
-        converter.process(sig.with_samples(sig.samples[i : i + n]))
-    rtf = (time.perf_counter() - t0) / seconds
-    converter.reset()
-    return rtf
 
 
 def run_live(args: argparse.Namespace) -> int:
     engine = make_engine(args)
-    preset = engine.load_preset(args.preset)
-    progress(args, f"loading voice {args.voice!r}")
-    pipe = engine.pipeline(args.preset, args.voice)
-    if pipe.neural and args.block_ms is None:
-        args.block_ms = NEURAL_BLOCK_MS
-    cfg = live_config(dict(preset.live), args, str(engine.preset_path(args.preset)))
-    progress(args, f"measuring the converter at {cfg.block_ms:.0f} ms blocks")
-    pipe.converter.process(speech_like_signal(pipe.converter.sample_rate, 0.1))  # first-call compile/load
-    rtf = measure_rtf(pipe.converter, cfg.block_ms)
-    if rtf > MAX_LIVE_RTF and not args.force:
-        raise DeviceError(
-            f"voice {args.voice!r} is too slow for live conversion on this machine: {pipe.converter.name!r} "
-            f"measured RTF {rtf:.2f} at {cfg.block_ms:.0f} ms blocks (needs <= {MAX_LIVE_RTF}); try a larger "
-            f"--block-ms, fewer --threads competitors, a GPU, or --force to start anyway"
-        )
-    progress(args, f"converter RTF {rtf:.2f} at {cfg.block_ms:.0f} ms blocks")
-    runner_cfg = cfg.runner_config()
-    process = ConverterProcess(pipe.converter, cfg.sample_rate, runner_cfg.samples(cfg.block_ms),
-                               runner_cfg.samples(runner_cfg.lookahead_ms))
-    progress(args, "warming up the converter")
-    process.warm_up()
+    overrides = {"input": args.input, "output": args.output, "monitor": args.monitor, "backend": args.backend,
+                 "block_ms": args.block_ms}
     events: list[dict[str, Any]] = []
     tty = sys.stderr.isatty()
 
@@ -104,12 +46,9 @@ def run_live(args: argparse.Namespace) -> int:
         if not getattr(args, "json", False):
             print(("\n" if tty else "") + f"[{event.get('event')}] {event}", file=sys.stderr, flush=True)
 
-    effects, fx_latency_ms = pipe.live_effects(cfg.sample_rate)
-
-    def converted(frame: AudioFrame) -> AudioFrame:
-        return effects(process(frame))
-
-    session = LiveSession(cfg, converted, extra_latency_ms=process.latency_ms + fx_latency_ms, on_event=on_event)
+    run = build_live(engine, args.voice, preset=args.preset, overrides=overrides, force=args.force,
+                     on_event=on_event, progress=lambda msg: progress(args, msg))
+    session = run.session
     progress(args, "opening devices")
     session.start()
     in_name = session.input_device.name if session.input_device else "?"

@@ -1,5 +1,6 @@
-"""Live conversion for the control server: ``anchorvoice.streaming.live_session.LiveSession`` behind the
-controller's ``LiveSession`` protocol (start, stop, stats, set_params, set_voice).
+"""Live conversion for the control server: the session ``anchorvoice.engine.live.build_live`` makes (the
+same builder as ``anchorvoice live``: preset ``[live]`` table + overrides, neural block default, RTF refusal)
+behind the controller's ``LiveSession`` protocol (start, stop, stats, set_params, set_voice).
 
 Live parameters map onto the running converter's ``Config`` through ``Stage.set_param`` (so its
 own validation applies): ``pitch`` -> ``pitch_semitones`` and ``formant`` (semitones) ->
@@ -16,10 +17,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from anchorvoice.engine.config import from_dict
+from anchorvoice.engine.live import LiveRun, build_live
 from anchorvoice.engine.server.events import EventBus
 from anchorvoice.errors import ConfigError
-from anchorvoice.frames import AudioFrame
 
 
 class EngineLive:
@@ -36,35 +36,17 @@ class EngineLive:
         self.preset = preset
         self.live_overrides = dict(live_overrides or {})
         self.params = dict(params)
-        self._session: Any = None
+        self._run: LiveRun | None = None
         self._pipe: Any = None
         self._gain = 1.0
         self._saved_mix: float | None = None
 
-    def _build(self) -> None:
-        from anchorvoice.streaming.converter_stream import ConverterProcess
-        from anchorvoice.streaming.live_session import LiveConfig, LiveSession
-
-        preset = self.engine.load_preset(self.preset)
-        cfg = from_dict(LiveConfig, {**dict(preset.live), **self.live_overrides},
-                        source=str(self.engine.preset_path(self.preset)), prefix="live")
-        cfg.validate()
-        self._pipe = self.engine.pipeline(self.preset, self.voice)
-        rc = cfg.runner_config()
-        process = ConverterProcess(self._pipe.converter, cfg.sample_rate, rc.samples(cfg.block_ms),
-                                   rc.samples(rc.lookahead_ms))
-        process.warm_up()  # JIT and first-call allocations before the device starts, not in its first blocks
-
-        effects, fx_latency_ms = self._pipe.live_effects(cfg.sample_rate)
-
-        def gained(frame: AudioFrame) -> AudioFrame:
-            out = effects(process(frame))
-            g = self._gain
-            return out if g == 1.0 else out.with_samples(out.samples * g)
-
-        self._session = LiveSession(cfg, gained, extra_latency_ms=process.latency_ms + fx_latency_ms,
-                                    on_event=self._on_event, **self.session_kwargs)
+    def _build(self) -> LiveRun:
+        run = build_live(self.engine, self.voice, preset=self.preset, overrides=self.live_overrides,
+                         on_event=self._on_event, session_kwargs=self.session_kwargs)
+        self._run, self._pipe = run, run.pipeline
         self._apply(self.params)
+        return run
 
     def _on_event(self, event: dict[str, Any]) -> None:
         # Called on the runner's worker thread: hand over without blocking it.
@@ -72,18 +54,17 @@ class EngineLive:
         self.bus.publish_threadsafe(name, {"source": "live", **{k: v for k, v in event.items() if k != "event"}})
 
     def start(self) -> None:
-        self._build()
-        self._session.start()
+        self._build().session.start()
 
     def stop(self) -> None:
-        if self._session is not None:
-            self._session.stop()
-            self._session = None
+        if self._run is not None:
+            self._run.session.stop()
+            self._run = None
 
     def stats(self) -> dict[str, Any]:
-        if self._session is None:
+        if self._run is None:
             return {}
-        s = self._session.snapshot()
+        s = self._run.session.snapshot()
         return {
             "latency_ms": round(s.total_latency_ms, 1),
             "algorithmic_latency_ms": round(s.algorithmic_latency_ms, 1),
@@ -100,7 +81,7 @@ class EngineLive:
     def set_voice(self, voice: str | None) -> None:
         """A voice switch restarts the run with the new voice's pipeline (devices reopen)."""
         self.voice = voice
-        if self._session is not None:
+        if self._run is not None:
             self.stop()
             self.start()
 
@@ -134,6 +115,8 @@ class EngineLive:
             put("mix", self._saved_mix, "bypass")
             self._saved_mix = None
         self._gain = 0.0 if params.get("muted") else 10 ** (float(params.get("gain_db", 0.0)) / 20)
+        if self._run is not None:
+            self._run.gain = self._gain
 
 
 def engine_live_factory(

@@ -1,6 +1,6 @@
 """Backend base: open device streams around one callback, count device-level glitches.
 
-The callback contract (what ``anchorvoice.engine.runner.LiveRunner.callback`` implements) is
+The callback contract (what ``anchorvoice.streaming.runner.LiveRunner.callback`` implements) is
 ``callback(indata, outdata)``: ``indata`` is the newest captured block, mono float32; ``outdata``
 is a mono float32 array the callback must fill completely. The callback runs on the device's
 real-time thread: it must only copy to and from ring buffers (no allocation, locks, I/O, logging;

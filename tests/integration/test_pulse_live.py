@@ -24,7 +24,8 @@ from anchorvoice.engine.engine import Engine
 from anchorvoice.errors import DeviceError
 from anchorvoice.streaming.backends.sounddevice_backend import SoundDeviceBackend
 from anchorvoice.streaming.converter_stream import ConverterProcess
-from anchorvoice.streaming.live_session import LiveConfig, LiveSession
+from anchorvoice.streaming.live_config import LiveConfig
+from anchorvoice.streaming.live_session import LiveSession
 from anchorvoice.streaming.virtual_mic import VirtualMic
 from tests.conftest import asterisk_clip
 from tests.integration.pulse import PulseDaemon, onset, private_pulse_with_mic
@@ -133,7 +134,7 @@ def test_live_dsp_path_matches_offline_conversion(pulse: PulseDaemon, backend: S
     cfg = LiveConfig(input=MIC, output="virtual", jitter_ms=JITTER_MS, input_queue_ms=300.0,
                      device_latency=DEVICE_LATENCY_S)
     converter = engine.pipeline("vc", "higher").converter
-    process = ConverterProcess(converter, RATE, cfg.runner_config().samples(cfg.block_ms))
+    process = ConverterProcess(converter, RATE, cfg.samples(cfg.block_ms))
     process.warm_up()
     session = LiveSession(cfg, process, extra_latency_ms=process.latency_ms, backend=backend, virtual_mic=vm)
     session.start()

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 from scipy.signal import butter, sosfilt
 
-from anchorvoice.engine.cli.live import live_config
-from anchorvoice.engine.runner import LiveRunner
+from anchorvoice.engine.live import NEURAL_BLOCK_MS, live_config
 from anchorvoice.engine.stages import VoiceConverter
 from anchorvoice.errors import ConfigError
 from anchorvoice.frames import AudioFrame
 from anchorvoice.plugins.dsp.converter import DspVoiceConverter
 from anchorvoice.streaming.converter_stream import ConverterProcess, LiveResampler
-from anchorvoice.streaming.live_session import LiveConfig
+from anchorvoice.streaming.live_config import LiveConfig
+from anchorvoice.streaming.runner import LiveRunner
 
 RATE = 48000
 
@@ -71,7 +69,7 @@ def test_live_resampler_round_trip_keeps_a_tone() -> None:
 
 def run_live(cfg: LiveConfig, process: ConverterProcess, x: np.ndarray) -> tuple[np.ndarray, LiveRunner]:
     """Push ``x`` through the runner in 10 ms device buffers, as a sound card would."""
-    runner = LiveRunner(process, cfg.runner_config())
+    runner = LiveRunner(process, cfg)
     out = np.zeros_like(x)
     for i in range(0, len(x) - 480 + 1, 480):
         runner.callback(x[i : i + 480], out[i : i + 480])
@@ -82,7 +80,7 @@ def run_live(cfg: LiveConfig, process: ConverterProcess, x: np.ndarray) -> tuple
 
 def test_converter_process_output_is_the_input_delayed_without_glitches() -> None:
     cfg = LiveConfig()
-    proc = ConverterProcess(DelayLine(), RATE, cfg.runner_config().samples(cfg.block_ms))
+    proc = ConverterProcess(DelayLine(), RATE, cfg.samples(cfg.block_ms))
     x = speech_band_noise(2.0)
     y, runner = run_live(cfg, proc, x)
     # The delay is exactly what the accounts say: the runner's block + its jitter buffer (prefill
@@ -90,7 +88,7 @@ def test_converter_process_output_is_the_input_delayed_without_glitches() -> Non
     start, span, max_lag = RATE // 2, RATE, 9600
     c = np.correlate(x[start - max_lag : start + span], y[start : start + span], mode="valid")
     lag = max_lag - int(np.argmax(c))
-    expected = proc.latency_samples + runner.block * (1 + cfg.runner_config().prefill_blocks)
+    expected = proc.latency_samples + runner.block * (1 + cfg.prefill_blocks())
     assert abs(lag - expected) <= 2, (lag, expected)
     seg_y = y[start : start + span]
     seg_x = x[start - lag : start - lag + span]
@@ -103,9 +101,9 @@ def test_converter_process_output_is_the_input_delayed_without_glitches() -> Non
 
 def test_default_live_settings_keep_dsp_algorithmic_latency_under_50_ms() -> None:
     cfg = LiveConfig()
-    rc = cfg.runner_config()
-    proc = ConverterProcess(DspVoiceConverter(), RATE, rc.samples(cfg.block_ms))
-    runner = LiveRunner(proc, rc)
+    proc = ConverterProcess(DspVoiceConverter(), RATE, cfg.samples(cfg.block_ms))
+    runner = LiveRunner(proc, cfg)
+    assert runner.block_mode
     total = runner.latency.algorithmic_ms + proc.latency_ms
     assert proc.latency_ms >= 32.0  # the DSP converter's own 512 samples at 16 kHz are counted
     assert total <= 50.0, total
@@ -116,24 +114,47 @@ def test_device_rate_without_a_small_ratio_is_refused_with_advice() -> None:
         ConverterProcess(DelayLine(), 44100, 441)
 
 
+def test_converter_process_takes_exactly_one_block() -> None:
+    # Block mode only: a window (context + block) is refused instead of being cut again.
+    proc = ConverterProcess(DelayLine(), RATE, 480)
+    with pytest.raises(ValueError, match="exactly one 480-sample block per call, got 960"):
+        proc(AudioFrame(np.zeros(960, np.float32), RATE))
+    assert len(proc(AudioFrame(np.zeros(480, np.float32), RATE)).samples) == 480
+
+
 def test_live_config_rejects_unusable_values() -> None:
-    with pytest.raises(ConfigError, match="backend"):
+    with pytest.raises(ConfigError, match=r"\[live.backend\] is unknown"):
         LiveConfig(backend="jack").validate()
-    with pytest.raises(ConfigError, match="crossfade_ms"):
+    with pytest.raises(ConfigError, match=r"\[live.crossfade_ms\]"):
         LiveConfig(block_ms=10, crossfade_ms=20).validate()
-    with pytest.raises(ConfigError, match="device_latency"):
+    with pytest.raises(ConfigError, match=r"\[live.device_latency\]"):
         LiveConfig(device_latency="fast").validate()
+    with pytest.raises(ConfigError, match=r"\[live.output_queue_ms\] must be positive"):
+        LiveConfig(output_queue_ms=0).validate()
 
 
-def _args(**kw: object) -> argparse.Namespace:
-    base = dict(input=None, output=None, monitor=None, backend=None, block_ms=None, context_ms=None,
-                crossfade_ms=None)
-    base.update(kw)
-    return argparse.Namespace(**base)
+def test_one_config_for_session_and_runner_with_queues_in_whole_blocks() -> None:
+    cfg = LiveConfig(block_ms=20.0, jitter_ms=30.0, input_queue_ms=80.0, output_queue_ms=50.0)
+    assert (cfg.prefill_blocks(), cfg.input_queue_blocks(), cfg.output_queue_blocks()) == (2, 4, 3)
+    assert cfg.block_mode and not LiveConfig(context_ms=40.0).block_mode
+    runner = LiveRunner(lambda f: f, cfg)
+    assert runner.config is cfg  # the runner runs on the session's own settings, not a copy
+    assert runner.input_ring.capacity >= 4 * 960
 
 
-def test_live_table_then_command_line_override() -> None:
-    cfg = live_config({"block_ms": 20.0, "crossfade_ms": 10.0, "input": "usb"}, _args(block_ms=40.0), "vc.toml")
+def test_live_table_then_overrides() -> None:
+    cfg = live_config({"block_ms": 20.0, "crossfade_ms": 10.0, "input": "usb"}, {"block_ms": 40.0, "output": None},
+                      source="vc.toml")
     assert (cfg.block_ms, cfg.crossfade_ms, cfg.input, cfg.output) == (40.0, 10.0, "usb", "virtual")
-    with pytest.raises(ConfigError, match="unknown key 'blok_ms'"):
-        live_config({"blok_ms": 20.0}, _args(), "vc.toml")
+    with pytest.raises(ConfigError, match=r"vc.toml: \[live.blok_ms\] unknown key 'blok_ms'"):
+        live_config({"blok_ms": 20.0}, {}, source="vc.toml")
+    with pytest.raises(ConfigError, match=r"\[live.jitter_ms\]"):
+        live_config({}, {"jitter_ms": "lots"}, source="vc.toml")
+
+
+def test_neural_voices_get_the_neural_block_unless_the_caller_names_one() -> None:
+    table = {"block_ms": 10.0}
+    assert live_config(table, {}, source="vc.toml", neural=True).block_ms == NEURAL_BLOCK_MS
+    assert live_config(table, {"block_ms": None}, source="vc.toml", neural=True).block_ms == NEURAL_BLOCK_MS
+    assert live_config(table, {"block_ms": 100.0}, source="vc.toml", neural=True).block_ms == 100.0
+    assert live_config(table, {}, source="vc.toml").block_ms == 10.0

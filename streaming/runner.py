@@ -1,10 +1,12 @@
 """The live runner: audio callback <-> ring buffers <-> worker thread running the converter.
 
-Public API (used by the device backends and ``anchorvoice live``)::
+Public API (used by :class:`~anchorvoice.streaming.live_session.LiveSession`, the device backends' tests and
+the benchmarks)::
 
-    from anchorvoice.engine.runner import LiveRunner, RunnerConfig, RunnerStats
+    from anchorvoice.streaming.live_config import LiveConfig
+    from anchorvoice.streaming.runner import LiveRunner
 
-    runner = LiveRunner(process, RunnerConfig(sample_rate=48000), on_event=print)
+    runner = LiveRunner(process, LiveConfig(sample_rate=48000), on_event=print)
     runner.warmup()                    # optional: first calls (JIT, CUDA init) before going live
     runner.start()                     # worker thread (and a side thread for recovery probes)
     ...  # the backend calls, from the device's audio thread, for every device buffer:
@@ -13,26 +15,33 @@ Public API (used by the device backends and ``anchorvoice live``)::
     runner.latency.describe()          # streaming.latency.LatencyAccount of this configuration
     runner.stop()                      # or: with LiveRunner(...) as runner: ...
 
-``RunnerConfig`` (in :mod:`anchorvoice.engine.runner_config`, re-exported here) holds every setting; bad values
-raise :class:`~anchorvoice.errors.ConfigError` naming ``[live.<field>]``. ``runner.block``,
-``runner.window_size``, ``runner.input_ring`` and ``runner.output_ring`` (:class:`streaming.ring.
-RingBuffer`) are public for backends and tests.
+:class:`~anchorvoice.streaming.live_config.LiveConfig` holds every setting; bad values raise
+:class:`~anchorvoice.errors.ConfigError` naming ``[live.<field>]``. ``runner.block``, ``runner.window_size``,
+``runner.input_ring`` and ``runner.output_ring`` (:class:`streaming.ring.RingBuffer`) are public for
+backends and tests.
 
-``process(frame: AudioFrame) -> AudioFrame`` (``ProcessFn``) is the converter. It receives a *window* of
-``context + crossfade + sola_search + block + lookahead`` samples at ``sample_rate``
-(``frame.timestamp`` = stream time of its first sample) and returns audio covering the same time
-span, at any rate (the runner resamples a different rate back). The output is aligned to the *end*
-of the window, so a converter may skip the context head and return only the newest
-``crossfade + sola_search + block + lookahead`` samples (as RVC's decoder does). The runner keeps
-``block + crossfade + sola_search`` samples of it and joins them with SOLA
-(:mod:`anchorvoice.streaming.sola`). ``process`` is only ever called from one thread at a time. Output that is
-too short or not finite counts as an error (see below).
+``process(frame: AudioFrame) -> AudioFrame`` (``ProcessFn``) is the converter, called from one thread at a
+time; ``frame.timestamp`` is the stream time of its first sample. The runner has two modes
+(``LiveConfig.block_mode``):
+
+* **Block mode** (context, lookahead, crossfade and SOLA search all 0; the live default): ``process``
+  receives exactly each new block of captured samples, in order, and returns the same span at any rate
+  (the runner resamples a different rate back and keeps the newest ``block`` samples). No window is
+  assembled and no SOLA runs: the mode for stateful converters
+  (:class:`~anchorvoice.streaming.converter_stream.ConverterProcess`), whose answers continue each other.
+* **Windowed mode**: ``process`` receives a *window* of ``context + crossfade + sola_search + block +
+  lookahead`` samples and returns audio covering the same span, aligned to the *end* of the window, so it
+  may skip the context head and return only the newest ``crossfade + sola_search + block + lookahead``
+  samples (as RVC's decoder does). The runner keeps ``block + crossfade + sola_search`` samples of it and
+  joins them with SOLA (:mod:`anchorvoice.streaming.sola`).
+
+Output that is too short or not finite counts as an error (see below).
 
 Contract of ``callback`` (python-sounddevice's callback rules): it only copies between the device
 buffers and the two lock-free rings, takes no lock, does no file or console I/O, allocates no
 sample memory and never raises; a failure inside it is counted (``callback_errors``) and the
 output buffer is silenced. Input: channel 0 is used. Output: the mono signal goes to every
-channel. Playback starts once ``prefill_blocks`` blocks beyond the callback's own buffer are
+channel. Playback starts once ``prefill_blocks()`` blocks beyond the callback's own buffer are
 queued (the jitter buffer); after that a short read is an underrun.
 
 Degradation instead of crackle: when ``process`` raises, returns too little audio, or runs with a
@@ -45,17 +54,17 @@ real-time factor under ``recover_rtf`` it switches back and emits ``{"event": "r
 Events are emitted from the worker thread, never from the audio callback; a bug in the runner itself
 ends the worker with ``{"event": "worker_error", ...}`` and ``stats().worker_alive`` turns False.
 
-Queues: the input ring holds ``input_queue_blocks`` blocks and by default drops the *oldest* input
+Queues: the input ring holds ``input_queue_blocks()`` blocks and by default drops the *oldest* input
 when the worker stalls (fresh audio wins); the output ring holds the jitter buffer plus
-``output_queue_blocks`` blocks and always drops the oldest output, so latency after a stall returns
+``output_queue_blocks()`` blocks and always drops the oldest output, so latency after a stall returns
 to at most that bound. Every drop is counted in ``stats().overruns``.
+
+GC: ``start()`` collects and freezes the cyclic GC when ``freeze_gc`` is set and ``stop()`` unfreezes it
+(the live path's only ``gc.freeze``).
 
 Sans-I/O use (tests, file rendering): do not ``start()``; call ``callback`` and then ``step()``
 (processes one block if one is queued, returns whether it did) from one thread, with an injected
 ``clock`` to simulate compute time.
-
-GPU: :class:`StageStreams` gives each named stage its own CUDA stream when ``device`` is a CUDA
-device, and a no-op context on CPU, so a pipeline's code is the same on both.
 """
 
 from __future__ import annotations
@@ -67,25 +76,65 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from anchorvoice.engine.runner_config import RunnerConfig, RunnerStats
-from anchorvoice.engine.stage_streams import StageStreams
 from anchorvoice.frames import AudioFrame, FloatArray
 from anchorvoice.streaming.chunker import Chunker
 from anchorvoice.streaming.latency import LatencyAccount
+from anchorvoice.streaming.live_config import LiveConfig
 from anchorvoice.streaming.resample import resample
 from anchorvoice.streaming.ring import RingBuffer
 from anchorvoice.streaming.sola import SolaJoiner
-
-__all__ = ["EventFn", "LiveRunner", "ProcessFn", "RunnerConfig", "RunnerStats", "StageStreams"]
 
 log = logging.getLogger(__name__)
 
 ProcessFn = Callable[[AudioFrame], AudioFrame]
 EventFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class RunnerStats:
+    """A snapshot for the live status line and the end-of-stream summary."""
+
+    input_level_db: float
+    """RMS level of the newest processed input block in dBFS (-inf for digital silence)."""
+    algorithmic_latency_ms: float
+    """Block + lookahead + crossfade + SOLA search."""
+    total_latency_ms: float
+    """Algorithmic latency + jitter buffer + device latencies reported to the runner."""
+    compute_ms: float
+    """Compute time of the last real process call, in ms."""
+    compute_ms_avg: float
+    """Exponential moving average of the compute time (about 20 blocks)."""
+    compute_ms_max: float
+    """Longest compute time of one block since the start (spikes cause underruns, averages do not)."""
+    rtf: float
+    """Average compute time / block duration; above 1 the converter cannot keep up."""
+    underruns: int
+    """Output callbacks that found too few samples since playback started."""
+    overruns: int
+    """Drop events in the input and output rings."""
+    dropped_samples: int
+    """Samples dropped by both rings."""
+    degraded: bool
+    """True while bypass is playing."""
+    degraded_reason: str | None
+    """"error" or "slow" while degraded, else None."""
+    blocks_processed: int
+    """Blocks handed to the output, converted or bypassed."""
+    blocks_bypassed: int
+    """Blocks played in bypass."""
+    errors: int
+    """Exceptions raised by process (including probes)."""
+    last_error: str | None
+    """The most recent process exception, as text."""
+    callback_errors: int
+    """Exceptions caught inside callback (should stay 0)."""
+    worker_alive: bool
+    """Whether the worker thread is running."""
 
 
 class LiveRunner:
@@ -94,13 +143,13 @@ class LiveRunner:
     def __init__(
         self,
         process: ProcessFn,
-        config: RunnerConfig | None = None,
+        config: LiveConfig | None = None,
         on_event: EventFn | None = None,
         *,
         clock: Callable[[], float] = time.perf_counter,
         device_latency_ms: tuple[float, float] = (0.0, 0.0),
     ) -> None:
-        self.config = cfg = config if config is not None else RunnerConfig()
+        self.config = cfg = config if config is not None else LiveConfig()
         cfg.validate()
         self.process = process
         self.on_event = on_event
@@ -111,18 +160,24 @@ class LiveRunner:
         self.lookahead = cfg.samples(cfg.lookahead_ms)
         self.overlap = cfg.samples(cfg.crossfade_ms)
         self.search = cfg.samples(cfg.sola_search_ms)
-        self.joiner = SolaJoiner(self.block, self.overlap, self.search)
-        seg = self.joiner.segment_size
-        # The kept segment starts overlap + search samples before the block: the chunker's context
-        # therefore holds the user's context plus that SOLA head.
-        self.chunker = Chunker(self.block, self.context + self.overlap + self.search, self.lookahead)
-        self.window_size = self.chunker.window_size
+        self.block_mode = cfg.block_mode
+        """process receives exactly each new block: no window, no SOLA (see the module docstring)."""
+        self.chunker: Chunker | None = None
+        self.joiner: SolaJoiner | None = None
+        if self.block_mode:
+            self.window_size = self._seg_size = self.block
+        else:
+            self.joiner = SolaJoiner(self.block, self.overlap, self.search)
+            # The kept segment starts overlap + search samples before the block: the chunker's context
+            # therefore holds the user's context plus that SOLA head.
+            self.chunker = Chunker(self.block, self.context + self.overlap + self.search, self.lookahead)
+            self.window_size = self.chunker.window_size
+            self._seg_size = self.joiner.segment_size
         self._seg_start = self.context
-        self._seg_size = seg
-        self._prefill = cfg.prefill_blocks * self.block
-        self.input_ring = RingBuffer(cfg.input_queue_blocks * self.block, overflow=cfg.input_overflow)
+        self._prefill = cfg.prefill_blocks() * self.block
+        self.input_ring = RingBuffer(cfg.input_queue_blocks() * self.block, overflow=cfg.input_overflow)
         self.output_ring = RingBuffer(
-            self._prefill + cfg.output_queue_blocks * self.block,
+            self._prefill + cfg.output_queue_blocks() * self.block,
             overflow="drop_oldest",
         )
         self.latency = LatencyAccount(
@@ -137,8 +192,9 @@ class LiveRunner:
         # Preallocated buffers: the callback's scratch, the worker's block and silence.
         self._cb_out: FloatArray = np.zeros(cfg.max_callback_frames, dtype=np.float32)
         self._in_block: FloatArray = np.zeros(self.block, dtype=np.float32)
-        self._silence: FloatArray = np.zeros(seg, dtype=np.float32)
-        self._dry: FloatArray = np.zeros(seg, dtype=np.float32)
+        self._silence: FloatArray = np.zeros(self._seg_size, dtype=np.float32)
+        self._dry: FloatArray = np.zeros(self._seg_size, dtype=np.float32)
+        self._position = 0  # block mode: stream time of the next block, in samples
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._prober: ThreadPoolExecutor | None = None
@@ -210,20 +266,25 @@ class LiveRunner:
         self.input_ring.read_into(self._in_block)
         rms = float(np.sqrt(np.mean(np.square(self._in_block, dtype=np.float64))))
         self._level_db = 20.0 * math.log10(rms) if rms > 0 else -math.inf
-        self.chunker.feed(self._in_block)
-        window = self.chunker.next_window()
-        if window is None:  # still waiting for the first lookahead
-            return True
         sr = self.config.sample_rate
-        frame = AudioFrame(window.copy(), sr, self.chunker.window_start / sr)
-        # A private copy of the dry segment: process may modify its input in place.
-        self._dry[:] = window[self._seg_start : self._seg_start + self._seg_size]
+        if self.chunker is None:  # block mode: exactly the captured block
+            frame = AudioFrame(self._in_block.copy(), sr, self._position / sr)
+            self._position += self.block
+            self._dry[:] = self._in_block
+        else:
+            self.chunker.feed(self._in_block)
+            window = self.chunker.next_window()
+            if window is None:  # still waiting for the first lookahead
+                return True
+            frame = AudioFrame(window.copy(), sr, self.chunker.window_start / sr)
+            # A private copy of the dry segment: process may modify its input in place.
+            self._dry[:] = window[self._seg_start : self._seg_start + self._seg_size]
         was_degraded = self.degraded
         seg = None if was_degraded else self._run(frame)
         if seg is None:
             seg = self._dry if self.config.degrade_policy == "dry" else self._silence
             self._bypassed += 1
-        self.output_ring.write(self.joiner.join(seg))
+        self.output_ring.write(seg if self.joiner is None else self.joiner.join(seg))
         self._blocks += 1
         if was_degraded:
             self._maybe_probe(frame)
@@ -240,7 +301,8 @@ class LiveRunner:
         return seg, self._clock() - t0, None
 
     def _segment(self, out: AudioFrame) -> FloatArray:
-        """The kept ``block + overlap + search`` samples of process's output, aligned to the end."""
+        """The kept ``block + overlap + search`` samples (block mode: ``block``) of process's output,
+        aligned to the end."""
         samples = out.samples
         if out.sample_rate != self.config.sample_rate:
             samples = resample(samples, out.sample_rate, self.config.sample_rate)
@@ -348,7 +410,8 @@ class LiveRunner:
         return time.perf_counter() - t0
 
     def start(self) -> None:
-        """Start the worker thread (and the probe thread); idempotent."""
+        """Start the worker thread (and the probe thread), collecting and freezing the GC first when
+        ``freeze_gc`` is set; idempotent."""
         if self._thread is not None:
             return
         self._stop.clear()
@@ -372,7 +435,7 @@ class LiveRunner:
             self._emit({"event": "worker_error", "error": f"{type(exc).__name__}: {exc}"})
 
     def stop(self) -> None:
-        """Stop the worker and wait for it (and any probe) to finish."""
+        """Stop the worker and wait for it (and any probe) to finish; unfreeze the GC start froze."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -389,8 +452,10 @@ class LiveRunner:
         """Forget all stream state (call while stopped)."""
         self.input_ring.discard()
         self.output_ring.discard()
-        self.chunker.reset()
-        self.joiner.reset()
+        if self.chunker is not None and self.joiner is not None:
+            self.chunker.reset()
+            self.joiner.reset()
+        self._position = 0
         self._primed = False
         self._reset_state()
 
