@@ -23,7 +23,7 @@ log = logging.getLogger("anchorvoice.obs")
 
 @dataclass
 class BridgeConfig:
-    """What the bridge does in OBS (``[obs]`` in configs/server.toml)."""
+    """What the bridge does in OBS (``[obs.bridge]`` in configs/server.toml)."""
 
     subtitle_source: str | None = "anchorvoice subtitles"
     """Text source that shows the sentence being spoken; None disables subtitles."""

@@ -34,7 +34,7 @@ TOKEN_FILE = "vtube-studio-token"
 
 @dataclass
 class VTubeConfig:
-    """VTube Studio mouth control (``[vtube_studio]`` in configs/server.toml)."""
+    """VTube Studio mouth control (``[vtube_studio.mouth]`` in configs/server.toml)."""
 
     url: str = "ws://127.0.0.1:8001"
     """VTube Studio API address (Settings > Start API)."""

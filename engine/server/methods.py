@@ -86,7 +86,8 @@ class ControllerConfig:
     block_ms: int = 50
     """Playback block; 50 ms gives the promised ~20 level events per second."""
     pace: bool = True
-    """Pace non-blocking sinks to real time (off in tests that want speed)."""
+    """Pace playback to real time with the controller's clock; `serve` turns it on for a sink that does not
+    pace itself (speech output 'none') and off for a device."""
     stats_interval_s: float = 1.0
     """How often live latency stats are published."""
 

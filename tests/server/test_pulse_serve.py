@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from anchorvoice.engine.server.sinks import DeviceSink, DeviceSinkConfig
 from websockets.asyncio.client import connect
 
 from anchorvoice.audio_io import read_audio, write_audio
@@ -21,7 +22,6 @@ from anchorvoice.engine.server.app import ControlServer, ServerConfig
 from anchorvoice.engine.server.events import EventBus
 from anchorvoice.engine.server.live_adapter import engine_live_factory
 from anchorvoice.engine.server.methods import Controller, ControllerConfig
-from anchorvoice.engine.server.sinks import DeviceSink, DeviceSinkConfig
 from anchorvoice.streaming.backends.sounddevice_backend import SoundDeviceBackend
 from anchorvoice.streaming.virtual_mic import VirtualMic
 from tests.conftest import asterisk_clip
