@@ -23,7 +23,7 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -167,7 +167,7 @@ class SpeechQueue:
 
         return asyncio.get_running_loop().run_in_executor(self._executor, job)
 
-    def _chunks(self, item: SpeechItem) -> Iterator[SpeechChunk]:
+    def _chunks(self, item: SpeechItem) -> Generator[SpeechChunk, None, None]:
         """The request's stream, started lazily: loading the voice happens on the synthesis thread too."""
         yield from self._stream(item.text, item.voice, item.language)
 
