@@ -88,6 +88,11 @@ class Pipeline:
         self._speak_t0 = 0.0
         self.first_audio_s: float | None = None
         """Seconds from the start of the last ``speak_iter`` to its first audio (time to first audio)."""
+        self.sentences: list[str] = []
+        """The sentences ``speak_iter`` is speaking, in order, as the text frontend split them (the
+        embedded default voice speaks a text in one piece: one sentence)."""
+        self.sentence_index = 0
+        """Index in ``sentences`` of the sentence the chunk ``speak_iter`` yielded last belongs to."""
         mode = config.pipeline.mode
         if mode == "tts":
             needed = ["prosody", "decoder", "vocoder"] if self.neural else ["base_voice", "converter"]
@@ -156,7 +161,9 @@ class Pipeline:
         return AudioFrame(np.concatenate([p.samples for p in parts]), rate)
 
     def speak_iter(self, text: str, language: str | None = None) -> Iterator[AudioFrame]:
-        """Synthesize sentence by sentence (neural path) or in one piece (embedded default)."""
+        """Synthesize sentence by sentence (neural path) or in one piece (embedded default).
+
+        After each chunk, ``sentences[sentence_index]`` is the sentence it belongs to (live subtitles)."""
         if self.config.pipeline.mode != "tts":
             raise ConfigError("this preset is a voice-conversion preset; use a tts preset to speak",
                               source=self.config.source, key="pipeline.mode")
@@ -167,6 +174,7 @@ class Pipeline:
             fx.reset()
         self._speak_t0 = time.perf_counter()
         self.first_audio_s = None
+        self.sentences, self.sentence_index = [text.strip()], 0
         if self.neural:
             yield from self._speak_neural(text, lang)
             return
@@ -219,6 +227,7 @@ class Pipeline:
         sentences = [s for s in fe.split_sentences(text) if s.strip()]
         if not sentences:
             raise TextInputError(f"nothing speakable in {text[:40]!r} (only punctuation or symbols)")
+        self.sentences = list(sentences)
         if len(sentences[0].strip()) < 4:
             # The official inference prefixes a stop to a very short first sentence: the GPT then
             # starts from a clean boundary instead of running the prompt on into the target.
@@ -226,7 +235,8 @@ class Pipeline:
         rate = self.config.pipeline.sample_rate
         vocoder: Vocoder = self._stage("vocoder")
         out_rs = StreamResampler(vocoder.sample_rate, rate)
-        for sentence in sentences:
+        for index, sentence in enumerate(sentences):
+            self.sentence_index = index
             phones = self._timed(f"frontend:{fe.name}", fe.phonemize, TextFrame(sentence, lang))
             if len(phones.ids) == 0:
                 continue

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from anchorvoice.engine.server.events import EventBus
+from anchorvoice.engine.events import EventSource
 from anchorvoice.errors import BridgeError, BridgeRequestError
 from anchorvoice.obs_bridge.obs import ObsClient, Status
 from anchorvoice.obs_bridge.subtitles import AUDIO_CAPTURE_KINDS, Subtitles, audio_capture_kind, current_scene
@@ -23,7 +23,7 @@ log = logging.getLogger("anchorvoice.obs")
 
 @dataclass
 class BridgeConfig:
-    """What the bridge does in OBS (``[obs]`` in configs/server.toml)."""
+    """What the bridge does in OBS (``[obs.bridge]`` in configs/server.toml)."""
 
     subtitle_source: str | None = "anchorvoice subtitles"
     """Text source that shows the sentence being spoken; None disables subtitles."""
@@ -48,11 +48,11 @@ class BridgeConfig:
 
 
 class ObsBridge:
-    """Couples an :class:`ObsClient` to the engine's :class:`EventBus`."""
+    """Couples an :class:`ObsClient` to the engine's events (any :class:`EventSource`)."""
 
     EVENTS = ("speaking.started", "speaking.stopped", "mute.changed")
 
-    def __init__(self, client: ObsClient, bus: EventBus, config: BridgeConfig | None = None) -> None:
+    def __init__(self, client: ObsClient, bus: EventSource, config: BridgeConfig | None = None) -> None:
         self.client = client
         self.bus = bus
         self.config = config or BridgeConfig()

@@ -90,7 +90,7 @@ def auth_string(password: str, salt: str, challenge: str) -> str:
 
 @dataclass
 class ObsConfig:
-    """Connection to obs-websocket (``[obs]`` in configs/server.toml)."""
+    """Connection to obs-websocket (``[obs.connection]`` in configs/server.toml)."""
 
     url: str = "ws://127.0.0.1:4455"
     """obs-websocket address (OBS: Tools > WebSocket Server Settings)."""

@@ -23,8 +23,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from anchorvoice.engine.server.auth import user_data_dir
-from anchorvoice.engine.server.events import EventBus
+from anchorvoice.engine.events import EventSource
+from anchorvoice.engine.paths import user_data_dir
 from anchorvoice.errors import BridgeAuthError, BridgeError, BridgeRequestError
 
 API_NAME = "VTubeStudioPublicAPI"
@@ -34,7 +34,7 @@ TOKEN_FILE = "vtube-studio-token"
 
 @dataclass
 class VTubeConfig:
-    """VTube Studio mouth control (``[vtube_studio]`` in configs/server.toml)."""
+    """VTube Studio mouth control (``[vtube_studio.mouth]`` in configs/server.toml)."""
 
     url: str = "ws://127.0.0.1:8001"
     """VTube Studio API address (Settings > Start API)."""
@@ -72,7 +72,7 @@ def mouth_open(rms_db: float, silence_db: float, full_db: float) -> float:
 class VTubeStudio:
     """Keeps one authenticated VTube Studio session and feeds it the mouth value."""
 
-    def __init__(self, config: VTubeConfig, bus: EventBus) -> None:
+    def __init__(self, config: VTubeConfig, bus: EventSource) -> None:
         self.config = config
         self.bus = bus
         self.token_path = config.token_file or user_data_dir() / TOKEN_FILE

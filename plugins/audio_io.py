@@ -26,8 +26,6 @@ from anchorvoice.streaming.virtual_mic import VirtualMic
 
 DEVICE_TIMEOUT_S = 2.0
 """A device that delivers / accepts nothing for this long is reported as stalled."""
-QUEUE_BLOCKS = 8
-"""Ring size between caller and device, in blocks (bounds the latency a caller can add)."""
 
 
 @dataclass
@@ -101,6 +99,9 @@ class DeviceConfig:
     """Part of the device name (`anchorvoice devices`); None: the system default."""
     backend: str = "sounddevice"
     """'sounddevice' or 'pyaudio'."""
+    queue_ms: float = 200.0
+    """Audio buffered between the caller and the device (at least two blocks): a writer waits beyond it,
+    a reader that falls behind loses the oldest audio. It bounds the latency the caller can add."""
 
 
 class _DeviceStage:
@@ -112,7 +113,8 @@ class _DeviceStage:
     def _open_stream(self, direction: str, device_name: str | None, sample_rate: int, block_size: int) -> None:
         backend = get_backend(self.config.backend)
         dev = backend.resolve(device_name, "input" if direction == "input" else "output")
-        self._ring = RingBuffer(block_size * QUEUE_BLOCKS, overflow="drop_oldest" if direction == "input"
+        capacity = max(2 * block_size, round(self.config.queue_ms * sample_rate / 1000))
+        self._ring = RingBuffer(capacity, overflow="drop_oldest" if direction == "input"
                                 else "drop_newest")
         self._block = block_size
         ring = self._ring
@@ -195,15 +197,24 @@ class VirtualMicSinkConfig:
 
     backend: str = "sounddevice"
     """'sounddevice' or 'pyaudio'."""
+    queue_ms: float = 200.0
+    """Audio buffered ahead of the device; a writer waits beyond it."""
 
 
 class VirtualMicSink(DeviceAudioSink):
+    """Plays into the virtual microphone; without one it refuses (DeviceError says what to install or
+    start) rather than playing the voice on the speakers."""
+
     name = "virtual_mic"
     Config = VirtualMicSinkConfig  # type: ignore[assignment]
+    _device: str | None = None
 
     def _device_name(self) -> str | None:
-        status = VirtualMic().up()
-        return status.play_device
+        return self._device
+
+    def open(self, sample_rate: int, block_size: int) -> None:
+        self._device = VirtualMic().play_device()
+        super().open(sample_rate, block_size)
 
 
 @hookimpl

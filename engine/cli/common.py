@@ -10,16 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from anchorvoice.engine.engine import Engine, EngineConfig
-
-
-def default_home() -> Path:
-    """ANCHORVOICE_HOME, else $XDG_DATA_HOME/anchorvoice, else ~/.local/share/anchorvoice."""
-    env = os.environ.get("ANCHORVOICE_HOME")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "anchorvoice"
+from anchorvoice.engine.paths import user_data_dir
 
 
 def plugin_allowlist() -> list[str] | None:
@@ -31,7 +22,7 @@ def plugin_allowlist() -> list[str] | None:
 
 
 def home_of(args: argparse.Namespace) -> Path:
-    return Path(args.home).expanduser() if getattr(args, "home", None) else default_home()
+    return Path(args.home).expanduser() if getattr(args, "home", None) else user_data_dir()
 
 
 def make_engine(args: argparse.Namespace) -> Engine:

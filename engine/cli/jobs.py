@@ -14,6 +14,8 @@ import numpy as np
 
 from anchorvoice.audio_io import read_audio, write_audio
 from anchorvoice.engine.cli.common import emit, format_timings, make_engine, progress, timing_rows
+from anchorvoice.engine.output_sinks import OutputConfig, output_sink
+from anchorvoice.engine.plugins import PluginManager
 from anchorvoice.engine.stages import AudioSink
 from anchorvoice.frames import AudioFrame
 
@@ -41,12 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cp.set_defaults(func=run_convert)
 
 
-def _open_player(args: argparse.Namespace, sample_rate: int) -> AudioSink | None:
+def _open_player(args: argparse.Namespace, plugins: PluginManager, sample_rate: int) -> AudioSink | None:
     if not args.play and not args.output:
         return None
-    from anchorvoice.engine.server.sinks import DeviceSink, DeviceSinkConfig
-
-    sink = DeviceSink(DeviceSinkConfig(output=args.output or "default", backend=args.backend))
+    sink = output_sink(plugins, OutputConfig(output=args.output or "default", backend=args.backend))
     sink.open(sample_rate, sample_rate // 100)
     return sink
 
@@ -62,9 +62,9 @@ def run_speak(args: argparse.Namespace) -> int:
     progress(args, f"loading pipeline {args.preset!r} for voice {args.voice!r}")
     pipe = engine.pipeline(args.preset, args.voice)
     rate = pipe.config.pipeline.sample_rate
-    player = _open_player(args, rate)
+    player = _open_player(args, engine.plugins, rate)
     out_path = args.out or (None if player else "out/speak.wav")
-    progress(args, "synthesizing" + (f" and playing on {getattr(player, 'device_name', '')}" if player else ""))
+    progress(args, "synthesizing" + (f" and playing on {args.output or 'the default device'}" if player else ""))
     t0 = time.perf_counter()
     parts: list[np.ndarray] = []
     try:
@@ -74,8 +74,7 @@ def run_speak(args: argparse.Namespace) -> int:
                 _play(player, chunk.samples, rate)
     finally:
         if player is not None:
-            time.sleep(getattr(player, "drain_seconds", lambda: 0.0)())
-            player.close()
+            player.close()  # plays what is queued first
     elapsed = time.perf_counter() - t0
     audio = AudioFrame(np.concatenate(parts), rate)
     out = write_audio(Path(out_path), audio) if out_path else None

@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time voice conversion and text-to-speech for virtual anchors.",
     )
     parser.add_argument("--version", action="version", version=f"anchorvoice {__version__}")
-    parser.add_argument("--home", help="user data directory (default: $ANCHORVOICE_HOME or ~/.local/share/anchorvoice)")
+    parser.add_argument("--home", help="user data directory (default: $ANCHORVOICE_HOME, else the per-user data "
+                        "folder: ~/.local/share/anchorvoice on Linux)")
     parser.add_argument("--config-dir", help="folder of pipeline presets (default: the repository's configs/)")
     parser.add_argument("--threads", type=int, help="compute threads for torch/numba")
     parser.add_argument("--json", action="store_true", help="machine-readable output")

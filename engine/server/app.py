@@ -21,9 +21,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from anchorvoice.engine.events import check_event_names
 from anchorvoice.engine.server import protocol as p
 from anchorvoice.engine.server.auth import check_token
-from anchorvoice.engine.server.events import Subscription, check_event_names
+from anchorvoice.engine.server.events import Subscription
 from anchorvoice.engine.server.methods import METHODS, Controller
 from anchorvoice.errors import AnchorVoiceError, ConfigError, ProtocolError
 

@@ -10,28 +10,14 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-import sys
 from pathlib import Path
 
+from anchorvoice.engine.paths import user_data_dir
 from anchorvoice.errors import ConfigError
 
 TOKEN_FILE = "control-token"
 TOKEN_BYTES = 32
 """256 bits: the same strength as the secrets module's own default recommendation for tokens."""
-
-
-def user_data_dir() -> Path:
-    """Per-user data directory (XDG on Linux, Application Support on macOS, APPDATA on Windows).
-
-    Read at call time, never at import time, so tests can point HOME / XDG_DATA_HOME elsewhere.
-    """
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "anchorvoice"
 
 
 def token_path(data_dir: Path | None = None) -> Path:

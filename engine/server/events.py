@@ -1,5 +1,7 @@
 """Event bus: publish engine events to subscribers through bounded, drop-oldest queues.
 
+``EventBus`` implements :class:`anchorvoice.engine.events.EventSource` (the interface the bridges see).
+
 A slow WebSocket client (or an OBS connection that is reconnecting) must never slow the engine
 down or grow memory without bound, so every subscriber has a queue of ``maxsize`` events; when it
 is full the oldest event is dropped and counted (``Subscription.dropped``). Levels arrive about
@@ -13,47 +15,11 @@ policy (STYLE.md rule 8).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-EVENT_NAMES: frozenset[str] = frozenset(
-    {
-        "speaking.started",
-        "speaking.stopped",
-        "levels",
-        "latency",
-        "error",
-        "degraded",
-        "voice.changed",
-        "params.changed",
-        "mute.changed",
-        "live.started",
-        "live.stopped",
-    }
-)
-"""Every event the engine publishes; ``subscribe`` refuses other names so typos are caught."""
-
-
-def check_event_names(names: Iterable[str]) -> None:
-    """Raise ValueError naming the first unknown event."""
-    unknown = sorted(set(names) - EVENT_NAMES)
-    if unknown:
-        raise ValueError(f"unknown event {unknown[0]!r}; events: {', '.join(sorted(EVENT_NAMES))}")
-
-
-@dataclass
-class Event:
-    """One published event."""
-
-    name: str
-    """One of EVENT_NAMES."""
-    data: dict[str, Any]
-    """JSON-serialisable payload."""
-    time: float = field(default_factory=time.time)
-    """Wall-clock seconds when published."""
+from anchorvoice.engine.events import EVENT_NAMES, Event, EventStream, check_event_names
 
 
 class Subscription:
@@ -108,10 +74,11 @@ class EventBus:
         self._subs.append(sub)
         return sub
 
-    def unsubscribe(self, sub: Subscription) -> None:
-        sub.closed = True
-        if sub in self._subs:
-            self._subs.remove(sub)
+    def unsubscribe(self, stream: EventStream) -> None:
+        if isinstance(stream, Subscription):
+            stream.closed = True
+            if stream in self._subs:
+                self._subs.remove(stream)
 
     def publish(self, name: str, data: dict[str, Any]) -> None:
         if name not in EVENT_NAMES:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from anchorvoice.engine.server.events import EventBus
 from anchorvoice.engine.server.protocol import INVALID_PARAMS, NOT_AVAILABLE, param, reject_unknown
-from anchorvoice.engine.server.speech import SpeechQueue
+from anchorvoice.engine.server.speech import SpeechChunk, SpeechQueue
 from anchorvoice.engine.stages import AudioSink
 from anchorvoice.errors import ProtocolError
 from anchorvoice.frames import AudioFrame
@@ -28,13 +28,23 @@ MAX_TEXT_CHARS = 2000
 """One request's text; longer chat messages should be split by the caller (about 2 min of speech)."""
 
 
+class SpeakingPipeline(Protocol):
+    """What the controller needs of ``anchorvoice.engine.pipeline.Pipeline``: streamed speech, and which
+    sentence each chunk belongs to."""
+
+    sentences: list[str]
+    sentence_index: int
+
+    def speak_iter(self, text: str, language: str | None = None) -> Iterator[AudioFrame]: ...
+
+
 class EngineLike(Protocol):
     """What the controller needs of ``anchorvoice.engine.engine.Engine``."""
 
     voices: Any  # VoiceLibrary: list() -> list[Voice], get(name) -> Voice (VoiceNotFoundError)
     plugins: Any  # PluginManager: .plugins {name: PluginInfo}, .failures [PluginFailure]
 
-    def speak(self, text: str, voice: Any, language: str) -> AudioFrame: ...
+    def pipeline(self, preset: str, voice: Any) -> SpeakingPipeline: ...
 
 
 class LiveSession(Protocol):
@@ -79,6 +89,8 @@ class ControllerConfig:
 
     language: str = "en"
     """Default language of ``speak`` requests."""
+    preset: str = "tts"
+    """TTS preset ``speak`` uses (a name in the configs folder or a .toml path)."""
     voice: str | None = None
     """Voice selected at start (None: none until a client calls voice.set)."""
     max_pending: int = 32
@@ -86,7 +98,8 @@ class ControllerConfig:
     block_ms: int = 50
     """Playback block; 50 ms gives the promised ~20 level events per second."""
     pace: bool = True
-    """Pace non-blocking sinks to real time (off in tests that want speed)."""
+    """Pace playback to real time with the controller's clock; `serve` turns it on for a sink that does not
+    pace itself (speech output 'none') and off for a device."""
     stats_interval_s: float = 1.0
     """How often live latency stats are published."""
 
@@ -113,15 +126,19 @@ class Controller:
         self._live_lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
         self.speech = SpeechQueue(
-            self._synthesize, sink, self.bus, self._gain,
+            self._speech_stream, sink, self.bus, self._gain,
             max_pending=self.config.max_pending, block_ms=self.config.block_ms, pace=self.config.pace,
         )
 
     def _gain(self) -> float:
         return 0.0 if self.muted else 10 ** (self.params.gain_db / 20)
 
-    def _synthesize(self, text: str, voice: str | None, language: str) -> AudioFrame:
-        return self.engine.speak(text, voice, language)
+    def _speech_stream(self, text: str, voice: str | None, language: str) -> Iterator[SpeechChunk]:
+        """The engine's streamed speech, chunk by chunk as ``anchorvoice speak`` gets it, with its sentence."""
+        pipe = self.engine.pipeline(self.config.preset, voice)
+        for audio in pipe.speak_iter(text, language):
+            k = pipe.sentence_index
+            yield SpeechChunk(audio, k, len(pipe.sentences), pipe.sentences[k])
 
     async def start(self) -> None:
         if self.voice is not None:  # VoiceNotFoundError names the voices there are

@@ -1,14 +1,16 @@
-"""Speech queue: text requests synthesised one after another and played to an AudioSink.
+"""Speech queue: text requests streamed one after another to an AudioSink.
 
-A request is split into sentences; sentence k+1 is synthesised while sentence k plays, so the
-first words are heard after one sentence's synthesis, not the whole message's, and each
-sentence gets its own speaking.started/stopped events (live subtitles show the current one).
-Synthesis (``anchorvoice.engine.speak``, on one dedicated thread) and ``sink.write`` run off the event loop so
-it keeps answering clients. Playback goes out in blocks of ``block_ms`` (50 ms -> 20 level events per
-second, the rate the control API promises); between blocks the player checks for an interrupt, so
-``interrupt``/``clear`` stop the voice within one block. A sink that does not block (null/capture
-sinks) is paced to real time with ``asyncio.sleep`` when ``pace`` is on, so "speaking" events
-last as long as the audio does.
+Each request is spoken through a *speech stream* (``Pipeline.speak_iter`` behind the controller): audio
+chunks arrive as the engine makes them, each tagged with the sentence it belongs to, and every chunk is
+played as soon as it comes, so the first words of a request are heard as early as in ``anchorvoice speak``.
+The next chunk is synthesised while the current one plays. Sentences get their own
+speaking.started/stopped events (live subtitles show the current one); the text frontend of the language
+decides where sentences end. Synthesis (on one dedicated thread: stages are not thread-safe) and
+``sink.write`` run off the event loop so it keeps answering clients. Playback goes out in blocks of
+``block_ms`` (50 ms -> 20 level events per second, the rate the control API promises); between blocks the
+player checks for an interrupt, so ``interrupt``/``clear`` stop the voice within one block. A sink that
+does not block (the null sink) is paced to real time with ``asyncio.sleep`` when ``pace`` is on, so
+"speaking" events last as long as the audio does.
 
 The queue is bounded (``max_pending``); a full queue refuses the new request with an error rather
 than dropping text someone asked to be spoken (chat bots must back off).
@@ -19,10 +21,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -51,32 +52,22 @@ class SpeechItem:
     """perf_counter() when accepted (for first-audio latency)."""
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?;…。！？；])\s+|(?<=[。！？；])|\n+")
-MIN_SENTENCE_CHARS = 12
-"""Shorter pieces ("Hi!", "OK.") are joined to the next one: a synthesis call per word costs more
-than it saves in first-audio time."""
+@dataclass
+class SpeechChunk:
+    """One piece of streamed speech and the sentence it belongs to."""
+
+    audio: AudioFrame
+    """The samples, in the order they are to be played."""
+    part: int
+    """Index of the sentence in the request (0-based)."""
+    parts: int
+    """Sentences in the request."""
+    sentence: str
+    """The sentence's text (what subtitles show)."""
 
 
-def split_sentences(text: str) -> list[str]:
-    """Text -> sentences in speaking order (punctuation kept; Latin and CJK end marks)."""
-    pieces = [p.strip() for p in _SENTENCE_END.split(text) if p and p.strip()]
-    out: list[str] = []
-    carry = ""
-    for piece in pieces:
-        carry = f"{carry} {piece}".strip() if carry and not _is_cjk(carry[-1]) else carry + piece
-        if len(carry) >= MIN_SENTENCE_CHARS:
-            out.append(carry)
-            carry = ""
-    if carry:
-        if out and len(carry) < MIN_SENTENCE_CHARS // 2:
-            out[-1] = f"{out[-1]} {carry}" if not _is_cjk(out[-1][-1]) else out[-1] + carry
-        else:
-            out.append(carry)
-    return out or [text.strip()]
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef"
+SpeechStream = Callable[[str, str | None, str], Iterator[SpeechChunk]]
+"""(text, voice, language) -> speech chunks as the engine makes them; runs on the synthesis thread."""
 
 
 def level_db(x: FloatArray) -> tuple[float, float]:
@@ -93,7 +84,7 @@ class SpeechQueue:
 
     def __init__(
         self,
-        synthesize: Callable[[str, str | None, str], AudioFrame],
+        stream: SpeechStream,
         sink: AudioSink,
         bus: EventBus,
         gain: Callable[[], float],
@@ -102,7 +93,7 @@ class SpeechQueue:
         block_ms: int = 50,
         pace: bool = True,
     ) -> None:
-        self._synthesize = synthesize
+        self._stream = stream
         self._sink = sink
         self._bus = bus
         self._gain = gain
@@ -166,15 +157,19 @@ class SpeechQueue:
         return len(self._pending)
 
     # -- player --------------------------------------------------------------------------------
-    def _synth(self, item: SpeechItem, sentence: str) -> asyncio.Future[tuple[AudioFrame, float]]:
-        """Start synthesising one sentence on the synthesis thread; resolves to (audio, seconds taken)."""
+    def _next(self, chunks: Iterator[SpeechChunk]) -> asyncio.Future[tuple[SpeechChunk | None, float]]:
+        """Make the next chunk on the synthesis thread; resolves to (chunk or None at the end, seconds taken)."""
 
-        def job() -> tuple[AudioFrame, float]:
+        def job() -> tuple[SpeechChunk | None, float]:
             t0 = time.perf_counter()
-            frame = self._synthesize(sentence, item.voice, item.language)
-            return frame, time.perf_counter() - t0
+            chunk = next(chunks, None)
+            return chunk, time.perf_counter() - t0
 
         return asyncio.get_running_loop().run_in_executor(self._executor, job)
+
+    def _chunks(self, item: SpeechItem) -> Generator[SpeechChunk, None, None]:
+        """The request's stream, started lazily: loading the voice happens on the synthesis thread too."""
+        yield from self._stream(item.text, item.voice, item.language)
 
     async def _run(self) -> None:
         while True:
@@ -190,72 +185,86 @@ class SpeechQueue:
                 self.current = None
 
     async def _speak(self, item: SpeechItem) -> None:
-        """Sentence k+1 is synthesised while sentence k plays, so the first one is heard early."""
-        sentences = split_sentences(item.text)
-        upcoming: asyncio.Future[tuple[AudioFrame, float]] | None = self._synth(item, sentences[0])
-        interrupted = False
-        for k, sentence in enumerate(sentences):
-            assert upcoming is not None
+        """Play each chunk as it comes while the next one is made; events per sentence."""
+        chunks = self._chunks(item)
+        upcoming: asyncio.Future[tuple[SpeechChunk | None, float]] | None = self._next(chunks)
+        speaking: dict[str, Any] | None = None  # the sentence being played (its speaking.started info)
+        interrupted, failed = False, False
+        took = audio_s = 0.0
+        while upcoming is not None:
             try:
-                frame, took = await upcoming
+                chunk, seconds = await upcoming
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one bad request must not stop the queue
-                self.stats["failed"] += 1
-                self._bus.publish("error", {"source": "speak", "id": item.id, "text": sentence,
+                failed = True
+                self._bus.publish("error", {"source": "speak", "id": item.id,
+                                            "text": speaking["text"] if speaking else item.text,
                                             "message": f"{type(exc).__name__}: {exc}"})
-                return
+                break
             upcoming = None
+            if chunk is None:
+                break
+            took, audio_s = took + seconds, audio_s + chunk.audio.duration
             if self._interrupt:
                 interrupted = True
                 break
-            if k + 1 < len(sentences):
-                upcoming = self._synth(item, sentences[k + 1])
-            if frame.duration > 0:
-                self.stats["last_rtf"] = round(took / frame.duration, 4)
-            if k == 0:
+            upcoming = self._next(chunks)
+            if speaking is None:
                 self.stats["first_audio_ms"] = round((time.perf_counter() - item.queued_at) * 1000, 1)
             try:
-                interrupted = await self._play(item, sentence, k, len(sentences), frame)
+                await self._open(chunk.audio.sample_rate)
+                if speaking is None or speaking["part"] != chunk.part:
+                    if speaking is not None:
+                        self._bus.publish("speaking.stopped", {**speaking, "interrupted": False})
+                    speaking = {"id": item.id, "text": chunk.sentence, "part": chunk.part, "parts": chunk.parts}
+                    self._bus.publish("speaking.started", {**speaking, "voice": item.voice,
+                                                           "language": item.language})
+                interrupted = await self._play(chunk.audio)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the output failed (device gone): report, keep serving
-                self.stats["failed"] += 1
+                failed = True
                 self._bus.publish("error", {"source": "speech output", "id": item.id,
                                             "message": f"{type(exc).__name__}: {exc}"})
-                interrupted = True
+                break
             if interrupted:
                 break
-        if upcoming is not None:  # a synthesis still running for a sentence nobody will hear
+        self.last_levels = (-120.0, -120.0)
+        if speaking is not None:
+            self._bus.publish("speaking.stopped", {**speaking, "interrupted": interrupted or failed})
+        if upcoming is not None:  # a chunk still being made that nobody will hear
             upcoming.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self.stats["interrupted" if interrupted else "spoken"] += 1
+        # Close the stream on the synthesis thread, after its pending chunk (the thread runs jobs in order).
+        self._executor.submit(chunks.close)
+        if audio_s > 0:
+            self.stats["last_rtf"] = round(took / audio_s, 4)
+        self.stats["failed" if failed else "interrupted" if interrupted else "spoken"] += 1
 
-    async def _play(self, item: SpeechItem, sentence: str, part: int, parts: int, frame: AudioFrame) -> bool:
-        """Play one sentence; True if it was interrupted."""
+    async def _open(self, sample_rate: int) -> None:
+        """Open the sink on first use, at the rate the engine speaks (tried again next time if it fails)."""
+        if self._sink_rate is None:
+            block = sample_rate * self.block_ms // 1000
+            await asyncio.get_running_loop().run_in_executor(None, self._sink.open, sample_rate, block)
+            self._sink_rate = sample_rate
+
+    async def _play(self, frame: AudioFrame) -> bool:
+        """Play one chunk on the open sink; True if it was interrupted."""
         loop = asyncio.get_running_loop()
-        if self._sink_rate is None:  # opened on first use, at the rate the engine speaks (retried if it fails)
-            block = frame.sample_rate * self.block_ms // 1000
-            await loop.run_in_executor(None, self._sink.open, frame.sample_rate, block)
-            self._sink_rate = frame.sample_rate
-        samples = resample(frame.samples, frame.sample_rate, self._sink_rate)
-        block = self._sink_rate * self.block_ms // 1000
-        info = {"id": item.id, "text": sentence, "part": part, "parts": parts}
-        self._bus.publish("speaking.started", {**info, "voice": item.voice, "language": item.language,
-                                               "duration": frame.duration})
+        rate = self._sink_rate
+        assert rate is not None
+        samples = resample(frame.samples, frame.sample_rate, rate)
+        block = rate * self.block_ms // 1000
         start = time.perf_counter()
-        interrupted = False
-        for n, i in enumerate(range(0, len(samples), block)):
+        for i in range(0, len(samples), block):
             if self._interrupt:
-                interrupted = True
-                break
+                return True
             out = np.clip(samples[i : i + block] * self._gain(), -1.0, 1.0).astype(np.float32)
             self.last_levels = level_db(out)
             self._bus.publish("levels", {"source": "tts", "rms_db": round(self.last_levels[0], 1),
                                          "peak_db": round(self.last_levels[1], 1)})
             await loop.run_in_executor(None, self._sink.write, out)
             if self.pace:
-                due = start + (n + 1) * self.block_ms / 1000
+                due = start + (i + len(out)) / rate
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        self.last_levels = (-120.0, -120.0)
-        self._bus.publish("speaking.stopped", {**info, "interrupted": interrupted})
-        return interrupted
+        return False

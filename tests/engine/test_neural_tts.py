@@ -119,3 +119,15 @@ def test_long_paragraph_is_split_and_streamed(neural: tuple[Engine, str]) -> Non
         n += 1
         assert np.all(np.isfinite(chunk.samples))
     assert n >= 20
+
+
+def test_each_chunk_names_its_sentence(neural: tuple[Engine, str]) -> None:
+    """Subtitles follow the audio: after each chunk, ``sentences[sentence_index]`` is the sentence it belongs to,
+    as the language's text frontend split the text."""
+    eng, name = neural
+    pipe = eng.pipeline("tts", name)
+    text = "Hi. Thanks for the follow, see you tomorrow!"
+    indices = [pipe.sentence_index for _ in pipe.speak_iter(text, "en")]
+    assert pipe.sentences == pipe.frontend("en").split_sentences(text)
+    assert pipe.sentences[0] == "Hi." and len(pipe.sentences) >= 2  # shown without the stop the GPT gets in front
+    assert indices == sorted(indices) and indices[0] == 0 and indices[-1] == len(pipe.sentences) - 1

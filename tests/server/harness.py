@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +54,33 @@ class FakePlugins:
     failures: list[PluginFailure] = field(default_factory=list)
 
 
+class FakePipeline:
+    """Streams 0.1 s of tone per word (amplitude 0.5), sentence by sentence like ``Pipeline.speak_iter``;
+    'fail' in the text raises; with ``gate`` set, a text with 'slow' waits for it after its first word."""
+
+    def __init__(self, engine: FakeEngine, voice: str | None) -> None:
+        self.engine, self.voice = engine, voice
+        self.sentences: list[str] = []
+        self.sentence_index = 0
+
+    def speak_iter(self, text: str, language: str | None = None) -> Iterator[AudioFrame]:
+        self.engine.calls.append((text, self.voice, language or "en"))
+        if "fail" in text:
+            raise TextInputError("nothing speakable in the text")
+        self.sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+        t = np.arange(int(0.1 * SR)) / SR
+        word = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        for k, sentence in enumerate(self.sentences):
+            self.sentence_index = k
+            for n, _ in enumerate(sentence.split()):
+                yield AudioFrame(word.copy(), SR)
+                self.engine.chunks_made += 1
+                if n == 0 and "slow" in text and self.engine.gate is not None:
+                    self.engine.gate.wait(10)
+
+
 class FakeEngine:
-    """speak() returns 0.1 s of tone per word, amplitude 0.5; 'fail' in the text raises."""
+    """Voices 'alice' and 'bob'; ``pipeline()`` gives a :class:`FakePipeline`."""
 
     def __init__(self) -> None:
         self.voices = FakeVoices(["alice", "bob"])
@@ -62,14 +89,13 @@ class FakeEngine:
             [PluginFailure("broken", "thirdparty 1.0", "import of 'broken' failed: ImportError: x")],
         )
         self.calls: list[tuple[str, str | None, str]] = []
+        self.presets: list[str] = []
+        self.gate: threading.Event | None = None
+        self.chunks_made = 0
 
-    def speak(self, text: str, voice: Any, language: str) -> AudioFrame:
-        self.calls.append((text, voice, language))
-        if "fail" in text:
-            raise TextInputError("nothing speakable in the text")
-        n = int(0.1 * SR) * max(1, len(text.split()))
-        t = np.arange(n) / SR
-        return AudioFrame((0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), SR)
+    def pipeline(self, preset: str, voice: str | None) -> FakePipeline:
+        self.presets.append(preset)
+        return FakePipeline(self, voice)
 
 
 class CaptureSink(AudioSink):

@@ -127,20 +127,3 @@ def test_bus_filters_and_drops_oldest_when_full() -> None:
         assert levels.pending() == 0
 
     asyncio.run(go())
-
-
-@pytest.mark.parametrize(
-    ("text", "sentences"),
-    [
-        ("hello there", ["hello there"]),
-        ("Hi! Thanks for the raid. Welcome everyone, glad you made it!",
-         ["Hi! Thanks for the raid.", "Welcome everyone, glad you made it!"]),
-        ("大家好。欢迎来到直播间！今天我们聊聊天。", ["大家好。欢迎来到直播间！", "今天我们聊聊天。"]),
-        ("First line is long enough\nsecond line too", ["First line is long enough", "second line too"]),
-        ("A long enough sentence here. Ok.", ["A long enough sentence here. Ok."]),
-    ],
-)
-def test_split_sentences(text: str, sentences: list[str]) -> None:
-    from anchorvoice.engine.server.speech import split_sentences
-
-    assert split_sentences(text) == sentences

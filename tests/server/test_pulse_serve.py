@@ -17,11 +17,11 @@ from websockets.asyncio.client import connect
 
 from anchorvoice.audio_io import read_audio, write_audio
 from anchorvoice.engine.engine import Engine
+from anchorvoice.engine.output_sinks import OutputConfig, output_sink
 from anchorvoice.engine.server.app import ControlServer, ServerConfig
 from anchorvoice.engine.server.events import EventBus
 from anchorvoice.engine.server.live_adapter import engine_live_factory
 from anchorvoice.engine.server.methods import Controller, ControllerConfig
-from anchorvoice.engine.server.sinks import DeviceSink, DeviceSinkConfig
 from anchorvoice.streaming.backends.sounddevice_backend import SoundDeviceBackend
 from anchorvoice.streaming.virtual_mic import VirtualMic
 from tests.conftest import asterisk_clip
@@ -51,7 +51,9 @@ def test_speak_and_live_reach_the_virtual_mic(pulse: PulseDaemon, engine: Engine
     backend.refresh()  # PortAudio probed ALSA before the daemon existed
     vm = VirtualMic(env=pulse.env)
     bus = EventBus()
-    sink = DeviceSink(DeviceSinkConfig(output="virtual", queue_ms=300), backend=backend, virtual_mic=vm)
+    # the registered virtual_mic sink, as `serve --speech-output virtual` builds it (PULSE_SERVER points at
+    # the private daemon; the refreshed PortAudio sees its devices)
+    sink = output_sink(engine.plugins, OutputConfig(output="virtual", queue_ms=300))
     factory = engine_live_factory(engine, bus, live_overrides={"input": MIC, "jitter_ms": 80.0,
                                                                 "input_queue_ms": 300.0},
                                   session_kwargs={"backend": backend, "virtual_mic": vm})
@@ -71,11 +73,10 @@ def test_speak_and_live_reach_the_virtual_mic(pulse: PulseDaemon, engine: Engine
                 rec = pulse.record("anchorvoice_mic", tmp_path / "tts.wav")
                 await asyncio.sleep(0.3)
                 await call(ws, "speak", {"text": "Welcome to the stream, everyone."}, id=3)
-                started = await next_event(ws, "speaking.started", timeout=60)
+                await next_event(ws, "speaking.started", timeout=60)
                 await next_event(ws, "speaking.stopped", timeout=60)
                 await asyncio.sleep(0.6)  # the device queue drains
                 recordings["tts"] = PulseDaemon.stop_recording(rec, tmp_path / "tts.wav")
-                recordings["tts_duration"] = np.array([started["duration"]])
 
                 live = await call(ws, "live.start", id=4)
                 assert live["result"] == {"started": True}, live
@@ -98,7 +99,7 @@ def test_speak_and_live_reach_the_virtual_mic(pulse: PulseDaemon, engine: Engine
     assert time.perf_counter() - t0 < 240
     tts, live = recordings["tts"], recordings["live"]
     voiced_tts = np.count_nonzero(np.abs(tts) > 0.02) / RATE
-    assert _rms(tts) > 0.005 and voiced_tts > 0.3 * recordings["tts_duration"][0], (_rms(tts), voiced_tts)
+    assert _rms(tts) > 0.005 and voiced_tts > 0.5, (_rms(tts), voiced_tts)  # about 2 s of speech
     # live: the converted speech is there for about as long as the dry speech is active (4.05 s vs 4.21 s
     # measured on a 2-core CI machine)
     active_live = np.count_nonzero(np.abs(live) > 0.02)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 
 import numpy as np
@@ -188,7 +189,8 @@ def test_sentences_are_spoken_one_by_one_with_their_own_events() -> None:
             got = [(m["event"], m["data"]["text"], m["data"]["part"]) for m in await events(ws, 6)]
             parts = ["Thanks for the raid!", "Welcome to the stream, everyone.", "Grab a seat?"]
             assert got == [(e, t, k) for k, t in enumerate(parts) for e in ("speaking.started", "speaking.stopped")]
-            assert [c[0] for c in h.engine.calls] == parts  # one synthesis per sentence, in order
+            assert h.engine.calls == [(text, None, "en")]  # one stream; the engine says where sentences end
+            assert h.engine.presets == ["tts"]
             # interrupting a multi-sentence request drops its remaining sentences
             await call(ws, "speak", {"text": "word " * 12 + ". " + "other " * 12 + "."}, id=3)
             assert (await next_event(ws, "speaking.started"))["part"] == 0
@@ -199,6 +201,32 @@ def test_sentences_are_spoken_one_by_one_with_their_own_events() -> None:
             assert (await call(ws, "status", id=5))["result"]["speech"]["interrupted"] == 1
             with pytest.raises(asyncio.TimeoutError):  # the second sentence never starts
                 await next_event(ws, "speaking.started", timeout=0.5)
+
+    run(go())
+
+
+def test_first_audio_plays_while_the_rest_is_still_being_made() -> None:
+    """The server streams like `anchorvoice speak`: a chunk is played as soon as the engine yields it."""
+
+    async def go() -> None:
+        async with running_server() as h, h.client() as ws:
+            h.engine.gate = threading.Event()
+            await hello(ws)
+            await call(ws, "subscribe", {"events": ["speaking.started", "speaking.stopped"]})
+            await call(ws, "speak", {"text": "slow words follow. Then more."}, id=2)
+            started = await next_event(ws, "speaking.started")
+            assert (started["text"], started["part"], started["parts"]) == ("slow words follow.", 0, 2)
+            deadline = time.monotonic() + 5
+            while len(h.sink.audio()) < 1600 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert len(h.sink.audio()) == 1600  # the first word is out...
+            assert h.engine.chunks_made == 1  # ...while the engine is still on it
+            h.engine.gate.set()
+            stopped = await next_event(ws, "speaking.stopped")
+            assert stopped["text"] == "slow words follow." and stopped["interrupted"] is False
+            assert (await next_event(ws, "speaking.started"))["text"] == "Then more."
+            await next_event(ws, "speaking.stopped")
+            assert len(h.sink.audio()) == 5 * 1600
 
     run(go())
 

@@ -1,0 +1,74 @@
+"""The engine's event interface: the event names, the event record, and what a subscriber sees.
+
+Whoever publishes engine events (the control server's ``EventBus``) implements :class:`EventSource`;
+whoever follows them (the OBS bridge, the VTube Studio mouth) depends only on this module, never on
+the server's. A subscription is a bounded queue read with ``await get()``; a slow subscriber loses
+its oldest events, never slows the publisher down.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+EVENT_NAMES: frozenset[str] = frozenset(
+    {
+        "speaking.started",
+        "speaking.stopped",
+        "levels",
+        "latency",
+        "error",
+        "degraded",
+        "voice.changed",
+        "params.changed",
+        "mute.changed",
+        "live.started",
+        "live.stopped",
+    }
+)
+"""Every event the engine publishes; subscribing to other names is refused so typos are caught."""
+
+
+def check_event_names(names: Iterable[str]) -> None:
+    """Raise ValueError naming the first unknown event."""
+    unknown = sorted(set(names) - EVENT_NAMES)
+    if unknown:
+        raise ValueError(f"unknown event {unknown[0]!r}; events: {', '.join(sorted(EVENT_NAMES))}")
+
+
+@dataclass
+class Event:
+    """One published event."""
+
+    name: str
+    """One of EVENT_NAMES."""
+    data: dict[str, Any]
+    """JSON-serialisable payload."""
+    time: float = field(default_factory=time.time)
+    """Wall-clock seconds when published."""
+
+
+class EventStream(Protocol):
+    """One subscriber's events, oldest first."""
+
+    async def get(self) -> Event:
+        """The next event (waits for one)."""
+        ...
+
+
+class EventSource(Protocol):
+    """Where engine events come from; call on the event loop thread."""
+
+    def subscribe(self, names: Iterable[str]) -> EventStream:
+        """Follow the events called ``names`` (ValueError for a name not in EVENT_NAMES)."""
+        ...
+
+    def unsubscribe(self, stream: EventStream) -> None:
+        """Stop following; the stream gets no more events."""
+        ...
+
+    def publish(self, name: str, data: dict[str, Any]) -> None:
+        """Send an event to every subscriber of ``name`` (bridges report ``degraded`` this way)."""
+        ...
