@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -21,12 +22,28 @@ from anchorvoice.frames import AudioFrame, FloatArray
 log = logging.getLogger(__name__)
 
 
-def resample(samples: FloatArray, sr_in: int, sr_out: int) -> FloatArray:
-    """One-shot high-quality resampling (soxr 'HQ'); identity when the rates are equal."""
-    if sr_in == sr_out or len(samples) == 0:
-        return np.ascontiguousarray(samples, dtype=np.float32)
-    out = soxr.resample(np.asarray(samples, dtype=np.float32), sr_in, sr_out, quality="HQ")
-    return np.ascontiguousarray(out, dtype=np.float32)
+Quality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
+"""soxr quality recipes, quick to very high."""
+
+
+def check_rate(name: str, rate: float) -> None:
+    """ValueError unless ``rate`` is a positive sample rate."""
+    if not rate > 0:
+        raise ValueError(f"{name} must be a positive sample rate in Hz, got {rate!r}")
+
+
+def resample(samples: FloatArray, sr_in: int, sr_out: int, quality: Quality = "HQ") -> FloatArray:
+    """Resample mono ``samples`` from ``sr_in`` to ``sr_out`` Hz with soxr: a new float32 array (a copy when
+    the rates are equal), for whole clips or an overlapping window processed on its own. A continuous
+    stream cut into blocks uses :class:`anchorvoice.streaming.resample.StreamResampler` instead."""
+    check_rate("sr_in", sr_in)
+    check_rate("sr_out", sr_out)
+    x = np.ascontiguousarray(samples, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"resample expects mono 1-D samples, got shape {x.shape}")
+    if sr_in == sr_out or len(x) == 0:
+        return x.copy()
+    return np.ascontiguousarray(soxr.resample(x, sr_in, sr_out, quality=quality), dtype=np.float32)
 
 
 def clean_samples(samples: np.ndarray, what: str = "audio") -> FloatArray:

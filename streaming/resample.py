@@ -1,46 +1,26 @@
-"""Resampling between the device rate and a stage's rate, with soxr (no torchaudio on CPU paths).
+"""Stream resampling between the device rate and a stage's rate, with soxr (no torchaudio on CPU paths).
 
-* :func:`resample` - one-shot, for whole clips or for an overlapping window processed on its own.
-* :class:`StreamResampler` - stateful, for a continuous stream cut into blocks: it carries the
-  filter state across blocks, so concatenating its outputs equals resampling the whole stream
-  (no edge effects at block joins). Its output lags by ``delay()`` output samples until ``flush``.
+:class:`StreamResampler` is stateful, for a continuous stream cut into blocks: it carries the filter
+state across blocks, so concatenating its outputs equals resampling the whole stream (no edge effects
+at block joins). Its output lags by ``delay()`` output samples until ``flush``. One-shot resampling of a
+clip or a window is :func:`anchorvoice.audio_io.resample`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import soxr
 
+from anchorvoice.audio_io import Quality, check_rate
 from anchorvoice.frames import FloatArray
-
-Quality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
-
-
-def _check_rate(name: str, rate: float) -> None:
-    if not rate > 0:
-        raise ValueError(f"{name} must be a positive sample rate in Hz, got {rate!r}")
-
-
-def resample(samples: FloatArray, sr_in: int, sr_out: int, quality: Quality = "HQ") -> FloatArray:
-    """Resample mono ``samples`` from ``sr_in`` to ``sr_out`` Hz; returns float32."""
-    _check_rate("sr_in", sr_in)
-    _check_rate("sr_out", sr_out)
-    x = np.ascontiguousarray(samples, dtype=np.float32)
-    if x.ndim != 1:
-        raise ValueError(f"resample expects mono 1-D samples, got shape {x.shape}")
-    if sr_in == sr_out or len(x) == 0:
-        return x.copy()
-    return np.asarray(soxr.resample(x, sr_in, sr_out, quality=quality), dtype=np.float32)
 
 
 class StreamResampler:
     """Block-by-block resampler that keeps filter state between calls."""
 
     def __init__(self, sr_in: int, sr_out: int, quality: Quality = "HQ") -> None:
-        _check_rate("sr_in", sr_in)
-        _check_rate("sr_out", sr_out)
+        check_rate("sr_in", sr_in)
+        check_rate("sr_out", sr_out)
         self.sr_in = int(sr_in)
         self.sr_out = int(sr_out)
         self.quality: Quality = quality

@@ -81,11 +81,11 @@ from typing import Any
 
 import numpy as np
 
+from anchorvoice.audio_io import resample
 from anchorvoice.frames import AudioFrame, FloatArray
 from anchorvoice.streaming.chunker import Chunker
 from anchorvoice.streaming.latency import LatencyAccount
 from anchorvoice.streaming.live_config import LiveConfig
-from anchorvoice.streaming.resample import resample
 from anchorvoice.streaming.ring import RingBuffer
 from anchorvoice.streaming.sola import SolaJoiner
 

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from anchorvoice.audio_io import resample
 from anchorvoice.errors import ConfigError
 from anchorvoice.frames import AudioFrame
 from anchorvoice.streaming.live_config import LiveConfig
-from anchorvoice.streaming.resample import resample
 from anchorvoice.streaming.runner import LiveRunner
 
 SR = 48000

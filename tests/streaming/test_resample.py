@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anchorvoice.streaming.resample import StreamResampler, resample
+from anchorvoice.audio_io import resample
+from anchorvoice.streaming.resample import StreamResampler
 
 
 def _tone(sr: int, seconds: float = 1.0, hz: float = 440.0) -> np.ndarray:
