@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"anchorvoice {__version__}")
     parser.add_argument("--home", help="user data directory (default: $ANCHORVOICE_HOME, else the per-user data "
                         "folder: ~/.local/share/anchorvoice on Linux)")
-    parser.add_argument("--config-dir", help="folder of pipeline presets (default: the repository's configs/)")
+    parser.add_argument("--config-dir", help="folder of pipeline presets (default: the presets shipped in the package)")
     parser.add_argument("--threads", type=int, help="compute threads for torch/numba")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
