@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from anchorvoice.engine.checkpoints import check_phoneme_vocab, load_sovits
 from anchorvoice.engine.stages import ProsodyModel
 from anchorvoice.errors import CheckpointError, StageError, TextInputError
 from anchorvoice.frames import PhonemeFrame, TokenFrame
+from anchorvoice.plugins.gsv.checkpoints import check_phoneme_vocab, load_sovits
 from anchorvoice.plugins.gsv.kv_cache import T2SRuntime
 from anchorvoice.plugins.gsv.t2s_model import BERT_DIM, Text2SemanticDecoder, load_t2s
 from anchorvoice.plugins.gsv.t2s_sampling import (

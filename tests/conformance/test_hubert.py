@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from anchorvoice.engine.checkpoints import load_hubert
+from anchorvoice.plugins.gsv.checkpoints import load_hubert
 from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel, build_hubert
 
 pytestmark = pytest.mark.gsv_kind("hubert")
