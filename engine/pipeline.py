@@ -6,7 +6,7 @@ Paths (chosen by the voice, see :mod:`anchorvoice.engine.pipeline_config`):
 * TTS, neural (a voice with model files): ``frontend -> prosody -> decoder -> vocoder -> effects``, with
   the prompt from the voice's reference (``feature_extractor -> tokenizer``) and reference text, each
   prepared as the prosody model asks (``ProsodyModel.prompt_reference`` / ``prompt_text``)
-* VC: ``converter`` (or ``neural_converter`` for a GPT-SoVITS voice) ``-> effects``
+* VC: ``converter`` (or ``neural_converter`` for a voice with model files) ``-> effects``
 
 Every stage call is timed (``timings``) so the CLI can print a real-time factor per stage.
 """
@@ -83,7 +83,7 @@ class Pipeline:
             if spec is None:
                 if slot in optional:
                     continue
-                kind = "GPT-SoVITS" if self.neural else "embedded default"
+                kind = "neural (model-carrying)" if self.neural else "embedded default"
                 raise ConfigError(
                     f"preset has no [slots.{slot}], which a {kind} voice needs for {mode}",
                     source=config.source,

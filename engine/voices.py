@@ -73,8 +73,8 @@ class Voice:
 
     @property
     def is_neural(self) -> bool:
-        """True when the voice carries GPT-SoVITS model files."""
-        return "sovits" in self.models
+        """True when the voice carries model files: presets then fill their neural slots for it."""
+        return bool(self.models)
 
     def load_reference(self, sample_rate: int | None = None, index: int = 0) -> AudioFrame:
         """The ``index``-th reference clip, resampled to ``sample_rate`` when given."""

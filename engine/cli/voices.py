@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _describe(v: Voice) -> dict[str, Any]:
     return {
         "name": v.name,
-        "kind": "gpt-sovits" if v.is_neural else "embedded default (DSP)",
+        "kind": f"neural ({', '.join(sorted(v.models))})" if v.is_neural else "embedded default (DSP)",
         "path": str(v.path),
         "references": [str(r) for r in v.references],
         "ref_text": v.ref_text,

@@ -55,6 +55,11 @@ def check_voice_models(models: Mapping[str, str | Path]) -> dict[str, str]:
         if sovits is None:
             raise CheckpointError("a GPT (s1) file needs its SoVITS (s2) file too: add --sovits FILE.pth")
     if "hubert" in models:
+        if sovits is None:
+            raise CheckpointError(
+                "a HuBERT folder alone makes no voice: add the voice's SoVITS (s2) file with --sovits FILE.pth "
+                "(and its GPT (s1) file with --gpt FILE.ckpt for text-to-speech)"
+            )
         load_hubert(models["hubert"])
         versions["hubert"] = "hubert"
     elif sovits is not None:

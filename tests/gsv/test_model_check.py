@@ -57,7 +57,7 @@ def test_cli_add_neural_voice(gsv: Path, tmp_path: Path) -> None:
         str(gsv / "s2_v2_small.pth"), "--gpt", str(gsv / "s1_v2_small.ckpt"), "--hubert", str(gsv / "hubert_small"),
         home=home)
     out = cli("voices", "show", "alice", home=home).stdout
-    assert "gpt-sovits" in out
+    assert "neural (gpt, hubert, sovits)" in out
     bad = cli("voices", "add", "bob", "--ref", str(ref), "--sovits", str(gsv / "s2_v2_small.pth"), "--gpt",
               str(_v1_gpt(tmp_path / "v1.ckpt")), "--hubert", str(gsv / "hubert_small"), home=home, check=False)
     assert bad.returncode == 2 and "512" in bad.stderr and "732" in bad.stderr
@@ -86,3 +86,8 @@ def test_bad_model_file_refused_through_the_engine(engine: Engine, tmp_path: Pat
     with pytest.raises(CheckpointError, match="alice.pth"):
         engine.add_voice("alice", [_clip(tmp_path / "ref.wav", 4.0)], models={"sovits": fake_model})
     assert engine.voices.names() == []
+
+
+def test_hubert_alone_is_refused(gsv: Path) -> None:
+    with pytest.raises(CheckpointError, match="HuBERT folder alone makes no voice: .*--sovits"):
+        check_voice_models({"hubert": gsv / "hubert_small"})
