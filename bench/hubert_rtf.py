@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from anchorvoice.engine.checkpoints import load_hubert
+from anchorvoice.plugins.gsv.checkpoints import load_hubert
 from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel, build_hubert
 from bench.timing import time_alternately
 

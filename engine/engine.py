@@ -117,7 +117,8 @@ class Engine:
         models: dict[str, str | Path] | None = None,
         overwrite: bool = False,
     ) -> Voice:
-        """Add a voice, letting every registered voice converter analyse the reference once."""
+        """Add a voice: every plugin may refuse it (``check_voice``), every voice converter analyses the
+        reference once."""
         converters = [c for c in self.plugins.stages("voice_converter") if issubclass(c, VoiceConverter)]
         analyzers = {c.name: (c.sample_rate, c.analyze_reference) for c in converters}
         return self.voices.add(
@@ -127,6 +128,7 @@ class Engine:
             ref_lang=ref_lang,
             models=models,
             analyzers=analyzers,
+            check=self.plugins.check_voice,
             overwrite=overwrite,
         )
 

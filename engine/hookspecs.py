@@ -1,11 +1,15 @@
-"""Hook specifications: how a plugin adds stages. Each hook gets ``register(stage_class)``."""
+"""Hook specifications: how a plugin adds stages (each ``register_*`` hook gets ``register(stage_class)``)
+and how it checks a voice its stages would run (``check_voice``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    from anchorvoice.engine.voices import VoiceDraft
 
 hookspec = pluggy.HookspecMarker("anchorvoice")
 hookimpl = pluggy.HookimplMarker("anchorvoice")
@@ -66,6 +70,18 @@ def register_audio_sources(register: Register) -> None:
 @hookspec
 def register_audio_sinks(register: Register) -> None:
     """Register ``AudioSink`` classes (speakers, files, virtual microphones)."""
+
+
+@hookspec
+def check_voice(draft: VoiceDraft) -> None:
+    """Refuse a voice about to be added that this plugin's stages could not run.
+
+    Called once per ``voices add``, after the engine's own checks (name, paths exist, clips long
+    enough and not silent) and before anything is written. Raise a
+    :class:`~anchorvoice.errors.VoiceError` (e.g. ``ReferenceAudioError``) or
+    :class:`~anchorvoice.errors.CheckpointError` that says what to fix; return when the voice is fine
+    or carries none of this plugin's model files.
+    """
 
 
 HOOK_KINDS: dict[str, str] = {

@@ -3,9 +3,10 @@
 Paths (chosen by the voice, see :mod:`anchorvoice.engine.pipeline_config`):
 
 * TTS, embedded default: ``base_voice -> converter -> effects``
-* TTS, neural (GPT-SoVITS voice): ``frontend -> prosody -> decoder -> vocoder -> effects``, with the
-  prompt from the voice's reference (``feature_extractor -> tokenizer``) and reference text
-* VC: ``converter`` (or ``neural_converter`` for a GPT-SoVITS voice) ``-> effects``
+* TTS, neural (a voice with model files): ``frontend -> prosody -> decoder -> vocoder -> effects``, with
+  the prompt from the voice's reference (``feature_extractor -> tokenizer``) and reference text, each
+  prepared as the prosody model asks (``ProsodyModel.prompt_reference`` / ``prompt_text``)
+* VC: ``converter`` (or ``neural_converter`` for a voice with model files) ``-> effects``
 
 Every stage call is timed (``timings``) so the CLI can print a real-time factor per stage.
 """
@@ -39,23 +40,6 @@ from anchorvoice.engine.voices import Voice
 from anchorvoice.errors import ConfigError, StageError, TextInputError, UnsupportedLanguageError
 from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TextFrame, TokenFrame
 from anchorvoice.streaming.resample import StreamResampler
-
-# GPT-SoVITS appends 0.3 s of zeros (counted at 32 kHz: 9600 samples) to the 16 kHz reference
-# before HuBERT (inference_webui.get_tts_wav); the fixture README documents it.
-PROMPT_PAD_SAMPLES = 9600
-
-
-_CLOSING = set(".!?;,。！？；，…")
-
-
-def _stop_for(language: str) -> str:
-    return "。" if language.startswith(("zh", "ja", "yue")) else "."
-
-
-def closed_sentence(text: str, language: str) -> str:
-    """The reference text with a final stop, as the official inference appends one when missing."""
-    text = text.strip()
-    return text if not text or text[-1] in _CLOSING else text + _stop_for(language)
 
 
 @dataclass
@@ -104,7 +88,7 @@ class Pipeline:
             if spec is None:
                 if slot in optional:
                     continue
-                kind = "GPT-SoVITS" if self.neural else "embedded default"
+                kind = "neural (model-carrying)" if self.neural else "embedded default"
                 raise ConfigError(
                     f"preset has no [slots.{slot}], which a {kind} voice needs for {mode}",
                     source=config.source,
@@ -202,36 +186,35 @@ class Pipeline:
                 )
         return self._frontends[language]
 
-    def _neural_prompt(self) -> tuple[PhonemeFrame | None, TokenFrame | None]:
-        """Reference phonemes and semantic tokens, computed once per voice."""
+    def _reference_prompt(self) -> tuple[PhonemeFrame | None, TokenFrame | None]:
+        """Reference phonemes and semantic tokens, computed once per voice, prepared as the prosody model asks."""
         if self._prompt is None:
             assert self.voice is not None
             if not self.voice.ref_text or "feature_extractor" not in self._stages:
-                self._prompt = (None, None)  # reference-free, as the official code allows
+                self._prompt = (None, None)  # reference-free
             else:
+                prosody: ProsodyModel = self._stage("prosody")
                 fx: FeatureExtractor = self._stage("feature_extractor")
                 tok: Tokenizer = self._stage("tokenizer")
-                ref = self.voice.load_reference(fx.sample_rate)
-                padded = ref.with_samples(np.concatenate([ref.samples, np.zeros(PROMPT_PAD_SAMPLES, np.float32)]))
-                feats = self._timed(f"feature_extractor:{fx.name}", fx.extract, padded)
+                ref = prosody.prompt_reference(self.voice.load_reference(fx.sample_rate))
+                feats = self._timed(f"feature_extractor:{fx.name}", fx.extract, ref)
                 tokens = self._timed(f"tokenizer:{tok.name}", tok.encode, feats)
-                fe = self.frontend(self.voice.ref_lang)
-                ref_text = TextFrame(closed_sentence(self.voice.ref_text, self.voice.ref_lang), self.voice.ref_lang)
+                lang = self.voice.ref_lang
+                fe = self.frontend(lang)
+                ref_text = TextFrame(prosody.prompt_text(self.voice.ref_text, lang), lang)
                 phones = self._timed(f"frontend:{fe.name}", fe.phonemize, ref_text)
                 self._prompt = (phones, tokens)
         return self._prompt
 
     def _speak_neural(self, text: str, lang: str) -> Iterator[AudioFrame]:
         fe = self.frontend(lang)
-        prompt_text, prompt_tokens = self._neural_prompt()
+        prompt_text, prompt_tokens = self._reference_prompt()
         sentences = [s for s in fe.split_sentences(text) if s.strip()]
         if not sentences:
             raise TextInputError(f"nothing speakable in {text[:40]!r} (only punctuation or symbols)")
-        self.sentences = list(sentences)
-        if len(sentences[0].strip()) < 4:
-            # The official inference prefixes a stop to a very short first sentence: the GPT then
-            # starts from a clean boundary instead of running the prompt on into the target.
-            sentences[0] = _stop_for(lang) + sentences[0]
+        self.sentences = list(sentences)  # as the user wrote them: what subtitles show
+        prosody: ProsodyModel = self._stage("prosody")
+        sentences = prosody.plan_sentences(sentences, lang)
         rate = self.config.pipeline.sample_rate
         vocoder: Vocoder = self._stage("vocoder")
         out_rs = StreamResampler(vocoder.sample_rate, rate)

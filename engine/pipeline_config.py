@@ -17,7 +17,7 @@ A preset (``configs/tts.toml``, ``configs/vc.toml``, ``configs/demo.toml``) look
     [[effects]]
     plugin = "limiter"
 
-Slots are filled per voice: a voice with GPT-SoVITS models uses the neural slots (``prosody``,
+Slots are filled per voice: a voice with model files uses the neural slots (``prosody``,
 ``decoder``, ``vocoder``, ``feature_extractor``, ``tokenizer`` for TTS; ``neural_converter`` for VC),
 any other voice the embedded default ones (``base_voice`` + ``converter``; ``converter`` for VC).
 Every stage's ``params`` are validated into its ``Config`` dataclass when the preset is loaded,

@@ -14,13 +14,16 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from anchorvoice.engine import hookspecs
 from anchorvoice.engine.stages import STAGE_KINDS, Stage
-from anchorvoice.errors import PluginError, PluginNotFoundError
+from anchorvoice.errors import AnchorVoiceError, PluginError, PluginNotFoundError
+
+if TYPE_CHECKING:
+    from anchorvoice.engine.voices import VoiceDraft
 
 ENTRY_POINT_GROUP = "anchorvoice"
 BUILTIN_DISTRIBUTION = "anchorvoice"
@@ -129,7 +132,26 @@ class PluginManager:
                             hook=hook_name,
                         )
                     )
+        if any(impl.plugin_name == name for impl in self._pm.hook.check_voice.get_hookimpls()):
+            info.hooks.append("check_voice")
         return True
+
+    def check_voice(self, draft: VoiceDraft) -> None:
+        """Let every plugin refuse a voice about to be added (hook ``check_voice``).
+
+        A plugin's own error (a VoiceError or CheckpointError saying what to fix) passes through; any
+        other exception is a defect of that plugin and becomes a :class:`PluginError` naming it.
+        """
+        for impl in self._pm.hook.check_voice.get_hookimpls():
+            try:
+                impl.function(draft=draft)
+            except AnchorVoiceError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} failed while checking voice {draft.name!r}: "
+                    f"{type(exc).__name__}: {exc} (fix or uninstall the plugin)"
+                ) from exc
 
     def unregister(self, name: str) -> None:
         """Remove a plugin and every stage it registered."""

@@ -103,10 +103,25 @@ class ProsodyModel(Stage):
     """Phonemes -> semantic tokens, yielded in chunks (``TokenFrame.final`` on the last one).
 
     ``prompt_text``/``prompt_tokens`` are the reference's phonemes and semantic tokens; both None
-    for reference-free generation.
+    for reference-free generation. The pipeline builds them from the voice's reference clip
+    (``prompt_reference`` -> feature extractor -> tokenizer) and transcript (``prompt_text`` ->
+    frontend), and asks ``plan_sentences`` which sentences to generate; a model whose training
+    expects its inputs prepared in a particular way overrides those three.
     """
 
     kind = "prosody"
+
+    def prompt_reference(self, reference: AudioFrame) -> AudioFrame:
+        """The reference clip (at the feature extractor's rate) as the prompt's features should see it."""
+        return reference
+
+    def prompt_text(self, text: str, language: str) -> str:
+        """The reference transcript as the frontend should phonemize it for the prompt."""
+        return text
+
+    def plan_sentences(self, sentences: list[str], language: str) -> list[str]:
+        """The sentences to generate, in order, from the frontend's split (non-empty ones)."""
+        return sentences
 
     @abstractmethod
     def generate(

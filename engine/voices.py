@@ -7,8 +7,9 @@ Layout under ``<home>/voices/<name>/``::
 
 ``analysis`` holds, per voice converter, the statistics it computed from the references once at
 ``add`` time (e.g. the DSP converter's pitch and spectral-envelope statistics), so that live
-conversion never re-analyses. Model files (GPT-SoVITS ``gpt``/``sovits`` checkpoints, ``hubert``
-folder) are referenced by absolute path and checked when the voice is loaded.
+conversion never re-analyses. Model files (``models``: kind -> file or folder, e.g. a GPT-SoVITS
+voice's ``gpt``/``sovits``/``hubert``) are referenced by absolute path; the plugins that use them
+check them (and any rule they have for the clips) when the voice is added, through ``check``.
 """
 
 from __future__ import annotations
@@ -33,11 +34,28 @@ MIN_REFERENCE_S = 1.0
 """Shorter clips carry too little pitch/envelope evidence for the DSP converter."""
 SILENCE_DBFS = -55.0
 """A reference quieter than this (RMS) is treated as silent."""
-NEURAL_REFERENCE_RANGE_S = (3.0, 10.0)
-"""GPT-SoVITS inference refuses references outside 3-10 s (its webui check); so do we."""
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 Analyzer = Callable[[AudioFrame], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class VoiceDraft:
+    """A voice about to be added, as the plugins' ``check_voice`` hook sees it (nothing written yet)."""
+
+    name: str
+    """The requested voice name."""
+    references: list[tuple[str, AudioFrame]]
+    """(where it came from, the decoded clip at its own rate) per reference, in the order given."""
+    ref_text: str
+    """Transcript of the reference ("" if none)."""
+    ref_lang: str
+    """Language of ``ref_text``."""
+    models: dict[str, Path]
+    """Model files by kind, absolute and existing."""
+
+
+VoiceCheck = Callable[[VoiceDraft], None]
 
 
 @dataclass
@@ -55,8 +73,8 @@ class Voice:
 
     @property
     def is_neural(self) -> bool:
-        """True when the voice carries GPT-SoVITS model files."""
-        return "sovits" in self.models
+        """True when the voice carries model files: presets then fill their neural slots for it."""
+        return bool(self.models)
 
     def load_reference(self, sample_rate: int | None = None, index: int = 0) -> AudioFrame:
         """The ``index``-th reference clip, resampled to ``sample_rate`` when given."""
@@ -93,8 +111,8 @@ class Voice:
             ) from None
 
 
-def validate_reference(frame: AudioFrame, source: str, neural: bool = False) -> None:
-    """Refuse clips that are too short, silent, or (neural voices) outside 3-10 s."""
+def validate_reference(frame: AudioFrame, source: str) -> None:
+    """Refuse clips that are too short or silent (rules of a model come from its plugin's ``check_voice``)."""
     if frame.duration < MIN_REFERENCE_S:
         raise ReferenceAudioError(
             f"reference {source} is {frame.duration:.2f} s long; give at least {MIN_REFERENCE_S:.0f} s "
@@ -105,12 +123,6 @@ def validate_reference(frame: AudioFrame, source: str, neural: bool = False) -> 
         raise ReferenceAudioError(
             f"reference {source} is silent (RMS {level:.1f} dBFS); "
             "record the voice louder or pick another clip"
-        )
-    lo, hi = NEURAL_REFERENCE_RANGE_S
-    if neural and not lo <= frame.duration <= hi:
-        raise ReferenceAudioError(
-            f"reference {source} is {frame.duration:.1f} s long; GPT-SoVITS voices need a reference of "
-            f"{lo:.0f}-{hi:.0f} s (cut the clip, e.g. `sox in.wav out.wav trim 0 8`)"
         )
 
 
@@ -155,11 +167,14 @@ class VoiceLibrary:
         ref_lang: str = "en",
         models: dict[str, str | Path] | None = None,
         analyzers: Mapping[str, tuple[int, Analyzer]] | None = None,
+        check: VoiceCheck | None = None,
         overwrite: bool = False,
     ) -> Voice:
         """Create a voice: validate and copy the clips, check model paths, run each analyzer once.
 
-        ``analyzers`` maps a converter name to (its sample rate, its ``analyze_reference``).
+        ``analyzers`` maps a converter name to (its sample rate, its ``analyze_reference``); ``check``
+        (the plugins' ``check_voice``) sees the voice after the generic checks and before anything is
+        written, and raises to refuse it.
         """
         if not _NAME_RE.match(name):
             raise VoiceError(
@@ -174,10 +189,11 @@ class VoiceLibrary:
         refs = [Path(r) for r in references]
         if not refs:
             raise ReferenceAudioError("a voice needs at least one reference clip (--ref clip.wav)")
-        neural = "sovits" in model_paths or "gpt" in model_paths
         frames = [read_audio(r) for r in refs]
         for r, fr in zip(refs, frames):
-            validate_reference(fr, str(r), neural=neural)
+            validate_reference(fr, str(r))
+        if check is not None:
+            check(VoiceDraft(name, [(str(r), fr) for r, fr in zip(refs, frames)], ref_text, ref_lang, model_paths))
 
         folder = self._folder(name)
         staging = self.root / f".{name}.tmp-{time.monotonic_ns()}"

@@ -40,7 +40,7 @@ def _describe(v: Voice, analysis: bool = True) -> dict[str, Any]:
     """A voice as plain data; ``analysis=False`` leaves out the per-converter statistics (long arrays)."""
     data = {
         "name": v.name,
-        "kind": "gpt-sovits" if v.is_neural else "embedded default (DSP)",
+        "kind": f"neural ({', '.join(sorted(v.models))})" if v.is_neural else "embedded default (DSP)",
         "path": str(v.path),
         "references": [str(r) for r in v.references],
         "ref_text": v.ref_text,
@@ -87,13 +87,8 @@ def readable_analysis(stats: dict[str, Any]) -> list[str]:
 def run_add(args: argparse.Namespace) -> int:
     engine = make_engine(args)
     models = {k: getattr(args, k) for k in ("gpt", "sovits", "hubert") if getattr(args, k)}
-    if models:
-        # Check the model files now (safe loader, versions, sizes) so a bad file fails at add time.
-        from anchorvoice.engine.model_check import check_voice_models
-
-        progress(args, "checking model files")
-        check_voice_models(engine, models)
-    progress(args, f"analysing {len(args.ref)} reference clip(s)")
+    # The plugins check the clips and model files (safe loaders, versions, sizes) before anything is written.
+    progress(args, f"checking and analysing {len(args.ref)} reference clip(s)" + (" and model files" if models else ""))
     voice = engine.add_voice(
         args.name, args.ref, ref_text=args.ref_text, ref_lang=args.ref_lang, models=models, overwrite=args.force
     )

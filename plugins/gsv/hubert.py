@@ -6,7 +6,7 @@ official ``pytorch_model.bin`` / ``model.safetensors`` load strictly. Why not ``
 importing it pulls tokenizers, huggingface_hub, regex, safetensors glue and its lazy-module machinery
 (seconds of import time and hundreds of MB installed) for ~200 lines of model code, and its
 ``from_pretrained`` would run ``torch.load`` paths we cannot audit; here the weights come through
-:mod:`anchorvoice.engine.checkpoints` (no pickled code runs).
+:mod:`anchorvoice.plugins.gsv.checkpoints` (no pickled code runs).
 
 Architecture (config.json of chinese-hubert-base: ``feat_extract_norm: group``,
 ``do_stable_layer_norm: false``, ``conv_bias: false``, ``feat_proj_layer_norm: true``, see
@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anchorvoice.engine.checkpoints import HubertCheckpoint, check_keys, load_hubert
 from anchorvoice.engine.stages import FeatureExtractor
+from anchorvoice.engine.state_dicts import check_keys
 from anchorvoice.errors import (
     AudioInputError,
     CheckpointError,
@@ -43,6 +43,7 @@ from anchorvoice.errors import (
     UnsupportedCheckpointError,
 )
 from anchorvoice.frames import AudioFrame, FeatureFrame
+from anchorvoice.plugins.gsv.checkpoints import HubertCheckpoint, load_hubert
 from anchorvoice.plugins.gsv.hubert_fast import (
     conv_stack,
     fft_same_conv,

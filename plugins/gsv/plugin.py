@@ -1,8 +1,10 @@
-"""Entry point ``gpt-sovits``: registers the GPT-SoVITS v2 stages through the standard hooks."""
+"""Entry point ``gpt-sovits``: registers the GPT-SoVITS v2 stages through the standard hooks and checks
+new voices that carry GPT-SoVITS model files (``check_voice``)."""
 
 from __future__ import annotations
 
 from anchorvoice.engine.hookspecs import Register, hookimpl
+from anchorvoice.engine.voices import VoiceDraft
 from anchorvoice.plugins.gsv.hubert import HubertExtractor
 from anchorvoice.plugins.gsv.rvq import GsvTokenizer
 
@@ -49,3 +51,11 @@ def register_voice_converters(register: Register) -> None:
     from anchorvoice.plugins.gsv.stages_vc import GsvVoiceConverter
 
     register(GsvVoiceConverter)
+
+
+@hookimpl
+def check_voice(draft: VoiceDraft) -> None:
+    """A voice with GPT-SoVITS files: 3-10 s references, loadable v1/v2 files whose phoneme tables match."""
+    from anchorvoice.plugins.gsv.model_check import check_gsv_voice
+
+    check_gsv_voice(draft)

@@ -22,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anchorvoice.engine.checkpoints import SovitsCheckpoint, check_keys, load_sovits
 from anchorvoice.engine.stages import Tokenizer
+from anchorvoice.engine.state_dicts import check_keys
 from anchorvoice.errors import CheckpointError, CorruptCheckpointError, StageError
 from anchorvoice.frames import FeatureFrame, TokenFrame
+from anchorvoice.plugins.gsv.checkpoints import SovitsCheckpoint, load_sovits
 
 if TYPE_CHECKING:
     from anchorvoice.engine.voices import Voice

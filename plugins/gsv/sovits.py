@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anchorvoice.engine.checkpoints import SovitsCheckpoint, check_keys
+from anchorvoice.engine.state_dicts import check_keys
 from anchorvoice.errors import CorruptCheckpointError, ReferenceAudioError, UnsupportedCheckpointError
+from anchorvoice.plugins.gsv.checkpoints import SovitsCheckpoint
 from anchorvoice.plugins.gsv.hifigan import Generator, HiFiGANConfig
 from anchorvoice.plugins.gsv.modules.attention import Encoder
 from anchorvoice.plugins.gsv.modules.flow import ResidualCouplingBlock

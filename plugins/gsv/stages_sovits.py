@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from anchorvoice.engine.checkpoints import check_keys, load_sovits
 from anchorvoice.engine.stages import Decoder, Vocoder, VocoderStream
+from anchorvoice.engine.state_dicts import check_keys
 from anchorvoice.errors import CheckpointError, StageError, TextInputError
 from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TokenFrame
+from anchorvoice.plugins.gsv.checkpoints import load_sovits
 from anchorvoice.plugins.gsv.hifigan import BlockDFTRule, Generator
 from anchorvoice.plugins.gsv.modules.weight_norm import official_key_shapes
 from anchorvoice.plugins.gsv.sovits import N_SYMBOLS, SovitsConfig, SynthesizerTrn

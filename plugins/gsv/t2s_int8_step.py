@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -439,8 +440,15 @@ def decode_step(
     return out
 
 
+def _numba_thread_pool() -> int:
+    """Threads numba launched (the documented ``numba.config.NUMBA_NUM_THREADS``; numba.config sets its
+    attributes through ``globals()`` at import, so a type checker cannot see them)."""
+    config: Any = numba.config
+    return int(config.NUMBA_NUM_THREADS)
+
+
 def _threads() -> int:
     """Threads for this call: torch's intra-op count (numba's own setting is per calling thread)."""
-    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    n = max(1, min(torch.get_num_threads(), _numba_thread_pool()))
     numba.set_num_threads(n)
     return n

@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anchorvoice.engine.checkpoints import check_keys, load_gpt
+from anchorvoice.engine.state_dicts import check_keys
 from anchorvoice.errors import CorruptCheckpointError, UnsupportedCheckpointError
+from anchorvoice.plugins.gsv.checkpoints import load_gpt
 
 BERT_DIM = 1024
 """Official ``bert_proj = nn.Linear(1024, embedding_dim)``: chinese-roberta-wwm-ext-large width, hard-coded."""
@@ -242,7 +243,7 @@ def load_t2s_weights(config: T2SConfig, weights: Mapping[str, Tensor]) -> Text2S
     """Build a float32 model from an s1 ``weight`` dict, strictly.
 
     Keys may carry the Lightning wrapper's ``model.`` prefix (as stored) or not (as
-    :func:`anchorvoice.engine.checkpoints.load_gpt` returns them). Missing, unexpected or mis-shaped entries
+    :func:`anchorvoice.plugins.gsv.checkpoints.load_gpt` returns them). Missing, unexpected or mis-shaped entries
     raise :class:`CorruptCheckpointError` naming them.
     """
     model = Text2SemanticDecoder(config)

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from anchorvoice.engine.checkpoints import check_phoneme_vocab, load_sovits
 from anchorvoice.engine.stages import ProsodyModel
 from anchorvoice.errors import CheckpointError, StageError, TextInputError
-from anchorvoice.frames import PhonemeFrame, TokenFrame
+from anchorvoice.frames import AudioFrame, PhonemeFrame, TokenFrame
+from anchorvoice.plugins.gsv.checkpoints import check_phoneme_vocab, load_sovits
 from anchorvoice.plugins.gsv.kv_cache import T2SRuntime
+from anchorvoice.plugins.gsv.prompt_rules import closed_sentence, lead_short_sentence, padded_reference
 from anchorvoice.plugins.gsv.t2s_model import BERT_DIM, Text2SemanticDecoder, load_t2s
 from anchorvoice.plugins.gsv.t2s_sampling import (
     DecodeResult,
@@ -132,6 +133,19 @@ class GsvT2S(ProsodyModel):
 
     def close(self) -> None:
         self._runtime, self._loaded = None, None
+
+    # -- the official inference's prompt and text rules ------------------------------------
+    def prompt_reference(self, reference: AudioFrame) -> AudioFrame:
+        """0.3 s of zeros appended (:func:`~.prompt_rules.padded_reference`)."""
+        return padded_reference(reference)
+
+    def prompt_text(self, text: str, language: str) -> str:
+        """A final stop added when missing (:func:`~.prompt_rules.closed_sentence`)."""
+        return closed_sentence(text, language)
+
+    def plan_sentences(self, sentences: list[str], language: str) -> list[str]:
+        """A stop before a very short first sentence (:func:`~.prompt_rules.lead_short_sentence`)."""
+        return lead_short_sentence(sentences, language)
 
     # -- inputs ------------------------------------------------------------------------------
     def _sampling(self) -> SamplingConfig:

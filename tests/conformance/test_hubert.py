@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from anchorvoice.engine.checkpoints import load_hubert
+from anchorvoice.plugins.gsv.checkpoints import load_hubert
 from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel, build_hubert
 
 pytestmark = pytest.mark.gsv_kind("hubert")
@@ -22,15 +22,53 @@ def test_last_hidden_state(gsv_case) -> None:
         gsv_case.check("last_hidden_state", model(wav))
 
 
+# GPT-SoVITS' chinese-hubert-base config.json (README 3.3): the sizes a full-size check takes, never the fixture's.
+CHINESE_HUBERT_BASE = {
+    "feat_extract_norm": "group",
+    "do_stable_layer_norm": False,
+    "conv_bias": False,
+    "feat_proj_layer_norm": True,
+    "feat_extract_activation": "gelu",
+    "hidden_act": "gelu",
+    "conv_dim": [512] * 7,
+    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "num_conv_pos_embeddings": 128,
+    "num_conv_pos_embedding_groups": 16,
+    "layer_norm_eps": 1e-05,
+}
+
+
+def _sizes_from_keys(want: dict[str, tuple[int, ...]]) -> dict[str, object]:
+    """The sizes a key list pins down (strides and head count leave no trace in shapes)."""
+    n_conv = len([k for k in want if k.endswith(".conv.weight") and k.startswith("feature_extractor.")])
+    convs = [want[f"feature_extractor.conv_layers.{i}.conv.weight"] for i in range(n_conv)]
+    hidden, per_group, pos_kernel = want["encoder.pos_conv_embed.conv.weight_v"]
+    layers = {int(k.split(".")[2]) for k in want if k.startswith("encoder.layers.")}
+    return {
+        "conv_dim": [c[0] for c in convs],
+        "conv_kernel": [c[-1] for c in convs],
+        "hidden_size": want["masked_spec_embed"][0],
+        "num_hidden_layers": len(layers),
+        "intermediate_size": want["encoder.layers.0.feed_forward.intermediate_dense.weight"][0],
+        "num_conv_pos_embeddings": pos_kernel,
+        "num_conv_pos_embedding_groups": hidden // per_group,
+        "conv_bias": "feature_extractor.conv_layers.0.conv.bias" in want,
+    }
+
+
 def test_full_size_model_has_official_keys(gsv_reference: Path) -> None:
     rows = (gsv_reference / "keys_hubert_base.tsv").read_text().splitlines()[1:]
     want = {name: tuple(json.loads(shape)) for name, shape, _ in (r.split("\t") for r in rows)}
-    cfg = json.loads((gsv_reference / "hubert_small" / "config.json").read_text())
-    # chinese-hubert-base sizes (README 3.3) on top of the fixture's key set.
-    cfg.update(
-        conv_dim=[512] * 7, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
-    )
-    model = HubertModel(HubertConfig.from_json(cfg))
+    from_keys = _sizes_from_keys(want)
+    assert from_keys == {k: CHINESE_HUBERT_BASE[k] for k in from_keys}  # the key list and the config agree
+    config = HubertConfig.from_json(CHINESE_HUBERT_BASE)
+    assert config == HubertConfig()  # the code's defaults are chinese-hubert-base
+    model = HubertModel(config)
     assert model.official_key_shapes() == want
     assert model.min_samples == 400
 

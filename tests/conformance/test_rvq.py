@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from anchorvoice.engine.checkpoints import load_sovits, load_state_dict
+from anchorvoice.engine.state_dicts import load_state_dict
+from anchorvoice.plugins.gsv.checkpoints import load_sovits
 from anchorvoice.plugins.gsv.rvq import ResidualVectorQuantizer, kmeans
 from tests.conformance.conftest import case_params
 

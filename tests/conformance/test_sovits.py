@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from anchorvoice.engine.checkpoints import load_sovits
+from anchorvoice.plugins.gsv.checkpoints import load_sovits
 from anchorvoice.plugins.gsv.sovits import SynthesizerTrn
 from anchorvoice.plugins.gsv.spectrogram import linear_spectrogram
 from tests.conformance.conftest import Case, case_params

@@ -14,7 +14,7 @@ from anchorvoice.engine.hookspecs import hookimpl
 from anchorvoice.engine.plugins import PluginManager
 from anchorvoice.engine.stages import ProsodyModel
 from anchorvoice.errors import TextInputError, UnsupportedLanguageError
-from anchorvoice.frames import TokenFrame
+from anchorvoice.frames import TextFrame, TokenFrame
 from tests.conformance.conftest import require_reference_dir
 from tests.conftest import REPO
 from tests.gsv_voice import add_neural_voice
@@ -45,23 +45,52 @@ class _SlowTokens(ProsodyModel):
             yield TokenFrame(rng.integers(0, 1024, 12), 25.0, final=i == 7)
 
 
+class _PlannedTokens(_SlowTokens):
+    """A prosody stage that prepares its own prompt and plan, recording what the pipeline handed it."""
+
+    name = "test-planned-tokens"
+    seen: dict[str, object] = {}
+
+    def prompt_reference(self, reference):
+        self.seen["reference"] = reference
+        return reference.with_samples(reference.samples[: reference.sample_rate])  # keep the first second
+
+    def prompt_text(self, text, language):
+        self.seen["prompt_text"] = (text, language)
+        return "okay"
+
+    def plan_sentences(self, sentences, language):
+        self.seen["sentences"] = (list(sentences), language)
+        return sentences[-1:]
+
+    def generate(self, text, prompt_text=None, prompt_tokens=None):
+        self.seen.setdefault("generate", []).append((text, prompt_text, prompt_tokens))
+        yield from super().generate(text, prompt_text, prompt_tokens)
+
+
 @hookimpl
 def register_prosody_models(register):
     register(_SlowTokens)
+    register(_PlannedTokens)
 
 
-def test_audio_starts_before_the_sentence_is_generated(neural: tuple[Engine, str], tmp_path: Path) -> None:
-    eng, name = neural
+def _pipeline_with_prosody(eng: Engine, name: str, prosody: str, tmp_path: Path):
+    """The tts preset with a stand-in prosody stage, bound to voice ``name``."""
     pm = PluginManager()
     pm.load_entry_points(third_party=False)
     pm.register(sys.modules[__name__], "test-slow-tokens")
-    preset = (REPO / "configs" / "tts.toml").read_text().replace('plugin = "gsv-t2s"', 'plugin = "test-slow-tokens"')
+    preset = (REPO / "configs" / "tts.toml").read_text().replace('plugin = "gsv-t2s"', f'plugin = "{prosody}"')
     preset = re.sub(r"(?m)^params = \{ precision = .*\}$", "", preset)  # the stand-in stage has no parameters
     (tmp_path / "stream.toml").write_text(preset)
     from anchorvoice.engine.pipeline import Pipeline
     from anchorvoice.engine.pipeline_config import load_pipeline
 
-    pipe = Pipeline(load_pipeline(tmp_path / "stream.toml", pm), pm, eng.voices.get(name))
+    return Pipeline(load_pipeline(tmp_path / "stream.toml", pm), pm, eng.voices.get(name))
+
+
+def test_audio_starts_before_the_sentence_is_generated(neural: tuple[Engine, str], tmp_path: Path) -> None:
+    eng, name = neural
+    pipe = _pipeline_with_prosody(eng, name, "test-slow-tokens", tmp_path)
     _SlowTokens.log.clear()
     chunks = []
     for chunk in pipe.speak_iter("one long sentence without any pause in it", "en"):
@@ -74,6 +103,28 @@ def test_audio_starts_before_the_sentence_is_generated(neural: tuple[Engine, str
     total = sum(len(c.samples) for c in chunks)
     assert abs(total - 96 * 2 * 640 * 48000 // 32000) <= 48, total
     assert pipe.first_audio_s is not None
+
+
+def test_pipeline_prepares_prompt_and_sentences_as_the_prosody_stage_asks(
+    neural: tuple[Engine, str], tmp_path: Path
+) -> None:
+    eng, name = neural
+    voice = eng.voices.get(name)
+    pipe = _pipeline_with_prosody(eng, name, "test-planned-tokens", tmp_path)
+    _PlannedTokens.seen.clear()
+    list(pipe.speak_iter("First one here. Second one there.", "en"))
+    seen = _PlannedTokens.seen
+    ref = seen["reference"]
+    assert ref.sample_rate == 16000 and abs(ref.duration - voice.load_reference().duration) < 1e-3
+    assert seen["prompt_text"] == (voice.ref_text, voice.ref_lang)
+    assert seen["sentences"] == (["First one here.", "Second one there."], "en")
+    calls = seen["generate"]
+    assert len(calls) == 1  # only the planned (last) sentence was generated
+    text, prompt_text, prompt_tokens = calls[0]
+    fe = pipe.frontend("en")
+    assert list(text.ids) == list(fe.phonemize(TextFrame("Second one there.", "en")).ids)
+    assert list(prompt_text.ids) == list(fe.phonemize(TextFrame("okay", "en")).ids)
+    assert 20 <= len(prompt_tokens.tokens) <= 30  # one second of reference at 25 tokens/s
 
 
 def test_speak_streams_and_times_stages(neural: tuple[Engine, str]) -> None:

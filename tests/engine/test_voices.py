@@ -10,9 +10,17 @@ import soundfile as sf
 
 from anchorvoice.audio_io import speech_like_signal
 from anchorvoice.engine.config import load_toml
-from anchorvoice.engine.engine import Engine
-from anchorvoice.engine.voices import VoiceLibrary
-from anchorvoice.errors import ReferenceAudioError, VoiceError, VoiceExistsError, VoiceNotFoundError
+from anchorvoice.engine.engine import Engine, EngineConfig
+from anchorvoice.engine.hookspecs import hookimpl
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.engine.voices import VoiceDraft, VoiceLibrary
+from anchorvoice.errors import (
+    PluginError,
+    ReferenceAudioError,
+    VoiceError,
+    VoiceExistsError,
+    VoiceNotFoundError,
+)
 
 
 def _clip(path: Path, seconds: float = 2.0, sr: int = 22050, stereo: bool = False, f0: float = 180.0) -> Path:
@@ -63,14 +71,60 @@ def test_short_and_silent_references_are_refused(engine: Engine, tmp_path: Path)
     assert engine.voices.names() == []  # nothing half-written
 
 
-def test_neural_reference_must_be_3_to_10_seconds(tmp_path: Path) -> None:
+def test_missing_model_path_is_refused(tmp_path: Path) -> None:
     lib = VoiceLibrary(tmp_path / "home")
-    fake_model = tmp_path / "alice.pth"
-    fake_model.write_bytes(b"x")
-    with pytest.raises(ReferenceAudioError, match="3-10 s"):
-        lib.add("alice", [_clip(tmp_path / "long.wav", seconds=12.0)], models={"sovits": fake_model})
     with pytest.raises(VoiceError, match="model not found"):
         lib.add("alice", [_clip(tmp_path / "ok.wav", seconds=4.0)], models={"sovits": tmp_path / "missing.pth"})
+
+
+def test_library_knows_no_model_rule(tmp_path: Path) -> None:
+    """Without plugins, model files are opaque paths: no clip-length or file-format rule of any model."""
+    lib = VoiceLibrary(tmp_path / "home")
+    model = tmp_path / "alice.pth"
+    model.write_bytes(b"x")
+    voice = lib.add("alice", [_clip(tmp_path / "long.wav", seconds=12.0)], models={"sovits": model})
+    assert voice.models == {"sovits": model.resolve()}
+
+
+class _PickyPlugin:
+    """A plugin whose ``check_voice`` refuses voices carrying its ``picky`` model with a reference text."""
+
+    def __init__(self) -> None:
+        self.seen: list[VoiceDraft] = []
+
+    @hookimpl
+    def check_voice(self, draft: VoiceDraft) -> None:
+        self.seen.append(draft)
+        if "picky" in draft.models and draft.ref_text:
+            raise ReferenceAudioError(f"picky voices take no reference text (voice {draft.name})")
+
+
+class _BrokenPlugin:
+    @hookimpl
+    def check_voice(self, draft: VoiceDraft) -> None:
+        raise KeyError("oops")
+
+
+def test_plugins_check_voice_hook_decides(tmp_path: Path) -> None:
+    pm = PluginManager()
+    picky = _PickyPlugin()
+    assert pm.register(picky, "picky")
+    assert pm.plugins["picky"].hooks == ["check_voice"]
+    eng = Engine(EngineConfig(home=tmp_path / "home", third_party_plugins=False), plugins=pm)
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"x")
+    ref = _clip(tmp_path / "r.wav")
+    with pytest.raises(ReferenceAudioError, match="picky voices take no reference text"):
+        eng.add_voice("p", [ref], ref_text="hello", models={"picky": model})
+    assert eng.voices.names() == []  # refused before anything was written
+    draft = picky.seen[-1]
+    assert draft.name == "p" and draft.ref_text == "hello" and draft.models == {"picky": model.resolve()}
+    assert [(src, round(fr.duration, 2)) for src, fr in draft.references] == [(str(ref), 2.0)]
+    eng.add_voice("p", [ref], models={"picky": model})
+    assert eng.voices.names() == ["p"]
+    pm.register(_BrokenPlugin(), "broken")
+    with pytest.raises(PluginError, match=r"plugin 'broken' failed while checking voice 'q': KeyError"):
+        eng.add_voice("q", [ref])
 
 
 def test_bad_names_and_nan_reference(engine: Engine, tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from anchorvoice.engine.checkpoints import SovitsCheckpoint, load_sovits
 from anchorvoice.errors import AudioInputError, CorruptCheckpointError, ReferenceAudioError
+from anchorvoice.plugins.gsv.checkpoints import SovitsCheckpoint, load_sovits
 from anchorvoice.plugins.gsv.hifigan import Generator, HiFiGANConfig
 from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d, official_key_shapes
 from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn, official_v2_config

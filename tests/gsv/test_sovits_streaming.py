@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from anchorvoice.engine.checkpoints import load_sovits
+from anchorvoice.plugins.gsv.checkpoints import load_sovits
 from anchorvoice.plugins.gsv.hifigan import Generator
 from anchorvoice.plugins.gsv.sovits import SynthesizerTrn
 from anchorvoice.plugins.gsv.streaming_decode import ChunkedDecodeConfig, ChunkedDecoder

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anchorvoice.engine.checkpoints import check_phoneme_vocab
 from anchorvoice.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointError
+from anchorvoice.plugins.gsv.checkpoints import check_phoneme_vocab
 from anchorvoice.plugins.gsv.t2s_model import (
     T2SConfig,
     Text2SemanticDecoder,

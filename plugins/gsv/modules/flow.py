@@ -9,6 +9,8 @@ Shapes: ``x`` (B, C, T), ``x_mask`` (B, 1, T), ``g`` (B, gin, 1).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -43,9 +45,13 @@ class WN(nn.Module):
             self.res_skip_layers.append(WNConv1d(hidden_channels, res_skip, 1))
         self._taps: DerivedWeights[list[Tensor]] = DerivedWeights()
 
+    def _convs(self, layers: nn.ModuleList) -> list[WNConv1d]:
+        """``in_layers`` / ``res_skip_layers`` as what they hold (a ModuleList is typed as holding Modules)."""
+        return [cast(WNConv1d, layer) for layer in layers]
+
     def _tap_weights(self) -> list[Tensor]:
         """Each ``in_layers`` weight (2h, h, k) as k contiguous (h, 2h) GEMM operands."""
-        weights = [layer.weight for layer in self.in_layers]
+        weights = [layer.weight for layer in self._convs(self.in_layers)]
         return self._taps.get(weights, lambda: [w.detach().permute(2, 1, 0).contiguous() for w in weights])
 
     def forward(self, x: Tensor, x_mask: Tensor, g: Tensor | None = None) -> Tensor:
@@ -62,11 +68,15 @@ class WN(nn.Module):
         """One item: ``x`` (T, h), ``mask`` (T, 1), ``cond`` (2h*n_layers,), ``taps`` of each layer -> (T, h)."""
         h, t = self.hidden_channels, x.size(0)
         output: Tensor | None = None
-        for i, (in_layer, w, res_skip_layer) in enumerate(zip(self.in_layers, taps, self.res_skip_layers)):
+        layers = zip(self._convs(self.in_layers), taps, self._convs(self.res_skip_layers))
+        for i, (in_layer, w, res_skip_layer) in enumerate(layers):
             dilation, pad = in_layer.dilation[0], in_layer.padding
             assert isinstance(pad, tuple)
             padded = F.pad(x, (0, 0, pad[0], pad[0]))
-            bias = in_layer.bias if cond is None else in_layer.bias + cond[i * 2 * h : (i + 1) * 2 * h]
+            bias = in_layer.bias
+            assert bias is not None  # every in_layer is built with a bias (official layout)
+            if cond is not None:
+                bias = bias + cond[i * 2 * h : (i + 1) * 2 * h]
             x_in = torch.addmm(bias, padded[:t], w[0])  # (T, 2h)
             for j in range(1, len(w)):
                 x_in.addmm_(padded[j * dilation : j * dilation + t], w[j])

@@ -1,4 +1,4 @@
-"""Safe loading of GPT-SoVITS and HuBERT checkpoints (no pickled code is ever executed).
+"""GPT-SoVITS model files: version tags, the phoneme-table rule, and safe loaders (no pickled code runs).
 
 Formats (facts of the official GPT-SoVITS code, see ``shared/gsv_reference/README.md`` 1.2 / 2.1):
 
@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from anchorvoice.engine.checkpoint_unpickler import load_pickled, to_plain
+from anchorvoice.engine.state_dicts import load_state_dict, tensor_dict
 from anchorvoice.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointError
 
 SOVITS_HEAD_TAGS: dict[bytes, str] = {
@@ -90,26 +91,6 @@ class HubertCheckpoint:
     """The folder."""
 
 
-def check_keys(expected: set[str], got: set[str], what: str = "checkpoint") -> None:
-    """Raise :class:`CorruptCheckpointError` listing missing and unexpected keys, if any."""
-    missing, extra = sorted(expected - got), sorted(got - expected)
-    if not missing and not extra:
-        return
-
-    def show(keys: list[str]) -> str:
-        head = ", ".join(keys[:12])
-        return head + (f", ... ({len(keys)} in all)" if len(keys) > 12 else "")
-
-    parts = []
-    if missing:
-        parts.append(f"missing keys: {show(missing)}")
-    if extra:
-        parts.append(f"unexpected keys: {show(extra)}")
-    raise CorruptCheckpointError(
-        f"{what} does not match the model ({'; '.join(parts)}); is it the right kind of model file?"
-    )
-
-
 def check_phoneme_vocab(s1_phoneme_vocab: int, s2_text_rows: int) -> None:
     """Refuse a GPT (s1) / SoVITS (s2) pair whose phoneme tables belong to different versions.
 
@@ -126,15 +107,6 @@ def check_phoneme_vocab(s1_phoneme_vocab: int, s2_text_rows: int) -> None:
         )
 
 
-def _tensor_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]:
-    if not isinstance(obj, dict) or not obj:
-        raise CorruptCheckpointError(f"{path}: '{what}' is not a non-empty state_dict; not a {what} file")
-    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CorruptCheckpointError(f"{path}: '{what}' holds non-tensor entries: {bad[:5]}")
-    return dict(obj)
-
-
 def _require_container(obj: Any, path: Path, kind: str) -> dict[str, Any]:
     if not isinstance(obj, dict) or "weight" not in obj or "config" not in obj:
         keys = sorted(map(str, obj.keys()))[:8] if isinstance(obj, dict) else type(obj).__name__
@@ -142,13 +114,6 @@ def _require_container(obj: Any, path: Path, kind: str) -> dict[str, Any]:
             f"{path}: not a GPT-SoVITS {kind} file (expected 'weight' and 'config' entries, found {keys})"
         )
     return obj
-
-
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A plain ``torch.save(state_dict)`` file, loaded safely."""
-    p = Path(path)
-    obj, _ = load_pickled(p)
-    return _tensor_dict(obj, p, "state_dict")
 
 
 def _unsupported(path: Path, version: str) -> UnsupportedCheckpointError:
@@ -196,7 +161,7 @@ def load_sovits(path: str | Path) -> SovitsCheckpoint:
     box = _require_container(obj, p, "SoVITS")
     if "lora_rank" in box:
         raise _unsupported(p, "LoRA")
-    weights = _tensor_dict(box["weight"], p, "weight")
+    weights = tensor_dict(box["weight"], p, "weight")
     config = to_plain(box["config"])
     if not isinstance(config, dict):
         raise CorruptCheckpointError(f"{p}: 'config' is {type(config).__name__}, expected hyper-parameters")
@@ -212,7 +177,7 @@ def load_gpt(path: str | Path) -> GptCheckpoint:
         raise CheckpointError(f"GPT file '{p}' not found (check the voice's models.gpt path)")
     obj, _ = load_pickled(p)
     box = _require_container(obj, p, "GPT")
-    stored = _tensor_dict(box["weight"], p, "weight")
+    stored = tensor_dict(box["weight"], p, "weight")
     weights = {k.removeprefix("model."): v for k, v in stored.items()}
     config = to_plain(box["config"])
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):

@@ -1,4 +1,4 @@
-"""`voices add` with GPT-SoVITS files: checked safely at add time, mismatches refused with sizes."""
+"""`voices add` with GPT-SoVITS files: the gsv plugin checks clips and files at add time (hook ``check_voice``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import soundfile as sf
 import torch
 
 from anchorvoice.audio_io import speech_like_signal
-from anchorvoice.engine.model_check import check_voice_models
-from anchorvoice.errors import CheckpointError
+from anchorvoice.engine.engine import Engine
+from anchorvoice.errors import CheckpointError, ReferenceAudioError
+from anchorvoice.plugins.gsv.model_check import check_voice_models
 from tests.conformance.conftest import require_reference_dir
 
 
@@ -29,7 +30,7 @@ def _v1_gpt(path: Path) -> Path:
 
 def test_fixture_pair_is_accepted(gsv: Path) -> None:
     versions = check_voice_models(
-        None, {"sovits": gsv / "s2_v2_small.pth", "gpt": gsv / "s1_v2_small.ckpt", "hubert": gsv / "hubert_small"}
+        {"sovits": gsv / "s2_v2_small.pth", "gpt": gsv / "s1_v2_small.ckpt", "hubert": gsv / "hubert_small"}
     )
     assert versions == {"sovits": "v2", "gpt": "v2", "hubert": "hubert"}
 
@@ -38,12 +39,12 @@ def test_mismatched_phoneme_vocab_names_both_sizes(gsv: Path, tmp_path: Path) ->
     gpt = _v1_gpt(tmp_path / "v1.ckpt")
     models = {"sovits": gsv / "s2_v2_small.pth", "gpt": gpt, "hubert": gsv / "hubert_small"}
     with pytest.raises(CheckpointError, match=r"vocabulary of 512 .* has 732 rows"):
-        check_voice_models(None, models)
+        check_voice_models(models)
 
 
 def test_sovits_without_hubert_is_refused(gsv: Path) -> None:
     with pytest.raises(CheckpointError, match="--hubert"):
-        check_voice_models(None, {"sovits": gsv / "s2_v2_small.pth"})
+        check_voice_models({"sovits": gsv / "s2_v2_small.pth"})
 
 
 def test_cli_add_neural_voice(gsv: Path, tmp_path: Path) -> None:
@@ -56,8 +57,37 @@ def test_cli_add_neural_voice(gsv: Path, tmp_path: Path) -> None:
         str(gsv / "s2_v2_small.pth"), "--gpt", str(gsv / "s1_v2_small.ckpt"), "--hubert", str(gsv / "hubert_small"),
         home=home)
     out = cli("voices", "show", "alice", home=home).stdout
-    assert "gpt-sovits" in out
+    assert "neural (gpt, hubert, sovits)" in out
     bad = cli("voices", "add", "bob", "--ref", str(ref), "--sovits", str(gsv / "s2_v2_small.pth"), "--gpt",
               str(_v1_gpt(tmp_path / "v1.ckpt")), "--hubert", str(gsv / "hubert_small"), home=home, check=False)
     assert bad.returncode == 2 and "512" in bad.stderr and "732" in bad.stderr
     assert np.all([p.name != "bob" for p in (home / "voices").iterdir()])
+
+
+def _clip(path: Path, seconds: float) -> Path:
+    sf.write(str(path), speech_like_signal(22050, seconds).samples, 22050)
+    return path
+
+
+def test_reference_must_be_3_to_10_seconds(engine: Engine, tmp_path: Path) -> None:
+    fake_model = tmp_path / "alice.pth"
+    fake_model.write_bytes(b"x")  # the clip rule is checked before any model file is opened
+    for seconds in (2.0, 12.0):
+        with pytest.raises(ReferenceAudioError, match=rf"is {seconds:.1f} s long; GPT-SoVITS .* 3-10 s"):
+            engine.add_voice("alice", [_clip(tmp_path / "ref.wav", seconds)], models={"sovits": fake_model})
+    assert engine.voices.names() == []
+    # the same 12 s clip is fine for a voice without GPT-SoVITS files
+    engine.add_voice("plain", [_clip(tmp_path / "long.wav", 12.0)])
+
+
+def test_bad_model_file_refused_through_the_engine(engine: Engine, tmp_path: Path) -> None:
+    fake_model = tmp_path / "alice.pth"
+    fake_model.write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="alice.pth"):
+        engine.add_voice("alice", [_clip(tmp_path / "ref.wav", 4.0)], models={"sovits": fake_model})
+    assert engine.voices.names() == []
+
+
+def test_hubert_alone_is_refused(gsv: Path) -> None:
+    with pytest.raises(CheckpointError, match="HuBERT folder alone makes no voice: .*--sovits"):
+        check_voice_models({"hubert": gsv / "hubert_small"})
