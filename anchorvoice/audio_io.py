@@ -87,6 +87,17 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> AudioFrame:
     return AudioFrame(samples, int(sr))
 
 
+def audio_channels(path: str | Path) -> int:
+    """Channels of an audio file as stored (1 for G.722 and for what soundfile cannot read)."""
+    p = Path(path)
+    if p.suffix.lower() == ".g722":
+        return 1
+    try:
+        return int(sf.info(str(p)).channels)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return 1
+
+
 def _read_g722(p: Path, sample_rate: int | None) -> AudioFrame:
     """Raw G.722 (telephony prompts such as Debian's asterisk-core-sounds) through PyAV."""
     try:

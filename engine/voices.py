@@ -1,6 +1,6 @@
 """Voice library: a voice is a named folder with a TOML manifest, reference clips and model paths.
 
-Layout under ``<home>/voices/<name>/``::
+Layout under ``<home>/voices/<folder>/``::
 
     voice.toml      manifest (name, reference text/language, clip list, model paths, analysis)
     refs/ref0.wav   reference clips, cleaned mono 16-bit WAV at their original rate
@@ -10,13 +10,21 @@ Layout under ``<home>/voices/<name>/``::
 conversion never re-analyses. Model files (``models``: kind -> file or folder, e.g. a GPT-SoVITS
 voice's ``gpt``/``sovits``/``hubert``) are referenced by absolute path; the plugins that use them
 check them (and any rule they have for the clips) when the voice is added, through ``check``.
+
+Names may use any script (``安娜``, ``Zoë``, ``Ms Mira``): up to 64 characters, no slashes or control
+characters. A plain ASCII name is its own folder; any other name gets a folder derived from it (its ASCII
+letters and a hash of the name), so every file system can hold it. Names that differ only in case are
+refused, since case-insensitive file systems (macOS, Windows) could not keep them apart.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 import shutil
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from anchorvoice.audio_io import read_audio, resample, rms_dbfs, write_audio
+from anchorvoice.audio_io import audio_channels, read_audio, resample, rms_dbfs, write_audio
 from anchorvoice.engine.config import dump_toml, load_toml
 from anchorvoice.errors import ReferenceAudioError, VoiceError, VoiceExistsError, VoiceNotFoundError
 from anchorvoice.frames import AudioFrame
@@ -34,7 +42,37 @@ MIN_REFERENCE_S = 1.0
 """Shorter clips carry too little pitch/envelope evidence for the DSP converter."""
 SILENCE_DBFS = -55.0
 """A reference quieter than this (RMS) is treated as silent."""
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_NAME_CHARS = 64
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""Names that are their own folder name (every voice made before names in any script were allowed)."""
+COMMON_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+"""Sample rates recordings usually have; another one is kept but worth a note."""
+
+log = logging.getLogger(__name__)
+
+
+def normalize_name(name: str) -> str:
+    """The voice name as stored (NFC, outer spaces removed); VoiceError says what a name may hold."""
+    n = unicodedata.normalize("NFC", name.strip())
+    if not n:
+        raise VoiceError("a voice needs a name (any script; up to 64 characters)")
+    if len(n) > MAX_NAME_CHARS:
+        raise VoiceError(f"voice name {n[:20]!r}... is {len(n)} characters long; use at most {MAX_NAME_CHARS}")
+    bad = [c for c in n if c in "/\\" or unicodedata.category(c).startswith("C")]
+    if bad or n.startswith("."):
+        raise VoiceError(f"invalid voice name {n!r}: no slashes, control characters or leading '.' "
+                         "(letters of any script, digits, spaces and punctuation are fine)")
+    return n
+
+
+def folder_name(name: str) -> str:
+    """The folder of voice ``name`` (already normalised): the name itself when it is plain ASCII."""
+    if _PLAIN_NAME.match(name):
+        return name
+    ascii_part = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    ascii_part = re.sub(r"[^A-Za-z0-9_-]+", "-", ascii_part).strip("-_")[:40]
+    digest = hashlib.sha256(name.casefold().encode("utf-8")).hexdigest()[:12]
+    return f"{ascii_part or 'voice'}-{digest}"
 
 Analyzer = Callable[[AudioFrame], dict[str, Any]]
 
@@ -106,8 +144,8 @@ class Voice:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise VoiceError(
-                f"voice manifest {folder / MANIFEST} is damaged ({exc}); remove the voice with "
-                f"`anchorvoice voices remove {folder.name}` and add it again"
+                f"voice manifest {folder / MANIFEST} is damaged ({exc}); delete the folder {folder} "
+                "and add the voice again"
             ) from None
 
 
@@ -126,6 +164,16 @@ def validate_reference(frame: AudioFrame, source: str) -> None:
         )
 
 
+def note_reference(path: Path, frame: AudioFrame) -> None:
+    """Warn about what was done to a clip that is not plain mono at a common rate (it is still used)."""
+    channels = audio_channels(path)
+    if channels > 1:
+        log.warning("%s: %d channels averaged to mono for the voice", path.name, channels)
+    if frame.sample_rate not in COMMON_RATES:
+        log.warning("%s: unusual sample rate %d Hz, kept as is; each converter resamples it to its own rate",
+                    path.name, frame.sample_rate)
+
+
 class VoiceLibrary:
     """The voices under ``<home>/voices``."""
 
@@ -134,22 +182,37 @@ class VoiceLibrary:
         self.root = self.home / "voices"
 
     def _folder(self, name: str) -> Path:
-        return self.root / name
+        return self.root / folder_name(name)
+
+    def _stored_name(self, folder: Path) -> str:
+        """The name in a voice folder's manifest (the folder name if the manifest cannot say)."""
+        try:
+            return str(load_toml(folder / MANIFEST).get("name", folder.name))
+        except Exception:  # a damaged manifest is reported by get(); here it only needs a name
+            return folder.name
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).is_file())
+        return sorted(self._stored_name(p) for p in self.root.iterdir() if (p / MANIFEST).is_file())
 
     def list(self) -> list[Voice]:
         return [self.get(n) for n in self.names()]
 
     def exists(self, name: str) -> bool:
-        return (self._folder(name) / MANIFEST).is_file()
+        try:
+            folder = self._folder(normalize_name(name))
+        except VoiceError:
+            return False
+        return (folder / MANIFEST).is_file()
 
     def get(self, name: str) -> Voice:
-        folder = self._folder(name)
-        if not _NAME_RE.match(name) or not (folder / MANIFEST).is_file():
+        try:
+            wanted = normalize_name(name)
+        except VoiceError:
+            wanted = ""
+        folder = self.root / folder_name(wanted) if wanted else None
+        if folder is None or not (folder / MANIFEST).is_file() or self._stored_name(folder) != wanted:
             have = ", ".join(self.names()) or "none yet"
             raise VoiceNotFoundError(
                 f"Unable to find voice {name!r} (voices: {have}; run `anchorvoice voices list`, or add one "
@@ -176,12 +239,17 @@ class VoiceLibrary:
         (the plugins' ``check_voice``) sees the voice after the generic checks and before anything is
         written, and raises to refuse it.
         """
-        if not _NAME_RE.match(name):
-            raise VoiceError(
-                f"invalid voice name {name!r}: use letters, digits, '_', '-', '.' (max 64, no leading symbol)"
-            )
+        name = normalize_name(name)
         if self.exists(name) and not overwrite:
             raise VoiceExistsError(f"voice {name!r} already exists (remove it first, or pass --force)")
+        twin = next((n for n in self.names() if n != name and n.casefold() == name.casefold()), None)
+        if twin is not None:
+            raise VoiceExistsError(f"voice {twin!r} already exists and differs from {name!r} only in case; "
+                                   "pick a more distinct name (or remove the other one first)")
+        folder = self._folder(name)
+        if (folder / MANIFEST).is_file() and self._stored_name(folder) != name:
+            raise VoiceExistsError(f"the folder {folder.name!r} belongs to voice {self._stored_name(folder)!r}; "
+                                   f"pick another name than {name!r}")
         model_paths = {k: Path(v).expanduser().resolve() for k, v in (models or {}).items()}
         for kind, p in model_paths.items():
             if not p.exists():
@@ -192,11 +260,11 @@ class VoiceLibrary:
         frames = [read_audio(r) for r in refs]
         for r, fr in zip(refs, frames):
             validate_reference(fr, str(r))
+            note_reference(r, fr)
         if check is not None:
             check(VoiceDraft(name, [(str(r), fr) for r, fr in zip(refs, frames)], ref_text, ref_lang, model_paths))
 
-        folder = self._folder(name)
-        staging = self.root / f".{name}.tmp-{time.monotonic_ns()}"
+        staging = self.root / f".{folder.name}.tmp-{time.monotonic_ns()}"
         (staging / "refs").mkdir(parents=True)
         try:
             stored: list[Path] = []
