@@ -37,11 +37,13 @@ class LiveConfig:
     backend: str = "sounddevice"
     """Audio API: 'sounddevice' (default) or 'pyaudio'."""
     input: str | None = None
-    """Capture device name substring; None: the system default microphone."""
+    """Capture device name substring, or an audio file played in real time instead (name ending .wav,
+    .flac, .ogg, ...); None: the system default microphone."""
     output: str = "virtual"
-    """'virtual' (the virtual microphone, created if missing) or a playback device name substring."""
+    """'virtual' (the virtual microphone, created if missing), a playback device name substring, an audio
+    file to record to (.wav/.flac/.ogg) or 'null' (discard)."""
     monitor: str | None = None
-    """Optional second playback device (headphones) that hears the converted voice."""
+    """Optional second playback device (headphones) that hears the converted voice; also a file or 'null'."""
     sample_rate: int = 48000
     """Device rate in Hz; 48 kHz is native to Pulse, Discord's Opus and OBS. Also the rate of the frames
     given to process."""
