@@ -1,7 +1,9 @@
 """Build a live session around a voice's converter: the one builder ``anchorvoice live`` and the server use.
 
 ``build_live(engine, voice, preset="vc", overrides={...})`` goes from the preset's ``[live]`` table plus
-overrides to a :class:`~anchorvoice.streaming.live_config.LiveConfig`, binds the voice's pipeline, measures
+overrides to a :class:`~anchorvoice.streaming.live_config.LiveConfig` (refusing out-of-range values), resolves
+the input, output and monitor devices or files (a wrong name or a feedback loop fails here, before any model
+loads), binds the voice's pipeline, measures
 the converter and refuses one too slow for real time (``MAX_LIVE_RTF``; ``force`` starts anyway), wraps it
 in a :class:`~anchorvoice.streaming.converter_stream.ConverterProcess` for the runner's block mode, warms it
 up, chains the preset's effects and an output gain, and returns a :class:`LiveRun` whose ``session`` is
@@ -22,7 +24,7 @@ from anchorvoice.errors import ConfigError, DeviceError
 from anchorvoice.frames import AudioFrame
 from anchorvoice.streaming.converter_stream import ConverterProcess, StreamConverter
 from anchorvoice.streaming.live_config import LiveConfig
-from anchorvoice.streaming.live_session import LiveSession
+from anchorvoice.streaming.live_session import LiveSession, device_backend, resolve_devices
 from anchorvoice.streaming.runner import EventFn
 
 NEURAL_BLOCK_MS = 250.0
@@ -48,6 +50,12 @@ def live_config(preset_live: Mapping[str, Any], overrides: Mapping[str, Any], *,
     cfg = from_dict(LiveConfig, data, source=f"{source} + live overrides" if given else source, prefix="live")
     cfg.validate()
     return cfg
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> None:
+    """ConfigError (with the allowed range) when an override is out of range on its own, e.g. a command
+    line's ``--block-ms 100000``: callers check before they load anything."""
+    live_config({}, overrides, source="the live options")
 
 
 def measure_rtf(converter: StreamConverter, block_ms: float, seconds: float = 2.0) -> float:
@@ -96,14 +104,21 @@ def build_live(engine: Any, voice: str | None, *, preset: str = "vc", overrides:
                session_kwargs: Mapping[str, Any] | None = None) -> LiveRun:
     """A live session converting into ``voice`` with ``preset``'s converter (see the module docstring).
 
-    ``session_kwargs`` go to :class:`LiveSession` (``backend``, ``virtual_mic``). DeviceError when the
-    converter measures slower than ``MAX_LIVE_RTF`` and ``force`` is False.
+    ``session_kwargs`` go to :class:`LiveSession` (``backend``, ``virtual_mic``). ConfigError for an
+    out-of-range setting and DeviceError for a device that is not there, both before the voice loads;
+    DeviceError when the converter measures slower than ``MAX_LIVE_RTF`` and ``force`` is False.
     """
     say = progress or (lambda _msg: None)
     table = dict(engine.load_preset(preset).live)
+    source = str(engine.preset_path(preset))
+    given = dict(overrides or {})
+    kwargs = dict(session_kwargs or {})
+    first = live_config(table, given, source=source)  # devices and ranges, before the voice loads
+    kwargs["backend"] = kwargs.get("backend") or device_backend(first)
+    kwargs["devices"] = resolve_devices(first, kwargs["backend"], kwargs.get("virtual_mic"))
     say(f"loading voice {voice!r}")
     pipe: Pipeline = engine.pipeline(preset, voice)
-    cfg = live_config(table, dict(overrides or {}), source=str(engine.preset_path(preset)), neural=pipe.neural)
+    cfg = live_config(table, given, source=source, neural=pipe.neural)
     windowed = [name for name in WINDOW_FIELDS if getattr(cfg, name)]
     if windowed:
         raise ConfigError(
@@ -128,5 +143,5 @@ def build_live(engine: Any, voice: str | None, *, preset: str = "vc", overrides:
     effects, fx_latency_ms = pipe.live_effects(cfg.sample_rate)
     run = LiveRun(pipeline=pipe, config=cfg, process=process, effects=effects, rtf=rtf)
     run.session = LiveSession(cfg, run.convert, extra_latency_ms=process.latency_ms + fx_latency_ms,
-                              on_event=on_event, **dict(session_kwargs or {}))
+                              on_event=on_event, **kwargs)
     return run

@@ -22,6 +22,13 @@ from anchorvoice.errors import ConfigError
 from anchorvoice.streaming.ring import OverflowPolicy
 from anchorvoice.streaming.sola import MAX_OVERLAP_S
 
+BLOCK_MS_RANGE = (1.0, 1000.0)
+"""Allowed ``block_ms``: below 1 ms the per-call overhead dominates; above 1 s the voice arrives too late to talk."""
+SAMPLE_RATE_RANGE = (8000, 192000)
+"""Allowed ``sample_rate`` in Hz (what sound cards and PortAudio offer)."""
+BUFFER_MS_MAX = 2000.0
+"""Largest ``jitter_ms``, ``input_queue_ms``, ``output_queue_ms`` and ``device_buffer_ms``: more only adds delay."""
+
 
 @dataclass
 class LiveConfig:
@@ -30,11 +37,13 @@ class LiveConfig:
     backend: str = "sounddevice"
     """Audio API: 'sounddevice' (default) or 'pyaudio'."""
     input: str | None = None
-    """Capture device name substring; None: the system default microphone."""
+    """Capture device name substring, or an audio file played in real time instead (name ending .wav,
+    .flac, .ogg, ...); None: the system default microphone."""
     output: str = "virtual"
-    """'virtual' (the virtual microphone, created if missing) or a playback device name substring."""
+    """'virtual' (the virtual microphone, created if missing), a playback device name substring, an audio
+    file to record to (.wav/.flac/.ogg) or 'null' (discard)."""
     monitor: str | None = None
-    """Optional second playback device (headphones) that hears the converted voice."""
+    """Optional second playback device (headphones) that hears the converted voice; also a file or 'null'."""
     sample_rate: int = 48000
     """Device rate in Hz; 48 kHz is native to Pulse, Discord's Opus and OBS. Also the rate of the frames
     given to process."""
@@ -130,10 +139,15 @@ class LiveConfig:
 
         if self.backend not in ("sounddevice", "pyaudio"):
             raise bad("backend", "is unknown; choose sounddevice or pyaudio")
-        if self.sample_rate <= 0:
-            raise bad("sample_rate", "must be a positive rate in Hz")
-        if self.samples(self.block_ms) <= 0:
-            raise bad("block_ms", "must be at least one sample long")
+        lo, hi = SAMPLE_RATE_RANGE
+        if not lo <= self.sample_rate <= hi:
+            raise bad("sample_rate", f"must be between {lo} and {hi} Hz")
+        lo_ms, hi_ms = BLOCK_MS_RANGE
+        if not lo_ms <= self.block_ms <= hi_ms:
+            raise bad("block_ms", f"must be between {lo_ms:g} and {hi_ms:g} ms")
+        for name in ("jitter_ms", "input_queue_ms", "output_queue_ms", "device_buffer_ms"):
+            if getattr(self, name) > BUFFER_MS_MAX:
+                raise bad(name, f"must be at most {BUFFER_MS_MAX:g} ms")
         for name in ("context_ms", "lookahead_ms", "crossfade_ms", "sola_search_ms", "jitter_ms"):
             if getattr(self, name) < 0:
                 raise bad(name, "must be >= 0")

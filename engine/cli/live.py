@@ -1,16 +1,25 @@
-"""`anchorvoice live`: convert the microphone in real time into the virtual microphone."""
+"""`anchorvoice live`: convert the microphone in real time into the virtual microphone.
+
+``--input speech.wav`` plays an audio file through the same runner, converter and effects in real time
+(resampled to the live rate) instead of a microphone and stops after the end of the file and its converted
+tail; ``--output out.wav`` / ``--output null`` record or discard the result, so live runs without a sound card.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import threading
 import time
 from typing import Any
 
 from anchorvoice.engine.cli.common import emit, make_engine, progress
-from anchorvoice.engine.live import MAX_LIVE_RTF, NEURAL_BLOCK_MS, build_live
+from anchorvoice.engine.live import MAX_LIVE_RTF, NEURAL_BLOCK_MS, build_live, check_overrides
+from anchorvoice.errors import ConfigError
 from anchorvoice.streaming.backends import BACKENDS
+from anchorvoice.streaming.backends.clocked import is_file_device
+from anchorvoice.streaming.live_config import BLOCK_MS_RANGE
 
 STATUS_HZ = 4.0
 """Status line refreshes per second (the brief: about 4 per second)."""
@@ -19,25 +28,38 @@ STATUS_HZ = 4.0
 def add_parser(sub: argparse._SubParsersAction) -> None:
     lp = sub.add_parser("live", help="convert the microphone in real time into the virtual microphone")
     lp.add_argument("--voice", required=True, help="voice name (see `anchorvoice voices list`)")
-    lp.add_argument("--input", default=None, help="microphone: part of a device name (default: system default)")
+    lp.add_argument("--input", default=None,
+                    help="microphone: part of a device name (default: system default), or an audio file "
+                    "(.wav/.flac/.ogg/...) played in real time instead; live stops after its end")
     lp.add_argument("--output", default=None,
-                    help="'virtual' (the virtual mic, created if missing; default) or part of a device name")
-    lp.add_argument("--monitor", default=None, help="also play the converted voice on this device (headphones)")
+                    help="'virtual' (the virtual mic, created if missing; default), part of a device name, "
+                    "an audio file to record to (.wav/.flac/.ogg) or 'null' (discard)")
+    lp.add_argument("--monitor", default=None,
+                    help="also play the converted voice on this device (headphones), file or 'null'")
     lp.add_argument("--backend", choices=BACKENDS, default=None, help="audio API (default sounddevice)")
     lp.add_argument("--preset", default="vc", help="VC preset name or .toml path; its [live] table sets defaults")
     lp.add_argument("--block-ms", type=float, default=None,
                     help=f"audio per converter call (default: the preset's [live] block_ms; "
-                    f"{NEURAL_BLOCK_MS:.0f} for neural voices)")
-    lp.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+                    f"{NEURAL_BLOCK_MS:.0f} for neural voices; {BLOCK_MS_RANGE[0]:g}-{BLOCK_MS_RANGE[1]:g})")
+    lp.add_argument("--duration", type=float, default=None,
+                    help="stop after this many seconds, > 0 (default: Ctrl-C, or the end of an --input file)")
     lp.add_argument("--force", action="store_true",
                     help=f"start even when the converter measures an RTF above {MAX_LIVE_RTF}")
     lp.set_defaults(func=run_live)
 
 
+def check_duration(duration: float | None) -> None:
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise ConfigError(f"--duration must be a number of seconds above 0 (leave it out to run until Ctrl-C), "
+                          f"got {duration}")
+
+
 def run_live(args: argparse.Namespace) -> int:
-    engine = make_engine(args)
     overrides = {"input": args.input, "output": args.output, "monitor": args.monitor, "backend": args.backend,
                  "block_ms": args.block_ms}
+    check_duration(args.duration)
+    check_overrides(overrides)  # out-of-range numbers fail before the engine or any model loads
+    engine = make_engine(args)
     events: list[dict[str, Any]] = []
     tty = sys.stderr.isatty()
 
@@ -53,7 +75,8 @@ def run_live(args: argparse.Namespace) -> int:
     session.start()
     in_name = session.input_device.name if session.input_device else "?"
     out_name = session.output_device.name if session.output_device else "?"
-    progress(args, f"live: {in_name!r} -> {args.voice!r} -> {out_name!r} (Ctrl-C stops)")
+    ends = "the file's end or Ctrl-C stops" if is_file_device(session.input_device) else "Ctrl-C stops"
+    progress(args, f"live: {in_name!r} -> {args.voice!r} -> {out_name!r} ({ends})")
     t0 = time.perf_counter()
     stop = threading.Event()
     last_print = 0.0
@@ -61,6 +84,8 @@ def run_live(args: argparse.Namespace) -> int:
         while not stop.wait(1.0 / STATUS_HZ):
             now = time.perf_counter()
             if args.duration is not None and now - t0 >= args.duration:
+                break
+            if session.finished():
                 break
             if getattr(args, "json", False) or getattr(args, "quiet", False):
                 continue

@@ -16,6 +16,10 @@ Start-up: the output stream is started first and given time to settle (the ALSA 
 1-1.7 s after its first callback on a null sink, measured here); only then does capture start, so
 the stall does not fill the input queue with stale audio. ``start`` returns once capture runs at
 real-time pace too, so that counters read after it describe the steady state.
+
+Audio files and 'null' (:mod:`anchorvoice.streaming.backends.clocked`) are devices of every stream:
+``open`` gives them a :class:`~anchorvoice.streaming.backends.clocked.ClockedFile` that calls the same
+handlers from a clock thread, and ``AudioBackend.resolve`` returns them before asking the device API.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any, ClassVar
 
 from anchorvoice.errors import DeviceError
 from anchorvoice.frames import FloatArray
+from anchorvoice.streaming.backends.clocked import ClockedFile, file_device, is_file_device
 from anchorvoice.streaming.backends.devices import DeviceInfo, Direction, default_device, find_device
 from anchorvoice.streaming.ring import RingBuffer
 
@@ -157,17 +162,49 @@ class LiveStream(ABC):
             time.sleep(0.02)
         return time.perf_counter() - t0
 
+    def _open_any(self, direction: Direction, device: DeviceInfo, role: str) -> Any:
+        if is_file_device(device):
+            return ClockedFile(self, device, role)
+        return self._open(direction, device, role)
+
+    def _start_any(self, handle: Any) -> None:
+        if isinstance(handle, ClockedFile):
+            handle.start()
+        else:
+            self._start(handle)
+
+    def _stop_any(self, handle: Any) -> None:
+        if isinstance(handle, ClockedFile):
+            handle.stop()
+        else:
+            self._stop(handle)
+
+    def _close_any(self, handle: Any) -> None:
+        if isinstance(handle, ClockedFile):
+            handle.close()
+        else:
+            self._close(handle)
+
+    def _latency_any(self, handle: Any, direction: Direction) -> float:
+        return 0.0 if isinstance(handle, ClockedFile) else self._latency(handle, direction)
+
+    @property
+    def input_ended_at(self) -> float | None:
+        """``time.perf_counter()`` when an input file ran out (None: not yet, or a live microphone)."""
+        handle = self._handles.get("input")
+        return handle.ended_at if isinstance(handle, ClockedFile) else None
+
     def open(self) -> None:
         """Open every stream (not started); afterwards ``device_latency_ms`` is known. Idempotent."""
         if self._handles:
             return
         try:
             if self.spec.output is not None:
-                self._handles["output"] = self._open("output", self.spec.output, "output")
+                self._handles["output"] = self._open_any("output", self.spec.output, "output")
             if self.spec.monitor is not None:
-                self._handles["monitor"] = self._open("output", self.spec.monitor, "monitor")
+                self._handles["monitor"] = self._open_any("output", self.spec.monitor, "monitor")
             if self.spec.input is not None:
-                self._handles["input"] = self._open("input", self.spec.input, "input")
+                self._handles["input"] = self._open_any("input", self.spec.input, "input")
         except Exception:
             self.close()
             raise
@@ -175,8 +212,8 @@ class LiveStream(ABC):
     def device_latency_ms(self) -> tuple[float, float]:
         """(input, output) latency PortAudio reports for the open streams, in ms (0 if absent)."""
         i, o = self._handles.get("input"), self._handles.get("output")
-        return (1000.0 * self._latency(i, "input") if i is not None else 0.0,
-                1000.0 * self._latency(o, "output") if o is not None else 0.0)
+        return (1000.0 * self._latency_any(i, "input") if i is not None else 0.0,
+                1000.0 * self._latency_any(o, "output") if o is not None else 0.0)
 
     def start(self) -> None:
         """Open everything, start playback, wait for it to settle, then start capture."""
@@ -184,13 +221,13 @@ class LiveStream(ABC):
         try:
             for role in ("output", "monitor"):
                 if role in self._handles:
-                    self._start(self._handles[role])
+                    self._start_any(self._handles[role])
             settle = 0.0
             if "output" in self._handles:
                 settle += self._wait_settled("output_blocks")
             self._running = True
             if "input" in self._handles:
-                self._start(self._handles["input"])
+                self._start_any(self._handles["input"])
                 settle += self._wait_settled("input_blocks")
             self.counters.settle_s = settle
         except Exception:
@@ -204,7 +241,7 @@ class LiveStream(ABC):
             h = self._handles.get(role)
             if h is not None:
                 try:
-                    self._stop(h)
+                    self._stop_any(h)
                 except Exception:  # stopping a dead device must not hide the original problem
                     pass
 
@@ -212,7 +249,7 @@ class LiveStream(ABC):
         self.stop()
         for role in list(self._handles):
             try:
-                self._close(self._handles.pop(role))
+                self._close_any(self._handles.pop(role))
             except Exception:
                 pass
 
@@ -238,7 +275,11 @@ class AudioBackend(ABC):
         """A stream for ``spec`` (not started)."""
 
     def resolve(self, query: str | None, direction: Direction) -> DeviceInfo:
-        """Device by name substring, or the default device when ``query`` is None/'default'."""
+        """Device by name substring, the default device when ``query`` is None/'default', or the audio
+        file (or, for output, 'null') that ``query`` names (``clocked.file_device``)."""
+        as_file = file_device(query, direction)
+        if as_file is not None:
+            return as_file
         devs = self.devices()
         if query is None or query.lower() == "default":
             return default_device(devs, direction)

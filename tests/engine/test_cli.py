@@ -83,3 +83,35 @@ def test_bad_preset_names_file_key_and_allowed(home: Path, tmp_path: Path) -> No
     res = cli("speak", "hi", "--voice", "anna", "--preset", str(preset), home=home, check=False)
     assert res.returncode == 2
     assert "bad.toml" in res.stderr and "slots.base_voice.plugin" in res.stderr and "espeak" in res.stderr
+
+
+def test_live_converts_a_speech_file_into_an_output_file_without_a_sound_card(home: Path, tmp_path: Path) -> None:
+    """`live --input clip --output out.wav`: the real runner, converter and effects, paced in real time by
+    the file devices; the file holds converted speech as long as the run."""
+    clip = asterisk_clip("agent-pass")  # 3.3 s of speech
+    out = tmp_path / "live.wav"
+    res = cli("--json", "live", "--voice", "anna", "--input", str(clip), "--output", str(out), "--duration", "1.5",
+              home=home)
+    summary = json.loads(res.stdout)
+    assert 1.4 <= summary["seconds"] <= 2.5  # real-time pace, stopped by --duration before the file's end
+    assert summary["blocks"] >= 140 and summary["underruns"] == 0 and summary["errors"] == 0
+    assert summary["degraded"] is False and summary["input"] == str(clip) and summary["output"] == str(out)
+    got = read_audio(out)
+    assert got.sample_rate == 48000
+    assert abs(got.duration - summary["seconds"]) < 0.3
+    dry = read_audio(clip, 48000).samples[: len(got.samples)]
+    wet = got.samples[: len(dry)]
+    assert np.sqrt(np.mean(wet**2)) > 0.02  # speech came through
+    # Converted, not the dry input: no delay makes the output a copy of the input.
+    corr = max(abs(float(np.dot(dry[: len(dry) - lag], wet[lag:])))
+               / (np.linalg.norm(dry[: len(dry) - lag]) * np.linalg.norm(wet[lag:]) + 1e-9)
+               for lag in range(0, 4800, 48))
+    assert corr < 0.9
+
+
+def test_live_plays_an_input_file_to_its_end(home: Path, tmp_path: Path) -> None:
+    clip = asterisk_clip("beep")
+    res = cli("--json", "live", "--voice", "anna", "--input", str(clip), "--output", "null", home=home)
+    summary = json.loads(res.stdout)
+    assert summary["output"] == "null" and summary["underruns"] == 0
+    assert read_audio(clip).duration - 0.4 <= summary["seconds"] <= read_audio(clip).duration + 1.0

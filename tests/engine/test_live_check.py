@@ -33,21 +33,27 @@ def slow(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
     return engine
 
 
+def files() -> dict[str, str]:
+    """Live overrides for ends that need no sound card (devices are resolved before the voice loads)."""
+    return {"input": str(asterisk_clip("demo-congrats")), "output": "null"}
+
+
 def test_live_refuses_a_converter_slower_than_real_time(slow: Engine) -> None:
-    args: argparse.Namespace = build_parser().parse_args(["live", "--voice", "anna", "--duration", "1"])
+    args: argparse.Namespace = build_parser().parse_args(
+        ["live", "--voice", "anna", "--duration", "1", "--input", files()["input"], "--output", "null"])
     with pytest.raises(DeviceError, match=r"too slow for live .*RTF 1\.70 at 10 ms blocks"):
         live_cli.run_live(args)
 
 
 def test_server_live_refuses_a_converter_slower_than_real_time(slow: Engine) -> None:
-    run = EngineLive(slow, "anna", {}, EventBus())
+    run = EngineLive(slow, "anna", {}, EventBus(), live_overrides=files())
     with pytest.raises(DeviceError, match=r"too slow for live .*RTF 1\.70 at 10 ms blocks"):
         run.start()  # before any device is opened
     assert run.stats() == {}
 
 
 def test_force_builds_the_session_anyway_with_the_preset_block(slow: Engine) -> None:
-    run = live.build_live(slow, "anna", force=True, overrides={"jitter_ms": 40.0})
+    run = live.build_live(slow, "anna", force=True, overrides={"jitter_ms": 40.0, **files()})
     assert run.rtf == 1.7 and run.config.block_ms == 10.0 and run.config.jitter_ms == 40.0
     assert run.session.config is run.config and run.process.block == 480
     assert run.session.runner is None  # built, not started: no device touched
@@ -55,7 +61,7 @@ def test_force_builds_the_session_anyway_with_the_preset_block(slow: Engine) -> 
 
 def test_a_windowed_config_is_refused_for_a_stateful_converter(slow: Engine) -> None:
     with pytest.raises(ConfigError, match=r"\[live.crossfade_ms\] the 'dsp' converter keeps its own history"):
-        live.build_live(slow, "anna", force=True, overrides={"crossfade_ms": 10.0})
+        live.build_live(slow, "anna", force=True, overrides={"crossfade_ms": 10.0, **files()})
 
 
 def test_gain_scales_the_converted_block(slow: Engine) -> None:
@@ -63,7 +69,7 @@ def test_gain_scales_the_converted_block(slow: Engine) -> None:
 
     from anchorvoice.frames import AudioFrame
 
-    run = live.build_live(slow, "anna", force=True)
+    run = live.build_live(slow, "anna", force=True, overrides=files())
     x = AudioFrame(np.full(480, 0.1, np.float32), 48000)
     loud = run.convert(x).samples.copy()
     run.process.reset()
