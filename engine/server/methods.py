@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -131,6 +132,7 @@ class Controller:
         self.live: LiveSession | None = None
         self._live_lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
+        self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchorvoice-check")
         self.speech = SpeechQueue(
             self._speech_stream, sink, self.bus, self._gain,
             max_pending=self.config.max_pending, block_ms=self.config.block_ms, pace=self.config.pace,
@@ -158,6 +160,7 @@ class Controller:
             self._ticker.cancel()
         await self.stop_live()
         await self.speech.close()
+        self._checks.shutdown(wait=False, cancel_futures=True)
 
     async def _tick(self) -> None:
         """Publish live levels at ~20/s and latency stats every ``stats_interval_s``."""
@@ -184,15 +187,16 @@ class Controller:
 
     async def check_speech(self, text: str, voice: str | None, language: str) -> None:
         """Refuse a ``speak`` now rather than as an error event later: the voice must exist, its pipeline
-        build, and the pipeline accept the text and language. Runs on the synthesis thread (which also
-        builds the pipeline the request will use)."""
+        build, and the pipeline accept the text and language. Runs on one checking thread, not the synthesis
+        thread, so an ``interrupt`` is not held up by the sentence being made; the pipeline it builds (the
+        engine caches it) is the one the request is then spoken with."""
 
         def check() -> None:
             if voice is not None:
                 self.engine.voices.get(voice)  # VoiceNotFoundError names the voices there are
             self.engine.pipeline(self.config.preset, voice).check_speakable(text, language)
 
-        await self.speech.on_synth_thread(check)
+        await asyncio.get_running_loop().run_in_executor(self._checks, check)
 
     # -- live ----------------------------------------------------------------------------------
     def _live_params(self) -> dict[str, Any]:

@@ -152,10 +152,6 @@ class SpeechQueue:
             self._interrupt = True
         return dropped, interrupted
 
-    async def on_synth_thread(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the synthesis thread (after the chunk being made): stages stay on one thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
     @property
     def pending(self) -> int:
         return len(self._pending)

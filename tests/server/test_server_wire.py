@@ -264,6 +264,22 @@ def test_refused_speak_is_an_error_reply_and_nothing_is_queued() -> None:
     run(go())
 
 
+def test_checking_a_speak_does_not_wait_for_the_sentence_being_made() -> None:
+    async def go() -> None:
+        async with running_server() as h, h.client() as ws:
+            h.engine.gate = threading.Event()
+            await hello(ws)
+            await call(ws, "subscribe", {"events": ["speaking.started"]})
+            await call(ws, "speak", {"text": "slow words follow."}, id=2)
+            await next_event(ws, "speaking.started")  # the synthesis thread now waits inside the engine
+            t0 = time.monotonic()
+            reply = await call(ws, "speak", {"text": "stop that", "interrupt": True}, id=3)
+            assert "result" in reply and time.monotonic() - t0 < 2  # answered (and interrupting) at once
+            h.engine.gate.set()
+
+    run(go())
+
+
 def test_params_set_merges_and_null_drops_a_value() -> None:
     async def go() -> None:
         async with running_server() as h, h.client() as ws:
