@@ -19,11 +19,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+
 from anchorvoice.engine.config import coerce_field, from_dict
 from anchorvoice.engine.live import LiveRun, build_live
 from anchorvoice.engine.pipeline_config import SLOT_KINDS
 from anchorvoice.engine.server.events import EventBus
-from anchorvoice.errors import ConfigError
+from anchorvoice.errors import AnchorVoiceError, ConfigError
+from anchorvoice.frames import AudioFrame
 
 CONVERTER_CONTROLS = {"pitch": "pitch_semitones", "formant": "formant_ratio", "bypass": "mix"}
 """Live parameter -> the converter ``Config`` field it drives (a converter without the field refuses it)."""
@@ -157,15 +160,16 @@ class EngineLiveFactory:
         an effect the preset does not have, a field its ``Config`` does not have, a value of the wrong type,
         a pitch/formant/bypass the voice's converter has no control for. Reads the preset, builds nothing."""
         cfg = self.engine.load_preset(self.preset)
-        classes = {spec.plugin: self.engine.plugins.get("effect", spec.plugin) for spec in cfg.effects}
+        specs = {spec.plugin: spec for spec in cfg.effects}
         effects: dict[str, dict[str, Any]] = {}
         for name, values in (params.get("effects") or {}).items():
-            if name not in classes:
-                have = ", ".join(classes) or "none"
+            if name not in specs:
+                have = ", ".join(specs) or "none"
                 raise ConfigError(f"no effect {name!r} in the {self.preset!r} preset (effects: {have})",
                                   key=f"effects.{name}")
-            effects[name] = {k: coerce_field(classes[name].Config, k, v, source=f"effect {name!r}")
-                             for k, v in values.items()}
+            cls = self.engine.plugins.get("effect", name)
+            effects[name] = {k: coerce_field(cls.Config, k, v, source=f"effect {name!r}") for k, v in values.items()}
+            _try_effect(cls, {**specs[name].params, **effects[name]}, name)
         neural = voice is not None and bool(getattr(self.engine.voices.get(voice), "is_neural", False))
         slot = "neural_converter" if neural else "converter"
         spec = cfg.slots.get(slot)
@@ -177,6 +181,25 @@ class EngineLiveFactory:
                     raise ConfigError(f"the {spec.plugin!r} converter has no {key} control (set {key} to its "
                                       f"default to go on)", key=key)
         return {**params, "effects": effects}
+
+
+TRIAL_BLOCK = AudioFrame(np.zeros(480, np.float32), 48000)
+"""10 ms of silence: what a parameter check runs an effect on, so ranges it checks only while running
+(``ceiling_db <= 0``) are refused at ``params.set`` too."""
+
+
+def _try_effect(cls: Any, values: dict[str, Any], name: str) -> None:
+    """Build effect ``cls`` with ``values`` and run it on a block of silence; its refusal is a ConfigError."""
+    stage = cls(from_dict(cls.Config, values, source=f"effect {name!r}"))
+    try:
+        stage.prepare(None)
+        stage.process(TRIAL_BLOCK)
+    except ConfigError:
+        raise
+    except AnchorVoiceError as exc:
+        raise ConfigError(f"effect {name!r} refuses these values: {exc}", key=f"effects.{name}") from None
+    finally:
+        stage.close()
 
 
 def engine_live_factory(

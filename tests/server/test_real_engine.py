@@ -101,6 +101,7 @@ def test_bad_effects_are_refused_on_set_and_change_nothing(engine: Engine, live_
                     ({"reverb": {}}, "no effect 'reverb' in the 'vc' preset (effects: limiter)"),
                     ({"limiter": {"nope": 1}}, "unknown parameter 'nope'"),
                     ({"limiter": {"ceiling_db": "loud"}}, "expected a number"),
+                    ({"limiter": {"ceiling_db": 3}}, "ceiling_db must be <= 0 dBFS"),  # checked by the effect
                 ]):
                     bad = await call(ws, "params.set", {"pitch": 2, "effects": effects}, id=10 + i)
                     assert bad["error"]["code"] == INVALID_PARAMS and says in bad["error"]["message"], bad
