@@ -158,7 +158,8 @@ class EngineLiveFactory:
     def check(self, voice: str | None, params: dict[str, Any]) -> dict[str, Any]:
         """``params`` with effect values coerced to their fields' types, or ConfigError naming what is wrong:
         an effect the preset does not have, a field its ``Config`` does not have, a value of the wrong type,
-        a pitch/formant/bypass the voice's converter has no control for. Reads the preset, builds nothing."""
+        a pitch/formant/bypass the voice's converter has no control for, a value out of an effect's range (each
+changed effect is built alone and run on 10 ms of silence). Reads the preset; loads no voice model."""
         cfg = self.engine.load_preset(self.preset)
         specs = {spec.plugin: spec for spec in cfg.effects}
         effects: dict[str, dict[str, Any]] = {}

@@ -131,6 +131,8 @@ class Controller:
         self.muted = False
         self.live: LiveSession | None = None
         self._live_lock = asyncio.Lock()
+        self.params_lock = asyncio.Lock()
+        """Held while a ``params.set`` merges and applies (the check runs off the loop)."""
         self._ticker: asyncio.Task[None] | None = None
         self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchorvoice-check")
         self.speech = SpeechQueue(
@@ -321,18 +323,19 @@ async def m_params_set(ctl: Controller, params: dict[str, Any]) -> Any:
     effect and per field (``null`` drops a value: the preset's applies again). Checked in full before anything
     changes, live conversion running or not; a refused set changes nothing."""
     reject_unknown(params, {f.name for f in dataclasses.fields(LiveParams)})
-    new = dataclasses.replace(ctl.params, effects={k: dict(v) for k, v in ctl.params.effects.items()})
-    if "pitch" in params:
-        new.pitch = param(params, "pitch", float, lo=-24, hi=24)
-    if "formant" in params:
-        new.formant = param(params, "formant", float, lo=-12, hi=12)
-    if "gain_db" in params:
-        new.gain_db = param(params, "gain_db", float, lo=-60, hi=24)
-    if "bypass" in params:
-        new.bypass = param(params, "bypass", bool)
-    if "effects" in params:
-        new.effects = _merge_effects(new.effects, params["effects"])
-    return dataclasses.asdict(await ctl.change_params(new))
+    async with ctl.params_lock:  # two clients' sets merge one after the other; neither is lost
+        new = dataclasses.replace(ctl.params, effects={k: dict(v) for k, v in ctl.params.effects.items()})
+        if "pitch" in params:
+            new.pitch = param(params, "pitch", float, lo=-24, hi=24)
+        if "formant" in params:
+            new.formant = param(params, "formant", float, lo=-12, hi=12)
+        if "gain_db" in params:
+            new.gain_db = param(params, "gain_db", float, lo=-60, hi=24)
+        if "bypass" in params:
+            new.bypass = param(params, "bypass", bool)
+        if "effects" in params:
+            new.effects = _merge_effects(new.effects, params["effects"])
+        return dataclasses.asdict(await ctl.change_params(new))
 
 
 def _merge_effects(old: dict[str, dict[str, Any]], given: Any) -> dict[str, dict[str, Any]]:
