@@ -52,3 +52,19 @@ def output_sink(plugins: PluginManager, config: OutputConfig) -> AudioSink:
     sink: AudioSink = build_stage(plugins, "audio_sink", output_spec(config), source="speech output",
                                   key="speech")
     return sink
+
+
+def check_output(config: OutputConfig) -> None:
+    """Raise DeviceError now if ``config.output`` names a playback device there is none of (rather than at the
+    first ``speak``). 'none' needs nothing; 'virtual' is created when first opened (see ``VirtualMicSink``)."""
+    spec = output_spec(config)
+    if spec.plugin != "device":
+        return
+    from anchorvoice.errors import DeviceError
+    from anchorvoice.streaming.backends import get_backend
+
+    try:
+        get_backend(config.backend).resolve(spec.params["device"], "output")
+    except DeviceError as exc:
+        raise DeviceError(f"speech output {config.output!r}: {exc}; pick one with --speech-output "
+                          "(virtual, none, default or part of a device name)") from None

@@ -144,6 +144,20 @@ class Pipeline:
         rate = self.config.pipeline.sample_rate
         return AudioFrame(np.concatenate([p.samples for p in parts]), rate)
 
+    def check_speakable(self, text: str, language: str | None = None) -> None:
+        """Raise now what ``speak_iter`` would raise before its first audio (a VC preset, empty text, a
+        language the voice cannot speak), so a server can refuse the request instead of failing it later."""
+        if self.config.pipeline.mode != "tts":
+            raise ConfigError("this preset is a voice-conversion preset; use a tts preset to speak",
+                              source=self.config.source, key="pipeline.mode")
+        if not text or not text.strip():
+            raise TextInputError("nothing to say: the text is empty")
+        lang = language or self.config.pipeline.language
+        if self.neural:
+            self.frontend(lang)
+        else:
+            self._stage("base_voice").check_language(lang)
+
     def speak_iter(self, text: str, language: str | None = None) -> Iterator[AudioFrame]:
         """Synthesize sentence by sentence (neural path) or in one piece (embedded default).
 

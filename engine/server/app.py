@@ -10,6 +10,7 @@ silently), and bounded drop-oldest event queues (:mod:`anchorvoice.engine.server
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -80,15 +81,20 @@ class ControlServer:
         self.connections = 0
 
     async def start(self) -> None:
+        """Start the controller and listen; a port that cannot be had is a ConfigError saying what to do."""
         await self.controller.start()
-        self._server = await serve(
-            self._handle,
-            self.config.host,
-            self.config.port,
-            process_request=self._process_request,
-            max_size=self.config.max_message_bytes,
-            compression=None,  # tiny JSON frames; deflate costs CPU and memory per client
-        )
+        try:
+            self._server = await serve(
+                self._handle,
+                self.config.host,
+                self.config.port,
+                process_request=self._process_request,
+                max_size=self.config.max_message_bytes,
+                compression=None,  # tiny JSON frames; deflate costs CPU and memory per client
+            )
+        except (OSError, OverflowError) as exc:
+            await self.controller.close()
+            raise ConfigError(_bind_error(self.config.host, self.config.port, exc)) from None
         sock = next(iter(self._server.sockets))
         self.port = int(sock.getsockname()[1])
         log.info("control API on ws://%s:%d", self.config.host, self.port)
@@ -226,6 +232,19 @@ def _event_names(params: dict[str, Any]) -> list[str]:
     if not names or not all(isinstance(n, str) for n in names):
         raise ProtocolError("'events' must be a non-empty list of event names", p.INVALID_PARAMS)
     return names
+
+
+def _bind_error(host: str, port: int, exc: BaseException) -> str:
+    """What went wrong listening on ``host``:``port`` and what to do about it."""
+    where = f"{host}:{port}"
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return (f"port {port} on {host} is already in use: is another `anchorvoice serve` running (stop it, or "
+                f"connect to it)? Otherwise pick a free port with --port (0: any free one)")
+    if isinstance(exc, OSError) and exc.errno == errno.EACCES:
+        return f"not allowed to listen on {where}: ports below 1024 need privileges; pick one with --port"
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {where}: {host!r} is not an address of this machine; check --host"
+    return f"cannot listen on {where}: {exc}; check --host and --port"
 
 
 def _http(status: HTTPStatus, text: str) -> Response:

@@ -7,19 +7,29 @@ own validation applies): ``pitch`` -> ``pitch_semitones`` and ``formant`` (semit
 ``formant_ratio`` = 2^(formant/12), where 0 means "the converter's own choice" (the DSP converter
 then aims at the voice's analysed pitch/envelope); ``bypass`` -> ``mix`` 0 (dry microphone).
 ``gain_db`` and ``muted`` scale the converter's output. ``effects`` (``{"limiter": {"ceiling_db": -3}}``)
-change the preset's effect chain, which runs after the converter. A converter or effect without
-such a field refuses the change with a ConfigError, which the client receives as an error.
+change the preset's effect chain, which runs after the converter. :meth:`EngineLiveFactory.check` validates
+a parameter set against the preset (its effects' and the voice's converter's ``Config`` classes) before the
+controller accepts it, whether live conversion runs or not, so a bad ``params.set`` is refused at once and
+never breaks a later ``live.start``. Every apply sets each effect field to the client's value or the preset's
+own, so dropping a client value (``null``) restores the preset's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from anchorvoice.engine.config import coerce_field, from_dict
 from anchorvoice.engine.live import LiveRun, build_live
+from anchorvoice.engine.pipeline_config import SLOT_KINDS
 from anchorvoice.engine.server.events import EventBus
-from anchorvoice.errors import ConfigError
+from anchorvoice.errors import AnchorVoiceError, ConfigError
+from anchorvoice.frames import AudioFrame
+
+CONVERTER_CONTROLS = {"pitch": "pitch_semitones", "formant": "formant_ratio", "bypass": "mix"}
+"""Live parameter -> the converter ``Config`` field it drives (a converter without the field refuses it)."""
 
 
 class EngineLive:
@@ -93,8 +103,7 @@ class EngineLive:
     def _apply(self, params: dict[str, Any]) -> None:
         conv = self._pipe.converter
         fields = {f.name for f in dataclasses.fields(conv.config)}
-        if params.get("effects"):
-            self._pipe.set_effect_params(params["effects"])
+        self._apply_effects(params.get("effects") or {})
 
         def put(field: str, value: Any, what: str) -> None:
             if field not in fields:
@@ -118,14 +127,85 @@ class EngineLive:
         if self._run is not None:
             self._run.gain = self._gain
 
+    def _apply_effects(self, effects: dict[str, dict[str, Any]]) -> None:
+        """Every effect field to the client's value, else the preset's (the pipeline is cached by the engine,
+        so a value a client has dropped must be put back, not left from an earlier run)."""
+        specs = getattr(getattr(self._pipe, "config", None), "effects", None)
+        if specs is None:  # a pipeline without its preset (tests): only the values given
+            if effects:
+                self._pipe.set_effect_params(effects)
+            return
+        values: dict[str, dict[str, Any]] = {}
+        for spec, fx in zip(specs, self._pipe.effects, strict=True):
+            preset = dataclasses.asdict(from_dict(type(fx.config), spec.params))
+            values[fx.name] = {**preset, **effects.get(fx.name, {})}
+        unknown = {k: v for k, v in effects.items() if k not in values}
+        self._pipe.set_effect_params({**values, **unknown})  # an unknown effect is refused by name
+
+
+class EngineLiveFactory:
+    """The controller's ``live_factory`` for a real Engine: makes sessions and checks parameters for them."""
+
+    def __init__(self, engine: Any, bus: EventBus, preset: str = "vc", live_overrides: dict[str, Any] | None = None,
+                 session_kwargs: dict[str, Any] | None = None) -> None:
+        self.engine, self.bus, self.preset = engine, bus, preset
+        self.live_overrides, self.session_kwargs = live_overrides, session_kwargs
+
+    def __call__(self, voice: str | None, params: dict[str, Any]) -> EngineLive:
+        return EngineLive(self.engine, voice, params, self.bus, self.preset, self.live_overrides,
+                          self.session_kwargs)
+
+    def check(self, voice: str | None, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with effect values coerced to their fields' types, or ConfigError naming what is wrong:
+        an effect the preset does not have, a field its ``Config`` does not have, a value of the wrong type,
+        a pitch/formant/bypass the voice's converter has no control for, a value out of an effect's range (each
+changed effect is built alone and run on 10 ms of silence). Reads the preset; loads no voice model."""
+        cfg = self.engine.load_preset(self.preset)
+        specs = {spec.plugin: spec for spec in cfg.effects}
+        effects: dict[str, dict[str, Any]] = {}
+        for name, values in (params.get("effects") or {}).items():
+            if name not in specs:
+                have = ", ".join(specs) or "none"
+                raise ConfigError(f"no effect {name!r} in the {self.preset!r} preset (effects: {have})",
+                                  key=f"effects.{name}")
+            cls = self.engine.plugins.get("effect", name)
+            effects[name] = {k: coerce_field(cls.Config, k, v, source=f"effect {name!r}") for k, v in values.items()}
+            _try_effect(cls, {**specs[name].params, **effects[name]}, name)
+        neural = voice is not None and bool(getattr(self.engine.voices.get(voice), "is_neural", False))
+        slot = "neural_converter" if neural else "converter"
+        spec = cfg.slots.get(slot)
+        if spec is not None:
+            conv = self.engine.plugins.get(SLOT_KINDS[slot], spec.plugin)
+            fields = {f.name for f in dataclasses.fields(conv.Config)}
+            for key, field in CONVERTER_CONTROLS.items():
+                if params.get(key) and field not in fields:
+                    raise ConfigError(f"the {spec.plugin!r} converter has no {key} control (set {key} to its "
+                                      f"default to go on)", key=key)
+        return {**params, "effects": effects}
+
+
+TRIAL_BLOCK = AudioFrame(np.zeros(480, np.float32), 48000)
+"""10 ms of silence: what a parameter check runs an effect on, so ranges it checks only while running
+(``ceiling_db <= 0``) are refused at ``params.set`` too."""
+
+
+def _try_effect(cls: Any, values: dict[str, Any], name: str) -> None:
+    """Build effect ``cls`` with ``values`` and run it on a block of silence; its refusal is a ConfigError."""
+    stage = cls(from_dict(cls.Config, values, source=f"effect {name!r}"))
+    try:
+        stage.prepare(None)
+        stage.process(TRIAL_BLOCK)
+    except ConfigError:
+        raise
+    except AnchorVoiceError as exc:
+        raise ConfigError(f"effect {name!r} refuses these values: {exc}", key=f"effects.{name}") from None
+    finally:
+        stage.close()
+
 
 def engine_live_factory(
     engine: Any, bus: EventBus, preset: str = "vc", live_overrides: dict[str, Any] | None = None,
     session_kwargs: dict[str, Any] | None = None,
-) -> Callable[[str | None, dict[str, Any]], Any]:
+) -> EngineLiveFactory:
     """The controller's ``live_factory`` for a real Engine."""
-
-    def make(voice: str | None, params: dict[str, Any]) -> EngineLive:
-        return EngineLive(engine, voice, params, bus, preset, live_overrides, session_kwargs)
-
-    return make
+    return EngineLiveFactory(engine, bus, preset, live_overrides, session_kwargs)

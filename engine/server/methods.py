@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from anchorvoice.engine.server.events import EventBus
 from anchorvoice.engine.server.protocol import INVALID_PARAMS, NOT_AVAILABLE, param, reject_unknown
 from anchorvoice.engine.server.speech import SpeechChunk, SpeechQueue
 from anchorvoice.engine.stages import AudioSink
-from anchorvoice.errors import ProtocolError
+from anchorvoice.errors import ProtocolError, TextInputError
 from anchorvoice.frames import AudioFrame
 
 MAX_TEXT_CHARS = 2000
@@ -36,6 +37,10 @@ class SpeakingPipeline(Protocol):
     sentence_index: int
 
     def speak_iter(self, text: str, language: str | None = None) -> Iterator[AudioFrame]: ...
+
+    def check_speakable(self, text: str, language: str | None = None) -> None:
+        """Raise what ``speak_iter`` would refuse before its first audio (empty text, unsupported language)."""
+        ...
 
 
 class EngineLike(Protocol):
@@ -64,7 +69,9 @@ class LiveSession(Protocol):
 
 
 LiveFactory = Callable[[str | None, dict[str, Any]], LiveSession]
-"""(voice name, params) -> a session not yet started."""
+"""(voice name, params) -> a session not yet started. A factory that also has ``check(voice, params) -> params``
+(``anchorvoice.engine.server.live_adapter.EngineLiveFactory``) validates every ``params.set`` up front; it
+raises ConfigError for what a session would refuse and returns the values normalised."""
 
 
 @dataclass
@@ -80,7 +87,7 @@ class LiveParams:
     bypass: bool = False
     """Live conversion passes the microphone through unchanged."""
     effects: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Effect name -> parameters, forwarded to the live pipeline (its stages validate them)."""
+    """Effect name -> the fields a client changed (the preset's values apply to the rest)."""
 
 
 @dataclass
@@ -124,7 +131,10 @@ class Controller:
         self.muted = False
         self.live: LiveSession | None = None
         self._live_lock = asyncio.Lock()
+        self.params_lock = asyncio.Lock()
+        """Held while a ``params.set`` merges and applies (the check runs off the loop)."""
         self._ticker: asyncio.Task[None] | None = None
+        self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchorvoice-check")
         self.speech = SpeechQueue(
             self._speech_stream, sink, self.bus, self._gain,
             max_pending=self.config.max_pending, block_ms=self.config.block_ms, pace=self.config.pace,
@@ -152,6 +162,7 @@ class Controller:
             self._ticker.cancel()
         await self.stop_live()
         await self.speech.close()
+        self._checks.shutdown(wait=False, cancel_futures=True)
 
     async def _tick(self) -> None:
         """Publish live levels at ~20/s and latency stats every ``stats_interval_s``."""
@@ -175,6 +186,19 @@ class Controller:
             if n % every == 0:
                 latency = {k: v for k, v in stats.items() if k not in ("rms_db", "peak_db")}
                 self.bus.publish("latency", latency)
+
+    async def check_speech(self, text: str, voice: str | None, language: str) -> None:
+        """Refuse a ``speak`` now rather than as an error event later: the voice must exist, its pipeline
+        build, and the pipeline accept the text and language. Runs on one checking thread, not the synthesis
+        thread, so an ``interrupt`` is not held up by the sentence being made; the pipeline it builds (the
+        engine caches it) is the one the request is then spoken with."""
+
+        def check() -> None:
+            if voice is not None:
+                self.engine.voices.get(voice)  # VoiceNotFoundError names the voices there are
+            self.engine.pipeline(self.config.preset, voice).check_speakable(text, language)
+
+        await asyncio.get_running_loop().run_in_executor(self._checks, check)
 
     # -- live ----------------------------------------------------------------------------------
     def _live_params(self) -> dict[str, Any]:
@@ -203,6 +227,21 @@ class Controller:
             await asyncio.get_running_loop().run_in_executor(None, session.stop)
         self.bus.publish("live.stopped", {})
         return True
+
+    async def change_params(self, new: LiveParams) -> LiveParams:
+        """Check ``new`` against the live runner (``live_factory.check``: the preset's effects, the voice's
+        converter), hand it to a running session, then publish it. Raises before anything changes."""
+        values = dataclasses.asdict(new)
+        check = getattr(self.live_factory, "check", None)
+        loop = asyncio.get_running_loop()
+        if check is not None:  # reads the preset file and the voice: off the loop
+            values = await loop.run_in_executor(None, check, self.voice, values)
+            new = LiveParams(**values)
+        if self.live is not None:
+            await loop.run_in_executor(None, self.live.set_params, {**values, "muted": self.muted})
+        self.params = new
+        self.bus.publish("params.changed", dataclasses.asdict(new))
+        return new
 
     def status(self) -> dict[str, Any]:
         live_stats: dict[str, Any] | None = None
@@ -280,27 +319,46 @@ async def m_params_get(ctl: Controller, params: dict[str, Any]) -> Any:
 
 
 async def m_params_set(ctl: Controller, params: dict[str, Any]) -> Any:
+    """Merge ``params`` into the live parameters: each key given replaces its value, ``effects`` merge per
+    effect and per field (``null`` drops a value: the preset's applies again). Checked in full before anything
+    changes, live conversion running or not; a refused set changes nothing."""
     reject_unknown(params, {f.name for f in dataclasses.fields(LiveParams)})
-    new = dataclasses.replace(ctl.params)
-    if "pitch" in params:
-        new.pitch = param(params, "pitch", float, lo=-24, hi=24)
-    if "formant" in params:
-        new.formant = param(params, "formant", float, lo=-12, hi=12)
-    if "gain_db" in params:
-        new.gain_db = param(params, "gain_db", float, lo=-60, hi=24)
-    if "bypass" in params:
-        new.bypass = param(params, "bypass", bool)
-    if "effects" in params:
-        effects = param(params, "effects", dict)
-        for name, conf in effects.items():
-            if not isinstance(conf, dict):
-                raise ProtocolError(f"effects.{name} must be an object of parameters", INVALID_PARAMS)
-        new.effects = effects
-    if ctl.live is not None:  # the live pipeline validates effect names/values (ConfigError -> error)
-        ctl.live.set_params({**dataclasses.asdict(new), "muted": ctl.muted})
-    ctl.params = new
-    ctl.bus.publish("params.changed", dataclasses.asdict(new))
-    return dataclasses.asdict(new)
+    async with ctl.params_lock:  # two clients' sets merge one after the other; neither is lost
+        new = dataclasses.replace(ctl.params, effects={k: dict(v) for k, v in ctl.params.effects.items()})
+        if "pitch" in params:
+            new.pitch = param(params, "pitch", float, lo=-24, hi=24)
+        if "formant" in params:
+            new.formant = param(params, "formant", float, lo=-12, hi=12)
+        if "gain_db" in params:
+            new.gain_db = param(params, "gain_db", float, lo=-60, hi=24)
+        if "bypass" in params:
+            new.bypass = param(params, "bypass", bool)
+        if "effects" in params:
+            new.effects = _merge_effects(new.effects, params["effects"])
+        return dataclasses.asdict(await ctl.change_params(new))
+
+
+def _merge_effects(old: dict[str, dict[str, Any]], given: Any) -> dict[str, dict[str, Any]]:
+    """``old`` with ``given`` merged in per effect and field; ``null`` for all effects, one effect or one field
+    drops those values."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise ProtocolError("parameter 'effects' must be an object {effect: {field: value}} or null", INVALID_PARAMS)
+    merged = {k: dict(v) for k, v in old.items()}
+    for name, conf in given.items():
+        if conf is None:
+            merged.pop(name, None)
+            continue
+        if not isinstance(conf, dict):
+            raise ProtocolError(f"effects.{name} must be an object of parameters or null", INVALID_PARAMS)
+        fields = merged.setdefault(name, {})
+        for key, value in conf.items():
+            if value is None:
+                fields.pop(key, None)
+            else:
+                fields[key] = value
+    return merged
 
 
 async def m_speak(ctl: Controller, params: dict[str, Any]) -> Any:
@@ -313,8 +371,10 @@ async def m_speak(ctl: Controller, params: dict[str, Any]) -> Any:
     language = param(params, "language", str, default=ctl.config.language)
     voice = param(params, "voice", str, default=ctl.voice)
     interrupt = param(params, "interrupt", bool, default=False)
-    if voice is not None:  # an unknown voice is the caller's error now, not a failed sentence later
-        await asyncio.get_running_loop().run_in_executor(None, ctl.engine.voices.get, voice)
+    try:  # what the engine would refuse is the caller's error now, not a failed sentence later
+        await ctl.check_speech(text, voice, language)
+    except TextInputError as exc:  # empty or unspeakable text, a language the voice does not speak
+        raise ProtocolError(str(exc), INVALID_PARAMS) from None
     try:
         item = ctl.speech.enqueue(text, voice, language, interrupt=interrupt)
     except OverflowError as exc:

@@ -16,6 +16,7 @@ anchorvoice-specific ones live in the -32000 .. -32099 "server error" range JSON
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import time
@@ -189,6 +190,16 @@ def reject_unknown(params: dict[str, Any], allowed: set[str]) -> None:
 
 # -- connection policy ---------------------------------------------------------------------------
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for an address only this machine can reach (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: it may well be reachable from the network
 
 
 def origin_allowed(origin: str | None) -> bool:

@@ -20,7 +20,7 @@ from anchorvoice.engine.plugins import PluginFailure, PluginInfo
 from anchorvoice.engine.server.app import ControlServer, ServerConfig
 from anchorvoice.engine.server.methods import Controller, ControllerConfig
 from anchorvoice.engine.stages import AudioSink
-from anchorvoice.errors import TextInputError, VoiceNotFoundError
+from anchorvoice.errors import TextInputError, UnsupportedLanguageError, VoiceNotFoundError
 from anchorvoice.frames import AudioFrame
 
 TOKEN = "test-token-0123456789abcdef"
@@ -62,6 +62,10 @@ class FakePipeline:
         self.engine, self.voice = engine, voice
         self.sentences: list[str] = []
         self.sentence_index = 0
+
+    def check_speakable(self, text: str, language: str | None = None) -> None:
+        if language not in (None, "en", "de", "auto"):
+            raise UnsupportedLanguageError(f"the fake voice speaks en, de, not {language!r}")
 
     def speak_iter(self, text: str, language: str | None = None) -> Iterator[AudioFrame]:
         self.engine.calls.append((text, self.voice, language or "en"))

@@ -190,7 +190,7 @@ def test_sentences_are_spoken_one_by_one_with_their_own_events() -> None:
             parts = ["Thanks for the raid!", "Welcome to the stream, everyone.", "Grab a seat?"]
             assert got == [(e, t, k) for k, t in enumerate(parts) for e in ("speaking.started", "speaking.stopped")]
             assert h.engine.calls == [(text, None, "en")]  # one stream; the engine says where sentences end
-            assert h.engine.presets == ["tts"]
+            assert set(h.engine.presets) == {"tts"}  # checked when asked, then spoken: the tts preset
             # interrupting a multi-sentence request drops its remaining sentences
             await call(ws, "speak", {"text": "word " * 12 + ". " + "other " * 12 + "."}, id=3)
             assert (await next_event(ws, "speaking.started"))["part"] == 0
@@ -241,6 +241,61 @@ def test_speak_failure_becomes_an_error_event_and_the_queue_goes_on() -> None:
             err = await next_event(ws, "error")
             assert err["id"] == 1 and "TextInputError" in err["message"]
             assert (await next_event(ws, "speaking.stopped"))["text"] == "fine"
+
+    run(go())
+
+
+def test_refused_speak_is_an_error_reply_and_nothing_is_queued() -> None:
+    async def go() -> None:
+        async with running_server() as h, h.client() as ws:
+            await hello(ws)
+            await call(ws, "subscribe", {"events": ["error", "speaking.started"]})
+            for i, req in enumerate([{"text": "hi", "language": "tlh"}, {"text": "hi", "voice": "zed"},
+                                     {"text": " \n "}]):
+                reply = await call(ws, "speak", req, id=10 + i)
+                assert reply["error"]["code"] in (p.INVALID_PARAMS, p.ENGINE_ERROR), (req, reply)
+            tlh = await call(ws, "speak", {"text": "hi", "language": "tlh"}, id=20)
+            assert "not 'tlh'" in tlh["error"]["message"]
+            assert h.engine.calls == [] and (await call(ws, "status", id=21))["result"]["queue"] == 0
+            with pytest.raises(asyncio.TimeoutError):  # no success followed by an error event
+                await next_event(ws, "error", timeout=0.3)
+            assert "result" in await call(ws, "speak", {"text": "hallo", "language": "de"}, id=22)
+
+    run(go())
+
+
+def test_checking_a_speak_does_not_wait_for_the_sentence_being_made() -> None:
+    async def go() -> None:
+        async with running_server() as h, h.client() as ws:
+            h.engine.gate = threading.Event()
+            await hello(ws)
+            await call(ws, "subscribe", {"events": ["speaking.started"]})
+            await call(ws, "speak", {"text": "slow words follow."}, id=2)
+            await next_event(ws, "speaking.started")  # the synthesis thread now waits inside the engine
+            t0 = time.monotonic()
+            reply = await call(ws, "speak", {"text": "stop that", "interrupt": True}, id=3)
+            assert "result" in reply and time.monotonic() - t0 < 2  # answered (and interrupting) at once
+            h.engine.gate.set()
+
+    run(go())
+
+
+def test_params_set_merges_and_null_drops_a_value() -> None:
+    async def go() -> None:
+        async with running_server() as h, h.client() as ws:
+            await hello(ws)
+            await call(ws, "params.set", {"pitch": 3, "effects": {"limiter": {"ceiling_db": -3}}})
+            res = (await call(ws, "params.set", {"effects": {"limiter": {"lookahead_ms": 2}, "gate": {"db": -50}}},
+                              id=2))["result"]
+            assert res["pitch"] == 3.0  # untouched keys keep their values
+            assert res["effects"] == {"limiter": {"ceiling_db": -3, "lookahead_ms": 2}, "gate": {"db": -50}}
+            res = (await call(ws, "params.set", {"effects": {"limiter": {"ceiling_db": None}, "gate": None}},
+                              id=3))["result"]
+            assert res["effects"] == {"limiter": {"lookahead_ms": 2}}
+            assert (await call(ws, "params.set", {"effects": None}, id=4))["result"]["effects"] == {}
+            bad = await call(ws, "params.set", {"pitch": 1, "effects": {"limiter": 5}}, id=5)
+            assert bad["error"]["code"] == p.INVALID_PARAMS
+            assert (await call(ws, "params.get", id=6))["result"]["pitch"] == 3.0  # the refused set changed nothing
 
     run(go())
 
