@@ -6,7 +6,9 @@ process can run several (tests do) and a server can switch voices without restar
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -19,6 +21,8 @@ from anchorvoice.engine.stages import VoiceConverter
 from anchorvoice.engine.voices import Voice, VoiceLibrary
 from anchorvoice.errors import ConfigError
 from anchorvoice.frames import AudioFrame
+
+log = logging.getLogger(__name__)
 
 
 def default_configs_dir() -> Path:
@@ -49,6 +53,20 @@ class EngineConfig:
     """Names of third-party plugins to load (None: all); from ANCHORVOICE_PLUGINS."""
     threads: int | None = None
     """torch/numba intra-op threads (None: library default)."""
+
+
+def reference_analyzer(converter: type[VoiceConverter]) -> Callable[[AudioFrame], dict[str, Any]]:
+    """``converter.analyze_reference``, on at most its ``max_reference_s`` seconds (a warning says what was cut)."""
+    cap = converter.max_reference_s
+
+    def analyze(reference: AudioFrame) -> dict[str, Any]:
+        if cap is not None and reference.duration > cap:
+            log.warning("the references last %.1f s; the %r converter analyses their first %.0f s",
+                        reference.duration, converter.name, cap)
+            reference = reference.with_samples(reference.samples[: int(cap * reference.sample_rate)])
+        return converter.analyze_reference(reference)
+
+    return analyze
 
 
 class Engine:
@@ -120,7 +138,7 @@ class Engine:
         """Add a voice: every plugin may refuse it (``check_voice``), every voice converter analyses the
         reference once."""
         converters = [c for c in self.plugins.stages("voice_converter") if issubclass(c, VoiceConverter)]
-        analyzers = {c.name: (c.sample_rate, c.analyze_reference) for c in converters}
+        analyzers = {c.name: (c.sample_rate, reference_analyzer(c)) for c in converters}
         return self.voices.add(
             name,
             references,

@@ -245,6 +245,8 @@ class VoiceConverter(Stage):
 
     kind = "voice_converter"
     sample_rate: int = 16000
+    max_reference_s: ClassVar[float | None] = None
+    """Longest reference ``analyze_reference`` looks at (None: all of it); the rest is cut, with a warning."""
 
     @abstractmethod
     def process(self, block: AudioFrame) -> AudioFrame: ...

@@ -80,6 +80,7 @@ class DspVoiceConverter(VoiceConverter):
     name = "dsp"
     Config = DspConfig
     sample_rate = an.SAMPLE_RATE
+    max_reference_s = 60.0  # a minute of speech settles the pitch and envelope statistics
 
     def __init__(self, config: DspConfig | None = None) -> None:
         super().__init__(config)

@@ -92,3 +92,21 @@ def test_engine_adds_a_voice_named_in_chinese(engine: Engine, clip: Path) -> Non
     voice = engine.add_voice("安娜", [clip])
     out = engine.convert(speech_like_signal(16000, 0.5), "安娜")
     assert voice.name in engine.voices.names() and len(out.samples) > 0
+
+
+def test_a_reference_longer_than_the_converter_uses_is_cut_with_a_note(
+        engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from anchorvoice.plugins.dsp.converter import DspVoiceConverter
+
+    cap = DspVoiceConverter.max_reference_s
+    assert cap is not None
+    long_clip = tmp_path / "long.wav"
+    sig = np.concatenate([speech_like_signal(16000, cap / 2, f0=120.0).samples,
+                          speech_like_signal(16000, cap / 2 + 5.0, f0=240.0).samples])
+    sf.write(str(long_clip), sig, 16000)
+    with caplog.at_level(logging.WARNING, logger="anchorvoice.engine.engine"):
+        voice = engine.add_voice("long", [long_clip])
+    assert f"the 'dsp' converter analyses their first {cap:.0f} s" in caplog.text
+    first = DspVoiceConverter.analyze_reference(
+        speech_like_signal(16000, 1.0).with_samples(sig[: int(cap * 16000)]))
+    assert voice.analysis["dsp"]["median_f0_hz"] == pytest.approx(first["median_f0_hz"])
