@@ -11,11 +11,12 @@ import asyncio
 from types import SimpleNamespace
 
 from anchorvoice.engine.server.methods import m_status
-from anchorvoice.obs_bridge.bridge import BridgeConfig
+from anchorvoice.obs_bridge.bridge import BridgeConfig, ObsBridge
 from anchorvoice.obs_bridge.obs import ObsClient, ObsConfig
 from anchorvoice.obs_bridge.subtitles import SubtitleStyle
 from tests.obs.fake_obs import FakeObs
 from tests.obs.test_bridge import bridged, run, until
+from tests.server.harness import call, hello, next_event, running_server
 
 
 def test_speaking_item_is_found_by_name_in_the_current_scene() -> None:
@@ -169,5 +170,31 @@ def test_created_subtitle_source_fits_the_canvas() -> None:
             settings = obs.requests("CreateInput")[0]["inputSettings"]
             assert settings["font"] == {"face": "Arial", "size": 64}
             assert settings["extents"] and settings["extents_wrap"] and settings["extents_cx"] == 960
+
+    run(go())
+
+
+def test_a_client_sees_obs_state_in_status_and_replayed_on_subscribe() -> None:
+    async def go() -> None:
+        obs = FakeObs()
+        await obs.start()
+        async with running_server() as h:
+            bus = h.server.controller.bus
+            client = ObsClient(ObsConfig(url=obs.url, reconnect_initial_s=0.05))
+            bridge = ObsBridge(client, bus, BridgeConfig(subtitle_source="subs"))
+            tasks = [asyncio.create_task(client.run()), asyncio.create_task(bridge.run())]
+            await until(lambda: "subtitles" in bridge.problems)
+            async with h.client() as ws:
+                await hello(ws)
+                part = (await call(ws, "status"))["result"]["obs"]
+                assert part["connected"] is True and "no text source" in part["problems"]["subtitles"]
+                await call(ws, "subscribe", {"events": ["levels"]}, id=2)
+                await call(ws, "subscribe", {"events": ["degraded"]}, id=3)  # added later: replayed too
+                ev = await next_event(ws, "degraded")
+                assert ev["feature"] == "subtitles" and "create_subtitle_source" in ev["message"]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await obs.stop()
 
     run(go())
