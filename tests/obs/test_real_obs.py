@@ -154,7 +154,7 @@ async def drive(obs: RealObs, url: str) -> None:
         first = json.loads(await asyncio.wait_for(ws.recv(), 20))
         assert first["event"] == "speaking.started", first
         await until(lambda: _eq(text, "First sentence for the stream."), what="subtitle shown")
-        assert await enabled(SCENE, "talking")
+        await until(lambda: enabled(SCENE, "talking"), what="speaking item shown")  # right after the subtitle
         await until(lambda: _eq(text, ""), what="subtitle cleared")
         await until(lambda: _not(enabled(SCENE, "talking")), what="speaking item hidden")
 
