@@ -4,10 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.anchorvoice-installed
 APT_PACKAGES := espeak-ng flite libportaudio2 portaudio19-dev pulseaudio pulseaudio-utils sox \
-	libsndfile1 libasound2-plugins alsa-utils asterisk-core-sounds-en-g722
+	libsndfile1 libasound2-plugins alsa-utils asterisk-core-sounds-en-g722 obs-studio xvfb
 # Programs / files whose absence means the apt step must run.
 APT_PROBES := /usr/bin/espeak-ng /usr/bin/flite /usr/bin/pulseaudio /usr/bin/pactl /usr/bin/sox \
-	/usr/include/portaudio.h /usr/share/asterisk/sounds/en/hello-world.g722
+	/usr/include/portaudio.h /usr/share/asterisk/sounds/en/hello-world.g722 /usr/bin/obs /usr/bin/Xvfb
 SLOW_TIMEOUT ?= 900
 
 .PHONY: all demo test lint typecheck unit slow bench system-deps venv clean

@@ -4,6 +4,11 @@ Whoever publishes engine events (the control server's ``EventBus``) implements :
 whoever follows them (the OBS bridge, the VTube Studio mouth) depends only on this module, never on
 the server's. A subscription is a bounded queue read with ``await get()``; a slow subscriber loses
 its oldest events, never slows the publisher down.
+
+A follower with a state of its own (the OBS bridge) registers it as a :class:`StatePart` with
+``add_state``: it then appears in the control API's ``status`` under its name, and a new subscriber
+is first sent the part's ``replay()`` events (those it subscribed to), so it sees problems that
+happened before it connected.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ EVENT_NAMES: frozenset[str] = frozenset(
         "mute.changed",
         "live.started",
         "live.stopped",
+        "obs.state",
     }
 )
 """Every event the engine publishes; subscribing to other names is refused so typos are caught."""
@@ -58,6 +64,18 @@ class EventStream(Protocol):
         ...
 
 
+class StatePart(Protocol):
+    """A state kept by an event follower (a bridge), shown in ``status`` and replayed to new subscribers."""
+
+    def status(self) -> dict[str, Any]:
+        """JSON-serialisable state, the part of ``status`` under the name it was added with."""
+        ...
+
+    def replay(self) -> list[tuple[str, dict[str, Any]]]:
+        """(event name, data) pairs that bring a new subscriber up to date."""
+        ...
+
+
 class EventSource(Protocol):
     """Where engine events come from; call on the event loop thread."""
 
@@ -71,4 +89,8 @@ class EventSource(Protocol):
 
     def publish(self, name: str, data: dict[str, Any]) -> None:
         """Send an event to every subscriber of ``name`` (bridges report ``degraded`` this way)."""
+        ...
+
+    def add_state(self, name: str, part: StatePart) -> None:
+        """Show ``part`` in ``status`` as ``name`` and replay its state to each new subscriber."""
         ...

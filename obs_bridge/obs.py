@@ -8,7 +8,8 @@ op 0 Hello (``rpcVersion``, optional ``authentication`` {challenge, salt}), op 1
 RequestResponse (``requestStatus`` {result, code, comment}, ``responseData``). The
 authentication string is base64(sha256(base64(sha256(password + salt)) + challenge)).
 Subprotocol ``obswebsocket.json`` sends text frames, ``obswebsocket.msgpack`` binary ones.
-Close code 4009 means the password was wrong, 4010 an RPC version the server cannot speak.
+Close code 4009 means the password was wrong, 4010 an RPC version the server cannot speak. The client
+ends a session with a normal close frame (1000), so OBS does not log an abnormal 1006 "End of File".
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class Status:
     UNKNOWN_REQUEST_TYPE = 204
     RESOURCE_NOT_FOUND = 600
     RESOURCE_ALREADY_EXISTS = 601
+    INVALID_RESOURCE_STATE = 604
+    """E.g. "The specified input does not support audio" for mute on a text source."""
+    INVALID_INPUT_KIND = 605
+    """CreateInput with a kind this OBS does not have (a plugin missing, or another platform's kind)."""
 
 
 class Sub:
@@ -119,12 +124,17 @@ class ObsClient:
         config: ObsConfig,
         on_event: EventHandler | None = None,
         on_connect: Callable[[], Awaitable[None]] | None = None,
+        on_down: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.on_event = on_event
         self.on_connect = on_connect
+        self.on_down = on_down
+        """Called with the reason whenever a connect attempt fails or a session ends (not on ``close()``)."""
         self.connected = asyncio.Event()
         self.negotiated_rpc: int | None = None
+        self.websocket_version: str | None = None
+        """obs-websocket's version from Hello (``obsWebSocketVersion``)."""
         self.attempts = 0
         """Connection attempts made by ``run`` (successful or not)."""
         self.last_error: str | None = None
@@ -166,6 +176,7 @@ class ObsClient:
             if hello["op"] != Op.HELLO:
                 raise BridgeError(f"OBS did not start with Hello (op {hello['op']})")
             d = hello["d"]
+            self.websocket_version = str(d["obsWebSocketVersion"]) if "obsWebSocketVersion" in d else None
             ident: dict[str, Any] = {"rpcVersion": RPC_VERSION, "eventSubscriptions": self.config.event_subscriptions}
             if "authentication" in d:
                 if not self.config.password:
@@ -209,6 +220,7 @@ class ObsClient:
                         self.on_event(str(d.get("eventType")), d.get("eventData") or {})
                     except Exception:
                         log.exception("OBS event handler failed")
+            self.last_error = f"OBS closed the connection (code {ws.close_code}: {ws.close_reason or 'no reason'})"
         except (ConnectionClosed, BridgeError) as exc:
             self.last_error = f"OBS connection lost: {exc}"
         finally:
@@ -264,7 +276,14 @@ class ObsClient:
         """Connect, and reconnect with backoff whenever OBS goes away, until ``close()``.
 
         A wrong password stops the loop (BridgeAuthError is raised): retrying cannot fix it.
+        Cancelling it (``serve`` stopping) closes the session with a close frame first.
         """
+        try:
+            await self._run()
+        finally:
+            await self.close()
+
+    async def _run(self) -> None:
         failures = 0
         while not self._closing:
             self.attempts += 1
@@ -272,9 +291,11 @@ class ObsClient:
                 await self.connect()
             except BridgeAuthError as exc:
                 self.last_error = str(exc)
+                self._down(str(exc))
                 raise
             except BridgeError as exc:
                 self.last_error = str(exc)
+                self._down(str(exc))
                 failures += 1
                 await asyncio.sleep(self.backoff(failures))
                 continue
@@ -288,13 +309,22 @@ class ObsClient:
             if self._reader is not None:
                 await asyncio.shield(self._reader)
             if not self._closing:
+                self._down(self.last_error or "OBS connection lost")
                 failures = 1
                 await asyncio.sleep(self.backoff(failures))
 
+    def _down(self, reason: str) -> None:
+        if self.on_down is not None and not self._closing:
+            try:
+                self.on_down(reason)
+            except Exception:
+                log.exception("OBS disconnect handler failed")
+
     async def close(self) -> None:
+        """End the session with a normal close frame (1000) and wait for the reader to finish."""
         self._closing = True
         if self._ws is not None:
-            await self._ws.close()
+            await self._ws.close(1000, "anchorvoice is stopping")
         if self._reader is not None:
             try:
                 await self._reader

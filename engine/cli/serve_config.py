@@ -32,7 +32,8 @@ class ObsSettings:
     connection: ObsConfig = field(default_factory=ObsConfig)
     """``[obs.connection]``: obs-websocket address, password, encoding, reconnects."""
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
-    """``[obs.bridge]``: subtitles, the speaking indicator, the virtual mic's audio source and its mute."""
+    """``[obs.bridge]``: subtitles (``[obs.bridge.subtitle_style]``: font, size and wrap width of a created
+    subtitle source), the speaking indicator, the virtual mic's audio source and its mute."""
 
 
 @dataclass

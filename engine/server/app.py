@@ -205,7 +205,9 @@ class ControlServer:
             conn.sub = self.controller.bus.subscribe(names)
             conn.sender = asyncio.get_running_loop().create_task(self._send_events(ws, conn.sub))
         else:
-            conn.sub.names |= set(names)
+            added = set(names) - conn.sub.names
+            conn.sub.names |= added
+            self.controller.bus.replay_to(conn.sub, added)
         return {"events": sorted(conn.sub.names)}
 
     def _unsubscribe(self, conn: _Conn, params: dict[str, Any]) -> Any:

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from anchorvoice.engine.events import EVENT_NAMES, Event, EventStream, check_event_names
+from anchorvoice.engine.events import EVENT_NAMES, Event, EventStream, StatePart, check_event_names
 
 
 class Subscription:
@@ -62,6 +62,23 @@ class EventBus:
         self.queue_size = queue_size
         self._subs: list[Subscription] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._parts: dict[str, StatePart] = {}
+
+    def add_state(self, name: str, part: StatePart) -> None:
+        """Show ``part`` in ``status`` as ``name``; new subscribers get its ``replay()`` events first."""
+        self._parts[name] = part
+
+    def states(self) -> dict[str, Any]:
+        """The registered parts of ``status``, by name."""
+        return {name: part.status() for name, part in self._parts.items()}
+
+    def replay_to(self, sub: Subscription, names: Iterable[str]) -> None:
+        """Queue the registered parts' current-state events named in ``names`` for ``sub``."""
+        wanted = set(names)
+        for part in self._parts.values():
+            for name, data in part.replay():
+                if name in wanted:
+                    sub.put(Event(name, data))
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Remember the loop that ``publish_threadsafe`` schedules onto."""
@@ -72,6 +89,7 @@ class EventBus:
         check_event_names(names)
         sub = Subscription(names, self.queue_size)
         self._subs.append(sub)
+        self.replay_to(sub, names)
         return sub
 
     def unsubscribe(self, stream: EventStream) -> None:

@@ -282,7 +282,7 @@ Handler = Callable[[Controller, dict[str, Any]], Awaitable[Any]]
 
 async def m_status(ctl: Controller, params: dict[str, Any]) -> Any:
     reject_unknown(params, set())
-    return ctl.status()
+    return {**ctl.status(), **ctl.bus.states()}  # + the bridges' parts (``obs``) registered on the bus
 
 
 async def m_voices_list(ctl: Controller, params: dict[str, Any]) -> Any:

@@ -65,7 +65,7 @@ def test_subtitles_follow_speech_in_order_and_clear_after() -> None:
                 bus.publish("speaking.stopped", {"id": 1, "text": s, "interrupted": False})
             await until(lambda: texts(obs, "subs")[-1:] == [""] and len(texts(obs, "subs")) == 5)
             assert texts(obs, "subs") == ["", *sentences, ""]  # no clear between back-to-back sentences
-            assert obs.inputs["subs"]["settings"] == {"text": "", "font": {"size": 48}}  # overlay kept the font
+            assert obs.shown_settings("subs") == {"text": "", "font": {"size": 48}}  # overlay kept the font
 
     run(go())
 
@@ -74,14 +74,15 @@ def test_missing_text_source_is_reported_or_created() -> None:
     async def go() -> None:
         obs = FakeObs()
         async with bridged(obs, BridgeConfig(subtitle_source="subs")) as (bridge, bus):
-            assert "no text source named 'subs'" in bridge.problems[0]
+            assert "no text source named 'subs'" in bridge.problems["subtitles"]
+            assert "create_subtitle_source = true" in bridge.problems["subtitles"]  # the real key
             assert not obs.requests("CreateInput")
-        obs = FakeObs()
+        obs = FakeObs(platform="win32")
         obs.scenes["Live"] = []
         obs.program_scene = "Live"
         cfg = BridgeConfig(subtitle_source="subs", create_subtitle_source=True, platform="win32")
         async with bridged(obs, cfg) as (bridge, bus):
-            assert bridge.problems == []
+            assert bridge.problems == {}
             created = obs.requests("CreateInput")[0]
             assert created["sceneName"] == "Live" and created["inputKind"] == "text_gdiplus_v3"
             bus.publish("speaking.started", {"text": "hello"})
@@ -89,7 +90,7 @@ def test_missing_text_source_is_reported_or_created() -> None:
         obs = FakeObs()
         obs.add_input("subs", "image_source")
         async with bridged(obs, BridgeConfig(subtitle_source="subs")) as (bridge, _):
-            assert "not a text source" in bridge.problems[0]
+            assert "not a text source" in bridge.problems["subtitles"]
 
     run(go())
 
@@ -107,7 +108,7 @@ def test_audio_source_created_fixed_and_muted() -> None:
             await until(lambda: obs.inputs["anchorvoice mic"]["muted"] is True)
             bus.publish("mute.changed", {"muted": False})
             await until(lambda: obs.inputs["anchorvoice mic"]["muted"] is False)
-        obs = FakeObs()
+        obs = FakeObs(platform="win32")
         obs.add_input("anchorvoice mic", "wasapi_input_capture", {"device_id": "default"})
         cfg = BridgeConfig(subtitle_source=None, audio_source="anchorvoice mic", mic_device="CABLE Output")
         async with bridged(obs, cfg):
@@ -115,7 +116,7 @@ def test_audio_source_created_fixed_and_muted() -> None:
             assert not obs.requests("CreateInput")
         obs = FakeObs()
         async with bridged(obs, BridgeConfig(subtitle_source=None, audio_source="nope")) as (bridge, _):
-            assert "no audio source named 'nope'" in bridge.problems[0]
+            assert "no audio source named 'nope'" in bridge.problems["audio source"]
 
     run(go())
 
@@ -150,7 +151,8 @@ def test_obs_restart_degrades_then_recovers_without_blocking_the_bus() -> None:
                 bus.publish("speaking.started", {"text": f"while down {i}"})
             assert asyncio.get_running_loop().time() - t0 < 0.5
             ev = await asyncio.wait_for(degraded.get(), 5)
-            assert ev.data["source"] == "obs" and "not connected" in ev.data["message"]
+            assert ev.data["source"] == "obs" and ev.data["feature"] == "connection"
+            assert "reconnecting" in ev.data["message"]
             await obs.start()
             await until(lambda: bridge.client.connected.is_set())
             # after reconnect the text source is checked again and shows the current sentence

@@ -130,7 +130,7 @@ def test_reconnects_after_obs_restart() -> None:
         assert failed_attempts >= 2 and "cannot reach OBS" in (client.last_error or "")
         await obs.start()  # OBS is back on the same port
         await asyncio.wait_for(client.connected.wait(), 5)
-        assert (await client.request("GetVersion"))["obsWebSocketVersion"] == "5.5.0"
+        assert (await client.request("GetVersion"))["obsWebSocketVersion"] == "5.1.0"
         assert len(connects) == 2 and len(obs.identifies) == 2
         await client.close()
         await task
@@ -157,5 +157,46 @@ def test_cancelling_a_request_whose_answer_just_arrived_still_cancels() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+    run(go())
+
+
+def test_fake_answers_like_obs_29_with_websocket_5_1() -> None:
+    async def go() -> None:
+        obs = FakeObs()
+        obs.add_input("subs", "text_ft2_source_v2", {"text": "hi"})
+        obs.add_input("cam", "v4l2_input", scene="Other")
+        await obs.start()
+        client = ObsClient(ObsConfig(url=obs.url))
+        await client.connect()
+        assert client.websocket_version == "5.1.0"
+        version = await client.request("GetVersion")
+        assert (version["obsVersion"], version["obsWebSocketVersion"]) == ("29.0.2", "5.1.0")
+        assert await client.request("GetCurrentProgramScene") == {"currentProgramSceneName": "Scene"}
+        assert (await client.request("GetSceneItemId", {"sceneName": "Other", "sourceName": "cam"}))["sceneItemId"] == 1
+        assert (await client.request("GetInputSettings", {"inputName": "subs"}))["inputSettings"] == {"text": "hi"}
+        defaults = (await client.request("GetInputDefaultSettings", {"inputKind": "text_ft2_source_v2"}))
+        assert defaults["defaultInputSettings"]["font"]["size"] == 256
+        with pytest.raises(BridgeRequestError, match="does not support audio") as info:
+            await client.request("SetInputMute", {"inputName": "subs", "inputMuted": True})
+        assert info.value.code == 604
+        with pytest.raises(BridgeRequestError) as info:
+            await client.request("CreateInput", {"sceneName": "Scene", "inputName": "t",
+                                                 "inputKind": "text_gdiplus_v3"})
+        assert info.value.code == 605
+        created = await client.request("CreateInput", {"sceneName": "Other", "inputName": "t",
+                                                       "inputKind": "text_ft2_source_v2"})
+        assert created == {"sceneItemId": 2}
+        await client.close()
+        await obs.stop()
+        newer = FakeObs(newer=True)
+        await newer.start()
+        client = ObsClient(ObsConfig(url=newer.url))
+        await client.connect()
+        assert set(await client.request("GetCurrentProgramScene")) == {"currentProgramSceneName", "sceneName",
+                                                                       "sceneUuid"}
+        assert client.websocket_version == "5.5.0"
+        await client.close()
+        await newer.stop()
 
     run(go())

@@ -30,6 +30,7 @@ def test_defaults_come_from_configs_server_toml() -> None:
     assert s.controller.pace is False  # the device paces speech
     assert s.obs.enabled is False and s.vtube_studio.enabled is False
     assert s.obs.bridge.subtitle_source == "anchorvoice subtitles" and s.obs.connection.encoding == "json"
+    assert s.obs.bridge.subtitle_style.font_size == 0 and s.obs.bridge.subtitle_style.width == 0.9
 
 
 def test_shipped_file_is_exactly_the_typed_config() -> None:
@@ -57,6 +58,7 @@ def test_options_override_and_enable_bridges() -> None:
         ("[obs.bridge]\nsubtitle = 'x'\n", "unknown key 'subtitle'"),
         ("[obs.connection]\nencoding = 'xml'\n", "'xml' is not allowed"),
         ("[speech]\ndevice = 'x'\n", "unknown key 'device'"),
+        ("[obs.bridge.subtitle_style]\nfont_size = 'big'\n", "expected an integer"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, toml: str, message: str) -> None:
