@@ -198,7 +198,11 @@ def _slice_all(
             manifest.skipped.append({"file": path.name, "reason": str(exc)})
             phase.step(path.name)
             continue
-        for piece in cut_source(source, path.name, cfg.slicer, cfg.quality, entry is not None, denoiser):
+        pieces = cut_source(source, path.name, cfg.slicer, cfg.quality, entry is not None, denoiser)
+        if not pieces:
+            record.rejects.append({"clip": path.name, "seconds": round(source.duration, 3),
+                                   "reason": f"silent (nothing above {cfg.slicer.threshold_db:g} dBFS)"})
+        for piece in pieces:
             seconds = round((piece.end - piece.start) / 32000, 3)
             if piece.reason:
                 record.rejects.append({"clip": piece.name, "seconds": seconds, "reason": piece.reason})
