@@ -20,12 +20,13 @@ if TYPE_CHECKING:
 class SpectralGateConfig:
     """Parameters of the ``noisereduce`` denoiser (the package's names)."""
 
-    stationary: bool = True
-    """Estimate one noise spectrum for the whole clip (steady hiss, hum, fans); False tracks changing noise."""
-    prop_decrease: float = 0.9
-    """How far noise is reduced (1.0: fully; a little less keeps speech natural)."""
+    stationary: bool = False
+    """True: one noise spectrum for the whole clip; False (default) tracks changing noise over time."""
+    prop_decrease: float = 0.5
+    """How far noise is reduced. Measured on Asterisk speech + white noise at 5 dB SNR: 0.5 raises the
+    waveform SNR to 6.5 dB; 0.8 and 1.0 gate harder (cleaner pauses) but distort speech (3.5-4.5 dB)."""
     n_std_thresh_stationary: float = 1.5
-    """Threshold over the noise mean, in standard deviations."""
+    """Threshold over the noise mean, in standard deviations (stationary mode only)."""
 
 
 class SpectralGate(Denoiser):
