@@ -107,7 +107,9 @@ def _validate(cfg: MakeConfig, plugins: PluginManager) -> tuple[list[Path], list
     return audio, skipped, entries
 
 
-def make_dataset(home: Path, cfg: MakeConfig, plugins: PluginManager, report: ProgressFn | None = None) -> dict[str, Any]:
+def make_dataset(
+    home: Path, cfg: MakeConfig, plugins: PluginManager, report: ProgressFn | None = None
+) -> dict[str, Any]:
     """Make or update dataset ``cfg.name``; returns :func:`summary` of it."""
     folder = dataset_dir(home, cfg.name)
     audio, skipped, entries = _validate(cfg, plugins)

@@ -69,7 +69,8 @@ def match_entries(
             problems.append(f"line {e.line}: {base} is not among the audio files")
         elif e.language not in languages:
             problems.append(
-                f"line {e.line}: language {e.language!r} has no text frontend (installed: {', '.join(sorted(languages))})"
+                f"line {e.line}: language {e.language!r} has no text frontend "
+                f"(installed: {', '.join(sorted(languages))})"
             )
         else:
             by_name[base] = e

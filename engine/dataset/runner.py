@@ -100,7 +100,9 @@ def run_steps(folder: Path, manifest: Manifest, steps: list[DatasetStep], report
                 raise
             except Exception as exc:
                 save_manifest(folder, manifest)
-                raise StageError(f"dataset step {step.name!r} failed on {clip.name}: {type(exc).__name__}: {exc}") from exc
+                raise StageError(
+                    f"dataset step {step.name!r} failed on {clip.name}: {type(exc).__name__}: {exc}"
+                ) from exc
             hashes[clip.name] = key
             if n % SAVE_EVERY == 0:
                 save_manifest(folder, manifest)

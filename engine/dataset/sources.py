@@ -91,7 +91,8 @@ def cut_source(
             snr_after = estimate_snr_db(chunk, CLIP_RATE)
         reason = reject_reason(chunk, CLIP_RATE, quality)
         data = np.zeros(0, np.float32) if reason else normalise_loudness(chunk, slicer.norm_max, slicer.norm_alpha)
-        pieces.append(Piece(name, a, b, data, reason, round(snr, 1), None if snr_after is None else round(snr_after, 1)))
+        after = None if snr_after is None else round(snr_after, 1)
+        pieces.append(Piece(name, a, b, data, reason, round(snr, 1), after))
     return pieces
 
 

@@ -24,7 +24,8 @@ def _speech(*names: str, gap_s: float = 1.0) -> tuple[np.ndarray, list[int]]:
 
 def test_defaults_are_the_official_webui_values() -> None:
     c = SlicerConfig()
-    assert (c.threshold_db, c.min_length_ms, c.min_interval_ms, c.hop_ms, c.max_sil_kept_ms) == (-34, 4000, 300, 10, 500)
+    official = (-34, 4000, 300, 10, 500)
+    assert (c.threshold_db, c.min_length_ms, c.min_interval_ms, c.hop_ms, c.max_sil_kept_ms) == official
     assert (c.norm_max, c.norm_alpha) == (0.9, 0.25)
 
 
@@ -32,7 +33,7 @@ def test_cuts_fall_in_the_silences_between_prompts() -> None:
     x, starts = _speech("demo-thanks", "demo-enterkeywords", "agent-pass")
     spans = slice_at_silences(x, RATE, SlicerConfig())
     assert len(spans) == 3
-    for (a, b), s in zip(spans, starts):
+    for (a, _b), s in zip(spans, starts):
         assert s - int(0.55 * RATE) <= a <= s + int(0.3 * RATE)  # at most 500 ms of silence kept
     kept = sum(b - a for a, b in spans)
     assert kept < len(x) - 1.5 * RATE  # most of the 3 s of silence is gone
