@@ -18,6 +18,7 @@ The tree::
     │   ├── UnsafeCheckpointError    the file tries to run code or names a class we do not allow
     │   ├── CorruptCheckpointError   truncated / not a checkpoint / missing or extra keys
     │   └── UnsupportedCheckpointError  a known format version we do not support yet
+    ├── DatasetError                 a training set cannot be made or used as asked (names what to fix)
     ├── DeviceError                  audio device not found / cannot be opened / virtual mic setup
     ├── ProtocolError                a control-API message is malformed (carries a code)
     └── BridgeError                  OBS / VTube Studio unreachable, refused a request, or misconfigured
@@ -104,6 +105,10 @@ class CorruptCheckpointError(CheckpointError):
 
 class UnsupportedCheckpointError(CheckpointError):
     """A model file of a known but unsupported format version."""
+
+
+class DatasetError(AnchorVoiceError):
+    """A training dataset cannot be made, resumed or used as asked."""
 
 
 class DeviceError(AnchorVoiceError):

@@ -73,6 +73,21 @@ def register_audio_sinks(register: Register) -> None:
 
 
 @hookspec
+def register_asr(register: Register) -> None:
+    """Register ``Transcriber`` classes (speech -> text, for making training sets)."""
+
+
+@hookspec
+def register_denoisers(register: Register) -> None:
+    """Register ``Denoiser`` classes (whole-clip noise reduction, for making training sets)."""
+
+
+@hookspec
+def register_dataset_steps(register: Register) -> None:
+    """Register ``DatasetStep`` classes (model-specific files written for each training clip)."""
+
+
+@hookspec
 def check_voice(draft: VoiceDraft) -> None:
     """Refuse a voice about to be added that this plugin's stages could not run.
 
@@ -96,5 +111,8 @@ HOOK_KINDS: dict[str, str] = {
     "register_voice_converters": "voice_converter",
     "register_audio_sources": "audio_source",
     "register_audio_sinks": "audio_sink",
+    "register_asr": "asr",
+    "register_denoisers": "denoiser",
+    "register_dataset_steps": "dataset_step",
 }
 """Hook name -> the stage kind it registers."""

@@ -28,6 +28,7 @@ NEEDS = {
     "GPT-SoVITS weights": re.compile(r"--gpt|--sovits|--voice alice"),
     "a long-running server": re.compile(r"^anchorvoice serve\b"),
     "its own test (tests/engine/test_demo.py)": re.compile(r"^anchorvoice demo\b"),
+    "recordings of your own (tests/dataset/test_cli.py)": re.compile(r"^anchorvoice dataset\b"),
 }
 INPUT_FLAGS = ("--ref", "--input")
 

@@ -16,6 +16,7 @@ from anchorvoice.errors import AnchorVoiceError
 COMMAND_MODULES = [
     "anchorvoice.engine.cli.jobs",
     "anchorvoice.engine.cli.voices",
+    "anchorvoice.engine.cli.dataset",
     "anchorvoice.engine.cli.plugins_cmd",
     "anchorvoice.engine.cli.demo",
     "anchorvoice.engine.cli.devices",

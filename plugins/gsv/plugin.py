@@ -59,3 +59,13 @@ def check_voice(draft: VoiceDraft) -> None:
     from anchorvoice.plugins.gsv.model_check import check_gsv_voice
 
     check_gsv_voice(draft)
+
+
+@hookimpl
+def register_dataset_steps(register: Register) -> None:
+    """``gsv-text``, ``gsv-hubert``, ``gsv-semantic``: the official GPT-SoVITS training-set files."""
+    from anchorvoice.plugins.gsv.dataset_steps import GsvHubertStep, GsvSemanticStep, GsvTextStep
+
+    register(GsvTextStep)
+    register(GsvHubertStep)
+    register(GsvSemanticStep)

@@ -1,0 +1,211 @@
+"""GPT-SoVITS v2 training-set files, as ``DatasetStep`` stages (formats of the official prepare scripts).
+
+* ``gsv-text`` (1-get-text.py): ``2-name2text.txt`` lines ``name<TAB>phones<TAB>word2ph<TAB>norm_text``
+  (phones space-separated; word2ph a Python list for zh/yue, ``None`` otherwise) and, for Chinese when
+  a BERT folder is given, ``3-bert/<name>.pt`` (1024, P) float32. Other languages get no BERT file:
+  the official trainer uses zeros for them.
+* ``gsv-hubert`` (2-get-hubert-wav32k.py): ``5-wav32k/<name>`` (int16, the 0.95/0.5 max/alpha mix
+  of the clip) and ``4-cnhubert/<name>.pt``, HuBERT ``last_hidden_state`` as (1, 768, T) float32 of
+  the same mix scaled to 1145.14 and resampled to 16 kHz (soxr HQ, librosa's default).
+* ``gsv-semantic`` (3-get-semantic.py): ``6-name2semantic.tsv``, header ``item_name<TAB>semantic_audio``
+  then ``name<TAB>tokens``, tokens from the base SoVITS's frozen ``extract_latent`` (ssl_proj + RVQ).
+
+``.pt`` files hold one plain tensor (``torch.save``) and are read back with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from anchorvoice.audio_io import read_audio, resample
+from anchorvoice.engine.dataset.store import atomic_write, file_sha256
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.engine.stages import DatasetClip, DatasetStep, TextFrontend
+from anchorvoice.errors import DatasetError, StageError
+from anchorvoice.plugins.text_common.base import GsvFrontend
+from anchorvoice.plugins.text_common.registry import frontend_for_language
+
+FAMILY = "gpt-sovits"
+WAV_MAX, WAV_ALPHA = 0.95, 0.5
+"""2-get-hubert-wav32k.py: maxx, alpha of the loudness mix."""
+HUBERT_SCALE = 1145.14
+"""2-get-hubert-wav32k.py feeds HuBERT the mix at this scale (the first GroupNorm makes it nearly moot)."""
+
+
+def tensor_bytes(t: torch.Tensor) -> bytes:
+    """``torch.save`` of one plain tensor (no code, loadable with ``weights_only=True``)."""
+    buf = io.BytesIO()
+    torch.save(t.detach().cpu().contiguous(), buf)
+    return buf.getvalue()
+
+
+def load_tensor(path: Path) -> torch.Tensor:
+    """A ``.pt`` holding one tensor, read without unpickling code."""
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(obj, torch.Tensor):
+        raise DatasetError(f"{path} does not hold a tensor; delete it and run `dataset make` again")
+    return obj
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix in (".json", ".bin", ".safetensors"):
+            h.update(p.name.encode() + file_sha256(p).encode())
+    return h.hexdigest()
+
+
+def _hubert_width(folder: Path) -> int:
+    import json
+
+    try:
+        return int(json.loads((folder / "config.json").read_text(encoding="utf-8")).get("hidden_size", 768))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{folder}/config.json is unreadable ({exc}); give a chinese-hubert-base folder") from None
+
+
+class GsvTextStep(DatasetStep):
+    """Transcripts -> phones (+ Chinese BERT features) through the same text frontends as TTS."""
+
+    name = "gsv-text"
+    family = FAMILY
+    order = 10
+
+    def bind(self, models: dict[str, Path], plugins: Any) -> None:
+        assert isinstance(plugins, PluginManager)
+        self._plugins = plugins
+        self._bert = models.get("bert")
+        self._frontends: dict[str, TextFrontend] = {}
+
+    def fingerprint(self) -> str:
+        return _folder_fingerprint(self._bert) if self._bert else ""
+
+    def _frontend(self, language: str) -> TextFrontend:
+        if language not in self._frontends:
+            cls = frontend_for_language(self._plugins, language)
+            cfg = cls.Config()
+            if self._bert is not None and hasattr(cfg, "bert_path"):
+                cfg.bert_path = str(self._bert)
+            fe = cls(cfg)
+            fe.prepare(None)
+            self._frontends[language] = fe
+        return self._frontends[language]
+
+    def outputs(self, clip: DatasetClip, folder: Path) -> list[Path]:
+        out = [folder / ".cache" / "text" / f"{clip.name}.txt"]
+        if clip.language == "zh" and self._bert is not None:
+            out.append(folder / "3-bert" / f"{clip.name}.pt")
+        return out
+
+    def process(self, clip: DatasetClip, folder: Path) -> None:
+        fe = self._frontend(clip.language)
+        text = clip.text.replace("%", "-").replace("￥", ",")  # as 1-get-text.py does
+        if isinstance(fe, GsvFrontend):
+            norm, phones, word2ph = fe.g2p(text)
+        else:
+            from anchorvoice.frames import TextFrame
+
+            frame = fe.phonemize(TextFrame(text, clip.language))
+            norm, phones, word2ph = frame.text, list(frame.symbols), list(frame.word2ph)
+        if not phones:
+            raise DatasetError(f"{clip.name}: nothing speakable in its transcript {clip.text[:40]!r}; fix the .list")
+        w2p = str(word2ph) if clip.language in ("zh", "yue") else "None"
+        if clip.language == "zh" and self._bert is not None and isinstance(fe, GsvFrontend):
+            bert = fe.bert_features(norm, phones, word2ph)
+            if bert is not None:
+                atomic_write(folder / "3-bert" / f"{clip.name}.pt", tensor_bytes(torch.from_numpy(np.asarray(bert))))
+        atomic_write(folder / ".cache" / "text" / f"{clip.name}.txt", f"{clip.name}\t{' '.join(phones)}\t{w2p}\t{norm}")
+
+    def finish(self, clips: list[DatasetClip], folder: Path) -> None:
+        lines = [(folder / ".cache" / "text" / f"{c.name}.txt").read_text(encoding="utf-8") for c in clips]
+        atomic_write(folder / "2-name2text.txt", "\n".join(lines) + "\n")
+
+
+class GsvHubertStep(DatasetStep):
+    """Clips -> ``5-wav32k`` and HuBERT features ``4-cnhubert/<name>.pt`` (1, 768, T)."""
+
+    name = "gsv-hubert"
+    family = FAMILY
+    order = 20
+    needs = ("hubert",)
+
+    def bind(self, models: dict[str, Path], plugins: Any) -> None:
+        from anchorvoice.plugins.gsv.checkpoints import load_hubert
+        from anchorvoice.plugins.gsv.hubert import build_hubert
+
+        self._dir = Path(models["hubert"])
+        self._model = build_hubert(load_hubert(self._dir))
+
+    def fingerprint(self) -> str:
+        return _folder_fingerprint(self._dir)
+
+    def outputs(self, clip: DatasetClip, folder: Path) -> list[Path]:
+        return [folder / "5-wav32k" / clip.name, folder / "4-cnhubert" / f"{clip.name}.pt"]
+
+    def process(self, clip: DatasetClip, folder: Path) -> None:
+        x = read_audio(clip.path, 32000).samples.astype(np.float32)
+        peak = float(np.abs(x).max())
+        if not 0 < peak <= 2.2:  # the official step filters peaks above 2.2 too
+            raise DatasetError(f"{clip.name}: peak {peak:.2f} cannot be normalised; delete the clip and re-run")
+        mix32 = x / peak * (WAV_MAX * WAV_ALPHA * 32768) + ((1 - WAV_ALPHA) * 32768) * x
+        mix_h = x / peak * (WAV_MAX * WAV_ALPHA * HUBERT_SCALE) + ((1 - WAV_ALPHA) * HUBERT_SCALE) * x
+        wav16 = resample(mix_h.astype(np.float32), 32000, 16000)
+        with torch.inference_mode():
+            ssl = self._model(torch.from_numpy(wav16)[None]).transpose(1, 2)  # (1, 768, T)
+        if torch.isnan(ssl).any():
+            raise StageError(f"{clip.name}: HuBERT returned NaN features (damaged HuBERT weights?)")
+        buf = io.BytesIO()
+        sf.write(buf, mix32.astype(np.int16), 32000, format="WAV", subtype="PCM_16")
+        atomic_write(folder / "5-wav32k" / clip.name, buf.getvalue())
+        atomic_write(folder / "4-cnhubert" / f"{clip.name}.pt", tensor_bytes(ssl.float()))
+
+
+class GsvSemanticStep(DatasetStep):
+    """HuBERT features -> 25 Hz semantic tokens through the base SoVITS's frozen quantizer."""
+
+    name = "gsv-semantic"
+    family = FAMILY
+    order = 30
+    needs = ("hubert", "sovits")
+
+    def bind(self, models: dict[str, Path], plugins: Any) -> None:
+        from anchorvoice.plugins.gsv.checkpoints import load_sovits
+        from anchorvoice.plugins.gsv.sovits import SynthesizerTrn
+
+        self._path = Path(models["sovits"])
+        self._fingerprint = file_sha256(self._path)
+        self._model = SynthesizerTrn.from_checkpoint(load_sovits(self._path))
+        width = _hubert_width(Path(models["hubert"]))
+        wants = self._model.ssl_proj.in_channels
+        if width != wants:
+            raise DatasetError(
+                f"the HuBERT in {models['hubert']} gives {width}-d features, the SoVITS base {self._path.name} "
+                f"reads {wants}-d ones: use the HuBERT the base was trained with (chinese-hubert-base for v2)"
+            )
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def outputs(self, clip: DatasetClip, folder: Path) -> list[Path]:
+        return [folder / ".cache" / "semantic" / f"{clip.name}.txt"]
+
+    def process(self, clip: DatasetClip, folder: Path) -> None:
+        feats = folder / "4-cnhubert" / f"{clip.name}.pt"
+        if not feats.is_file():
+            raise DatasetError(f"{feats} is missing; run `dataset make` with --hubert so the gsv-hubert step writes it")
+        with torch.inference_mode():
+            codes = self._model.extract_latent(load_tensor(feats).float())  # (1, n_q, T25)
+        tokens = " ".join(str(int(t)) for t in codes[0, 0].tolist())
+        atomic_write(folder / ".cache" / "semantic" / f"{clip.name}.txt", f"{clip.name}\t{tokens}")
+
+    def finish(self, clips: list[DatasetClip], folder: Path) -> None:
+        lines = ["item_name\tsemantic_audio"]
+        lines += [(folder / ".cache" / "semantic" / f"{c.name}.txt").read_text(encoding="utf-8") for c in clips]
+        atomic_write(folder / "6-name2semantic.tsv", "\n".join(lines) + "\n")

@@ -1,0 +1,167 @@
+"""`dataset make` through the engine service: official layout, caching, and every bad input of the issue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from anchorvoice.audio_io import write_audio
+from anchorvoice.engine.dataset.builder import MakeConfig, make_dataset
+from anchorvoice.engine.dataset.store import PARTIAL, load_manifest
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.errors import DatasetError, UnsupportedLanguageError
+from anchorvoice.frames import AudioFrame
+from tests.dataset.helpers import REFERENCE, TEXTS, list_file, plugins_with_extras, recordings
+
+NAMES = ["demo-thanks", "agent-pass", "demo-enterkeywords"]
+HUBERT = REFERENCE / "hubert_small"
+
+
+def _make(home: Path, cfg: MakeConfig, plugins: PluginManager, events: list | None = None) -> dict:
+    return make_dataset(home, cfg, plugins, events.append if events is not None else None)
+
+
+@pytest.fixture
+def rec(tmp_path: Path) -> Path:
+    return recordings(tmp_path / "rec", NAMES)
+
+
+def test_writes_the_official_layout(tmp_path: Path, rec: Path, builtin_plugins: PluginManager) -> None:
+    if not HUBERT.is_dir():
+        pytest.skip("shared/gsv_reference missing")
+    lst = list_file(tmp_path / "t.list", NAMES)
+    info = _make(tmp_path / "home", MakeConfig("mira", rec, lst, models={"hubert": HUBERT}), builtin_plugins)
+    d = Path(info["path"])
+    assert info["clips"] == 3 and info["transcribed"] == 3 and not info["rejects"]
+    rows = (d / "mira.list").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 3
+    path, spk, lang, text = rows[0].split("|")
+    assert Path(path).is_file() and spk == "mira" and lang == "en" and text == TEXTS["agent-pass"]
+    info32 = sf.info(path)
+    assert (info32.samplerate, info32.channels, info32.subtype) == (32000, 1, "PCM_16")
+    lines = (d / "2-name2text.txt").read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and len(lines) == 4
+    name, phones, word2ph, norm = lines[0].split("\t")
+    assert name == Path(path).name and word2ph == "None" and phones.split()[:3] == ["P", "L", "IY1"]
+    assert norm.startswith("Please enter your password")
+    feats = torch.load(d / "4-cnhubert" / f"{name}.pt", weights_only=True)
+    assert feats.dtype == torch.float32 and feats.shape[:2] == (1, 64)
+    assert abs(feats.shape[2] - info32.frames / 640) <= 2  # 50 Hz
+    wav, sr = sf.read(d / "5-wav32k" / name, dtype="int16")
+    clip_peak = np.abs(sf.read(path, dtype="float32")[0]).max()
+    assert sr == 32000 and abs(np.abs(wav).max() - (0.95 * 0.5 + 0.5 * clip_peak) * 32768) < 3  # official mix
+    assert not list(d.rglob("*" + PARTIAL))
+
+
+def test_rerun_only_does_what_changed(tmp_path: Path, rec: Path, builtin_plugins: PluginManager) -> None:
+    lst = list_file(tmp_path / "t.list", NAMES)
+    home = tmp_path / "home"
+    _make(home, MakeConfig("mira", rec, lst), builtin_plugins)
+    d = home / "datasets" / "mira"
+    stamp = {p: p.stat().st_mtime_ns for p in (d / "clips").iterdir()}
+    events: list = []
+    _make(home, MakeConfig("mira", rec, lst), builtin_plugins, events)
+    assert all(p.stat().st_mtime_ns == stamp[p] for p in stamp)  # nothing cut again
+    assert all(e.eta_s is None for e in events)  # every item came from the cache
+    lst.write_text(lst.read_text().replace("Goodbye.", "Bye."), encoding="utf-8")
+    events.clear()
+    _make(home, MakeConfig("mira", rec, lst), builtin_plugins, events)
+    text_events = [e for e in events if e.phase == "gsv-text"]
+    assert sum(e.eta_s is not None for e in text_events) == 1  # only the changed transcript redone
+    assert "Bye." in (d / "2-name2text.txt").read_text(encoding="utf-8")
+
+
+def test_folder_without_audio_is_refused(tmp_path: Path, builtin_plugins: PluginManager) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.md").write_text("hello")
+    with pytest.raises(DatasetError, match="no audio"):
+        _make(tmp_path / "home", MakeConfig("mira", empty, language="en"), builtin_plugins)
+    assert not (tmp_path / "home" / "datasets" / "mira").exists()
+
+
+def test_non_audio_file_is_skipped_and_named(tmp_path: Path, rec: Path, builtin_plugins: PluginManager) -> None:
+    (rec / "notes.wav").write_bytes(b"this is not a wave file")
+    lst = list_file(tmp_path / "t.list", NAMES)
+    info = _make(tmp_path / "home", MakeConfig("mira", rec, lst), builtin_plugins)
+    assert info["clips"] == 3
+    assert [s["file"] for s in info["skipped"]] == ["notes.wav"]
+
+
+def test_all_clips_rejected_is_refused_with_reasons(tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    write_audio(bad / "silence.wav", AudioFrame(np.zeros(5 * 16000, np.float32), 16000))
+    noise = np.random.default_rng(0).normal(0, 0.05, 6 * 16000).astype(np.float32)
+    write_audio(bad / "hiss.wav", AudioFrame(noise, 16000))
+    with pytest.raises(DatasetError, match="every clip was rejected") as exc:
+        _make(tmp_path / "home", MakeConfig("mira", bad, language="en"), plugins_with_extras())
+    assert "silent" in str(exc.value) and "mostly noise" in str(exc.value)
+    assert not (tmp_path / "home" / "datasets" / "mira").exists()
+
+
+def test_list_mismatches_are_listed(tmp_path: Path, rec: Path, builtin_plugins: PluginManager) -> None:
+    lst = tmp_path / "t.list"
+    lst.write_text(
+        f"x/demo-thanks.g722|s|en|{TEXTS['demo-thanks']}\n"
+        f"x/other.wav|s|en|Something else.\n"
+        f"x/agent-pass.g722|s|fr|Bonjour.\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DatasetError) as exc:
+        _make(tmp_path / "home", MakeConfig("mira", rec, lst), builtin_plugins)
+    msg = str(exc.value)
+    assert "other.wav is not among the audio files" in msg
+    assert "language 'fr' has no text frontend" in msg
+    assert "demo-enterkeywords.g722 has no line" in msg
+    assert not (tmp_path / "home").exists()
+
+
+def test_language_without_frontend_is_refused(tmp_path: Path, rec: Path, builtin_plugins: PluginManager) -> None:
+    with pytest.raises(UnsupportedLanguageError, match="'xx'"):
+        _make(tmp_path / "home", MakeConfig("mira", rec, language="xx"), builtin_plugins)
+
+
+def test_little_speech_is_warned_with_the_figure(tmp_path: Path, rec: Path, builtin_plugins: PluginManager) -> None:
+    info = _make(tmp_path / "home", MakeConfig("mira", rec, list_file(tmp_path / "t.list", NAMES)), builtin_plugins)
+    assert len(info["warnings"]) == 1 and "only 15.5 s of usable speech" in info["warnings"][0]
+
+
+def test_interrupted_run_resumes_without_half_files(
+    tmp_path: Path, rec: Path, builtin_plugins: PluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anchorvoice.plugins.gsv.dataset_steps import GsvTextStep
+
+    lst = list_file(tmp_path / "t.list", NAMES)
+    home = tmp_path / "home"
+    real = GsvTextStep.process
+    calls = []
+
+    def interrupted(self, clip, folder):  # Ctrl-C while the second clip is being written
+        calls.append(clip.name)
+        if len(calls) == 2:
+            (folder / ".cache" / "text" / (clip.name + ".txt" + PARTIAL)).write_text("half")
+            raise KeyboardInterrupt
+        real(self, clip, folder)
+
+    monkeypatch.setattr(GsvTextStep, "process", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _make(home, MakeConfig("mira", rec, lst), builtin_plugins)
+    d = home / "datasets" / "mira"
+    assert load_manifest(d) is not None and not (d / "2-name2text.txt").exists()
+    monkeypatch.setattr(GsvTextStep, "process", real)
+    events: list = []
+    _make(home, MakeConfig("mira", rec, lst), builtin_plugins, events)
+    assert not list(d.rglob("*" + PARTIAL))
+    assert len((d / "2-name2text.txt").read_text(encoding="utf-8").strip().split("\n")) == 3
+    assert all(e.eta_s is None for e in events if e.phase == "slice")  # clips were kept, not cut again
+
+
+def test_manifest_is_plain_json(tmp_path: Path, rec: Path, builtin_plugins: PluginManager) -> None:
+    info = _make(tmp_path / "home", MakeConfig("mira", rec, list_file(tmp_path / "t.list", NAMES)), builtin_plugins)
+    data = json.loads((Path(info["path"]) / "dataset.json").read_text())
+    assert data["name"] == "mira" and len(data["clips"]) == 3
