@@ -24,7 +24,6 @@ import numpy as np
 from anchorvoice.audio_io import resample
 from anchorvoice.engine import base_voice_choice as choice
 from anchorvoice.engine.base_voice_choice import Choice
-from anchorvoice.engine.paths import user_data_dir
 from anchorvoice.engine.pipeline_config import SLOT_KINDS, PipelineConfig, StageSpec, build_stage
 from anchorvoice.engine.plugins import PluginManager
 from anchorvoice.engine.stages import (
@@ -241,7 +240,7 @@ class Pipeline:
         assert self.voice is not None
         refs = [self.voice.load_reference(choice.RATE, i).samples for i in range(len(self.voice.references))]
         target = choice.profile(AudioFrame(np.concatenate(refs), choice.RATE))
-        cache = choice.ProfileCache(user_data_dir() / "cache" / "base_voice_profiles.json")
+        cache = choice.ProfileCache(self.voice.path.parent / ".base_voice_profiles.json")  # the voice library
         text = choice.CALIBRATION.get(language.split("-")[0].lower(), choice.CALIBRATION["en"])
         best_tier = min(self.config.base_voices[i].tier for i, _ in usable)
         scored: list[tuple[float, int, BaseVoice]] = []
