@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from anchorvoice.audio_io import resample
-from anchorvoice.frames import AudioFrame, FloatArray
+from anchorvoice.frames import AudioFrame
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class VoiceProfile:
     """Mean and spread of the log mel spectrum over speech frames, level-normalised (cosine-compared)."""
 
 
-def _frames(x: FloatArray, size: int, hop: int) -> FloatArray:
+def _frames(x: np.ndarray, size: int, hop: int) -> np.ndarray:
     if len(x) < size:
         x = np.pad(x, (0, size - len(x)))
     n = 1 + (len(x) - size) // hop
@@ -62,7 +62,7 @@ def _frames(x: FloatArray, size: int, hop: int) -> FloatArray:
     return x[idx]
 
 
-def _mel_bank(n_fft: int, n_mels: int = 32, fmax: float = 7600.0) -> FloatArray:
+def _mel_bank(n_fft: int, n_mels: int = 32, fmax: float = 7600.0) -> np.ndarray:
     mel = np.linspace(0, 2595 * np.log10(1 + fmax / 700), n_mels + 2)
     hz = 700 * (10 ** (mel / 2595) - 1)
     bins = np.floor((n_fft + 1) * hz / RATE).astype(int)

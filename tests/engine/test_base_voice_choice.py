@@ -42,8 +42,9 @@ def _voice(engine: Engine, tmp_path: Path, flite_voice: str):
 
 
 def _pipeline(plugins: PluginManager, voice, candidates: list[dict]) -> Pipeline:
-    preset = {"pipeline": {"name": "t", "mode": "tts", "sample_rate": 16000},  # no voice: a fixed conversion
-              "slots": {"converter": {"plugin": "dsp", "params": {"pitch_semitones": 0.0, "formant_ratio": 1.0}}}, "base_voices": candidates}
+    fixed = {"pitch_semitones": 0.0, "formant_ratio": 1.0}  # converts without a voice
+    preset = {"pipeline": {"name": "t", "mode": "tts", "sample_rate": 16000},
+              "slots": {"converter": {"plugin": "dsp", "params": fixed}}, "base_voices": candidates}
     return Pipeline(parse_pipeline(preset, plugins), plugins, voice)
 
 

@@ -46,7 +46,8 @@ def voice() -> PiperVoice:
 
 
 def test_clauses_keep_their_marks_and_decimals() -> None:
-    assert clauses("Hello, world! It costs 3.5 dollars") == [("Hello", ","), ("world", "!"), ("It costs 3.5 dollars", "")]
+    expected = [("Hello", ","), ("world", "!"), ("It costs 3.5 dollars", "")]
+    assert clauses("Hello, world! It costs 3.5 dollars") == expected
 
 
 def test_ipa_appends_each_clause_mark() -> None:
