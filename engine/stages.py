@@ -230,6 +230,13 @@ class BaseVoice(Stage):
                 f"base voice {self.name!r} cannot speak language {language!r}; it speaks: {', '.join(sorted(have))}"
             )
 
+    def split_sentences(self, text: str) -> list[str]:
+        """The pieces ``synthesize`` is called with, in order, so speech streams piece by piece.
+
+        This default speaks the whole text in one piece; a voice that is better sentence by sentence
+        (Piper) returns the sentences."""
+        return [text.strip()]
+
     @abstractmethod
     def synthesize(self, text: TextFrame) -> AudioFrame: ...
 

@@ -1,7 +1,8 @@
 """`anchorvoice demo`: the main job on the embedded default, no model weights needed.
 
 1. makes a reference voice ("demo") from a flite voice (a different speaker from the base voice),
-2. speaks a built-in sentence with the espeak-ng base voice and converts it toward that voice,
+2. speaks a built-in sentence with the base voice (Piper `joe`; espeak-ng where Piper is not installed) and
+   converts it toward that voice,
 3. converts a real recorded human speech clip (Debian's asterisk prompts) toward the same voice,
 4. writes everything to ``out/`` and prints per-stage timings and the pitch it reached.
 """
@@ -78,8 +79,10 @@ def run_demo(args: argparse.Namespace) -> int:
     voice = engine.add_voice("demo", [ref_path], ref_text=REFERENCE_TEXT, ref_lang="en", overwrite=True)
     report["outputs"]["reference"] = str(ref_path)
 
-    progress(args, "2/3 speaking the demo sentence (espeak-ng -> DSP conversion)")
     tts = engine.pipeline("demo", voice)
+    base, _ = tts.base_voice_for("en")
+    report["base_voice"] = base.name
+    progress(args, f"2/3 speaking the demo sentence ({base.name} base voice -> DSP conversion)")
     tts.warm_up()  # numba compiles the DSP kernels on first use; keep that out of the RTF figures
     spoken = tts.speak(SENTENCE, "en")
     report["outputs"]["speak"] = str(write_audio(out / "speak_demo.wav", spoken))

@@ -6,7 +6,9 @@ import argparse
 from typing import Any
 
 from anchorvoice.engine.cli.common import emit, make_engine, progress
+from anchorvoice.engine.engine import Engine
 from anchorvoice.engine.voices import Voice
+from anchorvoice.errors import AnchorVoiceError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -107,10 +109,33 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _base_voice_choice(engine: Engine, voice: Voice) -> dict[str, Any] | None:
+    """The base voice the ``tts`` preset's embedded default starts from for this voice (None: neural voice)."""
+    if voice.is_neural:
+        return None
+    try:
+        pipe = engine.pipeline("tts", voice)
+        lang = pipe.config.pipeline.language
+        stage, choice = pipe.base_voice_for(lang)
+    except AnchorVoiceError as exc:
+        return {"error": str(exc)}
+    return {"preset": "tts", "language": lang, "plugin": stage.name, "candidate": choice.label,
+            "reason": choice.reason, "distance": round(choice.distance, 3)}
+
+
 def run_show(args: argparse.Namespace) -> int:
     engine = make_engine(args)
-    d = _describe(engine.voices.get(args.name))
-    text = "\n".join(f"{k:<11} {v}" for k, v in d.items() if k != "analysis")
+    voice = engine.voices.get(args.name)
+    d = _describe(voice)
+    base = _base_voice_choice(engine, voice)
+    if base is not None:
+        d["base_voice"] = base
+    text = "\n".join(f"{k:<11} {v}" for k, v in d.items() if k not in ("analysis", "base_voice"))
+    if base is not None and "error" in base:
+        text += f"\nbase voice  (tts preset) not available: {base['error']}"
+    elif base is not None:
+        how = f"nearest to this voice, distance {base['distance']}" if base["reason"] == "nearest" else base["reason"]
+        text += f"\nbase voice  {base['candidate']} for {base['language']!r} in the tts preset ({how})"
     for conv, stats in d["analysis"].items():
         if not stats:
             continue  # a converter that needs no statistics (it reads the reference itself)
