@@ -1,4 +1,4 @@
-"""`anchorvoice demo` (what `make demo` runs): real espeak-ng, flite and human speech, no weights."""
+"""`anchorvoice demo` (what `make demo` runs): Piper, real espeak-ng, flite and human speech, no downloads."""
 
 from __future__ import annotations
 
@@ -22,5 +22,6 @@ def test_demo_writes_outputs_and_lands_on_the_reference_pitch(tmp_path: Path) ->
     # the real clip is a different speaker: the conversion really moved it
     assert abs(f0["real_input"] - f0["reference"]) / f0["reference"] > 0.3
     stages = {row["stage"] for row in report["stages"]["speak"]}
-    assert {"base_voice:espeak", "converter:dsp", "effect:limiter"} <= stages
+    # The demo speaks with the neural Piper voice that `make demo` installs (espeak only without onnxruntime).
+    assert {"base_voice:piper", "converter:dsp", "effect:limiter"} <= stages
     assert all(row["rtf"] is not None and row["rtf"] >= 0 for row in report["stages"]["convert"])
