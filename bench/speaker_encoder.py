@@ -3,9 +3,9 @@
 Only the weight file of the ``resemblyzer`` package is used, found without importing the package
 and read with ``torch.load(weights_only=True)`` (tensors only: no pickled code runs). The network
 (3-layer LSTM over 40 mel bands, linear + ReLU, L2 norm) and the utterance embedding (mean of
-1.6 s partial windows, renormalised) are written here; the mel front end and the silence trimming
-follow Resemblyzer's (librosa's slaney mel, written out here, 25 ms / 10 ms, volume to -30 dBFS, long silences cut), with an
-energy gate in place of its webrtcvad one (whose import needs ``pkg_resources``).
+1.6 s partial windows, renormalised) are written here, and so are the front end and the silence
+trimming, after Resemblyzer's (librosa's slaney mel, 25 ms / 10 ms; volume to -30 dBFS; long
+silences cut), with an energy gate in place of its webrtcvad one (whose import needs ``pkg_resources``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def test_speaker_encoder_tells_the_same_speaker_from_another() -> None:
     enc = SpeakerEncoder()
     a = enc.embed(asterisk_clip("agent-pass"))
     b = enc.embed(asterisk_clip("auth-incorrect"))
-    y = FliteVoice(FliteConfig(voice="rms")).synthesize(TextFrame("Please enter your password followed by the pound key."))
+    y = FliteVoice(FliteConfig(voice="rms")).synthesize(TextFrame("Please enter your password, then the pound key."))
     c = enc.embed(resample(y.samples, y.sample_rate, 16000))
     assert a.shape == (256,)
     assert cosine(a, b) > 0.8

@@ -1,9 +1,9 @@
 """Pitch and spectral-envelope analysis shared by the DSP converter's reference statistics and its
 streaming input tracker. Everything is vectorised numpy over frames, at 16 kHz.
 
-* Pitch: YIN (de Cheveigne & Kawahara 2002, JASA 111(4)): cumulative-mean-normalised difference,
-  absolute threshold, parabolic interpolation. The difference function is computed through an
-  FFT cross-correlation, so a batch of frames costs a few FFTs.
+* Pitch: YIN's cumulative-mean-normalised difference (de Cheveigne & Kawahara 2002, JASA 111(4)),
+  computed through an FFT cross-correlation so a batch of frames costs a few FFTs; its dips become
+  probabilistic candidates chosen along a continuity path (:mod:`anchorvoice.plugins.dsp.pitch`).
 * Envelope: real-cepstrum lifter of the log-magnitude spectrum (Oppenheim & Schafer, homomorphic
   smoothing; the first ``LIFTER`` quefrencies keep formant structure and drop the harmonics),
   iterated into a "true envelope" that rides on the harmonic peaks (Roebel & Rodet, DAFx 2005).
@@ -215,8 +215,9 @@ TO_DB = 20.0 / np.log(10.0)
 def voiced_frames(x: npt.NDArray[np.floating]) -> tuple[F64, npt.NDArray[np.bool_]]:
     """Per-HOP f0 track of a whole clip and its voiced mask, aligned with :func:`spectra` frames.
 
-    A frame is voiced when the pitch path (:func:`pitch_track`) finds a period and its level is within 30 dB of the clip's loud
-    frames (so breath and room noise never count, whatever the recording level).
+    A frame is voiced when the pitch path (:func:`pitch_track`) finds a period and its level is
+    within 30 dB of the clip's loud frames (so breath and room noise never count, whatever the
+    recording level).
     """
     x = np.asarray(x, dtype=np.float64)
     n_spec = max(0, (len(x) - N_FFT) // HOP + 1)

@@ -27,7 +27,7 @@ def allison() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def rms() -> np.ndarray:
-    y = FliteVoice(FliteConfig(voice="rms")).synthesize(TextFrame("Please enter your password followed by the pound key."))
+    y = FliteVoice(FliteConfig(voice="rms")).synthesize(TextFrame("Please enter your password, then the pound key."))
     return resample(y.samples, y.sample_rate, SR)
 
 
