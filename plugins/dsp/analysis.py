@@ -1,9 +1,9 @@
 """Pitch and spectral-envelope analysis shared by the DSP converter's reference statistics and its
 streaming input tracker. Everything is vectorised numpy over frames, at 16 kHz.
 
-* Pitch: YIN (de Cheveigne & Kawahara 2002, JASA 111(4)): cumulative-mean-normalised difference,
-  absolute threshold, parabolic interpolation. The difference function is computed through an
-  FFT cross-correlation, so a batch of frames costs a few FFTs.
+* Pitch: YIN's cumulative-mean-normalised difference (de Cheveigne & Kawahara 2002, JASA 111(4)),
+  computed through an FFT cross-correlation so a batch of frames costs a few FFTs; its dips become
+  probabilistic candidates chosen along a continuity path (:mod:`anchorvoice.plugins.dsp.pitch`).
 * Envelope: real-cepstrum lifter of the log-magnitude spectrum (Oppenheim & Schafer, homomorphic
   smoothing; the first ``LIFTER`` quefrencies keep formant structure and drop the harmonics),
   iterated into a "true envelope" that rides on the harmonic peaks (Roebel & Rodet, DAFx 2005).
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+
+from anchorvoice.plugins.dsp import pitch
 
 F64 = npt.NDArray[np.float64]
 
@@ -26,8 +28,9 @@ LIFTER = 28
 """Cepstral coefficients kept: 28 / 16 kHz = 1.75 ms, below the 2 ms period of a 500 Hz voice."""
 ENVELOPE_ITERATIONS = 6
 """True-envelope passes (see :func:`log_envelopes`)."""
-YIN_FRAME = 640
-"""40 ms pitch frames: lag window + the longest lag (16000 / F0_MIN)."""
+YIN_FRAME = 1024
+"""64 ms pitch frames: lag window (48 ms, 3.5 periods of a 70 Hz voice) + the longest lag (16000 / F0_MIN).
+Only the pitch statistics look this far back; the audio path's latency stays one STFT frame."""
 F0_MIN, F0_MAX = 65.0, 500.0
 """Pitch search range in Hz: low male to high female/child speech."""
 YIN_THRESHOLD = 0.2
@@ -49,11 +52,9 @@ def frames_of(x: npt.NDArray[np.floating], size: int, hop: int) -> npt.NDArray[n
     return np.lib.stride_tricks.sliding_window_view(x, size)[::hop].copy()
 
 
-def yin(frames: F64) -> tuple[F64, F64]:
-    """YIN pitch of each (F, YIN_FRAME) frame -> (f0 Hz, aperiodicity); f0 is 0 where unvoiced."""
+def cmnd(frames: F64) -> F64:
+    """(F, _TAU_MAX+1) cumulative-mean-normalised difference (YIN step 3) of (F, YIN_FRAME) frames."""
     n_frames = frames.shape[0]
-    if n_frames == 0:
-        return np.zeros(0), np.ones(0)
     size = 1 << int(np.ceil(np.log2(YIN_FRAME + _YIN_W)))
     head = frames[:, :_YIN_W]
     # r[t] = sum_j x[j] x[j + t] over the lag window, for every lag at once.
@@ -64,9 +65,28 @@ def yin(frames: F64) -> tuple[F64, F64]:
     diff = energy_t[:, :1] + energy_t - 2.0 * corr  # d(t) of the YIN paper, eq. 7
     diff[:, 0] = 0.0
     cum = np.cumsum(diff[:, 1:], axis=1)
-    cmnd = np.ones_like(diff)
-    cmnd[:, 1:] = diff[:, 1:] * lags[1:] / np.maximum(cum, _EPS)
-    search = cmnd[:, _TAU_MIN : _TAU_MAX + 1]
+    out = np.ones_like(diff)
+    out[:, 1:] = diff[:, 1:] * lags[1:] / np.maximum(cum, _EPS)
+    return out
+
+
+def pitch_candidates(frames: F64) -> tuple[F64, F64]:
+    """Probabilistic-YIN candidates (f0 Hz, probability), each (F, pitch.CANDIDATES), of pitch frames."""
+    if frames.shape[0] == 0:
+        return np.zeros((0, pitch.CANDIDATES)), np.zeros((0, pitch.CANDIDATES))
+    return pitch.candidates(cmnd(frames), _TAU_MIN, SAMPLE_RATE)
+
+
+def yin(frames: F64) -> tuple[F64, F64]:
+    """Plain YIN pitch of each (F, YIN_FRAME) frame -> (f0 Hz, aperiodicity); f0 is 0 where unvoiced.
+
+    Kept as the one-threshold reference; the converter uses :func:`pitch_track`.
+    """
+    n_frames = frames.shape[0]
+    if n_frames == 0:
+        return np.zeros(0), np.ones(0)
+    cm = cmnd(frames)
+    search = cm[:, _TAU_MIN : _TAU_MAX + 1]
     below = search < YIN_THRESHOLD
     # First dip under the threshold, then walk down to its local minimum (YIN step 4).
     first = np.where(below.any(axis=1), below.argmax(axis=1), search.argmin(axis=1))
@@ -79,15 +99,21 @@ def yin(frames: F64) -> tuple[F64, F64]:
         tau = np.where(step, nxt, tau)
     rows = np.arange(n_frames)
     t_abs = tau + _TAU_MIN
-    left = cmnd[rows, np.maximum(t_abs - 1, 1)]
-    mid = cmnd[rows, t_abs]
-    right = cmnd[rows, np.minimum(t_abs + 1, _TAU_MAX)]
+    left = cm[rows, np.maximum(t_abs - 1, 1)]
+    mid = cm[rows, t_abs]
+    right = cm[rows, np.minimum(t_abs + 1, _TAU_MAX)]
     denom = left - 2.0 * mid + right
     offset = np.where(np.abs(denom) > _EPS, 0.5 * (left - right) / np.where(denom == 0, 1, denom), 0.0)
     period = t_abs + np.clip(offset, -1.0, 1.0)
     aperiodicity = mid
     f0 = np.where(aperiodicity < YIN_THRESHOLD, SAMPLE_RATE / period, 0.0)
     return f0, aperiodicity
+
+
+def pitch_track(frames: F64) -> F64:
+    """f0 per consecutive (HOP apart) pitch frame, 0 where unvoiced: pYIN candidates + Viterbi path."""
+    freqs, probs = pitch_candidates(frames)
+    return pitch.viterbi(freqs, probs)
 
 
 def rms_db(frames: F64) -> F64:
@@ -118,6 +144,16 @@ _TO_CEP, _FROM_CEP = _lifter_bases()
 
 def _lifter(log_mag: F64) -> F64:
     return (log_mag @ _TO_CEP) @ _FROM_CEP
+
+
+def cepstrum_of(log_env: F64) -> F64:
+    """(F, LIFTER+1) low cepstrum of (F, N_FFT//2+1) natural-log envelopes (exact for envelopes)."""
+    return log_env @ _TO_CEP
+
+
+def envelope_of(cep: F64) -> F64:
+    """(F, N_FFT//2+1) natural-log envelopes from (F, LIFTER+1) low cepstra (inverse of cepstrum_of)."""
+    return cep @ _FROM_CEP
 
 
 def log_envelopes(log_mag: F64) -> F64:
@@ -179,8 +215,9 @@ TO_DB = 20.0 / np.log(10.0)
 def voiced_frames(x: npt.NDArray[np.floating]) -> tuple[F64, npt.NDArray[np.bool_]]:
     """Per-HOP f0 track of a whole clip and its voiced mask, aligned with :func:`spectra` frames.
 
-    A frame is voiced when YIN finds a period and its level is within 30 dB of the clip's loud
-    frames (so breath and room noise never count, whatever the recording level).
+    A frame is voiced when the pitch path (:func:`pitch_track`) finds a period and its level is
+    within 30 dB of the clip's loud frames (so breath and room noise never count, whatever the
+    recording level).
     """
     x = np.asarray(x, dtype=np.float64)
     n_spec = max(0, (len(x) - N_FFT) // HOP + 1)
@@ -188,7 +225,7 @@ def voiced_frames(x: npt.NDArray[np.floating]) -> tuple[F64, npt.NDArray[np.bool
     pad = (YIN_FRAME - N_FFT) // 2
     padded = np.concatenate([np.zeros(pad), x, np.zeros(YIN_FRAME)])
     frames = frames_of(padded, YIN_FRAME, HOP)[:n_spec]
-    f0, _ = yin(frames)
+    f0 = pitch_track(frames)
     level = rms_db(frames)
     loud = np.percentile(level, 95) if len(level) else 0.0
     voiced = (f0 > 0) & (level > loud - 30.0) & (level > -60.0)

@@ -8,6 +8,9 @@ tracks the input's running median f0 and mean envelope (:mod:`anchorvoice.plugin
   reference's), and
 * formant ratio = the warp bringing the input's mean envelope closest to the reference's, plus
   a bounded long-term equaliser for what a warp cannot reach (timbre / spectral tilt),
+* per frame, the warped envelope moved toward the mean of its nearest envelopes among the
+  reference's own frames (:mod:`anchorvoice.plugins.dsp.timbre`), so each sound takes the target's
+  resonances, not only the average,
 
 then runs the STFT shifter (:mod:`anchorvoice.plugins.dsp.shifter`). Latency 512 samples = 32 ms at 16 kHz.
 """
@@ -26,13 +29,15 @@ from anchorvoice.errors import ReferenceAudioError, StageError, VoiceError
 from anchorvoice.frames import AudioFrame
 from anchorvoice.plugins.dsp import analysis as an
 from anchorvoice.plugins.dsp.shifter import LATENCY, Shifter
+from anchorvoice.plugins.dsp.timbre import FrameMatcher, build_codebook
 from anchorvoice.plugins.dsp.tracker import InputTracker
 
 if TYPE_CHECKING:
     from anchorvoice.engine.voices import Voice
 
-STATS_VERSION = 1
-"""Layout version of the ``analysis["dsp"]`` table; older voices are re-analysed on prepare."""
+STATS_VERSION = 2
+"""Layout version of the ``analysis["dsp"]`` table; older voices are re-analysed on prepare.
+2: pitch from pYIN + continuity path, ``envelope_codebook`` for frame-wise timbre matching."""
 MIN_VOICED_FRAMES = 63
 """0.5 s of voiced frames (8 ms each): fewer give a median f0 that one word can swing."""
 _SMOOTH = 0.15
@@ -52,10 +57,15 @@ class DspConfig:
     """Fraction (0-1) of the automatic pitch and formant moves to apply (log domain)."""
     timbre_match: float = 0.5
     """Fraction (0-1) of the remaining long-term envelope difference to equalise (max 12 dB)."""
+    timbre_frames: float = 0.0
+    """Fraction (0-1) of each frame's envelope above ~1.5 kHz taken from its nearest reference
+    frames (frame-wise timbre transfer, experimental: see plugins/dsp/timbre.py); 0 = only the
+    global formant warp and equaliser."""
     mix: float = 1.0
     """Wet/dry mix: 1 = converted only, 0 = input only (delayed to stay aligned)."""
-    max_pitch_ratio: float = 2.5
-    """Limit of the automatic pitch ratio (and its inverse): 2.5 = about 16 semitones."""
+    max_pitch_ratio: float = 4.0
+    """Limit of the automatic pitch ratio (and its inverse): 4 = two octaves, enough to take an
+    80 Hz voice to 300 Hz and back."""
     max_formant_ratio: float = 1.3
     """Limit of the automatic formant ratio (and its inverse); adult voices differ by < 25 %."""
     keep_loudness: bool = True
@@ -64,14 +74,16 @@ class DspConfig:
     """Input frames quieter than this (dBFS) never update the input statistics."""
 
 
-def _clip_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(f0 of the voiced frames, mean mean-removed envelope in dB over them) of a 16 kHz clip."""
+def _clip_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(f0 of the voiced frames, mean mean-removed envelope in dB over them, their natural-log
+    envelopes) of a 16 kHz clip."""
     f0, voiced = an.voiced_frames(x)
     if not voiced.any():
-        return np.zeros(0), np.zeros(an.N_FFT // 2 + 1)
+        return np.zeros(0), np.zeros(an.N_FFT // 2 + 1), np.zeros((0, an.N_FFT // 2 + 1))
     spec = an.spectra(x)[: len(voiced)]
-    env_db = an.normalise(an.log_envelopes(np.log(np.abs(spec[voiced]) + 1e-9)) * an.TO_DB)
-    return f0[voiced], env_db.mean(axis=0)
+    log_env = an.log_envelopes(np.log(np.abs(spec[voiced]) + 1e-9))
+    env_db = an.normalise(log_env * an.TO_DB)
+    return f0[voiced], env_db.mean(axis=0), log_env
 
 
 class DspVoiceConverter(VoiceConverter):
@@ -89,6 +101,7 @@ class DspVoiceConverter(VoiceConverter):
         self._tracker = InputTracker(self.config.silence_db)
         self._target_f0: float | None = None
         self._target_env: np.ndarray | None = None
+        self._matcher: FrameMatcher | None = None
         self._dry = np.zeros(LATENCY, np.float32)
         self._seed: tuple[np.ndarray, np.ndarray] | None = None
         self._locked = False
@@ -118,7 +131,7 @@ class DspVoiceConverter(VoiceConverter):
     def analyze_reference(cls, audio: AudioFrame) -> dict[str, Any]:
         """Pitch and envelope statistics of a reference clip (any rate; analysed at 16 kHz)."""
         x = resample(audio.samples, audio.sample_rate, an.SAMPLE_RATE)
-        fv, mean_env = _clip_statistics(x)
+        fv, mean_env, log_envs = _clip_statistics(x)
         if len(fv) < MIN_VOICED_FRAMES:
             voiced_ms = len(fv) * an.HOP * 1000 / an.SAMPLE_RATE
             raise ReferenceAudioError(
@@ -143,12 +156,14 @@ class DspVoiceConverter(VoiceConverter):
             "mean_envelope_db": [round(float(v), 3) for v in mean_env],
             "spectral_centroid_hz": centroid,
             "envelope_peaks_hz": [float(freqs[p]) for p in peaks],
+            "envelope_codebook": [[round(float(v), 4) for v in row] for row in build_codebook(log_envs)],
         }
 
     def prepare(self, voice: Voice | None) -> None:
         """Read the voice's reference statistics (analysing its reference if they are missing)."""
         self._target_f0 = None
         self._target_env = None
+        self._matcher = None
         if voice is not None:
             stats = dict(voice.analysis.get(self.name, {}))
             if stats.get("version") != STATS_VERSION or stats.get("n_fft") != an.N_FFT:
@@ -167,6 +182,9 @@ class DspVoiceConverter(VoiceConverter):
                     f"remove and re-add it with `anchorvoice voices add`"
                 )
             self._target_f0, self._target_env = f0, env
+            codebook = np.asarray(stats.get("envelope_codebook", []), dtype=np.float64)
+            if codebook.ndim == 2 and codebook.shape[1] == an.LIFTER + 1:
+                self._matcher = FrameMatcher(codebook, self.config.timbre_frames)
         self.reset()
 
     def reset(self) -> None:
@@ -177,6 +195,8 @@ class DspVoiceConverter(VoiceConverter):
         self._shifter.eq = np.zeros(an.N_FFT // 2 + 1)
         self._tracker = InputTracker(self.config.silence_db)
         self._locked = False
+        if self._matcher is not None:
+            self._matcher.reset()
         if self._seed is not None:
             self._tracker.seed(*self._seed)
         self._dry = np.zeros(LATENCY, np.float32)
@@ -184,7 +204,7 @@ class DspVoiceConverter(VoiceConverter):
     def convert(self, audio: AudioFrame, block_size: int = 4096) -> AudioFrame:
         """Offline conversion: the input statistics start from the whole clip's, then stream."""
         self._check_ready(audio)
-        f0, env = _clip_statistics(audio.samples)
+        f0, env, _ = _clip_statistics(audio.samples)
         self._seed = (f0, env) if len(f0) else None
         try:
             return super().convert(audio, block_size)
@@ -227,9 +247,16 @@ class DspVoiceConverter(VoiceConverter):
         if cfg.formant_ratio is not None:
             sh.formant_ratio = cfg.formant_ratio
             sh.eq = np.zeros(an.N_FFT // 2 + 1)
-        elif self._target_env is not None and tr.refit_due():
+            sh.envelope_fn = None
+            return
+        frames = float(np.clip(cfg.timbre_frames, 0.0, 1.0)) if self._matcher is not None else 0.0
+        if self._matcher is not None:
+            self._matcher.amount = frames * cfg.strength
+        sh.envelope_fn = self._matcher if frames > 0.0 else None
+        if self._target_env is not None and tr.refit_due():
+            # The matched frames already carry the target's long-term shape: equalise the rest only.
             sh.formant_ratio, sh.eq = tr.fit_envelope(
-                self._target_env, cfg.strength, cfg.timbre_match, cfg.max_formant_ratio
+                self._target_env, cfg.strength, cfg.timbre_match * (1.0 - frames), cfg.max_formant_ratio
             )
 
     def process(self, block: AudioFrame) -> AudioFrame:

@@ -9,8 +9,9 @@ Per frame (N_FFT = 512, HOP = 128 at 16 kHz, Hann analysis and synthesis windows
    instantaneous frequency lands on ``ratio`` times itself (fractional bins, interpolated), and
    the region's phases are rotated by the peak's accumulated ``hop * (ratio - 1) * omega`` so the
    partial stays phase-coherent from frame to frame; shifting down refills the emptied top band;
-3. the result is multiplied by the target envelope ``exp(warp(E, formant_ratio) + eq)`` and,
-   optionally, by a slow loudness correction.
+3. the result is multiplied by the target envelope ``exp(f(warp(E, formant_ratio)) + eq)``, where
+   ``f`` is an optional per-frame envelope map (the converter's nearest-reference-frame matching),
+   and optionally by a slow loudness correction.
 
 With ``ratio = formant_ratio = 1`` and ``eq = 0`` the frame comes out unchanged, so the shifter is
 transparent. Input is consumed block by block; output has the same length, delayed by
@@ -143,6 +144,8 @@ class Shifter:
         self.formant_ratio = 1.0
         self.eq: F64 = np.zeros(_K)
         self.keep_loudness = True
+        self.envelope_fn: Callable[[F64], F64] | None = None
+        """Optional per-frame map of the (warped) natural-log envelope to the one to impose."""
         self.reset()
 
     def reset(self) -> None:
@@ -189,7 +192,10 @@ class Shifter:
         self._frame_index += 1
         self._prev_phase = phase
         self._prev_rot = rot
-        out_spec = (re + 1j * im) * np.exp(warp(log_env, self.formant_ratio) + self.eq)
+        target = warp(log_env, self.formant_ratio)
+        if self.envelope_fn is not None:
+            target = self.envelope_fn(target)
+        out_spec = (re + 1j * im) * np.exp(target + self.eq)
         if self.keep_loudness:
             out_spec *= self._loudness_gain(mag, out_spec)
         synth = np.roll(np.fft.irfft(out_spec, N_FFT), N_FFT // 2) * _WINDOW / _OLA_GAIN

@@ -1,5 +1,8 @@
 """Per-stream statistics of the converter's INPUT: running median f0 and running mean envelope.
 
+Pitch comes from probabilistic YIN candidates followed along a continuity path
+(:mod:`anchorvoice.plugins.dsp.pitch`), so one octave-wrong frame never enters the median.
+
 The converter asks it for the pitch ratio (reference median f0 / input median f0), the formant
 ratio (the warp that brings the input's mean envelope closest to the reference's) and a gentle
 long-term equaliser (what is left between the warped input envelope and the reference's).
@@ -19,19 +22,23 @@ from anchorvoice.plugins.dsp.analysis import (
     band_mask,
     best_warp,
     normalise,
+    pitch_candidates,
     rms_db,
     warp,
-    yin,
 )
+from anchorvoice.plugins.dsp.pitch import PitchFollower
 
 F64 = npt.NDArray[np.float64]
 
 PITCH_EVERY = 4
-"""Run YIN on every 4th STFT frame (32 ms): the median moves slowly, and this keeps YIN at ~1/4
-of the cost."""
+"""Estimate pitch on every 4th STFT frame (32 ms): the median moves slowly, and this keeps the
+pitch analysis at ~1/4 of the cost."""
 F0_HISTORY = 1024
 """Voiced pitch estimates kept for the running median: about 30 s of speech at one per 32 ms,
 long enough that the median is the speaker's, not the current phrase's."""
+REGISTER_AFTER = 32
+"""Voiced estimates (about 1 s of speech) before the running median steers the pitch path toward
+the speaker's register: a median of a few early frames must not lock in an octave error."""
 RELATIVE_FLOOR_DB = 30.0
 """A frame counts as voiced only within 30 dB of the stream's loud level (as in the offline
 analysis), so quiet syllable tails and creak do not drag the median."""
@@ -64,6 +71,7 @@ class InputTracker:
         self._frames = 0
         self._since_fit = REFIT_EVERY
         self._loud_db = -120.0
+        self._follower = PitchFollower(steps=PITCH_EVERY)
         self.frozen = False
 
     def seed(self, f0_values: F64, mean_envelope_db: F64) -> None:
@@ -90,13 +98,17 @@ class InputTracker:
         self._recent = np.concatenate([self._recent[HOP:], frame[-HOP:]])
         self._frames += 1
         if self._frames % PITCH_EVERY == 0:
-            f0, _ = yin(self._recent[None, :])
+            # Probabilistic YIN candidates, chosen by the continuity path so far: an octave jump
+            # between 32 ms steps is all but ruled out, and so is leaving the running register.
+            freqs, probs = pitch_candidates(self._recent[None, :])
+            register = self.median_f0 if self._n_f0 >= REGISTER_AFTER else None
+            f0 = self._follower.step(freqs[0], probs[0], register)
             level = float(rms_db(self._recent[None, :])[0])
             self._loud_db = max(level, self._loud_db - LOUD_DECAY_DB)
             loud = level > max(self.silence_db, self._loud_db - RELATIVE_FLOOR_DB)
-            self._voiced = bool(f0[0] > 0 and loud)
+            self._voiced = bool(f0 > 0 and loud)
             if self._voiced:
-                self._f0[self._n_f0 % F0_HISTORY] = f0[0]
+                self._f0[self._n_f0 % F0_HISTORY] = f0
                 self._n_f0 += 1
         if self._voiced:
             env_db = normalise(log_env * TO_DB)
