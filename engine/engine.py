@@ -147,6 +147,7 @@ class Engine:
             models=models,
             analyzers=analyzers,
             check=self.plugins.check_voice,
+            importer=self.plugins.import_model,
             overwrite=overwrite,
         )
 

@@ -4,6 +4,7 @@ and how it checks a voice its stages would run (``check_voice``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -81,6 +82,17 @@ def check_voice(draft: VoiceDraft) -> None:
     :class:`~anchorvoice.errors.VoiceError` (e.g. ``ReferenceAudioError``) or
     :class:`~anchorvoice.errors.CheckpointError` that says what to fix; return when the voice is fine
     or carries none of this plugin's model files.
+    """
+
+
+@hookspec(firstresult=True)
+def import_model(kind: str, path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Turn a model file of ``kind`` (a voice's ``models`` entry, e.g. ``sovits``) into what the voice
+    store keeps: ``(tensors, metadata)``, read with safe loaders (no pickled code runs).
+
+    ``metadata`` is JSON-able and must let this plugin rebuild the model from the blob (its config,
+    version); the store adds ``kind``. Return None for kinds this plugin does not own (the file is then
+    kept where it is, by path). Raise :class:`~anchorvoice.errors.CheckpointError` for a bad file.
     """
 
 

@@ -13,6 +13,7 @@ import inspect
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +135,8 @@ class PluginManager:
                     )
         if any(impl.plugin_name == name for impl in self._pm.hook.check_voice.get_hookimpls()):
             info.hooks.append("check_voice")
+        if any(impl.plugin_name == name for impl in self._pm.hook.import_model.get_hookimpls()):
+            info.hooks.append("import_model")
         return True
 
     def check_voice(self, draft: VoiceDraft) -> None:
@@ -152,6 +155,23 @@ class PluginManager:
                     f"plugin {impl.plugin_name!r} failed while checking voice {draft.name!r}: "
                     f"{type(exc).__name__}: {exc} (fix or uninstall the plugin)"
                 ) from exc
+
+    def import_model(self, kind: str, path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Ask the plugins to turn a model file into tensors + metadata for the voice store (hook
+        ``import_model``); None when no plugin owns ``kind``."""
+        for impl in reversed(self._pm.hook.import_model.get_hookimpls()):
+            try:
+                result = impl.function(kind=kind, path=path)
+            except AnchorVoiceError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} failed while importing the {kind} model {path}: "
+                    f"{type(exc).__name__}: {exc} (fix or uninstall the plugin)"
+                ) from exc
+            if result is not None:
+                return result  # type: ignore[no-any-return]
+        return None
 
     def unregister(self, name: str) -> None:
         """Remove a plugin and every stage it registered."""

@@ -3,6 +3,9 @@ new voices that carry GPT-SoVITS model files (``check_voice``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from anchorvoice.engine.hookspecs import Register, hookimpl
 from anchorvoice.engine.voices import VoiceDraft
 from anchorvoice.plugins.gsv.hubert import HubertExtractor
@@ -59,3 +62,11 @@ def check_voice(draft: VoiceDraft) -> None:
     from anchorvoice.plugins.gsv.model_check import check_gsv_voice
 
     check_gsv_voice(draft)
+
+
+@hookimpl
+def import_model(kind: str, path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """GPT-SoVITS ``gpt`` / ``sovits`` / ``hubert`` files into the voice store, read safely."""
+    from anchorvoice.plugins.gsv.model_import import import_gsv_model
+
+    return import_gsv_model(kind, path)
