@@ -170,7 +170,7 @@ class PluginManager:
                     f"{type(exc).__name__}: {exc} (fix or uninstall the plugin)"
                 ) from exc
             if result is not None:
-                return result  # type: ignore[no-any-return]
+                return result  # type: ignore[no-any-return,return-value]
         return None
 
     def unregister(self, name: str) -> None:

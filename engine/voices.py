@@ -19,6 +19,7 @@ refused, since case-insensitive file systems (macOS, Windows) could not keep the
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import os
@@ -245,7 +246,7 @@ class VoiceLibrary:
         return sorted(self._stored_name(p) for p in self.root.iterdir()
                       if not p.name.startswith(".") and (p / MANIFEST).is_file())
 
-    def list(self) -> list[Voice]:
+    def list(self) -> builtins.list[Voice]:
         return [self.get(n) for n in self.names()]
 
     def exists(self, name: str) -> bool:
@@ -281,7 +282,7 @@ class VoiceLibrary:
         return Voice.from_manifest(folder, load_toml(folder / MANIFEST), self.blobs.root)
 
     # -- versions ----------------------------------------------------------------------------
-    def history(self, name: str) -> list[Voice]:
+    def history(self, name: str) -> builtins.list[Voice]:
         """Every version of a voice, oldest first."""
         folder = self.folder_of(name)
         return [Voice.from_manifest(folder, d, self.blobs.root) for d in history.history(folder)]
@@ -331,8 +332,8 @@ class VoiceLibrary:
         """
         name = normalize_name(name)
         if self.exists(name) and not overwrite:
-            raise VoiceExistsError(f"voice {name!r} already exists (pass --replace or --force to store this as its next "
-                                   f"version, or remove it first)")
+            raise VoiceExistsError(f"voice {name!r} already exists (pass --replace or --force to store this as "
+                                   "its next version, or remove it first)")
         twin = next((n for n in self.names() if n != name and n.casefold() == name.casefold()), None)
         if twin is not None:
             raise VoiceExistsError(f"voice {twin!r} already exists and differs from {name!r} only in case; "
@@ -372,10 +373,11 @@ class VoiceLibrary:
             got = importer(kind, p) if importer is not None else None
             if got is not None:
                 tensors, meta = got
-                blobs[kind] = self.blobs.put(tensors, {**meta, "kind": kind, "source": p.name})
+                # no file name in the metadata: the same content is the same blob
+                blobs[kind] = self.blobs.put(tensors, {**meta, "kind": kind})
         return blobs
 
-    def _write_refs(self, folder: Path, frames: list[AudioFrame]) -> list[Path]:
+    def _write_refs(self, folder: Path, frames: builtins.list[AudioFrame]) -> builtins.list[Path]:
         """Each clip as ``refs/<hash>.wav`` (content-named, so versions share unchanged clips)."""
         (folder / "refs").mkdir(parents=True, exist_ok=True)
         stored = []
@@ -389,7 +391,7 @@ class VoiceLibrary:
             stored.append(final)
         return stored
 
-    def _manifest(self, folder: Path, name: str, refs: list[Path], ref_text: str, ref_lang: str,
+    def _manifest(self, folder: Path, name: str, refs: builtins.list[Path], ref_text: str, ref_lang: str,
                   model_paths: dict[str, Path], blobs: dict[str, str], analysis: dict[str, dict[str, Any]],
                   extra: Mapping[str, Any] | None) -> dict[str, Any]:
         voice = Voice(name=name, path=folder, references=refs, ref_text=ref_text, ref_lang=ref_lang,
@@ -397,7 +399,7 @@ class VoiceLibrary:
                       analysis=analysis, created=time.strftime("%Y-%m-%dT%H:%M:%S"), blobs=blobs)
         return {**voice.to_manifest(), **dict(extra or {})}
 
-    def _create(self, folder: Path, name: str, frames: list[AudioFrame], ref_text: str, ref_lang: str,
+    def _create(self, folder: Path, name: str, frames: builtins.list[AudioFrame], ref_text: str, ref_lang: str,
                 model_paths: dict[str, Path], blobs: dict[str, str], analysis: dict[str, dict[str, Any]],
                 extra: Mapping[str, Any] | None) -> Voice:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -414,7 +416,7 @@ class VoiceLibrary:
                 shutil.rmtree(staging, ignore_errors=True)
         return self.get(name)
 
-    def _new_version(self, folder: Path, name: str, frames: list[AudioFrame], ref_text: str, ref_lang: str,
+    def _new_version(self, folder: Path, name: str, frames: builtins.list[AudioFrame], ref_text: str, ref_lang: str,
                      model_paths: dict[str, Path], blobs: dict[str, str], analysis: dict[str, dict[str, Any]],
                      extra: Mapping[str, Any] | None) -> Voice:
         old = load_toml(folder / MANIFEST)

@@ -166,7 +166,9 @@ def _compose(base: dict[str, torch.Tensor], part: Mapping[str, torch.Tensor], fm
     raise CorruptCheckpointError(f"delta blob {path}: unknown format {fmt!r} (known: {', '.join(DELTA_FORMATS)})")
 
 
-def read_blob(path: str | Path, *, verify: bool = True, _depth: int = 0) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_blob(
+    path: str | Path, *, verify: bool = True, _depth: int = 0
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, metadata) of a blob, deltas composed onto their base. No pickle runs.
 
     ``verify`` re-hashes a content-addressed blob the first time this process reads it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,7 +58,7 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 
 def _lock_fd(fd: int) -> None:
-    if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    if sys.platform == "win32":  # pragma: no cover - Windows only
         import msvcrt
 
         msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
@@ -68,7 +69,7 @@ def _lock_fd(fd: int) -> None:
 
 
 def _unlock_fd(fd: int) -> None:
-    if os.name == "nt":  # pragma: no cover
+    if sys.platform == "win32":  # pragma: no cover - Windows only
         import msvcrt
 
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)

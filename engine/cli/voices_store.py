@@ -1,0 +1,91 @@
+"""`anchorvoice voices history|use|rollback|gc|verify`: versions and the model blob store."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from anchorvoice.engine.cli.common import emit, make_engine
+from anchorvoice.engine.store.maintenance import gc, verify
+from anchorvoice.engine.voices import Voice, split_version
+from anchorvoice.errors import VoiceError
+
+
+def add_store_parsers(vsub: argparse._SubParsersAction) -> None:
+    h = vsub.add_parser("history", help="list a voice's versions (what changed, when)")
+    h.add_argument("name")
+    h.set_defaults(func=run_history)
+
+    u = vsub.add_parser("use", help="make an older version the one in use: `voices use NAME@3`")
+    u.add_argument("target", metavar="NAME@VERSION")
+    u.set_defaults(func=run_use)
+
+    r = vsub.add_parser("rollback", help="store a new version with an older version's content")
+    r.add_argument("name")
+    r.add_argument("version", type=int)
+    r.set_defaults(func=run_rollback)
+
+    g = vsub.add_parser("gc", help="delete model blobs and clips that no version of any voice uses")
+    g.set_defaults(func=run_gc)
+
+    v = vsub.add_parser("verify", help="re-hash every model blob; name damaged blobs and the voices that use them")
+    v.set_defaults(func=run_verify)
+
+
+def store_fields(v: Voice) -> dict[str, Any]:
+    """What `voices show` / `list` add about the store: version and blobs."""
+    return {"version": v.version, "change": v.change, "blobs": dict(v.blobs)}
+
+
+def run_history(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    versions = engine.voices.history(args.name)
+    current = engine.voices.get(args.name).version
+    rows = [{"version": v.version, "created": v.created, "change": v.change, "in_use": v.version == current}
+            for v in versions]
+    text = "\n".join(f"{'*' if r['in_use'] else ' '} {r['version']:>3}  {r['created']:<19}  {r['change']}"
+                     for r in rows)
+    emit(args, rows, text)
+    return 0
+
+
+def run_use(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    name, version = split_version(args.target)
+    if version is None:
+        raise VoiceError(f"say which version: `anchorvoice voices use {args.target}@N` "
+                         f"(see `anchorvoice voices history {args.target}`)")
+    v = engine.voices.use(name, version)
+    emit(args, {"name": v.name, "version": v.version}, f"voice {v.name!r} now uses version {v.version}")
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    v = engine.voices.rollback(args.name, args.version)
+    emit(args, {"name": v.name, "version": v.version, "change": v.change},
+         f"voice {v.name!r}: version {v.version} ({v.change})")
+    return 0
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    report = gc(engine.voices)
+    data = {"blobs": [b.sha for b in report.blobs], "clips": [str(c) for c in report.clips],
+            "freed_bytes": report.freed_bytes}
+    emit(args, data, f"removed {len(report.blobs)} blob(s) ({report.freed_bytes / 1e6:.1f} MB) and "
+         f"{len(report.clips)} unused clip(s)")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    report = verify(engine.voices)
+    lines = [f"checked {report.checked} blob(s)"]
+    lines += [f"damaged blob {sha}: {why}" for sha, why in report.damaged.items()]
+    lines += [f"broken voice {name!r}: {', '.join(kinds)} model missing or damaged (re-import it with "
+              f"`anchorvoice voices add {name} --replace ...`)" for name, kinds in report.broken_voices.items()]
+    data = {"checked": report.checked, "damaged": report.damaged, "broken_voices": report.broken_voices,
+            "ok": report.ok}
+    emit(args, data, "\n".join(lines) if not report.ok else lines[0] + ": all intact")
+    return 0 if report.ok else 1

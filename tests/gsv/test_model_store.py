@@ -1,0 +1,80 @@
+"""GPT-SoVITS files go into the voice store once, as safetensors, and load back exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from anchorvoice.engine.engine import Engine
+from anchorvoice.engine.store.blobs import is_blob_file
+from anchorvoice.engine.store.maintenance import gc, verify
+from anchorvoice.errors import CorruptCheckpointError
+from anchorvoice.plugins.gsv.checkpoints import load_gpt, load_hubert, load_sovits
+from tests.conformance.conftest import require_reference_dir
+from tests.gsv_voice import add_neural_voice
+
+
+@pytest.fixture(scope="module")
+def two_voices(tmp_path_factory: pytest.TempPathFactory, builtin_plugins) -> tuple[Engine, Path]:
+    gsv = require_reference_dir()
+    from anchorvoice.engine.engine import EngineConfig
+
+    tmp = tmp_path_factory.mktemp("store")
+    eng = Engine(EngineConfig(home=tmp / "home", third_party_plugins=False), plugins=builtin_plugins)
+    add_neural_voice(eng, gsv, tmp, name="alice")
+    add_neural_voice(eng, gsv, tmp, name="bob")
+    yield eng, gsv
+    eng.close()
+
+
+def test_a_shared_base_is_stored_once_and_voices_name_it_by_hash(two_voices: tuple[Engine, Path]) -> None:
+    eng, _ = two_voices
+    alice, bob = eng.voices.get("alice"), eng.voices.get("bob")
+    assert set(alice.blobs) == {"gpt", "sovits", "hubert"}
+    assert alice.blobs == bob.blobs
+    assert len(eng.voices.blobs.shas()) == 3
+    manifest = (alice.path / "voice.toml").read_text()
+    assert f"sha256:{alice.blobs['sovits']}" in manifest and "s2_v2_small.pth" not in manifest
+    assert all(is_blob_file(p) for p in alice.models.values())
+
+
+def test_blobs_load_back_as_the_original_files(two_voices: tuple[Engine, Path]) -> None:
+    eng, gsv = two_voices
+    v = eng.voices.get("alice")
+    pairs = ((load_sovits, "sovits", gsv / "s2_v2_small.pth"), (load_gpt, "gpt", gsv / "s1_v2_small.ckpt"))
+    for load, kind, src in pairs:
+        a, b = load(v.models[kind]), load(src)  # type: ignore[operator]
+        assert (a.version, a.info, a.config) == (b.version, b.info, b.config)
+        assert a.weights.keys() == b.weights.keys()
+        assert all(torch.equal(a.weights[k], b.weights[k]) and a.weights[k].dtype == b.weights[k].dtype
+                   for k in a.weights)
+    h = load_hubert(v.models["hubert"])
+    assert h.config["hidden_size"] == 768
+
+
+def test_a_damaged_blob_breaks_only_the_voices_that_use_it(two_voices: tuple[Engine, Path], tmp_path: Path) -> None:
+    eng, gsv = two_voices
+    carol = add_neural_voice(eng, gsv, tmp_path, name="carol")
+    # carol gets her own GPT: a copy of the fixture with one tensor changed, so a blob of her own
+    gpt = load_gpt(gsv / "s1_v2_small.ckpt")
+    w = dict(gpt.weights)
+    k = sorted(w)[0]
+    w[k] = w[k] + 1
+    sha = eng.voices.blobs.put(w, {"kind": "gpt", "config": gpt.config, "version": "v2", "format": "gsv-s1"})
+    folder = carol.path
+    text = (folder / "voice.toml").read_text().replace(carol.blobs["gpt"], sha)
+    (folder / "voice.toml").write_text(text)
+    p = eng.voices.blobs.path(sha)
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    p.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpointError, match="damaged"):
+        load_gpt(eng.voices.get("carol").models["gpt"])
+    report = verify(eng.voices)
+    assert report.broken_voices == {"carol": ["gpt"]} and sha in report.damaged
+    eng.voices.remove("carol")
+    removed = gc(eng.voices)
+    assert [b.sha for b in removed.blobs] == [sha]
+    assert verify(eng.voices).ok  # alice and bob never noticed
