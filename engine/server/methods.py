@@ -145,10 +145,11 @@ class Controller:
 
     def _speech_stream(self, text: str, voice: str | None, language: str) -> Iterator[SpeechChunk]:
         """The engine's streamed speech, chunk by chunk as ``anchorvoice speak`` gets it, with its sentence."""
-        pipe = self.engine.pipeline(self.config.preset, voice)
-        for audio in pipe.speak_iter(text, language):
-            k = pipe.sentence_index
-            yield SpeechChunk(audio, k, len(pipe.sentences), pipe.sentences[k])
+        # leased: a request for another voice may evict this one from the cache, never mid-speech
+        with self.engine.lease(self.config.preset, voice) as pipe:
+            for audio in pipe.speak_iter(text, language):
+                k = pipe.sentence_index
+                yield SpeechChunk(audio, k, len(pipe.sentences), pipe.sentences[k])
 
     async def start(self) -> None:
         if self.voice is not None:  # VoiceNotFoundError names the voices there are
