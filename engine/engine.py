@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -167,6 +167,7 @@ class Engine:
         ref_lang: str = "en",
         models: dict[str, str | Path] | None = None,
         overwrite: bool = False,
+        extra: Mapping[str, Any] | None = None,
     ) -> Voice:
         """Add a voice: every plugin may refuse it (``check_voice``), every voice converter analyses the
         reference once."""
@@ -182,6 +183,7 @@ class Engine:
             check=self.plugins.check_voice,
             importer=self.plugins.import_model,
             overwrite=overwrite,
+            extra=extra,
         )
 
     def status(self) -> dict[str, Any]:

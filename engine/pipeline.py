@@ -36,6 +36,7 @@ from anchorvoice.engine.stages import (
     VocoderStream,
     VoiceConverter,
 )
+from anchorvoice.engine.store.features import feature_key, file_identity
 from anchorvoice.engine.voices import Voice
 from anchorvoice.errors import ConfigError, StageError, TextInputError, UnsupportedLanguageError
 from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TextFrame, TokenFrame
@@ -207,18 +208,41 @@ class Pipeline:
             if not self.voice.ref_text or "feature_extractor" not in self._stages:
                 self._prompt = (None, None)  # reference-free
             else:
-                prosody: ProsodyModel = self._stage("prosody")
-                fx: FeatureExtractor = self._stage("feature_extractor")
-                tok: Tokenizer = self._stage("tokenizer")
-                ref = prosody.prompt_reference(self.voice.load_reference(fx.sample_rate))
-                feats = self._timed(f"feature_extractor:{fx.name}", fx.extract, ref)
-                tokens = self._timed(f"tokenizer:{tok.name}", tok.encode, feats)
-                lang = self.voice.ref_lang
-                fe = self.frontend(lang)
-                ref_text = TextFrame(prosody.prompt_text(self.voice.ref_text, lang), lang)
-                phones = self._timed(f"frontend:{fe.name}", fe.phonemize, ref_text)
-                self._prompt = (phones, tokens)
+                self._prompt = self._cached_prompt()
         return self._prompt
+
+    def _cached_prompt(self) -> tuple[PhonemeFrame, TokenFrame]:
+        """The prompt from the voice's feature cache, computed (and kept) on a miss: a cold switch to a
+        voice skips the feature extractor and tokenizer on its reference."""
+        assert self.voice is not None
+        prosody: ProsodyModel = self._stage("prosody")
+        fx: FeatureExtractor = self._stage("feature_extractor")
+        tok: Tokenizer = self._stage("tokenizer")
+        lang = self.voice.ref_lang
+        fe = self.frontend(lang)
+        key = feature_key("prompt", [file_identity(r) for r in self.voice.references[:1]], self.voice.ref_text,
+                          lang, {k: file_identity(p) for k, p in sorted(self.voice.models.items())},
+                          [(st.name, repr(getattr(st, "config", None))) for st in (prosody, fx, tok, fe)])
+
+        def compute() -> dict[str, np.ndarray]:
+            assert self.voice is not None
+            ref = prosody.prompt_reference(self.voice.load_reference(fx.sample_rate))
+            feats = self._timed(f"feature_extractor:{fx.name}", fx.extract, ref)
+            tokens: TokenFrame = self._timed(f"tokenizer:{tok.name}", tok.encode, feats)
+            ref_text = TextFrame(prosody.prompt_text(self.voice.ref_text, lang), lang)
+            ph: PhonemeFrame = self._timed(f"frontend:{fe.name}", fe.phonemize, ref_text)
+            out = {"tokens": np.asarray(tokens.tokens), "frame_rate": np.asarray(tokens.frame_rate),
+                   "ids": np.asarray(ph.ids), "symbols": np.asarray(ph.symbols, dtype=str),
+                   "word2ph": np.asarray(ph.word2ph, dtype=np.int64), "text": np.asarray(ph.text)}
+            if ph.bert is not None:
+                out["bert"] = np.asarray(ph.bert)
+            return out
+
+        a = self.voice.features().get_or_compute(key, compute)
+        phones = PhonemeFrame(ids=a["ids"], symbols=[str(x) for x in a["symbols"]],
+                              word2ph=[int(x) for x in a["word2ph"]], language=lang, text=str(a["text"]),
+                              bert=a.get("bert"))
+        return phones, TokenFrame(a["tokens"], float(a["frame_rate"]))
 
     def _speak_neural(self, text: str, lang: str) -> Iterator[AudioFrame]:
         fe = self.frontend(lang)

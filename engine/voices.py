@@ -37,7 +37,8 @@ import numpy as np
 from anchorvoice.audio_io import audio_channels, read_audio, resample, rms_dbfs, write_audio
 from anchorvoice.engine.config import load_toml
 from anchorvoice.engine.store import history
-from anchorvoice.engine.store.blobs import BlobStore, blob_ref, parse_ref
+from anchorvoice.engine.store.blobs import SHA_RE, BlobStore, blob_ref, parse_ref
+from anchorvoice.engine.store.features import FeatureCache
 from anchorvoice.engine.store.files import home_lock, sha256_file
 from anchorvoice.errors import ReferenceAudioError, VoiceError, VoiceExistsError, VoiceNotFoundError
 from anchorvoice.frames import AudioFrame
@@ -130,6 +131,10 @@ class Voice:
     def key(self) -> str:
         """Identifies this exact content (name and version) for caches."""
         return f"{self.name}@{self.version}"
+
+    def features(self) -> FeatureCache:
+        """Features computed from this voice's references, kept on disk (see :mod:`.store.features`)."""
+        return FeatureCache(self.path)
 
     def load_reference(self, sample_rate: int | None = None, index: int = 0) -> AudioFrame:
         """The ``index``-th reference clip, resampled to ``sample_rate`` when given."""
@@ -370,6 +375,9 @@ class VoiceLibrary:
     def _import_models(self, paths: Mapping[str, Path], importer: ModelImporter | None) -> dict[str, str]:
         blobs: dict[str, str] = {}
         for kind, p in paths.items():
+            if p.parent == self.blobs.root.resolve() and SHA_RE.match(p.name):
+                blobs[kind] = p.name  # already in this home's store (an imported archive, another voice's blob)
+                continue
             got = importer(kind, p) if importer is not None else None
             if got is not None:
                 tensors, meta = got

@@ -12,8 +12,8 @@ from anchorvoice.engine.config import from_dict, load_toml
 from anchorvoice.engine.engine import default_configs_dir
 from anchorvoice.engine.output_sinks import OutputConfig
 from anchorvoice.engine.server.app import ServerConfig
-from anchorvoice.engine.store.resident import StoreConfig
 from anchorvoice.engine.server.methods import ControllerConfig
+from anchorvoice.engine.store.resident import StoreConfig
 from anchorvoice.obs_bridge.bridge import BridgeConfig
 from anchorvoice.obs_bridge.obs import ObsConfig
 from anchorvoice.obs_bridge.vtube import VTubeConfig

@@ -1,11 +1,13 @@
-"""`anchorvoice voices history|use|rollback|gc|verify`: versions and the model blob store."""
+"""`anchorvoice voices history|use|rollback|export|import|gc|verify`: versions, sharing and the blob store."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from anchorvoice.engine.cli.common import emit, make_engine
+from anchorvoice.engine.store.archive import export_voice, import_voice
 from anchorvoice.engine.store.maintenance import gc, verify
 from anchorvoice.engine.voices import Voice, split_version
 from anchorvoice.errors import VoiceError
@@ -28,6 +30,19 @@ def add_store_parsers(vsub: argparse._SubParsersAction) -> None:
     g = vsub.add_parser("gc", help="delete model blobs and clips that no version of any voice uses")
     g.set_defaults(func=run_gc)
 
+    e = vsub.add_parser("export", help="write a voice to one .avoice archive to share it")
+    e.add_argument("name")
+    e.add_argument("-o", "--output", required=True, help="archive to write, e.g. mira.avoice")
+    e.add_argument("--with-base", action="store_true",
+                   help="include the shared base models too (for a home that does not have them)")
+    e.set_defaults(func=run_export)
+
+    i = vsub.add_parser("import", help="add a voice from an .avoice archive (hostile archives are refused)")
+    i.add_argument("archive")
+    i.add_argument("--as", dest="as_name", help="import under another name")
+    i.add_argument("--replace", action="store_true", help="store it as the next version of the voice of that name")
+    i.set_defaults(func=run_import)
+
     v = vsub.add_parser("verify", help="re-hash every model blob; name damaged blobs and the voices that use them")
     v.set_defaults(func=run_verify)
 
@@ -35,6 +50,23 @@ def add_store_parsers(vsub: argparse._SubParsersAction) -> None:
 def store_fields(v: Voice) -> dict[str, Any]:
     """What `voices show` / `list` add about the store: version and blobs."""
     return {"version": v.version, "change": v.change, "blobs": dict(v.blobs)}
+
+
+def run_export(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    manifest = export_voice(engine.voices, args.name, Path(args.output), with_base=args.with_base)
+    packed = [sha for sha, b in manifest["blobs"].items() if b["included"]]
+    emit(args, manifest, f"wrote {args.output}: voice {args.name!r}, {len(manifest['voice']['references'])} "
+         f"clip(s), {len(packed)} of {len(manifest['blobs'])} model blob(s)"
+         + ("" if args.with_base else " (shared bases left out; --with-base includes them)"))
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    v = import_voice(engine.voices, Path(args.archive), engine.add_voice, name=args.as_name, replace=args.replace)
+    emit(args, {"name": v.name, "version": v.version}, f"imported voice {v.name!r} (version {v.version})")
+    return 0
 
 
 def run_history(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,6 +51,10 @@ class EngineLike(Protocol):
     plugins: Any  # PluginManager: .plugins {name: PluginInfo}, .failures [PluginFailure]
 
     def pipeline(self, preset: str, voice: Any) -> SpeakingPipeline: ...
+
+    def lease(self, preset: str, voice: Any) -> AbstractContextManager[SpeakingPipeline]:
+        """The pipeline, kept loaded (not closed by the memory budget) while the block runs."""
+        ...
 
 
 class LiveSession(Protocol):

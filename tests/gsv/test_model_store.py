@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,3 +79,24 @@ def test_a_damaged_blob_breaks_only_the_voices_that_use_it(two_voices: tuple[Eng
     removed = gc(eng.voices)
     assert [b.sha for b in removed.blobs] == [sha]
     assert verify(eng.voices).ok  # alice and bob never noticed
+
+
+def test_a_cold_switch_reads_the_prompt_from_the_feature_cache(
+    two_voices: tuple[Engine, Path], builtin_plugins: object
+) -> None:
+    eng, _ = two_voices
+    from anchorvoice.engine.engine import EngineConfig
+
+    first = eng.pipeline("tts", "bob")
+    made = first._reference_prompt()
+    assert any(k.startswith("feature_extractor:") for k in first.timings)
+    cold = Engine(EngineConfig(home=eng.config.home, third_party_plugins=False), plugins=builtin_plugins)
+    try:
+        again = cold.pipeline("tts", "bob")
+        cached = again._reference_prompt()
+        assert not any(k.startswith(("feature_extractor:", "tokenizer:")) for k in again.timings)
+        assert made[1] is not None and cached[1] is not None and made[0] is not None and cached[0] is not None
+        assert np.array_equal(made[1].tokens, cached[1].tokens) and np.array_equal(made[0].ids, cached[0].ids)
+        assert made[0].symbols == cached[0].symbols and made[0].word2ph == cached[0].word2ph
+    finally:
+        cold.close()

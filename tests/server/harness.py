@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -100,6 +101,10 @@ class FakeEngine:
     def pipeline(self, preset: str, voice: str | None) -> FakePipeline:
         self.presets.append(preset)
         return FakePipeline(self, voice)
+
+    @contextlib.contextmanager
+    def lease(self, preset: str, voice: str | None) -> Iterator[FakePipeline]:
+        yield self.pipeline(preset, voice)
 
 
 class CaptureSink(AudioSink):
