@@ -11,6 +11,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from anchorvoice.engine.voices import VoiceDraft
+    from anchorvoice.frames import AudioFrame
 
 hookspec = pluggy.HookspecMarker("anchorvoice")
 hookimpl = pluggy.HookimplMarker("anchorvoice")
@@ -94,6 +95,13 @@ def import_model(kind: str, path: Path) -> tuple[dict[str, Any], dict[str, Any]]
     version); the store adds ``kind``. Return None for kinds this plugin does not own (the file is then
     kept where it is, by path). Raise :class:`~anchorvoice.errors.CheckpointError` for a bad file.
     """
+
+
+@hookspec
+def tag_reference(audio: AudioFrame, text: str, language: str) -> list[str] | None:
+    """Tags for a reference clip (an emotion classifier, a prosody measure): free words or ``key:value``
+    (``excited``, ``energy:high``). ``voices tag`` stores the union of every plugin's answer on the style;
+    return None or [] when this plugin has nothing to say about the clip."""
 
 
 HOOK_KINDS: dict[str, str] = {

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from anchorvoice.audio_io import resample
+from anchorvoice.audio_io import read_audio, resample
 from anchorvoice.engine.pipeline_config import SLOT_KINDS, PipelineConfig, StageSpec, build_stage
 from anchorvoice.engine.plugins import PluginManager
 from anchorvoice.engine.stages import (
@@ -37,6 +37,7 @@ from anchorvoice.engine.stages import (
     VoiceConverter,
 )
 from anchorvoice.engine.store.features import feature_key, file_identity
+from anchorvoice.engine.store.styles import DEFAULT_STYLE, Style
 from anchorvoice.engine.voices import Voice
 from anchorvoice.errors import ConfigError, StageError, TextInputError, UnsupportedLanguageError
 from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TextFrame, TokenFrame
@@ -69,7 +70,9 @@ class Pipeline:
         self.timings: dict[str, StageTiming] = {}
         self._stages: dict[str, Stage] = {}
         self._frontends: dict[str, TextFrontend] = {}
-        self._prompt: tuple[PhonemeFrame | None, TokenFrame | None] | None = None
+        self._prompts: dict[str, tuple[PhonemeFrame | None, TokenFrame | None]] = {}
+        self.style_used = DEFAULT_STYLE
+        """The style the last neural ``speak_iter`` was spoken with (``default``: the first reference)."""
         self._speak_t0 = 0.0
         self.first_audio_s: float | None = None
         """Seconds from the start of the last ``speak_iter`` to its first audio (time to first audio)."""
@@ -139,9 +142,9 @@ class Pipeline:
         return audio
 
     # -- TTS ---------------------------------------------------------------------------------
-    def speak(self, text: str, language: str | None = None) -> AudioFrame:
+    def speak(self, text: str, language: str | None = None, style: str | None = None) -> AudioFrame:
         """Synthesize ``text`` in the bound voice, whole utterance."""
-        parts = list(self.speak_iter(text, language))
+        parts = list(self.speak_iter(text, language, style))
         rate = self.config.pipeline.sample_rate
         return AudioFrame(np.concatenate([p.samples for p in parts]), rate)
 
@@ -159,7 +162,7 @@ class Pipeline:
         else:
             self._stage("base_voice").check_language(lang)
 
-    def speak_iter(self, text: str, language: str | None = None) -> Iterator[AudioFrame]:
+    def speak_iter(self, text: str, language: str | None = None, style: str | None = None) -> Iterator[AudioFrame]:
         """Synthesize sentence by sentence (neural path) or in one piece (embedded default).
 
         After each chunk, ``sentences[sentence_index]`` is the sentence it belongs to (live subtitles)."""
@@ -175,7 +178,7 @@ class Pipeline:
         self.first_audio_s = None
         self.sentences, self.sentence_index = [text.strip()], 0
         if self.neural:
-            yield from self._speak_neural(text, lang)
+            yield from self._speak_neural(text, lang, style)
             return
         base: BaseVoice = self._stage("base_voice")
         base.check_language(lang)
@@ -201,35 +204,40 @@ class Pipeline:
                 )
         return self._frontends[language]
 
-    def _reference_prompt(self) -> tuple[PhonemeFrame | None, TokenFrame | None]:
-        """Reference phonemes and semantic tokens, computed once per voice, prepared as the prosody model asks."""
-        if self._prompt is None:
-            assert self.voice is not None
-            if not self.voice.ref_text or "feature_extractor" not in self._stages:
-                self._prompt = (None, None)  # reference-free
+    def _reference_prompt(self, style: str | None = None) -> tuple[PhonemeFrame | None, TokenFrame | None]:
+        """Reference phonemes and semantic tokens of the default reference or of ``style`` (the voice's
+        tagged reference that :meth:`Voice.style` picks; ``style_used`` says which), computed once per
+        voice, prepared as the prosody model asks."""
+        assert self.voice is not None
+        chosen = self.voice.style(style)
+        self.style_used = chosen.name if chosen is not None else DEFAULT_STYLE
+        if self.style_used not in self._prompts:
+            if not (chosen.text if chosen else self.voice.ref_text) or "feature_extractor" not in self._stages:
+                self._prompts[self.style_used] = (None, None)  # reference-free
             else:
-                self._prompt = self._cached_prompt()
-        return self._prompt
+                self._prompts[self.style_used] = self._cached_prompt(chosen)
+        return self._prompts[self.style_used]
 
-    def _cached_prompt(self) -> tuple[PhonemeFrame, TokenFrame]:
+    def _cached_prompt(self, style: Style | None) -> tuple[PhonemeFrame, TokenFrame]:
         """The prompt from the voice's feature cache, computed (and kept) on a miss: a cold switch to a
         voice skips the feature extractor and tokenizer on its reference."""
         assert self.voice is not None
         prosody: ProsodyModel = self._stage("prosody")
         fx: FeatureExtractor = self._stage("feature_extractor")
         tok: Tokenizer = self._stage("tokenizer")
-        lang = self.voice.ref_lang
+        clip = style.reference if style else self.voice.references[0]
+        text = style.text if style else self.voice.ref_text
+        lang = style.lang if style else self.voice.ref_lang
         fe = self.frontend(lang)
-        key = feature_key("prompt", [file_identity(r) for r in self.voice.references[:1]], self.voice.ref_text,
-                          lang, {k: file_identity(p) for k, p in sorted(self.voice.models.items())},
+        key = feature_key("prompt", file_identity(clip), text, lang,
+                          {k: file_identity(p) for k, p in sorted(self.voice.models.items())},
                           [(st.name, repr(getattr(st, "config", None))) for st in (prosody, fx, tok, fe)])
 
         def compute() -> dict[str, np.ndarray]:
-            assert self.voice is not None
-            ref = prosody.prompt_reference(self.voice.load_reference(fx.sample_rate))
+            ref = prosody.prompt_reference(read_audio(clip, fx.sample_rate))
             feats = self._timed(f"feature_extractor:{fx.name}", fx.extract, ref)
             tokens: TokenFrame = self._timed(f"tokenizer:{tok.name}", tok.encode, feats)
-            ref_text = TextFrame(prosody.prompt_text(self.voice.ref_text, lang), lang)
+            ref_text = TextFrame(prosody.prompt_text(text, lang), lang)
             ph: PhonemeFrame = self._timed(f"frontend:{fe.name}", fe.phonemize, ref_text)
             out = {"tokens": np.asarray(tokens.tokens), "frame_rate": np.asarray(tokens.frame_rate),
                    "ids": np.asarray(ph.ids), "symbols": np.asarray(ph.symbols, dtype=str),
@@ -244,9 +252,9 @@ class Pipeline:
                               bert=a.get("bert"))
         return phones, TokenFrame(a["tokens"], float(a["frame_rate"]))
 
-    def _speak_neural(self, text: str, lang: str) -> Iterator[AudioFrame]:
+    def _speak_neural(self, text: str, lang: str, style: str | None = None) -> Iterator[AudioFrame]:
         fe = self.frontend(lang)
-        prompt_text, prompt_tokens = self._reference_prompt()
+        prompt_text, prompt_tokens = self._reference_prompt(style)
         sentences = [s for s in fe.split_sentences(text) if s.strip()]
         if not sentences:
             raise TextInputError(f"nothing speakable in {text[:40]!r} (only punctuation or symbols)")

@@ -25,6 +25,7 @@ from anchorvoice.errors import AnchorVoiceError, PluginError, PluginNotFoundErro
 
 if TYPE_CHECKING:
     from anchorvoice.engine.voices import VoiceDraft
+    from anchorvoice.frames import AudioFrame
 
 ENTRY_POINT_GROUP = "anchorvoice"
 BUILTIN_DISTRIBUTION = "anchorvoice"
@@ -135,8 +136,9 @@ class PluginManager:
                     )
         if any(impl.plugin_name == name for impl in self._pm.hook.check_voice.get_hookimpls()):
             info.hooks.append("check_voice")
-        if any(impl.plugin_name == name for impl in self._pm.hook.import_model.get_hookimpls()):
-            info.hooks.append("import_model")
+        for extra in ("import_model", "tag_reference"):
+            if any(impl.plugin_name == name for impl in getattr(self._pm.hook, extra).get_hookimpls()):
+                info.hooks.append(extra)
         return True
 
     def check_voice(self, draft: VoiceDraft) -> None:
@@ -172,6 +174,22 @@ class PluginManager:
             if result is not None:
                 return result  # type: ignore[no-any-return,return-value]
         return None
+
+    def tag_reference(self, audio: AudioFrame, text: str, language: str) -> list[str]:
+        """Every plugin's tags for a reference clip (hook ``tag_reference``), in order, without repeats."""
+        tags: list[str] = []
+        for impl in reversed(self._pm.hook.tag_reference.get_hookimpls()):
+            try:
+                got = impl.function(audio=audio, text=text, language=language)
+            except AnchorVoiceError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"plugin {impl.plugin_name!r} failed while tagging a reference: "
+                                  f"{type(exc).__name__}: {exc} (fix or uninstall the plugin)") from exc
+            for t in got if isinstance(got, list | tuple) else ():
+                if str(t) not in tags:
+                    tags.append(str(t))
+        return tags
 
     def unregister(self, name: str) -> None:
         """Remove a plugin and every stage it registered."""

@@ -40,6 +40,7 @@ from anchorvoice.engine.store import history
 from anchorvoice.engine.store.blobs import SHA_RE, BlobStore, blob_ref, parse_ref
 from anchorvoice.engine.store.features import FeatureCache
 from anchorvoice.engine.store.files import home_lock, sha256_file
+from anchorvoice.engine.store.styles import DEFAULT_STYLE, Style, dump_styles, parse_styles, pick_style
 from anchorvoice.errors import ReferenceAudioError, VoiceError, VoiceExistsError, VoiceNotFoundError
 from anchorvoice.frames import AudioFrame
 
@@ -121,6 +122,8 @@ class Voice:
     """Model kind -> SHA-256 of the store blob it is (kinds missing here are plain paths)."""
     change: str = ""
     """What this version changed."""
+    styles: dict[str, Style] = field(default_factory=dict)
+    """Tagged extra references (``speak --style``), by style name."""
 
     @property
     def is_neural(self) -> bool:
@@ -131,6 +134,10 @@ class Voice:
     def key(self) -> str:
         """Identifies this exact content (name and version) for caches."""
         return f"{self.name}@{self.version}"
+
+    def style(self, wanted: str | None) -> Style | None:
+        """The style a request for ``wanted`` gets (None: the default reference)."""
+        return pick_style(self.styles, wanted)
 
     def features(self) -> FeatureCache:
         """Features computed from this voice's references, kept on disk (see :mod:`.store.features`)."""
@@ -150,6 +157,7 @@ class Voice:
             "references": [p.relative_to(self.path).as_posix() for p in self.references],
             "models": models,
             "analysis": self.analysis,
+            **({"styles": dump_styles(self.path, self.styles)} if self.styles else {}),
         }
 
     @classmethod
@@ -182,6 +190,7 @@ class Voice:
                 version=int(data.get("version", 1)),
                 blobs=blobs,
                 change=str(data.get("change", "")),
+                styles=parse_styles(folder, data.get("styles")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise VoiceError(
@@ -429,8 +438,36 @@ class VoiceLibrary:
                      extra: Mapping[str, Any] | None) -> Voice:
         old = load_toml(folder / MANIFEST)
         refs = self._write_refs(folder, frames)
+        if "styles" in old and not (extra and "styles" in extra):
+            extra = {**dict(extra or {}), "styles": old["styles"]}  # styles outlive a new default reference
         manifest = self._manifest(folder, name, refs, ref_text, ref_lang, model_paths, blobs, analysis, extra)
         history.commit(folder, manifest, history.describe_change(old, manifest))
+        return self.get(name)
+
+    def set_style(self, name: str, style: str, *, clip: str | Path | None = None, text: str | None = None,
+                  lang: str | None = None, tags: Iterable[str] | None = None) -> Voice:
+        """Add or change a style (a new version): its clip (checked like any reference), transcript, tags."""
+        style = style.strip()
+        if not style or style == DEFAULT_STYLE or not re.fullmatch(r"[\w.:-]{1,40}", style):
+            raise VoiceError(f"invalid style name {style!r}: 1-40 letters, digits, '.', ':', '-' "
+                             f"('{DEFAULT_STYLE}' is the voice's first reference)")
+        with home_lock(self.home):
+            voice = self.get(name)
+            old = voice.styles.get(style)
+            if clip is None and old is None:
+                raise VoiceError(f"style {style!r} is new: give its reference clip (--ref clip.wav)")
+            ref = old.reference if old is not None else voice.path
+            if clip is not None:
+                frame = read_audio(Path(clip))
+                validate_reference(frame, str(clip))
+                ref = self._write_refs(voice.path, [frame])[0]
+            voice.styles = {**voice.styles, style: Style(
+                style, ref, text if text is not None else (old.text if old else ""),
+                lang or (old.lang if old else voice.ref_lang),
+                tuple(tags) if tags is not None else (old.tags if old else ()))}
+            manifest = voice.to_manifest()
+            what = "added" if old is None else "changed"
+            history.commit(voice.path, manifest, f"style {style!r} {what}")
         return self.get(name)
 
     def remove(self, name: str) -> None:

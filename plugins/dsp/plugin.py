@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from anchorvoice.engine.hookspecs import Register, hookimpl
+from anchorvoice.frames import AudioFrame
 from anchorvoice.plugins.dsp.converter import DspVoiceConverter
 
 
@@ -10,3 +11,11 @@ from anchorvoice.plugins.dsp.converter import DspVoiceConverter
 def register_voice_converters(register: Register) -> None:
     """The weight-free pitch + formant converter (``dsp``)."""
     register(DspVoiceConverter)
+
+
+@hookimpl
+def tag_reference(audio: AudioFrame, text: str, language: str) -> list[str]:
+    """Pitch-range, energy and pace tags measured on the clip (not emotions; see ``prosody_tags``)."""
+    from anchorvoice.plugins.dsp.prosody_tags import prosody_tags
+
+    return prosody_tags(audio, text)
