@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from anchorvoice.audio_io import read_audio
 from anchorvoice.engine.cli.common import emit, make_engine
 from anchorvoice.engine.store.archive import export_voice, import_voice
 from anchorvoice.engine.store.maintenance import gc, verify
@@ -43,13 +44,26 @@ def add_store_parsers(vsub: argparse._SubParsersAction) -> None:
     i.add_argument("--replace", action="store_true", help="store it as the next version of the voice of that name")
     i.set_defaults(func=run_import)
 
+    st = vsub.add_parser("style", help="add or change a style: a tagged reference (`speak --style NAME`)")
+    st.add_argument("name")
+    st.add_argument("style")
+    st.add_argument("--ref", help="the style's reference clip (needed for a new style)")
+    st.add_argument("--text", help="transcript of the clip")
+    st.add_argument("--lang", help="language of the transcript (default: the voice's)")
+    st.add_argument("--tags", help="comma-separated tags, e.g. excited,energy:high (replaces the old ones)")
+    st.add_argument("--auto-tag", action="store_true",
+                    help="add the tags the plugins measure (built in: pitch range, energy, pace)")
+    st.set_defaults(func=run_style)
+
     v = vsub.add_parser("verify", help="re-hash every model blob; name damaged blobs and the voices that use them")
     v.set_defaults(func=run_verify)
 
 
 def store_fields(v: Voice) -> dict[str, Any]:
     """What `voices show` / `list` add about the store: version and blobs."""
-    return {"version": v.version, "change": v.change, "blobs": dict(v.blobs)}
+    return {"version": v.version, "change": v.change, "blobs": dict(v.blobs),
+            "styles": {n: {"reference": str(s.reference), "text": s.text, "tags": list(s.tags)}
+                       for n, s in v.styles.items()}}
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -66,6 +80,20 @@ def run_import(args: argparse.Namespace) -> int:
     engine = make_engine(args)
     v = import_voice(engine.voices, Path(args.archive), engine.add_voice, name=args.as_name, replace=args.replace)
     emit(args, {"name": v.name, "version": v.version}, f"imported voice {v.name!r} (version {v.version})")
+    return 0
+
+
+def run_style(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags is not None else None
+    v = engine.voices.set_style(args.name, args.style, clip=args.ref, text=args.text, lang=args.lang, tags=tags)
+    if args.auto_tag:
+        s = v.styles[args.style]
+        measured = engine.plugins.tag_reference(read_audio(s.reference), s.text, s.lang)
+        v = engine.voices.set_style(args.name, args.style, tags=[*s.tags, *(t for t in measured if t not in s.tags)])
+    s = v.styles[args.style]
+    emit(args, {"name": v.name, "version": v.version, "style": s.name, "tags": list(s.tags)},
+         f"voice {v.name!r} version {v.version}: style {s.name!r} tags {', '.join(s.tags) or '(none)'}")
     return 0
 
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
+from anchorvoice.audio_io import speech_like_signal
 from anchorvoice.engine.engine import Engine
 from anchorvoice.engine.store.blobs import is_blob_file
 from anchorvoice.engine.store.maintenance import gc, verify
@@ -100,3 +102,20 @@ def test_a_cold_switch_reads_the_prompt_from_the_feature_cache(
         assert made[0].symbols == cached[0].symbols and made[0].word2ph == cached[0].word2ph
     finally:
         cold.close()
+
+
+def test_a_style_speaks_with_its_own_prompt_and_says_so(two_voices: tuple[Engine, Path], tmp_path: Path) -> None:
+    eng, _ = two_voices
+    ref = tmp_path / "excited.wav"
+    sig = speech_like_signal(32000, 5.0, f0=260.0).samples
+    sf.write(str(ref), sig, 32000)
+    eng.voices.set_style("alice", "excited", clip=ref, text="We won, we really won!", tags=["energy:high"])
+    pipe = eng.pipeline("tts", "alice")
+    default = pipe._reference_prompt()
+    assert pipe.style_used == "default"
+    styled = pipe._reference_prompt("high")
+    assert pipe.style_used == "excited"
+    assert default[1] is not None and styled[1] is not None and styled[0] is not None
+    assert not np.array_equal(default[1].tokens, styled[1].tokens) and "W" in styled[0].text
+    pipe._reference_prompt("sleepy")
+    assert pipe.style_used == "default"
