@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from anchorvoice.engine.voices import VoiceDraft
+    from anchorvoice.engine.voices import Voice, VoiceDraft
     from anchorvoice.frames import AudioFrame
 
 hookspec = pluggy.HookspecMarker("anchorvoice")
@@ -102,6 +102,12 @@ def tag_reference(audio: AudioFrame, text: str, language: str) -> list[str] | No
     """Tags for a reference clip (an emotion classifier, a prosody measure): free words or ``key:value``
     (``excited``, ``energy:high``). ``voices tag`` stores the union of every plugin's answer on the style;
     return None or [] when this plugin has nothing to say about the clip."""
+
+
+@hookspec
+def speaker_embedding(voice: Voice) -> tuple[str, list[float]] | None:
+    """A vector of the voice's timbre and the name of its space (e.g. ``("gsv-ge", [...])``), for ``voices
+    similar`` and ``voices cluster``; only vectors of one space are compared. None: not this plugin's voice."""
 
 
 HOOK_KINDS: dict[str, str] = {

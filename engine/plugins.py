@@ -24,7 +24,7 @@ from anchorvoice.engine.stages import STAGE_KINDS, Stage
 from anchorvoice.errors import AnchorVoiceError, PluginError, PluginNotFoundError
 
 if TYPE_CHECKING:
-    from anchorvoice.engine.voices import VoiceDraft
+    from anchorvoice.engine.voices import Voice, VoiceDraft
     from anchorvoice.frames import AudioFrame
 
 ENTRY_POINT_GROUP = "anchorvoice"
@@ -136,7 +136,7 @@ class PluginManager:
                     )
         if any(impl.plugin_name == name for impl in self._pm.hook.check_voice.get_hookimpls()):
             info.hooks.append("check_voice")
-        for extra in ("import_model", "tag_reference"):
+        for extra in ("import_model", "tag_reference", "speaker_embedding"):
             if any(impl.plugin_name == name for impl in getattr(self._pm.hook, extra).get_hookimpls()):
                 info.hooks.append(extra)
         return True
@@ -190,6 +190,21 @@ class PluginManager:
                 if str(t) not in tags:
                     tags.append(str(t))
         return tags
+
+    def speaker_embeddings(self, voice: Voice) -> dict[str, list[float]]:
+        """Space -> vector, from every plugin that has one for ``voice`` (hook ``speaker_embedding``)."""
+        out: dict[str, list[float]] = {}
+        for impl in reversed(self._pm.hook.speaker_embedding.get_hookimpls()):
+            try:
+                got = impl.function(voice=voice)
+            except AnchorVoiceError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"plugin {impl.plugin_name!r} failed to embed voice {voice.name!r}: "
+                                  f"{type(exc).__name__}: {exc} (fix or uninstall the plugin)") from exc
+            if isinstance(got, tuple) and len(got) == 2:
+                out.setdefault(str(got[0]), [float(x) for x in got[1]])
+        return out
 
     def unregister(self, name: str) -> None:
         """Remove a plugin and every stage it registered."""

@@ -9,6 +9,7 @@ from typing import Any
 from anchorvoice.audio_io import read_audio
 from anchorvoice.engine.cli.common import emit, make_engine
 from anchorvoice.engine.store.archive import export_voice, import_voice
+from anchorvoice.engine.store.families import cluster, collect, similar
 from anchorvoice.engine.store.maintenance import gc, verify
 from anchorvoice.engine.voices import Voice, split_version
 from anchorvoice.errors import VoiceError
@@ -55,6 +56,15 @@ def add_store_parsers(vsub: argparse._SubParsersAction) -> None:
                     help="add the tags the plugins measure (built in: pitch range, energy, pace)")
     st.set_defaults(func=run_style)
 
+    si = vsub.add_parser("similar", help="the voices whose timbre is closest to a voice's")
+    si.add_argument("name")
+    si.add_argument("-n", type=int, default=5, help="how many (default %(default)s)")
+    si.set_defaults(func=run_similar)
+
+    cl = vsub.add_parser("cluster", help="group voices by timbre; say which base model each group should share")
+    cl.add_argument("--k", type=int, required=True, help="number of groups")
+    cl.set_defaults(func=run_cluster)
+
     v = vsub.add_parser("verify", help="re-hash every model blob; name damaged blobs and the voices that use them")
     v.set_defaults(func=run_verify)
 
@@ -94,6 +104,34 @@ def run_style(args: argparse.Namespace) -> int:
     s = v.styles[args.style]
     emit(args, {"name": v.name, "version": v.version, "style": s.name, "tags": list(s.tags)},
          f"voice {v.name!r} version {v.version}: style {s.name!r} tags {', '.join(s.tags) or '(none)'}")
+    return 0
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    emb = collect(engine.voices, engine.plugins.speaker_embeddings)
+    rows = similar(emb, engine.voices.get(args.name).name, args.n)
+    emit(args, {"space": emb.space, "similar": [{"name": n, "similarity": s} for n, s in rows]},
+         f"closest to {args.name!r} ({emb.space} embeddings):\n"
+         + "\n".join(f"  {s:6.3f}  {n}" for n, s in rows))
+    return 0
+
+
+def run_cluster(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    emb = collect(engine.voices, engine.plugins.speaker_embeddings)
+    fams = cluster(engine.voices, emb, args.k)
+    data = {"space": emb.space, "left_out": emb.left_out,
+            "families": [{"members": f.members, "center": f.center, "base": f.base, "shared_by": f.shared_by}
+                         for f in fams]}
+    lines = [f"{len(fams)} families by {emb.space} embeddings"]
+    for i, f in enumerate(fams, 1):
+        base = ", ".join(f"{k} {sha[:12]}" for k, sha in sorted(f.base.items())) or "no stored model"
+        lines.append(f"{i}. {', '.join(f.members)}\n   share: {base} (used by {f.shared_by} of {len(f.members)}; "
+                     f"central voice {f.center!r})")
+    if emb.left_out:
+        lines.append(f"left out (no {emb.space} embedding): {', '.join(emb.left_out)}")
+    emit(args, data, "\n".join(lines))
     return 0
 
 

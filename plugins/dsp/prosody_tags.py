@@ -17,6 +17,7 @@ Emotions (``excited``, ``sad``) need a trained classifier: a plugin adds one thr
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 
@@ -67,3 +68,21 @@ def prosody_tags(audio: AudioFrame, text: str = "") -> list[str]:
         elif rate < SLOW_SPS:
             tags.append("pace:slow")
     return tags
+
+
+ENVELOPE_BINS = 32
+"""The mean spectral envelope is averaged into this many bands for the coarse timbre vector."""
+
+
+def envelope_embedding(stats: dict[str, Any]) -> list[float]:
+    """A coarse timbre vector from the DSP converter's reference statistics: the band-averaged mean
+    envelope (level removed, in units of 10 dB) and the median pitch in octaves above 100 Hz. Empty when
+    the statistics are missing."""
+    env = stats.get("mean_envelope_db")
+    f0 = stats.get("median_f0_hz")
+    if not env or not f0:
+        return []
+    e = np.asarray(env, dtype=np.float64)
+    bands = np.array([b.mean() for b in np.array_split(e, ENVELOPE_BINS)])
+    bands = (bands - bands.mean()) / 10.0
+    return [float(np.log2(float(f0) / 100.0)), *map(float, bands)]

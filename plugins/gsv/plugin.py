@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from anchorvoice.engine.hookspecs import Register, hookimpl
-from anchorvoice.engine.voices import VoiceDraft
+from anchorvoice.engine.voices import Voice, VoiceDraft
 from anchorvoice.plugins.gsv.hubert import HubertExtractor
 from anchorvoice.plugins.gsv.rvq import GsvTokenizer
 
@@ -70,3 +70,11 @@ def import_model(kind: str, path: Path) -> tuple[dict[str, Any], dict[str, Any]]
     from anchorvoice.plugins.gsv.model_import import import_gsv_model
 
     return import_gsv_model(kind, path)
+
+
+@hookimpl
+def speaker_embedding(voice: Voice) -> tuple[str, list[float]] | None:
+    """The voice's SoVITS timbre vector ``ge`` (space ``gsv-ge``), for timbre families."""
+    from anchorvoice.plugins.gsv.speaker_embedding import gsv_speaker_embedding
+
+    return gsv_speaker_embedding(voice)

@@ -49,6 +49,11 @@ def _sovits_path(configured: str, voice: Voice | None, stage: str) -> Path:
     return Path(src).expanduser().resolve()
 
 
+def timbre_key(sovits: Path, voice: Voice) -> str:
+    """The feature-cache key of a voice's ``ge`` under one SoVITS model."""
+    return feature_key("gsv-ge", file_identity(sovits), [file_identity(r) for r in voice.references])
+
+
 @dataclass
 class GsvSovitsConfig:
     """Parameters of the ``gsv-sovits`` decoder."""
@@ -90,7 +95,7 @@ class GsvSovitsDecoder(Decoder):
             self._sil_id = load_symbols_v2().id("SP")  # v1 shares the first 322 ids, SP included
         if voice is None or not voice.references:
             raise StageError(f"{self.name}: the voice needs at least one reference clip for its timbre")
-        key = feature_key("gsv-ge", file_identity(path), [file_identity(r) for r in voice.references])
+        key = timbre_key(path, voice)
 
         def compute() -> dict[str, np.ndarray]:
             refs = [voice.load_reference(self.sample_rate, i) for i in range(len(voice.references))]

@@ -119,3 +119,12 @@ def test_a_style_speaks_with_its_own_prompt_and_says_so(two_voices: tuple[Engine
     assert not np.array_equal(default[1].tokens, styled[1].tokens) and "W" in styled[0].text
     pipe._reference_prompt("sleepy")
     assert pipe.style_used == "default"
+
+
+def test_gpt_sovits_voices_are_compared_by_their_style_vector(two_voices: tuple[Engine, Path]) -> None:
+    from anchorvoice.engine.store.families import collect, similar
+
+    eng, _ = two_voices
+    emb = collect(eng.voices, eng.plugins.speaker_embeddings)
+    assert emb.space == "gsv-ge" and {"alice", "bob"} <= set(emb.vectors)
+    assert similar(emb, "alice", 1)[0] == ("bob", pytest.approx(1.0, abs=1e-4))  # same clip, same ge
