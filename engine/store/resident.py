@@ -150,28 +150,43 @@ class ResidentCache(Generic[T]):
     evictions: int = 0
     _entries: OrderedDict[Any, _Entry[T]] = field(default_factory=OrderedDict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    _building: dict[Any, threading.Lock] = field(default_factory=dict)
 
     def get_or_build(self, key: Any, build: Callable[[], T]) -> T:
         """The cached value of ``key`` (now the most recently used), or ``build()`` it and evict to fit.
 
-        Building runs under the cache's lock, so two threads asking for one voice load it once."""
+        Two threads asking for one key build it once; a thread building one voice does not hold up a
+        thread asking for another (the build runs outside the cache's lock)."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
                 return entry.value
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None:  # built by the thread we waited for
+                    self._entries.move_to_end(key)
+                    return entry.value
             value = build()
-            self._entries[key] = _Entry(value, self.measure(value))
-            self._fit(keep=key)
+            size = self.measure(value)
+            with self._lock:
+                self._entries[key] = _Entry(value, size)
+                self._building.pop(key, None)
+                self._fit(keep=key)
             return value
 
     @contextlib.contextmanager
     def lease(self, key: Any, build: Callable[[], T]) -> Iterator[T]:
         """:meth:`get_or_build`, with the value kept open (not closed by eviction) until the block ends."""
-        with self._lock:
+        while True:
             value = self.get_or_build(key, build)
-            entry = self._entries[key]
-            entry.leases += 1
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None and entry.value is value:  # not evicted between build and lease
+                    entry.leases += 1
+                    break
         try:
             yield value
         finally:

@@ -31,3 +31,9 @@ def test_versions_and_store_commands(tmp_path: Path) -> None:
     assert "version 3" in cli("voices", "rollback", "mira", "2", home=home).stdout
     assert json.loads(cli("--json", "voices", "verify", home=home).stdout)["ok"] is True
     assert json.loads(cli("--json", "voices", "gc", home=home).stdout)["blobs"] == []
+    archive = tmp_path / "mira.avoice"
+    cli("voices", "export", "mira", "-o", str(archive), home=home)
+    other = tmp_path / "other"
+    assert "imported voice 'mira'" in cli("voices", "import", str(archive), home=other).stdout
+    shown = json.loads(cli("--json", "voices", "show", "mira", home=other).stdout)
+    assert shown["ref_text"] == "two" and shown["version"] == 1

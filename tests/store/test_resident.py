@@ -71,3 +71,28 @@ def test_a_budget_smaller_than_one_voice_is_refused_at_start(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match=r"store.max_resident_mb.*voice 'big'.*4.0 MiB.*at least 4"):
         Engine(EngineConfig(home=home, store=StoreConfig(max_resident_mb=2)), plugins=PluginManager())
     Engine(EngineConfig(home=home, store=StoreConfig(max_resident_mb=4)), plugins=PluginManager()).close()
+
+
+def test_loading_one_voice_does_not_hold_up_another_that_is_loaded() -> None:
+    import threading
+
+    cache: ResidentCache[Model] = ResidentCache(StoreConfig())
+    warm = cache.get_or_build("warm", Model)
+    release, started = threading.Event(), threading.Event()
+
+    def slow() -> Model:
+        started.set()
+        release.wait(10)
+        return Model()
+
+    t = threading.Thread(target=cache.get_or_build, args=("cold", slow))
+    t.start()
+    assert started.wait(5)
+    got: list[Model] = []
+    asker = threading.Thread(target=lambda: got.append(cache.get_or_build("warm", Model)))
+    asker.start()
+    asker.join(2)
+    assert got == [warm]  # answered while "cold" is still loading
+    release.set()
+    t.join(5)
+    assert cache.keys() == ["warm", "cold"]
