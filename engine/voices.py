@@ -470,6 +470,24 @@ class VoiceLibrary:
             history.commit(voice.path, manifest, f"style {style!r} {what}")
         return self.get(name)
 
+    def migrate(self, name: str, importer: ModelImporter) -> Voice | None:
+        """Copy the models a voice names by path (voices made before the store) into blobs, as a new version;
+        None when there is nothing to move (already in the store, or no plugin imports those kinds)."""
+        with home_lock(self.home):
+            voice = self.get(name)
+            by_path = {k: p for k, p in voice.models.items() if k not in voice.blobs}
+            for kind, p in by_path.items():
+                if not p.exists():
+                    raise VoiceError(f"voice {voice.name!r}: its {kind} model {p} is gone; add the voice again "
+                                     f"with the model (`anchorvoice voices add {voice.name} --replace ...`)")
+            moved = self._import_models(by_path, importer)
+            if not moved:
+                return None
+            voice.blobs = {**voice.blobs, **moved}
+            voice.models = {k: self.blobs.path(moved[k]) if k in moved else p for k, p in voice.models.items()}
+            history.commit(voice.path, voice.to_manifest(), f"models moved into the store: {', '.join(sorted(moved))}")
+        return self.get(name)
+
     def remove(self, name: str) -> None:
         """Delete a voice and all its versions (its blobs stay until `voices gc`)."""
         with home_lock(self.home):

@@ -65,6 +65,10 @@ def add_store_parsers(vsub: argparse._SubParsersAction) -> None:
     cl.add_argument("--k", type=int, required=True, help="number of groups")
     cl.set_defaults(func=run_cluster)
 
+    m = vsub.add_parser("migrate", help="copy the model files older voices name by path into the store")
+    m.add_argument("names", nargs="*", help="voices (default: all)")
+    m.set_defaults(func=run_migrate)
+
     v = vsub.add_parser("verify", help="re-hash every model blob; name damaged blobs and the voices that use them")
     v.set_defaults(func=run_verify)
 
@@ -132,6 +136,18 @@ def run_cluster(args: argparse.Namespace) -> int:
     if emb.left_out:
         lines.append(f"left out (no {emb.space} embedding): {', '.join(emb.left_out)}")
     emit(args, data, "\n".join(lines))
+    return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    engine = make_engine(args)
+    done = []
+    for name in args.names or engine.voices.names():
+        v = engine.voices.migrate(name, engine.plugins.import_model)
+        if v is not None:
+            done.append({"name": v.name, "version": v.version, "blobs": v.blobs})
+    emit(args, done, "\n".join(f"{d['name']!r}: version {d['version']} names its models by hash" for d in done)
+         or "nothing to move: every model is in the store already (or no plugin stores its kind)")
     return 0
 
 

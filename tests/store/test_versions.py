@@ -109,3 +109,19 @@ def test_two_processes_sharing_a_home_lose_no_version(tmp_path: Path) -> None:
     assert [v.version for v in lib.history("mira")] == list(range(1, 10))
     assert lib.get("mira").version == 9
     assert not list((home / "voices" / "mira" / "versions").glob(".*"))  # no temporary file left behind
+
+
+def test_migrate_moves_path_models_into_the_store_as_a_new_version(tmp_path: Path) -> None:
+    import torch
+
+    home = tmp_path / "home"
+    model = tmp_path / "bert"
+    model.mkdir()
+    _legacy_voice(home, model, _clip(tmp_path / "a.wav"))
+    lib = VoiceLibrary(home)
+    w = {"w": torch.ones(3)}
+    assert lib.migrate("old", lambda kind, p: None) is None  # no plugin stores this kind: nothing changes
+    v = lib.migrate("old", lambda kind, p: (w, {"config": {}}))
+    assert v is not None and v.version == 2 and set(v.blobs) == {"bert"} and "moved into the store" in v.change
+    assert lib.get("old@1").models == {"bert": model}  # the old version still names the path
+    assert lib.migrate("old", lambda kind, p: (w, {})) is None
