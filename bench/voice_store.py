@@ -12,7 +12,9 @@ voice gets a fine-tune stored as a ``replace`` delta on its base (two tensors ch
 
 ``--tiny`` uses small random models (a smoke run). Timings are shared-machine figures: other work on
 the same cores moves them; the CPU model, its ISA flags and the load average are printed with them.
-Not done here: concurrent speak throughput through the control API (see the report of issue 16).
+* speak throughput through the control API with requests for 3 voices interleaved (``--api-requests``):
+  embedded-default voices (espeak-ng + the DSP converter, so the figure is about the store and the server,
+  not a neural model on a loaded CPU), against the same requests all for one voice, timed in the same run.
 """
 
 from __future__ import annotations
@@ -70,6 +72,59 @@ def write_full(folder: Path, seed: int) -> tuple[Path, Path]:
     return write_gpt(folder / f"s1_{seed}.ckpt", seed), write_sovits(folder / f"s2_{seed}.pth", seed)
 
 
+async def _speak_all(engine: object, voices: list[str], n: int) -> float:
+    """Seconds from the first ``speak`` sent to the last ``speaking.stopped``, requests cycling ``voices``."""
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from anchorvoice.engine.server.app import ControlServer, ServerConfig
+    from anchorvoice.engine.server.methods import Controller, ControllerConfig
+    from anchorvoice.plugins.audio_io import NullAudioSink
+
+    ctl = Controller(engine, NullAudioSink(), ControllerConfig(pace=False))  # type: ignore[arg-type]
+    server = ControlServer(ctl, ServerConfig(port=0), token="bench-token-0123456789")
+    await server.start()
+    try:
+        async with connect(f"ws://127.0.0.1:{server.port}/?token=bench-token-0123456789") as ws:
+            await ws.recv()  # hello
+            await ws.send(json.dumps({"id": 0, "method": "subscribe", "params": {"events": ["speaking.stopped"]}}))
+            t0 = time.perf_counter()
+            for i in range(n):
+                await ws.send(json.dumps({"id": i + 1, "method": "speak", "params": {
+                    "text": f"Thanks for the follow, number {i}.", "voice": voices[i % len(voices)]}}))
+            stopped = 0
+            while stopped < n:
+                msg = json.loads(await ws.recv())
+                stopped += msg.get("event") == "speaking.stopped"
+            return time.perf_counter() - t0
+    finally:
+        await server.close()
+
+
+def api_throughput(work: Path, n: int) -> None:
+    import asyncio
+
+    from anchorvoice.engine.engine import Engine, EngineConfig
+
+    engine = Engine(EngineConfig(home=work / "api-home", third_party_plugins=False))
+    names = []
+    for i, f0 in enumerate((110.0, 180.0, 250.0)):
+        clip = work / f"api{i}.wav"
+        sf.write(str(clip), speech_like_signal(22050, 3.0, f0=f0).samples, 22050)
+        names.append(engine.add_voice(f"api{i}", [clip]).name)
+    try:
+        asyncio.run(_speak_all(engine, names, 3))  # warm-up: builds the three pipelines
+        runs = {"3 voices interleaved": names, "1 voice": names[:1]}
+        times = {k: statistics.median(asyncio.run(_speak_all(engine, v, n)) for _ in range(3)) for k, v in runs.items()}
+    finally:
+        engine.close()
+    base = times["1 voice"]
+    for k, t in times.items():
+        print(f"control API, {n} speak requests, {k}: {n / t:.2f} requests/s (median of 3; {base / t:.2f}x "
+              f"the one-voice rate)", flush=True)
+
+
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
 
@@ -83,18 +138,23 @@ def main() -> None:
     ap.add_argument("--budget-mb", type=float, default=0.0, help="resident budget (default: three voices)")
     ap.add_argument("--tiny", action="store_true", help="small random models (smoke run)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--api-requests", type=int, default=12, help="speak requests per API run (0: skip)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"{cpu_line()}; {args.threads} threads (shared machine: timings move with other load)", flush=True)
     work = Path(tempfile.mkdtemp(prefix="av-store-bench-"))
     try:
-        run(args, work)
+        if args.voices:
+            run(args, work)
+        if args.api_requests:
+            api_throughput(work, args.api_requests)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, work: Path) -> None:
-    print(f"voice store: {args.voices} voices over {args.bases} {'tiny' if args.tiny else 'full-size'} bases; "
-          f"{cpu_line()}; {args.threads} threads (shared machine: timings move with other load)", flush=True)
+    print(f"voice store: {args.voices} voices over {args.bases} {'tiny' if args.tiny else 'full-size'} bases",
+          flush=True)
     files = [(write_tiny if args.tiny else write_full)(work, seed) for seed in range(args.bases)]
     lib = VoiceLibrary(work / "home")
     clip = work / "ref.wav"
