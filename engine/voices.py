@@ -348,7 +348,7 @@ class VoiceLibrary:
         if self.exists(name) and not overwrite:
             raise VoiceExistsError(f"voice {name!r} already exists (pass --replace or --force to store this as "
                                    "its next version, or remove it first)")
-        twin = next((n for n in self.names() if n != name and n.casefold() == name.casefold()), None)
+        twin = self._case_twin(name)
         if twin is not None:
             raise VoiceExistsError(f"voice {twin!r} already exists and differs from {name!r} only in case; "
                                    "pick a more distinct name (or remove the other one first)")
@@ -380,6 +380,20 @@ class VoiceLibrary:
                 return self._new_version(folder, name, frames, ref_text, ref_lang, model_paths, blobs, analysis,
                                          extra)
             return self._create(folder, name, frames, ref_text, ref_lang, model_paths, blobs, analysis, extra)
+
+    def _case_twin(self, name: str) -> str | None:
+        """A voice whose name differs from ``name`` only in case. Only folders that could hold one are read
+        (a plain name's twin has a case variant of its folder name; other names' folders hash the casefolded
+        name), so adding to a library of hundreds of voices does not read every manifest."""
+        if not self.root.is_dir():
+            return None
+        mine = self._folder(name)
+        for p in self.root.iterdir():
+            if p.name.casefold() == mine.name.casefold() and (p / MANIFEST).is_file():
+                other = self._stored_name(p)
+                if other != name and other.casefold() == name.casefold():
+                    return other
+        return None
 
     def _import_models(self, paths: Mapping[str, Path], importer: ModelImporter | None) -> dict[str, str]:
         blobs: dict[str, str] = {}

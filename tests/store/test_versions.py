@@ -125,3 +125,19 @@ def test_migrate_moves_path_models_into_the_store_as_a_new_version(tmp_path: Pat
     assert v is not None and v.version == 2 and set(v.blobs) == {"bert"} and "moved into the store" in v.change
     assert lib.get("old@1").models == {"bert": model}  # the old version still names the path
     assert lib.migrate("old", lambda kind, p: (w, {})) is None
+
+
+def test_adding_a_voice_does_not_read_every_other_voice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import anchorvoice.engine.voices as voices_module
+
+    lib = VoiceLibrary(tmp_path / "home")
+    clip = _clip(tmp_path / "a.wav")
+    for i in range(12):
+        lib.add(f"v{i}", [clip])
+    reads: list[Path] = []
+    real = voices_module.load_toml
+    monkeypatch.setattr(voices_module, "load_toml", lambda p: reads.append(Path(p)) or real(p))
+    lib.add("newcomer", [clip])
+    assert len(reads) <= 3, reads  # a library of hundreds of voices must not be read whole for each add
+    with pytest.raises(VoiceExistsError, match="only in case"):
+        lib.add("V3", [clip])
