@@ -6,9 +6,10 @@ process can run several (tests do) and a server can switch voices without restar
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,7 @@ from anchorvoice.engine.pipeline import Pipeline
 from anchorvoice.engine.pipeline_config import PipelineConfig, load_pipeline
 from anchorvoice.engine.plugins import PluginManager
 from anchorvoice.engine.stages import VoiceConverter
+from anchorvoice.engine.store.resident import Footprint, ResidentCache, StoreConfig, check_budget, model_bytes
 from anchorvoice.engine.voices import Voice, VoiceLibrary
 from anchorvoice.errors import ConfigError
 from anchorvoice.frames import AudioFrame
@@ -53,6 +55,8 @@ class EngineConfig:
     """Names of third-party plugins to load (None: all); from ANCHORVOICE_PLUGINS."""
     threads: int | None = None
     """torch/numba intra-op threads (None: library default)."""
+    store: StoreConfig = field(default_factory=StoreConfig)
+    """``[store]``: how much of the voices' models may stay loaded at once."""
 
 
 def reference_analyzer(converter: type[VoiceConverter]) -> Callable[[AudioFrame], dict[str, Any]]:
@@ -83,7 +87,8 @@ class Engine:
             plugins.load_entry_points(allow=config.plugin_allowlist, third_party=config.third_party_plugins)
         self.plugins = plugins
         self.voices = VoiceLibrary(config.home)
-        self._pipelines: dict[tuple[str, str], Pipeline] = {}
+        self._pipelines: ResidentCache[Pipeline] = ResidentCache(config.store, close=Pipeline.close)
+        check_budget(config.store, self.voice_needs() if config.store.max_resident_mb > 0 else {})
 
     # -- presets -----------------------------------------------------------------------------
     def preset_path(self, preset: str | Path) -> Path:
@@ -107,14 +112,42 @@ class Engine:
     def load_preset(self, preset: str | Path) -> PipelineConfig:
         return load_pipeline(self.preset_path(preset), self.plugins)
 
-    def pipeline(self, preset: str | Path, voice: str | Voice | None) -> Pipeline:
-        """The pipeline of ``preset`` bound to ``voice`` (cached; rebuilt if the preset file changes)."""
+    def _pipeline_key(
+        self, preset: str | Path, voice: str | Voice | None
+    ) -> tuple[tuple[str, str], Path, Voice | None]:
         path = self.preset_path(preset)
         v = self.voices.get(voice) if isinstance(voice, str) else voice
-        key = (f"{path.resolve()}@{path.stat().st_mtime_ns}", v.name if v else "")
-        if key not in self._pipelines:
-            self._pipelines[key] = Pipeline(load_pipeline(path, self.plugins), self.plugins, v)
-        return self._pipelines[key]
+        return (f"{path.resolve()}@{path.stat().st_mtime_ns}", v.key if v else ""), path, v
+
+    def pipeline(self, preset: str | Path, voice: str | Voice | None) -> Pipeline:
+        """The pipeline of ``preset`` bound to ``voice`` (``name`` or ``name@version``): cached, least
+        recently used ones unloaded beyond ``[store] max_resident_mb``; rebuilt if the preset file or the
+        voice's version changes."""
+        key, path, v = self._pipeline_key(preset, voice)
+        return self._pipelines.get_or_build(key, lambda: Pipeline(load_pipeline(path, self.plugins), self.plugins, v))
+
+    @contextlib.contextmanager
+    def lease(self, preset: str | Path, voice: str | Voice | None) -> Iterator[Pipeline]:
+        """:meth:`pipeline`, kept loaded while the block runs (another voice's request may evict it from the
+        cache meanwhile, but it is closed only when this block ends)."""
+        key, path, v = self._pipeline_key(preset, voice)
+        with self._pipelines.lease(key, lambda: Pipeline(load_pipeline(path, self.plugins), self.plugins, v)) as p:
+            yield p
+
+    def resident(self) -> Footprint:
+        """Bytes of model weights the cached pipelines hold now."""
+        return self._pipelines.resident()
+
+    def voice_needs(self) -> dict[str, int]:
+        """Voice name -> bytes its models take once loaded (from blob headers; file sizes for older voices)."""
+        needs: dict[str, int] = {}
+        for name in self.voices.names():
+            try:
+                v = self.voices.get(name)
+                needs[name] = sum(model_bytes(p, kind in v.blobs) for kind, p in v.models.items())
+            except Exception as exc:  # a broken voice must not stop the engine; `voices verify` names it
+                log.warning("voice %r: cannot size its models (%s)", name, exc)
+        return needs
 
     # -- jobs --------------------------------------------------------------------------------
     def speak(self, text: str, voice: str, language: str | None = None, preset: str | Path = "tts") -> AudioFrame:
@@ -134,6 +167,7 @@ class Engine:
         ref_lang: str = "en",
         models: dict[str, str | Path] | None = None,
         overwrite: bool = False,
+        extra: Mapping[str, Any] | None = None,
     ) -> Voice:
         """Add a voice: every plugin may refuse it (``check_voice``), every voice converter analyses the
         reference once."""
@@ -147,7 +181,9 @@ class Engine:
             models=models,
             analyzers=analyzers,
             check=self.plugins.check_voice,
+            importer=self.plugins.import_model,
             overwrite=overwrite,
+            extra=extra,
         )
 
     def status(self) -> dict[str, Any]:
@@ -161,6 +197,4 @@ class Engine:
         }
 
     def close(self) -> None:
-        for p in self._pipelines.values():
-            p.close()
         self._pipelines.clear()

@@ -4,12 +4,14 @@ and how it checks a voice its stages would run (``check_voice``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
-    from anchorvoice.engine.voices import VoiceDraft
+    from anchorvoice.engine.voices import Voice, VoiceDraft
+    from anchorvoice.frames import AudioFrame
 
 hookspec = pluggy.HookspecMarker("anchorvoice")
 hookimpl = pluggy.HookimplMarker("anchorvoice")
@@ -97,6 +99,30 @@ def check_voice(draft: VoiceDraft) -> None:
     :class:`~anchorvoice.errors.CheckpointError` that says what to fix; return when the voice is fine
     or carries none of this plugin's model files.
     """
+
+
+@hookspec(firstresult=True)
+def import_model(kind: str, path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Turn a model file of ``kind`` (a voice's ``models`` entry, e.g. ``sovits``) into what the voice
+    store keeps: ``(tensors, metadata)``, read with safe loaders (no pickled code runs).
+
+    ``metadata`` is JSON-able and must let this plugin rebuild the model from the blob (its config,
+    version); the store adds ``kind``. Return None for kinds this plugin does not own (the file is then
+    kept where it is, by path). Raise :class:`~anchorvoice.errors.CheckpointError` for a bad file.
+    """
+
+
+@hookspec
+def tag_reference(audio: AudioFrame, text: str, language: str) -> list[str] | None:
+    """Tags for a reference clip (an emotion classifier, a prosody measure): free words or ``key:value``
+    (``excited``, ``energy:high``). ``voices tag`` stores the union of every plugin's answer on the style;
+    return None or [] when this plugin has nothing to say about the clip."""
+
+
+@hookspec
+def speaker_embedding(voice: Voice) -> tuple[str, list[float]] | None:
+    """A vector of the voice's timbre and the name of its space (e.g. ``("gsv-ge", [...])``), for ``voices
+    similar`` and ``voices cluster``; only vectors of one space are compared. None: not this plugin's voice."""
 
 
 HOOK_KINDS: dict[str, str] = {

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from anchorvoice.audio_io import resample
+from anchorvoice.audio_io import read_audio, resample
 from anchorvoice.engine import base_voice_choice as choice
 from anchorvoice.engine.base_voice_choice import Choice
 from anchorvoice.engine.pipeline_config import SLOT_KINDS, PipelineConfig, StageSpec, build_stage
@@ -39,6 +39,8 @@ from anchorvoice.engine.stages import (
     VocoderStream,
     VoiceConverter,
 )
+from anchorvoice.engine.store.features import feature_key, file_identity
+from anchorvoice.engine.store.styles import DEFAULT_STYLE, Style
 from anchorvoice.engine.voices import Voice
 from anchorvoice.errors import AnchorVoiceError, ConfigError, StageError, TextInputError, UnsupportedLanguageError
 from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TextFrame, TokenFrame
@@ -73,7 +75,9 @@ class Pipeline:
         self.timings: dict[str, StageTiming] = {}
         self._stages: dict[str, Stage] = {}
         self._frontends: dict[str, TextFrontend] = {}
-        self._prompt: tuple[PhonemeFrame | None, TokenFrame | None] | None = None
+        self._prompts: dict[str, tuple[PhonemeFrame | None, TokenFrame | None]] = {}
+        self.style_used = DEFAULT_STYLE
+        """The style the last neural ``speak_iter`` was spoken with (``default``: the first reference)."""
         self._speak_t0 = 0.0
         self.first_audio_s: float | None = None
         """Seconds from the start of the last ``speak_iter`` to its first audio (time to first audio)."""
@@ -147,9 +151,9 @@ class Pipeline:
         return audio
 
     # -- TTS ---------------------------------------------------------------------------------
-    def speak(self, text: str, language: str | None = None) -> AudioFrame:
+    def speak(self, text: str, language: str | None = None, style: str | None = None) -> AudioFrame:
         """Synthesize ``text`` in the bound voice, whole utterance."""
-        parts = list(self.speak_iter(text, language))
+        parts = list(self.speak_iter(text, language, style))
         rate = self.config.pipeline.sample_rate
         return AudioFrame(np.concatenate([p.samples for p in parts]), rate)
 
@@ -167,8 +171,8 @@ class Pipeline:
         else:
             self._stage("base_voice").check_language(lang)
 
-    def speak_iter(self, text: str, language: str | None = None) -> Iterator[AudioFrame]:
-        """Synthesize sentence by sentence (neural path) or in one piece (embedded default).
+    def speak_iter(self, text: str, language: str | None = None, style: str | None = None) -> Iterator[AudioFrame]:
+        """Synthesize sentence by sentence, on the neural path and on the embedded default alike.
 
         After each chunk, ``sentences[sentence_index]`` is the sentence it belongs to (live subtitles)."""
         if self.config.pipeline.mode != "tts":
@@ -183,7 +187,7 @@ class Pipeline:
         self.first_audio_s = None
         self.sentences, self.sentence_index = [text.strip()], 0
         if self.neural:
-            yield from self._speak_neural(text, lang)
+            yield from self._speak_neural(text, lang, style)
             return
         base, _ = self.base_voice_for(lang)
         base.check_language(lang)
@@ -294,29 +298,57 @@ class Pipeline:
                 )
         return self._frontends[language]
 
-    def _reference_prompt(self) -> tuple[PhonemeFrame | None, TokenFrame | None]:
-        """Reference phonemes and semantic tokens, computed once per voice, prepared as the prosody model asks."""
-        if self._prompt is None:
-            assert self.voice is not None
-            if not self.voice.ref_text or "feature_extractor" not in self._stages:
-                self._prompt = (None, None)  # reference-free
+    def _reference_prompt(self, style: str | None = None) -> tuple[PhonemeFrame | None, TokenFrame | None]:
+        """Reference phonemes and semantic tokens of the default reference or of ``style`` (the voice's
+        tagged reference that :meth:`Voice.style` picks; ``style_used`` says which), computed once per
+        voice, prepared as the prosody model asks."""
+        assert self.voice is not None
+        chosen = self.voice.style(style)
+        self.style_used = chosen.name if chosen is not None else DEFAULT_STYLE
+        if self.style_used not in self._prompts:
+            if not (chosen.text if chosen else self.voice.ref_text) or "feature_extractor" not in self._stages:
+                self._prompts[self.style_used] = (None, None)  # reference-free
             else:
-                prosody: ProsodyModel = self._stage("prosody")
-                fx: FeatureExtractor = self._stage("feature_extractor")
-                tok: Tokenizer = self._stage("tokenizer")
-                ref = prosody.prompt_reference(self.voice.load_reference(fx.sample_rate))
-                feats = self._timed(f"feature_extractor:{fx.name}", fx.extract, ref)
-                tokens = self._timed(f"tokenizer:{tok.name}", tok.encode, feats)
-                lang = self.voice.ref_lang
-                fe = self.frontend(lang)
-                ref_text = TextFrame(prosody.prompt_text(self.voice.ref_text, lang), lang)
-                phones = self._timed(f"frontend:{fe.name}", fe.phonemize, ref_text)
-                self._prompt = (phones, tokens)
-        return self._prompt
+                self._prompts[self.style_used] = self._cached_prompt(chosen)
+        return self._prompts[self.style_used]
 
-    def _speak_neural(self, text: str, lang: str) -> Iterator[AudioFrame]:
+    def _cached_prompt(self, style: Style | None) -> tuple[PhonemeFrame, TokenFrame]:
+        """The prompt from the voice's feature cache, computed (and kept) on a miss: a cold switch to a
+        voice skips the feature extractor and tokenizer on its reference."""
+        assert self.voice is not None
+        prosody: ProsodyModel = self._stage("prosody")
+        fx: FeatureExtractor = self._stage("feature_extractor")
+        tok: Tokenizer = self._stage("tokenizer")
+        clip = style.reference if style else self.voice.references[0]
+        text = style.text if style else self.voice.ref_text
+        lang = style.lang if style else self.voice.ref_lang
         fe = self.frontend(lang)
-        prompt_text, prompt_tokens = self._reference_prompt()
+        key = feature_key("prompt", file_identity(clip), text, lang,
+                          {k: file_identity(p) for k, p in sorted(self.voice.models.items())},
+                          [(st.name, repr(getattr(st, "config", None))) for st in (prosody, fx, tok, fe)])
+
+        def compute() -> dict[str, np.ndarray]:
+            ref = prosody.prompt_reference(read_audio(clip, fx.sample_rate))
+            feats = self._timed(f"feature_extractor:{fx.name}", fx.extract, ref)
+            tokens: TokenFrame = self._timed(f"tokenizer:{tok.name}", tok.encode, feats)
+            ref_text = TextFrame(prosody.prompt_text(text, lang), lang)
+            ph: PhonemeFrame = self._timed(f"frontend:{fe.name}", fe.phonemize, ref_text)
+            out = {"tokens": np.asarray(tokens.tokens), "frame_rate": np.asarray(tokens.frame_rate),
+                   "ids": np.asarray(ph.ids), "symbols": np.asarray(ph.symbols, dtype=str),
+                   "word2ph": np.asarray(ph.word2ph, dtype=np.int64), "text": np.asarray(ph.text)}
+            if ph.bert is not None:
+                out["bert"] = np.asarray(ph.bert)
+            return out
+
+        a = self.voice.features().get_or_compute(key, compute)
+        phones = PhonemeFrame(ids=a["ids"], symbols=[str(x) for x in a["symbols"]],
+                              word2ph=[int(x) for x in a["word2ph"]], language=lang, text=str(a["text"]),
+                              bert=a.get("bert"))
+        return phones, TokenFrame(a["tokens"], float(a["frame_rate"]))
+
+    def _speak_neural(self, text: str, lang: str, style: str | None = None) -> Iterator[AudioFrame]:
+        fe = self.frontend(lang)
+        prompt_text, prompt_tokens = self._reference_prompt(style)
         sentences = [s for s in fe.split_sentences(text) if s.strip()]
         if not sentences:
             raise TextInputError(f"nothing speakable in {text[:40]!r} (only punctuation or symbols)")

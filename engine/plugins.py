@@ -13,6 +13,7 @@ import inspect
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,8 @@ from anchorvoice.engine.stages import STAGE_KINDS, Stage
 from anchorvoice.errors import AnchorVoiceError, PluginError, PluginNotFoundError
 
 if TYPE_CHECKING:
-    from anchorvoice.engine.voices import VoiceDraft
+    from anchorvoice.engine.voices import Voice, VoiceDraft
+    from anchorvoice.frames import AudioFrame
 
 ENTRY_POINT_GROUP = "anchorvoice"
 BUILTIN_DISTRIBUTION = "anchorvoice"
@@ -134,6 +136,9 @@ class PluginManager:
                     )
         if any(impl.plugin_name == name for impl in self._pm.hook.check_voice.get_hookimpls()):
             info.hooks.append("check_voice")
+        for extra in ("import_model", "tag_reference", "speaker_embedding"):
+            if any(impl.plugin_name == name for impl in getattr(self._pm.hook, extra).get_hookimpls()):
+                info.hooks.append(extra)
         return True
 
     def check_voice(self, draft: VoiceDraft) -> None:
@@ -152,6 +157,54 @@ class PluginManager:
                     f"plugin {impl.plugin_name!r} failed while checking voice {draft.name!r}: "
                     f"{type(exc).__name__}: {exc} (fix or uninstall the plugin)"
                 ) from exc
+
+    def import_model(self, kind: str, path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Ask the plugins to turn a model file into tensors + metadata for the voice store (hook
+        ``import_model``); None when no plugin owns ``kind``."""
+        for impl in reversed(self._pm.hook.import_model.get_hookimpls()):
+            try:
+                result = impl.function(kind=kind, path=path)
+            except AnchorVoiceError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} failed while importing the {kind} model {path}: "
+                    f"{type(exc).__name__}: {exc} (fix or uninstall the plugin)"
+                ) from exc
+            if result is not None:
+                return result  # type: ignore[no-any-return,return-value]
+        return None
+
+    def tag_reference(self, audio: AudioFrame, text: str, language: str) -> list[str]:
+        """Every plugin's tags for a reference clip (hook ``tag_reference``), in order, without repeats."""
+        tags: list[str] = []
+        for impl in reversed(self._pm.hook.tag_reference.get_hookimpls()):
+            try:
+                got = impl.function(audio=audio, text=text, language=language)
+            except AnchorVoiceError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"plugin {impl.plugin_name!r} failed while tagging a reference: "
+                                  f"{type(exc).__name__}: {exc} (fix or uninstall the plugin)") from exc
+            for t in got if isinstance(got, list | tuple) else ():
+                if str(t) not in tags:
+                    tags.append(str(t))
+        return tags
+
+    def speaker_embeddings(self, voice: Voice) -> dict[str, list[float]]:
+        """Space -> vector, from every plugin that has one for ``voice`` (hook ``speaker_embedding``)."""
+        out: dict[str, list[float]] = {}
+        for impl in reversed(self._pm.hook.speaker_embedding.get_hookimpls()):
+            try:
+                got = impl.function(voice=voice)
+            except AnchorVoiceError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"plugin {impl.plugin_name!r} failed to embed voice {voice.name!r}: "
+                                  f"{type(exc).__name__}: {exc} (fix or uninstall the plugin)") from exc
+            if isinstance(got, tuple) and len(got) == 2:
+                out.setdefault(str(got[0]), [float(x) for x in got[1]])
+        return out
 
     def unregister(self, name: str) -> None:
         """Remove a plugin and every stage it registered."""

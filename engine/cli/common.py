@@ -11,6 +11,7 @@ from typing import Any
 
 from anchorvoice.engine.engine import Engine, EngineConfig
 from anchorvoice.engine.paths import user_data_dir
+from anchorvoice.engine.store.resident import StoreConfig
 
 
 def plugin_allowlist() -> list[str] | None:
@@ -25,9 +26,12 @@ def home_of(args: argparse.Namespace) -> Path:
     return Path(args.home).expanduser() if getattr(args, "home", None) else user_data_dir()
 
 
-def make_engine(args: argparse.Namespace) -> Engine:
-    """Build the Engine the arguments describe (home, threads, plugin allowlist)."""
+def make_engine(args: argparse.Namespace, store: StoreConfig | None = None) -> Engine:
+    """Build the Engine the arguments describe (home, threads, plugin allowlist; ``store``: the ``[store]``
+    limits of a settings file)."""
     cfg = EngineConfig(home=home_of(args), plugin_allowlist=plugin_allowlist(), threads=getattr(args, "threads", None))
+    if store is not None:
+        cfg.store = store
     if getattr(args, "config_dir", None):
         cfg.configs_dir = Path(args.config_dir)
     return Engine(cfg)

@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--backend", default="sounddevice", choices=["sounddevice", "pyaudio"], help="audio API")
     sp.add_argument("--lang", default=None, help="language code (default: the preset's, usually en)")
     sp.add_argument("--preset", default="tts", help="pipeline preset name or .toml path (default %(default)s)")
+    sp.add_argument("--style", default=None, help="speak with the voice's reference of this style or tag (e.g. "
+                    "excited, fast); the default reference when it has none (see `anchorvoice voices show`)")
     sp.set_defaults(func=run_speak)
 
     cp = sub.add_parser("convert", help="speech file -> the same speech in a voice")
@@ -68,7 +70,7 @@ def run_speak(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     parts: list[np.ndarray] = []
     try:
-        for chunk in pipe.speak_iter(args.text, args.lang):
+        for chunk in pipe.speak_iter(args.text, args.lang, args.style):
             parts.append(chunk.samples)
             if player is not None:
                 _play(player, chunk.samples, rate)
@@ -85,10 +87,14 @@ def run_speak(args: argparse.Namespace) -> int:
         f"{'wrote ' + str(out) if out else 'played'} ({audio.duration:.2f} s of audio; first audio after "
         f"{first:.2f} s; compute {compute:.2f} s, RTF {compute / max(audio.duration, 1e-9):.3f})"
     )
+    if args.style:
+        summary += f"\nstyle: {pipe.style_used}" + ("" if pipe.style_used != "default" else
+                                                     f" (the voice has no style or tag {args.style!r})")
     emit(
         args,
         {"output": str(out) if out else None, "seconds": audio.duration, "elapsed": elapsed,
-         "first_audio_s": first, "rtf": compute / max(audio.duration, 1e-9), "stages": rows},
+         "first_audio_s": first, "rtf": compute / max(audio.duration, 1e-9), "stages": rows,
+         "style": pipe.style_used},
         summary + "\n" + format_timings(rows),
     )
     return 0

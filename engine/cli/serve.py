@@ -57,7 +57,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, cfg: ServeConfig) -> int:
-    engine = make_engine(args)
+    engine = make_engine(args, cfg.store)
     try:
         return await _run(args, cfg, engine)
     finally:

@@ -13,6 +13,7 @@ from anchorvoice.engine.engine import default_configs_dir
 from anchorvoice.engine.output_sinks import OutputConfig
 from anchorvoice.engine.server.app import ServerConfig
 from anchorvoice.engine.server.methods import ControllerConfig
+from anchorvoice.engine.store.resident import StoreConfig
 from anchorvoice.obs_bridge.bridge import BridgeConfig
 from anchorvoice.obs_bridge.obs import ObsConfig
 from anchorvoice.obs_bridge.vtube import VTubeConfig
@@ -60,6 +61,8 @@ class ServeConfig:
     """``[obs]``: the OBS bridge."""
     vtube_studio: VTubeSettings = field(default_factory=VTubeSettings)
     """``[vtube_studio]``: the VTube Studio mouth."""
+    store: StoreConfig = field(default_factory=StoreConfig)
+    """``[store]``: how much of the voices' models stays loaded (least recently used unloaded first)."""
 
 
 def load_serve_config(args: argparse.Namespace) -> ServeConfig:

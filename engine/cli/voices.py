@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from anchorvoice.engine.cli.common import emit, make_engine, progress
+from anchorvoice.engine.cli.voices_store import add_store_parsers, store_fields
 from anchorvoice.engine.engine import Engine
 from anchorvoice.engine.voices import Voice
 from anchorvoice.errors import AnchorVoiceError
@@ -23,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--gpt", help="GPT-SoVITS s1 checkpoint (.ckpt)")
     a.add_argument("--sovits", help="GPT-SoVITS s2 generator (.pth)")
     a.add_argument("--hubert", help="chinese-hubert-base folder (HuggingFace layout)")
-    a.add_argument("--force", action="store_true", help="replace an existing voice of that name")
+    a.add_argument("--replace", "--force", dest="force", action="store_true",
+                   help="store this as the next version of an existing voice of that name")
     a.set_defaults(func=run_add)
 
     ls = vsub.add_parser("list", help="list voices")
@@ -36,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rm = vsub.add_parser("remove", help="delete a voice")
     rm.add_argument("name")
     rm.set_defaults(func=run_remove)
+    add_store_parsers(vsub)
 
 
 def _describe(v: Voice, analysis: bool = True) -> dict[str, Any]:
@@ -51,6 +54,7 @@ def _describe(v: Voice, analysis: bool = True) -> dict[str, Any]:
         "analysis": v.analysis,
         "created": v.created,
     }
+    data.update(store_fields(v))
     if not analysis:
         data["analysis"] = sorted(v.analysis)  # only which converters analysed it
     return data

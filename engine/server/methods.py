@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,7 +37,7 @@ class SpeakingPipeline(Protocol):
     sentences: list[str]
     sentence_index: int
 
-    def speak_iter(self, text: str, language: str | None = None) -> Iterator[AudioFrame]: ...
+    def speak_iter(self, text: str, language: str | None = None, style: str | None = None) -> Iterator[AudioFrame]: ...
 
     def check_speakable(self, text: str, language: str | None = None) -> None:
         """Raise what ``speak_iter`` would refuse before its first audio (empty text, unsupported language)."""
@@ -50,6 +51,10 @@ class EngineLike(Protocol):
     plugins: Any  # PluginManager: .plugins {name: PluginInfo}, .failures [PluginFailure]
 
     def pipeline(self, preset: str, voice: Any) -> SpeakingPipeline: ...
+
+    def lease(self, preset: str, voice: Any) -> AbstractContextManager[SpeakingPipeline]:
+        """The pipeline, kept loaded (not closed by the memory budget) while the block runs."""
+        ...
 
 
 class LiveSession(Protocol):
@@ -143,12 +148,17 @@ class Controller:
     def _gain(self) -> float:
         return 0.0 if self.muted else 10 ** (self.params.gain_db / 20)
 
-    def _speech_stream(self, text: str, voice: str | None, language: str) -> Iterator[SpeechChunk]:
-        """The engine's streamed speech, chunk by chunk as ``anchorvoice speak`` gets it, with its sentence."""
-        pipe = self.engine.pipeline(self.config.preset, voice)
-        for audio in pipe.speak_iter(text, language):
-            k = pipe.sentence_index
-            yield SpeechChunk(audio, k, len(pipe.sentences), pipe.sentences[k])
+    def _speech_stream(self, text: str, voice: str | None, language: str,
+                       style: str | None = None) -> Iterator[SpeechChunk]:
+        """The engine's streamed speech, chunk by chunk as ``anchorvoice speak`` gets it, with its sentence and
+        the style it is spoken with."""
+        # leased: a request for another voice may evict this one from the cache, never mid-speech
+        with self.engine.lease(self.config.preset, voice) as pipe:
+            chunks = pipe.speak_iter(text, language) if style is None else pipe.speak_iter(text, language, style)
+            for audio in chunks:
+                k = pipe.sentence_index
+                used = getattr(pipe, "style_used", "default")
+                yield SpeechChunk(audio, k, len(pipe.sentences), pipe.sentences[k], used)
 
     async def start(self) -> None:
         if self.voice is not None:  # VoiceNotFoundError names the voices there are
@@ -362,7 +372,7 @@ def _merge_effects(old: dict[str, dict[str, Any]], given: Any) -> dict[str, dict
 
 
 async def m_speak(ctl: Controller, params: dict[str, Any]) -> Any:
-    reject_unknown(params, {"text", "language", "voice", "interrupt"})
+    reject_unknown(params, {"text", "language", "voice", "interrupt", "style"})
     text = param(params, "text", str).strip()
     if not text:
         raise ProtocolError("parameter 'text' is empty; send something to say", INVALID_PARAMS)
@@ -371,12 +381,13 @@ async def m_speak(ctl: Controller, params: dict[str, Any]) -> Any:
     language = param(params, "language", str, default=ctl.config.language)
     voice = param(params, "voice", str, default=ctl.voice)
     interrupt = param(params, "interrupt", bool, default=False)
+    style = param(params, "style", str, default=None)
     try:  # what the engine would refuse is the caller's error now, not a failed sentence later
         await ctl.check_speech(text, voice, language)
     except TextInputError as exc:  # empty or unspeakable text, a language the voice does not speak
         raise ProtocolError(str(exc), INVALID_PARAMS) from None
     try:
-        item = ctl.speech.enqueue(text, voice, language, interrupt=interrupt)
+        item = ctl.speech.enqueue(text, voice, language, interrupt=interrupt, style=style)
     except OverflowError as exc:
         raise ProtocolError(str(exc), NOT_AVAILABLE) from None
     return {"id": item.id, "position": ctl.speech.pending}

@@ -50,6 +50,8 @@ class SpeechItem:
     """ISO 639-1 code or 'auto'."""
     queued_at: float
     """perf_counter() when accepted (for first-audio latency)."""
+    style: str | None = None
+    """The voice's style or tag asked for (None: its default reference)."""
 
 
 @dataclass
@@ -64,10 +66,13 @@ class SpeechChunk:
     """Sentences in the request."""
     sentence: str
     """The sentence's text (what subtitles show)."""
+    style: str = "default"
+    """The voice's style it is spoken with (``default``: the voice's first reference)."""
 
 
-SpeechStream = Callable[[str, str | None, str], Iterator[SpeechChunk]]
-"""(text, voice, language) -> speech chunks as the engine makes them; runs on the synthesis thread."""
+SpeechStream = Callable[..., Iterator[SpeechChunk]]
+"""(text, voice, language[, style=...]) -> speech chunks as the engine makes them; runs on the synthesis
+thread (``style`` is passed only when a request asks for one)."""
 
 
 def level_db(x: FloatArray) -> tuple[float, float]:
@@ -130,7 +135,8 @@ class SpeechQueue:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._sink.close()
 
-    def enqueue(self, text: str, voice: str | None, language: str, interrupt: bool = False) -> SpeechItem:
+    def enqueue(self, text: str, voice: str | None, language: str, interrupt: bool = False,
+                style: str | None = None) -> SpeechItem:
         if interrupt:
             self.clear()
         if len(self._pending) >= self.max_pending:
@@ -138,7 +144,7 @@ class SpeechQueue:
                 f"speech queue is full ({self.max_pending} pending); wait for speaking.stopped events "
                 "or call speech.clear"
             )
-        item = SpeechItem(next(self._ids), text, voice, language, time.perf_counter())
+        item = SpeechItem(next(self._ids), text, voice, language, time.perf_counter(), style)
         self._pending.append(item)
         self._wake.set()
         return item
@@ -169,7 +175,10 @@ class SpeechQueue:
 
     def _chunks(self, item: SpeechItem) -> Generator[SpeechChunk, None, None]:
         """The request's stream, started lazily: loading the voice happens on the synthesis thread too."""
-        yield from self._stream(item.text, item.voice, item.language)
+        if item.style is None:
+            yield from self._stream(item.text, item.voice, item.language)
+        else:
+            yield from self._stream(item.text, item.voice, item.language, style=item.style)
 
     async def _run(self) -> None:
         while True:
@@ -219,7 +228,7 @@ class SpeechQueue:
                         self._bus.publish("speaking.stopped", {**speaking, "interrupted": False})
                     speaking = {"id": item.id, "text": chunk.sentence, "part": chunk.part, "parts": chunk.parts}
                     self._bus.publish("speaking.started", {**speaking, "voice": item.voice,
-                                                           "language": item.language})
+                                                           "language": item.language, "style": chunk.style})
                 interrupted = await self._play(chunk.audio)
             except asyncio.CancelledError:
                 raise

@@ -9,6 +9,9 @@ Formats (facts of the official GPT-SoVITS code, see ``shared/gsv_reference/READM
 * GPT (s1) ``.ckpt``: ``{"weight": fp16 state_dict with the "model." prefix, "config": dict, "info"}``.
 * HuBERT: a HuggingFace folder with ``config.json`` and ``pytorch_model.bin`` or ``model.safetensors``.
 
+Each loader also reads a voice-store blob (``<home>/blobs/<sha256>``, safetensors with the config in its
+header) that :mod:`anchorvoice.plugins.gsv.model_import` made from such a file.
+
 Weights are returned as stored (fp16 in official files): ``nn.Module.load_state_dict`` upcasts on
 copy, exactly as the official loaders do, and keeping them halves peak memory while loading.
 """
@@ -24,7 +27,9 @@ import torch
 
 from anchorvoice.engine.checkpoint_unpickler import load_pickled, to_plain
 from anchorvoice.engine.state_dicts import load_state_dict, tensor_dict
+from anchorvoice.engine.store.blobs import is_blob_file
 from anchorvoice.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointError
+from anchorvoice.plugins.gsv.model_import import checkpoint_from_blob
 
 SOVITS_HEAD_TAGS: dict[bytes, str] = {
     b"00": "v1",
@@ -147,6 +152,10 @@ def load_sovits(path: str | Path) -> SovitsCheckpoint:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"SoVITS file '{p}' not found (check the voice's models.sovits path)")
+    if is_blob_file(p):
+        w, meta = checkpoint_from_blob(p, "gsv-s2")
+        return SovitsCheckpoint(weights=w, config=meta["config"], version=str(meta.get("version", "v2")),
+                                info=str(meta.get("info", "")), path=p)
     with open(p, "rb") as fh:
         head = fh.read(2)
     if head != b"PK":
@@ -175,6 +184,10 @@ def load_gpt(path: str | Path) -> GptCheckpoint:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"GPT file '{p}' not found (check the voice's models.gpt path)")
+    if is_blob_file(p):
+        w, meta = checkpoint_from_blob(p, "gsv-s1")
+        return GptCheckpoint(weights=w, config=meta["config"], version=str(meta.get("version", "v2")),
+                             info=str(meta.get("info", "")), path=p)
     obj, _ = load_pickled(p)
     box = _require_container(obj, p, "GPT")
     stored = tensor_dict(box["weight"], p, "weight")
@@ -196,6 +209,9 @@ def load_gpt(path: str | Path) -> GptCheckpoint:
 def load_hubert(folder: str | Path) -> HubertCheckpoint:
     """Load a HuggingFace HuBERT folder (``config.json`` + ``pytorch_model.bin``/``model.safetensors``)."""
     d = Path(folder)
+    if d.is_file() and is_blob_file(d):
+        w, meta = checkpoint_from_blob(d, "hf-hubert")
+        return HubertCheckpoint(config=meta["config"], weights=w, path=d)
     if not d.is_dir():
         raise CheckpointError(f"HuBERT folder '{d}' not found (point models.hubert at chinese-hubert-base/)")
     cfg_path = d / "config.json"

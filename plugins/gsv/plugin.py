@@ -3,8 +3,11 @@ new voices that carry GPT-SoVITS model files (``check_voice``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from anchorvoice.engine.hookspecs import Register, hookimpl
-from anchorvoice.engine.voices import VoiceDraft
+from anchorvoice.engine.voices import Voice, VoiceDraft
 from anchorvoice.plugins.gsv.hubert import HubertExtractor
 from anchorvoice.plugins.gsv.rvq import GsvTokenizer
 
@@ -69,3 +72,19 @@ def register_dataset_steps(register: Register) -> None:
     register(GsvTextStep)
     register(GsvHubertStep)
     register(GsvSemanticStep)
+
+
+@hookimpl
+def import_model(kind: str, path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """GPT-SoVITS ``gpt`` / ``sovits`` / ``hubert`` files into the voice store, read safely."""
+    from anchorvoice.plugins.gsv.model_import import import_gsv_model
+
+    return import_gsv_model(kind, path)
+
+
+@hookimpl
+def speaker_embedding(voice: Voice) -> tuple[str, list[float]] | None:
+    """The voice's SoVITS timbre vector ``ge`` (space ``gsv-ge``), for timbre families."""
+    from anchorvoice.plugins.gsv.speaker_embedding import gsv_speaker_embedding
+
+    return gsv_speaker_embedding(voice)

@@ -23,6 +23,7 @@ import torch
 
 from anchorvoice.engine.stages import Decoder, Vocoder, VocoderStream
 from anchorvoice.engine.state_dicts import check_keys
+from anchorvoice.engine.store.features import feature_key, file_identity
 from anchorvoice.errors import CheckpointError, StageError, TextInputError
 from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TokenFrame
 from anchorvoice.plugins.gsv.checkpoints import load_sovits
@@ -46,6 +47,11 @@ def _sovits_path(configured: str, voice: Voice | None, stage: str) -> Path:
             "or add the voice with a 'sovits' model path"
         )
     return Path(src).expanduser().resolve()
+
+
+def timbre_key(sovits: Path, voice: Voice) -> str:
+    """The feature-cache key of a voice's ``ge`` under one SoVITS model."""
+    return feature_key("gsv-ge", file_identity(sovits), [file_identity(r) for r in voice.references])
 
 
 @dataclass
@@ -89,7 +95,15 @@ class GsvSovitsDecoder(Decoder):
             self._sil_id = load_symbols_v2().id("SP")  # v1 shares the first 322 ids, SP included
         if voice is None or not voice.references:
             raise StageError(f"{self.name}: the voice needs at least one reference clip for its timbre")
-        self._ge = self.timbre([voice.load_reference(self.sample_rate, i) for i in range(len(voice.references))])
+        key = timbre_key(path, voice)
+
+        def compute() -> dict[str, np.ndarray]:
+            refs = [voice.load_reference(self.sample_rate, i) for i in range(len(voice.references))]
+            return {"ge": self.timbre(refs).detach().cpu().numpy()}
+
+        # the timbre vector is computed once per voice version and model, then read from the voice's cache
+        device = next(self._require_model().parameters()).device
+        self._ge = torch.from_numpy(voice.features().get_or_compute(key, compute)["ge"]).to(device)
 
     @property
     def sample_rate(self) -> int:

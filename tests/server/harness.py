@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -67,8 +68,9 @@ class FakePipeline:
         if language not in (None, "en", "de", "auto"):
             raise UnsupportedLanguageError(f"the fake voice speaks en, de, not {language!r}")
 
-    def speak_iter(self, text: str, language: str | None = None) -> Iterator[AudioFrame]:
+    def speak_iter(self, text: str, language: str | None = None, style: str | None = None) -> Iterator[AudioFrame]:
         self.engine.calls.append((text, self.voice, language or "en"))
+        self.style_used = style if style in ("excited", "calm") else "default"  # the fake voices' styles
         if "fail" in text:
             raise TextInputError("nothing speakable in the text")
         self.sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
@@ -100,6 +102,10 @@ class FakeEngine:
     def pipeline(self, preset: str, voice: str | None) -> FakePipeline:
         self.presets.append(preset)
         return FakePipeline(self, voice)
+
+    @contextlib.contextmanager
+    def lease(self, preset: str, voice: str | None) -> Iterator[FakePipeline]:
+        yield self.pipeline(preset, voice)
 
 
 class CaptureSink(AudioSink):

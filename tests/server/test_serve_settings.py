@@ -36,7 +36,7 @@ def test_defaults_come_from_configs_server_toml() -> None:
 def test_shipped_file_is_exactly_the_typed_config() -> None:
     """Every key of configs/server.toml is a documented field (from_dict refuses the rest)."""
     data = load_toml(default_configs_dir() / "server.toml")
-    assert set(data) == {"server", "controller", "speech", "obs", "vtube_studio"}
+    assert set(data) == {"server", "controller", "speech", "obs", "vtube_studio", "store"}
     assert from_dict(ServeConfig, data).vtube_studio.mouth.parameter == "MouthOpen"
 
 

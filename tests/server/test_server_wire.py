@@ -414,3 +414,18 @@ def test_unknown_start_voice_is_refused_before_serving() -> None:
             await ControlServer(ctl, ServerConfig(port=0), token=TOKEN).start()
 
     run(go())
+
+
+def test_each_request_speaks_its_own_voice_and_style_and_reports_the_style() -> None:
+    async def go() -> None:
+        async with running_server() as h, h.client() as ws:
+            await hello(ws)
+            await call(ws, "subscribe", {"events": ["speaking.started"]})
+            await call(ws, "speak", {"text": "one", "voice": "alice", "style": "excited"}, id=2)
+            await call(ws, "speak", {"text": "two", "voice": "bob"}, id=3)
+            await call(ws, "speak", {"text": "three", "voice": "alice", "style": "grumpy"}, id=4)
+            got = [(m["data"]["text"], m["data"]["voice"], m["data"]["style"]) for m in await events(ws, 3)]
+            assert got == [("one", "alice", "excited"), ("two", "bob", "default"), ("three", "alice", "default")]
+            assert [c[1] for c in h.engine.calls] == ["alice", "bob", "alice"]  # no request changed another's voice
+
+    run(go())

@@ -1,0 +1,98 @@
+"""The resident-memory budget: least recently used voices unloaded, never one in use, budgets checked at start."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from anchorvoice.audio_io import speech_like_signal
+from anchorvoice.engine.engine import Engine, EngineConfig
+from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.engine.store.resident import MB, Footprint, ResidentCache, StoreConfig, footprint
+from anchorvoice.engine.voices import VoiceLibrary
+from anchorvoice.errors import ConfigError
+
+
+class Model:
+    """Stands in for a pipeline: 1 MiB of float32 weights."""
+
+    def __init__(self) -> None:
+        self.layer = torch.nn.Linear(512, 512, bias=False)
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_footprint_counts_each_tensor_once() -> None:
+    m = Model()
+    shared = {"a": m, "b": m.layer, "w": m.layer.weight}
+    assert footprint(shared) == Footprint(host=512 * 512 * 4)
+
+
+def test_the_budget_holds_under_random_switching() -> None:
+    cache: ResidentCache[Model] = ResidentCache(StoreConfig(max_resident_mb=3), close=Model.close)
+    rng = random.Random(0)
+    for _ in range(200):
+        m = cache.get_or_build(rng.randrange(10), Model)
+        assert not m.closed
+        assert cache.resident().host <= 3 * MB
+    assert cache.evictions > 0 and len(cache.keys()) == 3
+
+
+def test_least_recently_used_goes_first() -> None:
+    cache: ResidentCache[Model] = ResidentCache(StoreConfig(max_resident_mb=2), close=Model.close)
+    a, b = cache.get_or_build("a", Model), cache.get_or_build("b", Model)
+    cache.get_or_build("a", Model)  # a is now the most recent
+    cache.get_or_build("c", Model)
+    assert cache.keys() == ["a", "c"] and b.closed and not a.closed
+
+
+def test_a_voice_in_use_is_not_closed_under_it() -> None:
+    cache: ResidentCache[Model] = ResidentCache(StoreConfig(max_resident_mb=1), close=Model.close)
+    with cache.lease("a", Model) as a:
+        cache.get_or_build("b", Model)  # evicts a from the count...
+        assert "a" not in cache.keys() and not a.closed  # ...but the speech using it goes on
+    assert a.closed
+
+
+def test_a_budget_smaller_than_one_voice_is_refused_at_start(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    clip = tmp_path / "a.wav"
+    sf.write(str(clip), speech_like_signal(22050, 2.0).samples, 22050)
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"x")
+    weights = {"w": torch.zeros(1024, 1024, dtype=torch.float16)}  # 4 MiB once loaded as float32
+    VoiceLibrary(home).add("big", [clip], models={"toy": model}, importer=lambda kind, p: (weights, {}))
+    with pytest.raises(ConfigError, match=r"store.max_resident_mb.*voice 'big'.*4.0 MiB.*at least 4"):
+        Engine(EngineConfig(home=home, store=StoreConfig(max_resident_mb=2)), plugins=PluginManager())
+    Engine(EngineConfig(home=home, store=StoreConfig(max_resident_mb=4)), plugins=PluginManager()).close()
+
+
+def test_loading_one_voice_does_not_hold_up_another_that_is_loaded() -> None:
+    import threading
+
+    cache: ResidentCache[Model] = ResidentCache(StoreConfig())
+    warm = cache.get_or_build("warm", Model)
+    release, started = threading.Event(), threading.Event()
+
+    def slow() -> Model:
+        started.set()
+        release.wait(10)
+        return Model()
+
+    t = threading.Thread(target=cache.get_or_build, args=("cold", slow))
+    t.start()
+    assert started.wait(5)
+    got: list[Model] = []
+    asker = threading.Thread(target=lambda: got.append(cache.get_or_build("warm", Model)))
+    asker.start()
+    asker.join(2)
+    assert got == [warm]  # answered while "cold" is still loading
+    release.set()
+    t.join(5)
+    assert cache.keys() == ["warm", "cold"]
