@@ -169,17 +169,13 @@ class Pipeline:
         if self.neural:
             self.frontend(lang)
         else:
-            self._stage("base_voice").check_language(lang)
+            self.base_voice_for(lang)[0].check_language(lang)
 
     def speak_iter(self, text: str, language: str | None = None, style: str | None = None) -> Iterator[AudioFrame]:
         """Synthesize sentence by sentence, on the neural path and on the embedded default alike.
 
         After each chunk, ``sentences[sentence_index]`` is the sentence it belongs to (live subtitles)."""
-        if self.config.pipeline.mode != "tts":
-            raise ConfigError("this preset is a voice-conversion preset; use a tts preset to speak",
-                              source=self.config.source, key="pipeline.mode")
-        if not text or not text.strip():
-            raise TextInputError("nothing to say: the text is empty")
+        self.check_speakable(text, language)
         lang = language or self.config.pipeline.language
         for fx in self.effects:
             fx.reset()
@@ -190,7 +186,6 @@ class Pipeline:
             yield from self._speak_neural(text, lang, style)
             return
         base, _ = self.base_voice_for(lang)
-        base.check_language(lang)
         pieces = [p for p in base.split_sentences(text) if p.strip()] or [text.strip()]
         self.sentences = pieces
         for index, piece in enumerate(pieces):
