@@ -71,7 +71,6 @@ def test_serve_drives_a_real_obs(engine: Engine, tmp_path: Path) -> None:
     if missing or not PulseDaemon.available():
         pytest.skip(f"real OBS test needs obs, Xvfb and PulseAudio (missing: {missing or 'pulseaudio'}); "
                     "`make test` installs them as root")
-    t0 = time.monotonic()
     pulse = PulseDaemon(tmp_path / "pulse")
     obs = RealObs(tmp_path, {})
     serve: subprocess.Popen[str] | None = None
@@ -108,7 +107,6 @@ def test_serve_drives_a_real_obs(engine: Engine, tmp_path: Path) -> None:
         stop_pid(serve)
         obs.stop()
         pulse.stop()
-    assert time.monotonic() - t0 < 60
 
 
 async def prepare_scenes(obs: RealObs) -> None:
