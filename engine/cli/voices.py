@@ -75,18 +75,44 @@ def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _flat_numbers(value: Any) -> list[float] | None:
+    """The numbers of a (nested) list of numbers, or None if it holds anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return [float(value)]
+    if isinstance(value, list):
+        out: list[float] = []
+        for item in value:
+            got = _flat_numbers(item)
+            if got is None:
+                return None
+            out += got
+        return out
+    return None
+
+
+def _shape(value: Any) -> str:
+    dims = []
+    while isinstance(value, list) and value:
+        dims.append(str(len(value)))
+        value = value[0]
+    return " x ".join(dims)
+
+
 def readable_analysis(stats: dict[str, Any]) -> list[str]:
-    """One line per statistic: numbers with their unit, long arrays as their count and range."""
+    """One line per statistic: numbers with their unit, long or nested arrays as their shape and range."""
     lines = []
     for key, value in stats.items():
         unit = _unit(key)
-        if isinstance(value, list) and len(value) > LONG_LIST and all(isinstance(x, int | float) for x in value):
-            text = f"{len(value)} values, {_number(float(min(value)))} to {_number(float(max(value)))}{unit}"
+        numbers = _flat_numbers(value) if isinstance(value, list) else None
+        if numbers and (len(numbers) > LONG_LIST or any(isinstance(x, list) for x in value)):
+            text = f"{_shape(value)} values, {_number(min(numbers))} to {_number(max(numbers))}{unit}"
         elif isinstance(value, list):
             text = ", ".join(_number(x) for x in value) + unit
         else:
             text = _number(value) + unit
-        lines.append(f"  {key:<22} {text}")
+        lines.append(f"  {key:<22} {text[:100]}")
     return lines
 
 

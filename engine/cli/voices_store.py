@@ -34,7 +34,7 @@ def add_store_parsers(vsub: argparse._SubParsersAction) -> None:
 
     e = vsub.add_parser("export", help="write a voice to one .avoice archive to share it")
     e.add_argument("name")
-    e.add_argument("-o", "--output", required=True, help="archive to write, e.g. mira.avoice")
+    e.add_argument("-o", "--out", required=True, help="archive to write, e.g. mira.avoice")
     e.add_argument("--with-base", action="store_true",
                    help="include the shared base models too (for a home that does not have them)")
     e.set_defaults(func=run_export)
@@ -82,9 +82,9 @@ def store_fields(v: Voice) -> dict[str, Any]:
 
 def run_export(args: argparse.Namespace) -> int:
     engine = make_engine(args)
-    manifest = export_voice(engine.voices, args.name, Path(args.output), with_base=args.with_base)
+    manifest = export_voice(engine.voices, args.name, Path(args.out), with_base=args.with_base)
     packed = [sha for sha, b in manifest["blobs"].items() if b["included"]]
-    emit(args, manifest, f"wrote {args.output}: voice {args.name!r}, {len(manifest['voice']['references'])} "
+    emit(args, manifest, f"wrote {args.out}: voice {args.name!r}, {len(manifest['voice']['references'])} "
          f"clip(s), {len(packed)} of {len(manifest['blobs'])} model blob(s)"
          + ("" if args.with_base else " (shared bases left out; --with-base includes them)"))
     return 0
