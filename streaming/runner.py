@@ -44,6 +44,23 @@ output buffer is silenced. Input: channel 0 is used. Output: the mono signal goe
 channel. Playback starts once ``prefill_blocks()`` blocks beyond the callback's own buffer are
 queued (the jitter buffer); after that a short read is an underrun.
 
+Real-time priority (``LiveConfig.realtime``): the callback thread belongs to the audio API (PortAudio), so
+the *first* callback after ``start()`` makes one ``sched_setscheduler`` call (SCHED_FIFO at ``rt_priority``;
+:mod:`anchorvoice.streaming.priority`) and never touches scheduling again; a program's main thread is never
+promoted (sans-I/O tests call ``callback`` from it). When that is refused, the worker asks rtkit for the
+callback thread (a D-Bus round trip, never in the callback). The worker raises itself when it starts
+(``worker_priority``). ``stats()`` reports both, and one ``{"event": "priority", ...}`` carries them with a
+note saying what to do when the system refused.
+
+Adaptive jitter buffer: the worker watches the output ring's underrun count. After an underrun the
+buffer, and the latency, grow by one block (``jitter_max_ms`` bounds it); after ``jitter_shrink_after_s``
+without an underrun it shrinks by a block, never below ``jitter_ms``. The delay actually queued follows:
+samples padded by an underrun delay the stream and dropped samples advance it, so the worker adds silence
+or leaves out output until the drift equals the growth (leaving out only right after an underrun or in an
+output block below ``JITTER_QUIET_DB``, so speech is never cut). Each change emits
+``{"event": "jitter", "reason": "underrun"|"quiet", "jitter_ms": ...}``; ``stats()`` and ``latency``
+report the current size, so ``total_latency_ms`` is what the listener hears.
+
 Degradation instead of crackle: when ``process`` raises, returns too little audio, or runs with a
 real-time factor above ``degrade_rtf`` for ``degrade_after_blocks`` blocks in a row, the runner
 switches to bypass (``degrade_policy``: the dry input, or silence), keeps the stream running and
@@ -83,6 +100,7 @@ import numpy as np
 
 from anchorvoice.audio_io import resample
 from anchorvoice.frames import AudioFrame, FloatArray
+from anchorvoice.streaming import priority as prio
 from anchorvoice.streaming.chunker import Chunker
 from anchorvoice.streaming.latency import LatencyAccount
 from anchorvoice.streaming.live_config import LiveConfig
@@ -93,6 +111,9 @@ log = logging.getLogger(__name__)
 
 ProcessFn = Callable[[AudioFrame], AudioFrame]
 EventFn = Callable[[dict[str, Any]], None]
+
+JITTER_QUIET_DB = -40.0
+"""Only an output block quieter than this (RMS, dBFS) is left out when the jitter buffer shrinks."""
 
 
 @dataclass
@@ -118,7 +139,7 @@ class RunnerStats:
     overruns: int
     """Drop events in the input and output rings."""
     dropped_samples: int
-    """Samples dropped by both rings."""
+    """Samples dropped by both rings, and output left out to bring the delay back after a stall."""
     degraded: bool
     """True while bypass is playing."""
     degraded_reason: str | None
@@ -135,6 +156,20 @@ class RunnerStats:
     """Exceptions caught inside callback (should stay 0)."""
     worker_alive: bool
     """Whether the worker thread is running."""
+    jitter_buffer_ms: float = 0.0
+    """Current size of the adaptive jitter buffer (included in ``total_latency_ms``)."""
+    jitter_peak_ms: float = 0.0
+    """Largest jitter buffer since the start."""
+    jitter_grows: int = 0
+    """Times an underrun grew the jitter buffer by a block."""
+    jitter_shrinks: int = 0
+    """Times a quiet period gave a block back."""
+    audio_priority: str = "normal"
+    """Scheduling of the audio callback thread, e.g. 'SCHED_FIFO 20' or 'normal'."""
+    worker_priority: str = "normal"
+    """Scheduling of the worker thread, e.g. 'SCHED_RR 10', 'nice -10' or 'normal'."""
+    priority_note: str | None = None
+    """Why a thread stayed at normal priority and what to do about it, or None."""
 
 
 class LiveRunner:
@@ -175,9 +210,15 @@ class LiveRunner:
             self._seg_size = self.joiner.segment_size
         self._seg_start = self.context
         self._prefill = cfg.prefill_blocks() * self.block
+        self._jitter_min = cfg.prefill_blocks()
+        self._jitter_max = cfg.jitter_max_blocks()
+        self._shrink_after = max(1, math.ceil(cfg.jitter_shrink_after_s * sr / self.block))
         self.input_ring = RingBuffer(cfg.input_queue_blocks() * self.block, overflow=cfg.input_overflow)
+        # Storage for the largest jitter buffer; the bound follows the current one (see _set_jitter), so that
+        # after a stall latency returns to jitter buffer + output queue.
+        self._out_queue = cfg.output_queue_blocks() * self.block
         self.output_ring = RingBuffer(
-            self._prefill + cfg.output_queue_blocks() * self.block,
+            self._jitter_max * self.block + self._out_queue,
             overflow="drop_oldest",
         )
         self.latency = LatencyAccount(
@@ -201,6 +242,13 @@ class LiveRunner:
         self._probe: Future[tuple[bool, float, str | None]] | None = None
         self._primed = False
         self._froze_gc = False
+        self._main_ident = threading.main_thread().ident
+        self._rt_pending = False  # set by start(): the next callback (off the main thread) promotes itself
+        self._audio_tid: int | None = None
+        self._rtkit_asked = False
+        self._priority_reported = False
+        self.audio_priority: prio.Priority = prio.PENDING if cfg.realtime else prio.NOT_ASKED
+        self.worker_priority: prio.Priority = prio.NOT_ASKED if not cfg.realtime else prio.Priority("normal", False)
         self.callback_errors = 0
         self.worker_error: BaseException | None = None
         self._reset_state()
@@ -209,6 +257,12 @@ class LiveRunner:
     def callback(self, indata: np.ndarray | None, outdata: np.ndarray | None) -> None:
         """Device buffer hand-off; see the module docstring for the real-time contract."""
         try:
+            if self._rt_pending:  # once per start(): one syscall, then never again
+                self._rt_pending = False
+                if threading.get_ident() != self._main_ident:
+                    self.audio_priority, self._audio_tid = prio.promote_current_thread(self.config.rt_priority)
+                else:
+                    self.audio_priority = prio.MAIN_THREAD
             if indata is not None:
                 self.input_ring.write(indata if indata.ndim == 1 else indata[:, 0])
             if outdata is None:
@@ -253,6 +307,19 @@ class LiveRunner:
         self._errors = 0
         self._last_error: str | None = None
         self.degraded_reason: str | None = None
+        self._jitter = self._jitter_min  # adaptive jitter buffer, in blocks
+        self._jitter_peak = self._jitter_min
+        self._jitter_grows = 0
+        self._jitter_shrinks = 0
+        self._seen_underruns = self.output_ring.underrun_events
+        self._calm_blocks = 0
+        # Drift accounting (see _adapt_jitter): the counters it reads never reset, so start from them.
+        self._inserted = 0
+        self._catching_up = False
+        self._skipped = self._skipped_at_reset = (self.output_ring.underrun_samples - self.output_ring.overrun_samples
+                         - self.input_ring.overrun_samples)
+        self.latency.jitter_buffer_ms = 1000.0 * self._jitter * self.block / self.config.sample_rate
+        self.output_ring.set_capacity(self._jitter * self.block + self._out_queue)
 
     @property
     def degraded(self) -> bool:
@@ -284,11 +351,72 @@ class LiveRunner:
         if seg is None:
             seg = self._dry if self.config.degrade_policy == "dry" else self._silence
             self._bypassed += 1
-        self.output_ring.write(seg if self.joiner is None else self.joiner.join(seg))
+        self.output_ring.write(self._adapt_jitter(seg if self.joiner is None else self.joiner.join(seg)))
         self._blocks += 1
         if was_degraded:
             self._maybe_probe(frame)
         return True
+
+    def _adapt_jitter(self, out: FloatArray) -> FloatArray:
+        """Grow the jitter buffer by a block after an underrun, shrink it by a block after a calm period, and
+        keep the queued delay at what it reports; returns the part of ``out`` to queue.
+
+        Every padded (underrun) sample delays the rest of the stream by one sample and every dropped sample
+        (either ring's overrun) advances it: ``extra`` is that drift since the start. The worker queues
+        silence while it is below the target and leaves out output while it is above, but only just after
+        an underrun, until caught up (the stream glitched anyway), or in a quiet block, so speech is never cut otherwise.
+        """
+        out_ring = self.output_ring
+        if out_ring.underrun_events != self._seen_underruns:
+            self._seen_underruns = out_ring.underrun_events
+            self._calm_blocks = 0
+            self._catching_up = True
+            if self._jitter < self._jitter_max:
+                self._jitter_grows += 1
+                self._set_jitter(self._jitter + 1, "underrun")
+        else:
+            self._calm_blocks += 1
+        quiet: bool | None = None
+        if self._jitter > self._jitter_min and self._calm_blocks >= self._shrink_after:
+            quiet = self._quiet(out)
+            if quiet:
+                self._calm_blocks = 0
+                self._jitter_shrinks += 1
+                self._set_jitter(self._jitter - 1, "quiet")
+        extra = (out_ring.underrun_samples - out_ring.overrun_samples - self.input_ring.overrun_samples
+                 + self._inserted - self._skipped)
+        diff = extra - (self._jitter - self._jitter_min) * self.block
+        while diff < 0:  # queue silence up to the target
+            k = min(-diff, len(self._silence))
+            out_ring.write(self._silence[:k])
+            self._inserted += k
+            diff += k
+        if diff > 0 and (self._catching_up or (quiet if quiet is not None else self._quiet(out))):
+            k = min(diff, len(out))
+            self._skipped += k
+            diff -= k
+            out = out[k:]
+        if diff <= 0:
+            self._catching_up = False
+        return out
+
+    def _dropped(self) -> int:
+        """Output samples the jitter buffer left out (catching up after stalls, shrinking)."""
+        return self._skipped - self._skipped_at_reset
+
+    @staticmethod
+    def _quiet(out: FloatArray) -> bool:
+        rms = float(np.sqrt(np.mean(np.square(out, dtype=np.float64)))) if len(out) else 0.0
+        return rms == 0.0 or 20.0 * math.log10(rms) <= JITTER_QUIET_DB
+
+    def _set_jitter(self, blocks: int, reason: str) -> None:
+        self._jitter = blocks
+        self._jitter_peak = max(self._jitter_peak, blocks)
+        ms = 1000.0 * blocks * self.block / self.config.sample_rate
+        self.latency.jitter_buffer_ms = ms
+        self.output_ring.set_capacity(blocks * self.block + self._out_queue)
+        self._emit({"event": "jitter", "reason": reason, "jitter_ms": ms, "total_latency_ms": self.latency.total_ms,
+                    "block": self._blocks})
 
     def _call(self, frame: AudioFrame) -> tuple[FloatArray | None, float, str | None]:
         """Run process once; returns (segment or None, compute seconds, error text or None)."""
@@ -419,20 +547,54 @@ class LiveRunner:
             gc.collect()
             gc.freeze()
             self._froze_gc = True
+        self._rt_pending = self.config.realtime
         self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchorvoice-probe")
         self._thread = threading.Thread(target=self._loop, name="anchorvoice-runner", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         poll = self.config.poll_ms / 1000.0
+        cfg = self.config
+        if cfg.realtime:
+            self.worker_priority = prio.raise_worker(cfg.worker_rt_priority(), cfg.worker_priority)
         try:
             while not self._stop.is_set():
                 if not self.step():
+                    if not self._priority_reported:
+                        self._settle_priority()
                     time.sleep(poll)
         except BaseException as exc:  # a runner bug: keep it for stats() and the caller
             self.worker_error = exc
             log.exception("live runner worker stopped")
             self._emit({"event": "worker_error", "error": f"{type(exc).__name__}: {exc}"})
+
+    def _settle_priority(self) -> None:
+        """Worker side, while idle: once the first callback has tried real time, ask rtkit if it was refused,
+        then report both threads' priority in one event."""
+        if not self.config.realtime:
+            self._priority_reported = True
+            return
+        if self.audio_priority is prio.PENDING:
+            return
+        if not self.audio_priority.raised and self._audio_tid is not None and not self._rtkit_asked:
+            self._rtkit_asked = True
+            first = self.audio_priority
+            self.audio_priority = prio.ask_rtkit(self._audio_tid, self.config.rt_priority)
+            if not self.audio_priority.raised and first.note:
+                self.audio_priority = prio.Priority("normal", False, first.note)
+        self._priority_reported = True
+        self._emit({"event": "priority", "audio": self.audio_priority.text, "worker": self.worker_priority.text,
+                    "note": self.priority_note})
+
+    @property
+    def priority_note(self) -> str | None:
+        """What to do when a live thread stayed at normal priority (None when both were raised)."""
+        notes = []
+        if self.audio_priority.note:
+            notes.append(f"audio thread: {self.audio_priority.note}")
+        if self.worker_priority.note and not self.worker_priority.raised:
+            notes.append(f"worker: {self.worker_priority.note}")
+        return "; ".join(notes) or None
 
     def stop(self) -> None:
         """Stop the worker and wait for it (and any probe) to finish; unfreeze the GC start froze."""
@@ -479,7 +641,7 @@ class LiveRunner:
             rtf=self._compute_avg / 1000.0 / block_s,
             underruns=self.output_ring.underrun_events,
             overruns=self.input_ring.overrun_events + self.output_ring.overrun_events,
-            dropped_samples=self.input_ring.overrun_samples + self.output_ring.overrun_samples,
+            dropped_samples=self.input_ring.overrun_samples + self.output_ring.overrun_samples + self._dropped(),
             degraded=self.degraded,
             degraded_reason=self.degraded_reason,
             blocks_processed=self._blocks,
@@ -488,4 +650,11 @@ class LiveRunner:
             last_error=self._last_error,
             callback_errors=self.callback_errors,
             worker_alive=self._thread is not None and self._thread.is_alive(),
+            jitter_buffer_ms=self.latency.jitter_buffer_ms,
+            jitter_peak_ms=1000.0 * self._jitter_peak * block_s,
+            jitter_grows=self._jitter_grows,
+            jitter_shrinks=self._jitter_shrinks,
+            audio_priority=self.audio_priority.text,
+            worker_priority=self.worker_priority.text,
+            priority_note=self.priority_note,
         )
