@@ -61,6 +61,16 @@ class LiveSnapshot:
     """Blocks processed."""
     errors: int
     """Converter exceptions."""
+    jitter_buffer_ms: float = 0.0
+    """Current adaptive jitter buffer (part of ``total_latency_ms``)."""
+    jitter_peak_ms: float = 0.0
+    """Largest jitter buffer since the start."""
+    audio_priority: str = "normal"
+    """Scheduling of the audio callback thread ('SCHED_FIFO 20', 'normal', ...)."""
+    worker_priority: str = "normal"
+    """Scheduling of the worker thread ('SCHED_RR 10', 'nice -10', 'normal')."""
+    priority_note: str | None = None
+    """Why a live thread stayed at normal priority and what to do, or None."""
 
     def line(self) -> str:
         level = "-inf" if self.input_level_db == -math.inf else f"{self.input_level_db:5.1f}"
@@ -190,6 +200,8 @@ class LiveSession:
             compute_ms=s.compute_ms_avg, rtf=s.rtf,
             underruns=s.underruns + c.output_underflows, overruns=s.overruns + c.input_overflows,
             degraded=s.degraded, blocks=s.blocks_processed, errors=s.errors,
+            jitter_buffer_ms=s.jitter_buffer_ms, jitter_peak_ms=s.jitter_peak_ms,
+            audio_priority=s.audio_priority, worker_priority=s.worker_priority, priority_note=s.priority_note,
         )
 
     def finished(self) -> bool:

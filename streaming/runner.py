@@ -52,12 +52,13 @@ callback thread (a D-Bus round trip, never in the callback). The worker raises i
 (``worker_priority``). ``stats()`` reports both, and one ``{"event": "priority", ...}`` carries them with a
 note saying what to do when the system refused.
 
-Adaptive jitter buffer: the worker watches the output ring's underrun count. After an underrun the
-buffer, and the latency, grow by one block (``jitter_max_ms`` bounds it); after ``jitter_shrink_after_s``
-without an underrun it shrinks by a block, never below ``jitter_ms``. The delay actually queued follows:
-samples padded by an underrun delay the stream and dropped samples advance it, so the worker adds silence
-or leaves out output until the drift equals the growth (leaving out only right after an underrun or in an
-output block below ``JITTER_QUIET_DB``, so speech is never cut). Each change emits
+Adaptive jitter buffer: the worker watches the output ring's underrun count. After an underrun (one
+stall, however many callbacks it starved) the buffer, and the latency, grow by one block (``jitter_max_ms``
+bounds it); after ``jitter_shrink_after_s`` without an underrun it shrinks by a block, never below
+``jitter_ms``. The delay actually queued follows: the samples an underrun padded delay the stream, so the
+worker adds silence or leaves out output until the stall cost exactly the block the buffer grew (leaving
+out only while catching up after the underrun or in an output block below ``JITTER_QUIET_DB``, so speech
+is never cut). Each change emits
 ``{"event": "jitter", "reason": "underrun"|"quiet", "jitter_ms": ...}``; ``stats()`` and ``latency``
 report the current size, so ``total_latency_ms`` is what the listener hears.
 
@@ -243,11 +244,13 @@ class LiveRunner:
         self._primed = False
         self._froze_gc = False
         self._main_ident = threading.main_thread().ident
-        self._rt_pending = False  # set by start(): the next callback (off the main thread) promotes itself
-        self._audio_tid: int | None = None
-        self._rtkit_asked = False
+        # Set by start(): the next capture and the next playback callback (off the main thread) promote
+        # their thread; PortAudio may run capture and playback on two threads (two streams) or one.
+        self._rt_pending_in = self._rt_pending_out = False
+        self._audio_prio: list[prio.Priority | None] = [None, None]  # capture, playback thread
+        self._audio_tids: list[int | None] = [None, None]
+        self._rt_seen_at: float | None = None
         self._priority_reported = False
-        self.audio_priority: prio.Priority = prio.PENDING if cfg.realtime else prio.NOT_ASKED
         self.worker_priority: prio.Priority = prio.NOT_ASKED if not cfg.realtime else prio.Priority("normal", False)
         self.callback_errors = 0
         self.worker_error: BaseException | None = None
@@ -257,12 +260,12 @@ class LiveRunner:
     def callback(self, indata: np.ndarray | None, outdata: np.ndarray | None) -> None:
         """Device buffer hand-off; see the module docstring for the real-time contract."""
         try:
-            if self._rt_pending:  # once per start(): one syscall, then never again
-                self._rt_pending = False
-                if threading.get_ident() != self._main_ident:
-                    self.audio_priority, self._audio_tid = prio.promote_current_thread(self.config.rt_priority)
-                else:
-                    self.audio_priority = prio.MAIN_THREAD
+            if self._rt_pending_in and indata is not None:  # once per start() and role: one syscall
+                self._rt_pending_in = False
+                self._promote(0)
+            if self._rt_pending_out and outdata is not None:
+                self._rt_pending_out = False
+                self._promote(1)
             if indata is not None:
                 self.input_ring.write(indata if indata.ndim == 1 else indata[:, 0])
             if outdata is None:
@@ -293,6 +296,25 @@ class LiveRunner:
                 except Exception:
                     self.callback_errors += 1
 
+    def _promote(self, role: int) -> None:
+        """The audio thread's one scheduling call (``role`` 0: capture, 1: playback)."""
+        if threading.get_ident() == self._main_ident:
+            self._audio_prio[role] = prio.MAIN_THREAD
+        else:
+            self._audio_prio[role], self._audio_tids[role] = prio.promote_current_thread(self.config.rt_priority)
+
+    @property
+    def audio_priority(self) -> prio.Priority:
+        """How the audio callback thread(s) are scheduled: one outcome, or capture's and playback's."""
+        known = [p for p in self._audio_prio if p is not None]
+        if not known:
+            return prio.PENDING if self.config.realtime else prio.NOT_ASKED
+        if len({p.text for p in known}) == 1:
+            return known[0]
+        notes = [p.note for p in known if p.note]
+        return prio.Priority(f"capture {known[0].text}, playback {known[1].text}", all(p.raised for p in known),
+                             "; ".join(notes) or None)
+
     # -- worker -------------------------------------------------------------------------------
     def _reset_state(self) -> None:
         self._level_db = -math.inf
@@ -313,11 +335,12 @@ class LiveRunner:
         self._jitter_shrinks = 0
         self._seen_underruns = self.output_ring.underrun_events
         self._calm_blocks = 0
-        # Drift accounting (see _adapt_jitter): the counters it reads never reset, so start from them.
-        self._inserted = 0
+        # Debt accounting (see _adapt_jitter): the ring counters never reset, so start from them.
+        self._seen_padded = self.output_ring.underrun_samples
+        self._seen_lost = self.input_ring.overrun_samples
+        self._debt = 0
+        self._skipped = 0
         self._catching_up = False
-        self._skipped = self._skipped_at_reset = (self.output_ring.underrun_samples - self.output_ring.overrun_samples
-                         - self.input_ring.overrun_samples)
         self.latency.jitter_buffer_ms = 1000.0 * self._jitter * self.block / self.config.sample_rate
         self.output_ring.set_capacity(self._jitter * self.block + self._out_queue)
 
@@ -359,50 +382,57 @@ class LiveRunner:
 
     def _adapt_jitter(self, out: FloatArray) -> FloatArray:
         """Grow the jitter buffer by a block after an underrun, shrink it by a block after a calm period, and
-        keep the queued delay at what it reports; returns the part of ``out`` to queue.
+        make the queued delay follow; returns the part of ``out`` to queue.
 
-        Every padded (underrun) sample delays the rest of the stream by one sample and every dropped sample
-        (either ring's overrun) advances it: ``extra`` is that drift since the start. The worker queues
-        silence while it is below the target and leaves out output while it is above, but only just after
-        an underrun, until caught up (the stream glitched anyway), or in a quiet block, so speech is never cut otherwise.
+        Samples the callback padded during an underrun delay the rest of the stream, input dropped by the
+        input ring during the stall advances it: their balance, less the block the buffer grew, is a debt.
+        The worker queues silence for a negative debt and leaves out output for a positive one, only while
+        catching up after the underrun (the stream glitched anyway) or in a quiet block, so speech is never
+        cut otherwise. Output-ring drops are the bound doing its job (a slower playback clock) and change
+        nothing here.
         """
-        out_ring = self.output_ring
-        if out_ring.underrun_events != self._seen_underruns:
-            self._seen_underruns = out_ring.underrun_events
+        ring = self.output_ring
+        lost = self.input_ring.overrun_samples - self._seen_lost
+        self._seen_lost += lost
+        if ring.underrun_events != self._seen_underruns:
+            self._seen_underruns = ring.underrun_events
+            padded = ring.underrun_samples - self._seen_padded
+            self._seen_padded += padded
             self._calm_blocks = 0
-            self._catching_up = True
-            if self._jitter < self._jitter_max:
+            self._debt += padded
+            if not self._catching_up and self._jitter < self._jitter_max:  # one stall grows it once
                 self._jitter_grows += 1
                 self._set_jitter(self._jitter + 1, "underrun")
+                self._debt -= self.block
+            self._catching_up = True
         else:
             self._calm_blocks += 1
+        if self._catching_up:
+            self._debt -= lost
         quiet: bool | None = None
-        if self._jitter > self._jitter_min and self._calm_blocks >= self._shrink_after:
+        if self._jitter > self._jitter_min and self._calm_blocks >= self._shrink_after and not self._catching_up:
             quiet = self._quiet(out)
             if quiet:
                 self._calm_blocks = 0
                 self._jitter_shrinks += 1
                 self._set_jitter(self._jitter - 1, "quiet")
-        extra = (out_ring.underrun_samples - out_ring.overrun_samples - self.input_ring.overrun_samples
-                 + self._inserted - self._skipped)
-        diff = extra - (self._jitter - self._jitter_min) * self.block
-        while diff < 0:  # queue silence up to the target
-            k = min(-diff, len(self._silence))
-            out_ring.write(self._silence[:k])
-            self._inserted += k
-            diff += k
-        if diff > 0 and (self._catching_up or (quiet if quiet is not None else self._quiet(out))):
-            k = min(diff, len(out))
+                self._debt += self.block
+        while self._debt < 0:  # queue silence up to the new size
+            k = min(-self._debt, len(self._silence))
+            ring.write(self._silence[:k])
+            self._debt += k
+        if self._debt > 0 and (self._catching_up or (quiet if quiet is not None else self._quiet(out))):
+            k = min(self._debt, len(out))
             self._skipped += k
-            diff -= k
+            self._debt -= k
             out = out[k:]
-        if diff <= 0:
+        if self._debt <= 0:
             self._catching_up = False
         return out
 
     def _dropped(self) -> int:
         """Output samples the jitter buffer left out (catching up after stalls, shrinking)."""
-        return self._skipped - self._skipped_at_reset
+        return self._skipped
 
     @staticmethod
     def _quiet(out: FloatArray) -> bool:
@@ -547,7 +577,7 @@ class LiveRunner:
             gc.collect()
             gc.freeze()
             self._froze_gc = True
-        self._rt_pending = self.config.realtime
+        self._rt_pending_in = self._rt_pending_out = self.config.realtime
         self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchorvoice-probe")
         self._thread = threading.Thread(target=self._loop, name="anchorvoice-runner", daemon=True)
         self._thread.start()
@@ -574,14 +604,19 @@ class LiveRunner:
         if not self.config.realtime:
             self._priority_reported = True
             return
-        if self.audio_priority is prio.PENDING:
+        known = [i for i in (0, 1) if self._audio_prio[i] is not None]
+        if not known:
             return
-        if not self.audio_priority.raised and self._audio_tid is not None and not self._rtkit_asked:
-            self._rtkit_asked = True
-            first = self.audio_priority
-            self.audio_priority = prio.ask_rtkit(self._audio_tid, self.config.rt_priority)
-            if not self.audio_priority.raised and first.note:
-                self.audio_priority = prio.Priority("normal", False, first.note)
+        now = time.monotonic()
+        if self._rt_seen_at is None:
+            self._rt_seen_at = now
+        if len(known) < 2 and now - self._rt_seen_at < 1.0:  # a second audio thread may still call
+            return
+        for i in known:
+            first, tid = self._audio_prio[i], self._audio_tids[i]
+            if first is not None and not first.raised and tid is not None:
+                asked = prio.ask_rtkit(tid, self.config.rt_priority)
+                self._audio_prio[i] = asked if asked.raised else prio.Priority("normal", False, first.note)
         self._priority_reported = True
         self._emit({"event": "priority", "audio": self.audio_priority.text, "worker": self.worker_priority.text,
                     "note": self.priority_note})

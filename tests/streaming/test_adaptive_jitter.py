@@ -121,3 +121,25 @@ def test_jitter_max_equal_to_jitter_ms_turns_adaptation_off() -> None:
 def test_bad_jitter_settings_name_the_field(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=field):
         LiveConfig(jitter_ms=20.0, **{field: value}).validate()
+
+
+def test_a_slower_playback_clock_drops_only_its_excess_and_adds_no_silence() -> None:
+    """Capture and playback on two clocks (two PulseAudio sinks): playback takes 470 samples per 480
+    captured, so the output queue overflows by 10 samples a period. The bound drops exactly that; the
+    jitter buffer must not read the drops as lost delay and refill it with silence (a feedback loop that
+    turned 89 drops into 1117 in 20 s through PulseAudio)."""
+    events: list[dict[str, Any]] = []
+    runner = _runner(events)
+    x = np.full(B, 0.05, np.float32)
+    ticks = 600
+    for _ in range(ticks):
+        runner.callback(x, None)
+        out = np.zeros(470, np.float32)
+        runner.callback(None, out)
+        while runner.step():
+            pass
+    st = runner.stats()
+    assert st.underruns == 0 and st.jitter_grows == 0
+    excess = 10 * ticks
+    assert excess - runner.output_ring.capacity <= runner.output_ring.overrun_samples <= excess
+    assert not [e for e in events if e["event"] == "jitter"]
