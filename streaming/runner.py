@@ -44,11 +44,12 @@ output buffer is silenced. Input: channel 0 is used. Output: the mono signal goe
 channel. Playback starts once ``prefill_blocks()`` blocks beyond the callback's own buffer are
 queued (the jitter buffer); after that a short read is an underrun.
 
-Real-time priority (``LiveConfig.realtime``): the callback thread belongs to the audio API (PortAudio), so
-the *first* callback after ``start()`` makes one ``sched_setscheduler`` call (SCHED_FIFO at ``rt_priority``;
-:mod:`anchorvoice.streaming.priority`) and never touches scheduling again; a program's main thread is never
-promoted (sans-I/O tests call ``callback`` from it). When that is refused, the worker asks rtkit for the
-callback thread (a D-Bus round trip, never in the callback). The worker raises itself when it starts
+Real-time priority (``LiveConfig.realtime``): the callback threads belong to the audio API (PortAudio runs
+capture and playback on one thread, or on two for two streams), so the *first* capture and the first
+playback callback after ``start()`` each make one ``sched_setscheduler`` call (SCHED_FIFO at
+``rt_priority``; :mod:`anchorvoice.streaming.priority`) and never touch scheduling again; a program's main
+thread is never promoted (sans-I/O tests call ``callback`` from it). When that is refused, the worker asks
+rtkit for the callback thread (a D-Bus round trip, never in the callback). The worker raises itself when it starts
 (``worker_priority``). ``stats()`` reports both, and one ``{"event": "priority", ...}`` carries them with a
 note saying what to do when the system refused.
 
