@@ -132,3 +132,37 @@ def raise_worker(rt_priority: int, mode: str) -> Priority:
     except OSError as exc:
         refused.append(f"nice {WORKER_NICE} refused ({exc.strerror})")
     return Priority("normal", False, f"{'; '.join(refused)}; {RT_HINT}")
+
+
+AUDIO_HELPER_THREADS = ("threaded-ml",)
+"""Names of threads the audio stack starts inside our process that move the samples: libpulse's threaded
+mainloop ("threaded-ml", one per PulseAudio stream, started by ALSA's pulse plugin under PortAudio). At
+normal priority they wait behind busy processes and the callback's real-time priority is wasted."""
+
+
+def promote_helper_threads(rt_priority: int, names: tuple[str, ...] = AUDIO_HELPER_THREADS) -> Priority | None:
+    """SCHED_FIFO at ``rt_priority`` for this process's threads named in ``names`` (Linux ``/proc``); None when
+    there are none (no PulseAudio stream, another OS)."""
+    task = "/proc/self/task"
+    if not _linux() or not os.path.isdir(task):
+        return None
+    found, raised, refused = 0, 0, ""
+    for tid in os.listdir(task):
+        try:
+            with open(f"{task}/{tid}/comm") as fh:
+                if fh.read().strip() not in names:
+                    continue
+        except OSError:  # the thread ended meanwhile
+            continue
+        found += 1
+        try:
+            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(rt_priority))
+            raised += 1
+        except OSError as exc:
+            refused = exc.strerror or str(exc)
+    if not found:
+        return None
+    if raised == found:
+        return Priority(f"{found} audio-stack thread(s) SCHED_FIFO {rt_priority}", True)
+    return Priority(f"{raised} of {found} audio-stack thread(s) raised", raised > 0,
+                    f"SCHED_FIFO for the sound server's client threads refused ({refused}); {RT_HINT}")

@@ -113,6 +113,7 @@ def run_live(args: argparse.Namespace) -> int:
          f"converter errors {final.errors}, degraded {summary['degraded_events']}x; jitter buffer "
          f"{final.jitter_buffer_ms:.0f} ms (peak {final.jitter_peak_ms:.0f} ms); audio thread {final.audio_priority}, "
          f"worker {final.worker_priority}"
+         + (f", {final.helper_priority}" if final.helper_priority else "")
          + (f"\nnote: {final.priority_note}" if final.priority_note else ""))
     engine.close()
     return 0

@@ -90,6 +90,7 @@ class EngineLive:
             "jitter_buffer_ms": round(s.jitter_buffer_ms, 1),
             "audio_priority": s.audio_priority,
             "worker_priority": s.worker_priority,
+            "helper_priority": s.helper_priority,
             "priority_note": s.priority_note,
             # The runner measures its input; the mouth and meters follow the speaker's level.
             "rms_db": max(-120.0, round(s.input_level_db, 1)),

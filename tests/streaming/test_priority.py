@@ -136,3 +136,33 @@ def test_bad_priority_settings_name_the_field() -> None:
         LiveConfig(rt_priority=0).validate()
     with pytest.raises(ConfigError, match="worker_priority"):
         LiveConfig(worker_priority="max").validate()  # type: ignore[arg-type]
+
+
+def test_the_sound_stacks_own_threads_are_raised_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpulse's "threaded-ml" threads carry every sample between PortAudio and the sound server: found by
+    name in /proc and raised like the callback (here a thread named like one)."""
+    import ctypes
+
+    named = threading.Event()
+    done = threading.Event()
+    tids: list[int] = []
+
+    def helper() -> None:
+        ctypes.CDLL(None).prctl(15, b"av-test-ml", 0, 0, 0)  # PR_SET_NAME
+        tids.append(threading.get_native_id())
+        named.set()
+        done.wait(5)
+
+    t = threading.Thread(target=helper)
+    t.start()
+    named.wait(5)
+    set_for: list[tuple[int, int]] = []
+    monkeypatch.setattr(priority.os, "sched_setscheduler", lambda pid, policy, param: set_for.append((pid, policy)))
+    try:
+        got = priority.promote_helper_threads(20, names=("av-test-ml",))
+        assert priority.promote_helper_threads(20, names=("no-such-thread",)) is None
+    finally:
+        done.set()
+        t.join()
+    assert set_for == [(tids[0], os.SCHED_FIFO)]
+    assert got is not None and got.raised and got.text == "1 audio-stack thread(s) SCHED_FIFO 20"
