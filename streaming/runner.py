@@ -56,12 +56,13 @@ note saying what to do when the system refused.
 Adaptive jitter buffer: the worker watches the output ring's underrun count. After an underrun (one
 stall, however many callbacks it starved) the buffer, and the latency, grow by one block (``jitter_max_ms``
 bounds it); after ``jitter_shrink_after_s`` without an underrun it shrinks by a block, never below
-``jitter_ms``. The delay actually queued follows: the samples an underrun padded delay the stream, so the
-worker adds silence or leaves out output until the stall cost exactly the block the buffer grew (leaving
-out only while catching up after the underrun or in an output block below ``JITTER_QUIET_DB``, so speech
-is never cut). Each change emits
-``{"event": "jitter", "reason": "underrun"|"quiet", "jitter_ms": ...}``; ``stats()`` and ``latency``
-report the current size, so ``total_latency_ms`` is what the listener hears.
+``jitter_ms`` (an underrun soon after a shrink doubles that wait, up to ``JITTER_BACKOFF_MAX`` times, so a
+load that comes and goes does not make it oscillate). The delay actually queued follows: the samples an
+underrun padded delay the stream, so the worker adds silence or leaves out output until the stall cost
+exactly the block the buffer grew (leaving out only while catching up after the underrun or in an output
+block below ``JITTER_QUIET_DB``, so speech is never cut). Each change emits ``{"event": "jitter",
+"reason": "underrun"|"quiet", "jitter_ms": ...}``; ``stats()`` and ``latency`` report the current size, so
+``total_latency_ms`` is what the listener hears.
 
 Degradation instead of crackle: when ``process`` raises, returns too little audio, or runs with a
 real-time factor above ``degrade_rtf`` for ``degrade_after_blocks`` blocks in a row, the runner
@@ -116,6 +117,9 @@ EventFn = Callable[[dict[str, Any]], None]
 
 JITTER_QUIET_DB = -40.0
 """Only an output block quieter than this (RMS, dBFS) is left out when the jitter buffer shrinks."""
+JITTER_BACKOFF_MAX = 8
+"""An underrun within the calm period after a shrink doubles the calm period needed for the next one, up to
+this many times ``jitter_shrink_after_s``: a load that comes and goes does not make the buffer oscillate."""
 
 
 @dataclass
@@ -336,6 +340,8 @@ class LiveRunner:
         self._jitter_shrinks = 0
         self._seen_underruns = self.output_ring.underrun_events
         self._calm_blocks = 0
+        self._shrink_wait = self._shrink_after  # calm blocks before a shrink; doubles when one was premature
+        self._since_shrink = self._shrink_after * JITTER_BACKOFF_MAX  # "long ago"
         # Debt accounting (see _adapt_jitter): the ring counters never reset, so start from them.
         self._seen_padded = self.output_ring.underrun_samples
         self._seen_lost = self.input_ring.overrun_samples
@@ -393,6 +399,7 @@ class LiveRunner:
         nothing here.
         """
         ring = self.output_ring
+        self._since_shrink += 1
         lost = self.input_ring.overrun_samples - self._seen_lost
         self._seen_lost += lost
         if ring.underrun_events != self._seen_underruns:
@@ -401,6 +408,8 @@ class LiveRunner:
             self._seen_padded += padded
             self._calm_blocks = 0
             self._debt += padded
+            if self._since_shrink < self._shrink_wait:  # the last shrink was too early: wait longer next time
+                self._shrink_wait = min(2 * self._shrink_wait, JITTER_BACKOFF_MAX * self._shrink_after)
             if not self._catching_up and self._jitter < self._jitter_max:  # one stall grows it once
                 self._jitter_grows += 1
                 self._set_jitter(self._jitter + 1, "underrun")
@@ -411,11 +420,12 @@ class LiveRunner:
         if self._catching_up:
             self._debt -= lost
         quiet: bool | None = None
-        if self._jitter > self._jitter_min and self._calm_blocks >= self._shrink_after and not self._catching_up:
+        if self._jitter > self._jitter_min and self._calm_blocks >= self._shrink_wait and not self._catching_up:
             quiet = self._quiet(out)
             if quiet:
                 self._calm_blocks = 0
                 self._jitter_shrinks += 1
+                self._since_shrink = 0
                 self._set_jitter(self._jitter - 1, "quiet")
                 self._debt += self.block
         while self._debt < 0:  # queue silence up to the new size

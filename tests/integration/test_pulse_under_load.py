@@ -97,11 +97,13 @@ def test_live_dsp_path_does_not_underrun_with_both_cores_busy(pulse: PulseDaemon
     underruns = after.underruns - before.underruns
     for key, value in (("underruns", underruns), ("underruns_total", after.underruns),
                        ("jitter_peak_ms", after.jitter_peak_ms), ("audio_priority", after.audio_priority),
-                       ("worker_priority", after.worker_priority), ("load_avg_1min", round(load[0], 2))):
+                       ("worker_priority", after.worker_priority), ("helper_priority", after.helper_priority),
+                       ("load_avg_1min", round(load[0], 2))):
         record_property(key, value)
     print(f"\nunder {HOGS} CPU hogs for {SECONDS:.0f} s: {underruns} underruns ({after.underruns} since start), "
           f"{after.overruns - before.overruns} overruns, jitter buffer {after.jitter_buffer_ms:.0f} ms "
           f"(peak {after.jitter_peak_ms:.0f}), audio thread {after.audio_priority}, worker {after.worker_priority}, "
+          f"sound stack threads {after.helper_priority}, "
           f"load {load[0]:.1f}; since start ({SETTLE_S:.0f} s more): {ring_underruns} in the runner, "
           f"{device_underflows} device underflows; "
           f"overruns (input ring, output ring, device) {overrun_parts}; "

@@ -143,3 +143,29 @@ def test_a_slower_playback_clock_drops_only_its_excess_and_adds_no_silence() -> 
     excess = 10 * ticks
     assert excess - runner.output_ring.capacity <= runner.output_ring.overrun_samples <= excess
     assert not [e for e in events if e["event"] == "jitter"]
+
+
+def test_an_underrun_soon_after_a_shrink_makes_the_next_shrink_wait_twice_as_long() -> None:
+    events: list[dict[str, Any]] = []
+    runner = _runner(events)  # shrink after 0.5 s = 50 calm blocks
+    silence = np.zeros(B, np.float32)
+
+    def stall() -> None:
+        for _ in range(4):
+            _tick(runner, silence, work=False)
+        _tick(runner, silence)
+
+    for _ in range(5):
+        _tick(runner, silence)
+    stall()
+    for _ in range(51):
+        _tick(runner, silence)
+    assert runner.stats().jitter_shrinks == 1
+    stall()  # the load is back: the shrink was premature
+    for _ in range(60):  # more than 50 calm blocks, fewer than 100: no shrink yet
+        _tick(runner, silence)
+    assert runner.stats().jitter_shrinks == 1 and runner.stats().jitter_buffer_ms == 30.0
+    for _ in range(45):
+        _tick(runner, silence)
+    st = runner.stats()
+    assert st.jitter_shrinks == 2 and st.jitter_buffer_ms == 20.0
