@@ -1,13 +1,19 @@
 """Soak test of the live path: a looping file source at real time through the LiveRunner.
 
-Usage: ``python bench/soak.py --minutes 10 [--process identity|dsp] [--input FILE] [--frames 480]``
+Usage: ``python bench/soak.py --minutes 10 [--process identity|dsp] [--input FILE] [--frames 480] [--hog 2]``
 
 A clocked "device" thread calls ``LiveRunner.callback`` every ``--frames`` samples of wall-clock
 time (absolute deadlines, like a sound card's period), feeding a looping speech file and
 discarding the output; the runner's worker thread converts. At the end it reports underruns,
 overruns, degradation events, callback cost, compute time, real-time factor and resident memory
-growth between the end of warm-up and the end of the run. Targets (issue 3): 0 underruns, < 5 %
+growth between the end of warm-up and the end of the run. Targets (issues 3 and 17): 0 underruns, < 5 %
 memory growth. Exit status 1 when a target is missed.
+
+``--hog N`` starts N busy processes at normal priority beside the stream (a streamer's OBS, browser and
+game; issue 17 uses 2 on a 2-core machine). The runner raises its threads as ``anchorvoice live`` does
+(``--no-realtime`` for comparison; the clocked device thread stands in for PortAudio's and is promoted by
+its first callback). The report names the CPU, its ISA flags that matter and the load average, and the
+adaptive jitter buffer's size and peak (the latency the load cost).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import argparse
 import gc
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -57,6 +65,40 @@ def load_source(path: str | None, sr: int, seconds: float = 60.0) -> np.ndarray:
         if total >= seconds * sr:
             break
     return np.concatenate(parts)
+
+
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+"""CPU flags reported with every figure."""
+HOG_CODE = "while True:\n    pass\n"
+"""What each --hog process runs: one core's worth of pure Python at normal priority."""
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, the ISA flags that matter, core count and load average (Linux /proc; '?' elsewhere)."""
+    model, flags = "?", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "?":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "isa": [f for f in ISA_FLAGS if f in flags],
+            "load_avg": [round(x, 2) for x in os.getloadavg()]}
+
+
+def start_hogs(n: int) -> list[subprocess.Popen[bytes]]:
+    """``n`` busy Python processes at normal priority; stop them with ``stop_hogs``."""
+    return [subprocess.Popen([sys.executable, "-c", HOG_CODE]) for _ in range(n)]
+
+
+def stop_hogs(hogs: list[subprocess.Popen[bytes]]) -> None:
+    for p in hogs:
+        p.terminate()
+    for p in hogs:
+        p.wait(timeout=10)
 
 
 def make_process(kind: str, cfg: LiveConfig) -> Any:
@@ -146,10 +188,13 @@ def main() -> int:
     ap.add_argument("--jitter-ms", type=float, default=LiveConfig.jitter_ms, help="jitter buffer")
     ap.add_argument("--no-freeze-gc", action="store_true", help="leave the cyclic GC as it is (for comparison)")
     ap.add_argument("--warmup-s", type=float, default=10.0, help="memory baseline is taken after this")
+    ap.add_argument("--hog", type=int, default=0, help="busy processes at normal priority beside the stream")
+    ap.add_argument("--no-realtime", action="store_true", help="leave the live threads at normal priority")
     args = ap.parse_args()
 
     cfg = LiveConfig(sample_rate=args.sample_rate, block_ms=args.block_ms, jitter_ms=args.jitter_ms,
-                     freeze_gc=not args.no_freeze_gc)
+                     freeze_gc=not args.no_freeze_gc, realtime=not args.no_realtime)
+    print(f"machine: {json.dumps(machine_info())}", flush=True)
     source = load_source(args.input, cfg.sample_rate)
     events: list[dict[str, Any]] = []
     runner = LiveRunner(make_process(args.process, cfg), cfg, on_event=events.append)
@@ -158,30 +203,42 @@ def main() -> int:
     warmup = min(args.warmup_s, duration / 4)
     print(f"soak: {args.process} for {duration:.0f} s, {runner.latency.describe()}", flush=True)
     print(f"warm-up: {runner.warmup():.2f} s", flush=True)
-    runner.start()  # gc.collect() + gc.freeze() happen here, before the pauses are watched
-    gc_pauses = GcPauses()
-    device.start()
-    t_start = time.monotonic()
-    time.sleep(warmup)
-    rss0 = rss_bytes()
-    next_report = time.monotonic() + 30
-    while (now := time.monotonic()) - t_start < duration:
-        time.sleep(min(1.0, max(0.0, duration - (now - t_start))))
-        if time.monotonic() >= next_report:
-            st = runner.stats()
-            print(f"  t={time.monotonic() - t_start:6.0f}s rtf={st.rtf:.3f} compute={st.compute_ms_avg:.2f} ms "
-                  f"underruns={st.underruns} overruns={st.overruns} rss={rss_bytes() / 2**20:.1f} MiB", flush=True)
-            next_report += 30
-    rss1 = rss_bytes()
-    device.stop()
-    runner.stop()
+    hogs = start_hogs(args.hog)
+    try:
+        runner.start()  # gc.collect() + gc.freeze() happen here, before the pauses are watched
+        gc_pauses = GcPauses()
+        device.start()
+        t_start = time.monotonic()
+        time.sleep(warmup)
+        rss0 = rss_bytes()
+        next_report = time.monotonic() + 30
+        while (now := time.monotonic()) - t_start < duration:
+            time.sleep(min(1.0, max(0.0, duration - (now - t_start))))
+            if time.monotonic() >= next_report:
+                st = runner.stats()
+                print(f"  t={time.monotonic() - t_start:6.0f}s rtf={st.rtf:.3f} compute={st.compute_ms_avg:.2f} ms "
+                      f"underruns={st.underruns} overruns={st.overruns} rss={rss_bytes() / 2**20:.1f} MiB", flush=True)
+                next_report += 30
+        rss1 = rss_bytes()
+        load_under_test = [round(x, 2) for x in os.getloadavg()]
+        device.stop()
+        runner.stop()
+    finally:
+        stop_hogs(hogs)
     st = runner.stats()
     n_costs = min(device.calls, len(device.costs_ns))
     costs = device.costs_ns[n_costs // 20 : n_costs] / 1000.0
     growth = 100.0 * (rss1 - rss0) / rss0
     report = {
         "process": args.process,
-        "load_avg_1min": round(os.getloadavg()[0], 2),  # other work on the machine steals the CPU
+        "machine": machine_info(),
+        "load_avg_at_end_of_run": load_under_test,  # other work on the machine steals the CPU
+        "hogs": args.hog,
+        "audio_priority": st.audio_priority,
+        "worker_priority": st.worker_priority,
+        "priority_note": st.priority_note,
+        "jitter_buffer_ms": st.jitter_buffer_ms,
+        "jitter_peak_ms": st.jitter_peak_ms,
         "seconds": round(duration, 1),
         "device_calls": device.calls,
         "device_late_periods": device.late_periods,
@@ -189,7 +246,7 @@ def main() -> int:
         "underruns": st.underruns,
         "overruns": st.overruns,
         "dropped_samples": st.dropped_samples,
-        "events": [e["event"] + ":" + str(e.get("reason")) for e in events],
+        "events": [e["event"] + ":" + str(e.get("reason")) for e in events if e["event"] != "priority"],
         "callback_errors": st.callback_errors,
         "callback_us_median": round(float(np.median(costs)), 1),
         "callback_us_p99": round(float(np.percentile(costs, 99)), 1),

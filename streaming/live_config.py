@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from anchorvoice.errors import ConfigError
 from anchorvoice.streaming.ring import OverflowPolicy
@@ -26,6 +26,8 @@ BLOCK_MS_RANGE = (1.0, 1000.0)
 """Allowed ``block_ms``: below 1 ms the per-call overhead dominates; above 1 s the voice arrives too late to talk."""
 SAMPLE_RATE_RANGE = (8000, 192000)
 """Allowed ``sample_rate`` in Hz (what sound cards and PortAudio offer)."""
+WorkerPriority = Literal["rr", "nice", "normal"]
+"""How the worker thread is raised: SCHED_RR below the audio thread, nice -10, or left as it is."""
 BUFFER_MS_MAX = 2000.0
 """Largest ``jitter_ms``, ``input_queue_ms``, ``output_queue_ms`` and ``device_buffer_ms``: more only adds delay."""
 
@@ -61,7 +63,14 @@ class LiveConfig:
     sola_search_ms: float = 0.0
     """SOLA search window for the best-matching offset (RVC: ~10 ms); 0 with crossfade 0."""
     jitter_ms: float = 20.0
-    """Output queued before playback starts (rounded up to whole blocks): tolerates a worker this late."""
+    """Output queued before playback starts (rounded up to whole blocks): tolerates a worker this late. The
+    adaptive jitter buffer starts here and never goes below it."""
+    jitter_max_ms: float = 100.0
+    """Bound of the adaptive jitter buffer: each output underrun adds one block of queued output (one block
+    more latency) up to this (rounded up to whole blocks); equal to ``jitter_ms`` turns adaptation off."""
+    jitter_shrink_after_s: float = 30.0
+    """Seconds without an underrun after which the jitter buffer gives one block back (it drops one quiet
+    output block, below -40 dBFS, so nothing audible is cut), down to ``jitter_ms``."""
     input_queue_ms: float = 80.0
     """Input queued for a late worker before ``input_overflow`` drops audio (rounded up to blocks)."""
     output_queue_ms: float = 80.0
@@ -71,6 +80,15 @@ class LiveConfig:
     """Input queue overflow: drop_oldest keeps the newest audio (fresh audio wins), drop_newest the queue."""
     device_buffer_ms: float = 10.0
     """PortAudio buffer per callback."""
+    realtime: bool = True
+    """Raise the live threads where the OS allows: SCHED_FIFO at ``rt_priority`` for the audio callback thread
+    (set from its first callback; rtkit is asked when that is refused) and ``worker_priority`` for the worker.
+    The outcome, and what to do when it is refused, is in the live status and summary."""
+    rt_priority: int = 20
+    """SCHED_FIFO priority of the audio callback thread, 1-99 (rtkit allows up to 20; PulseAudio runs at 5)."""
+    worker_priority: WorkerPriority = "rr"
+    """Worker thread: 'rr' (SCHED_RR at ``rt_priority`` - 10, at least 1; nice -10 when refused), 'nice'
+    (nice -10) or 'normal'. Kernel real-time throttling (95 %) keeps a runaway converter from locking a core."""
     device_latency: str = "low"
     """PortAudio suggested latency: 'low', 'high' or seconds as text (e.g. '0.05')."""
     degrade_policy: Literal["dry", "silence"] = "dry"
@@ -112,6 +130,14 @@ class LiveConfig:
         """The jitter buffer in whole blocks (``jitter_ms`` rounded up)."""
         return self._blocks(self.jitter_ms)
 
+    def jitter_max_blocks(self) -> int:
+        """The adaptive jitter buffer's bound in whole blocks (``jitter_max_ms`` rounded up, at least the start)."""
+        return max(self.prefill_blocks(), self._blocks(self.jitter_max_ms))
+
+    def worker_rt_priority(self) -> int:
+        """SCHED_RR priority of the worker: below the audio thread's."""
+        return max(1, self.rt_priority - 10)
+
     def input_queue_blocks(self) -> int:
         """The input queue bound in whole blocks (``input_queue_ms`` rounded up, at least 1)."""
         return max(1, self._blocks(self.input_queue_ms))
@@ -145,12 +171,20 @@ class LiveConfig:
         lo_ms, hi_ms = BLOCK_MS_RANGE
         if not lo_ms <= self.block_ms <= hi_ms:
             raise bad("block_ms", f"must be between {lo_ms:g} and {hi_ms:g} ms")
-        for name in ("jitter_ms", "input_queue_ms", "output_queue_ms", "device_buffer_ms"):
+        for name in ("jitter_ms", "jitter_max_ms", "input_queue_ms", "output_queue_ms", "device_buffer_ms"):
             if getattr(self, name) > BUFFER_MS_MAX:
                 raise bad(name, f"must be at most {BUFFER_MS_MAX:g} ms")
         for name in ("context_ms", "lookahead_ms", "crossfade_ms", "sola_search_ms", "jitter_ms"):
             if getattr(self, name) < 0:
                 raise bad(name, "must be >= 0")
+        if self.jitter_max_ms < self.jitter_ms:
+            raise bad("jitter_max_ms", f"must be >= jitter_ms ({self.jitter_ms})")
+        if not self.jitter_shrink_after_s > 0:
+            raise bad("jitter_shrink_after_s", "must be positive")
+        if not 1 <= self.rt_priority <= 99:
+            raise bad("rt_priority", "must be between 1 and 99")
+        if self.worker_priority not in get_args(WorkerPriority):
+            raise bad("worker_priority", "must be 'rr', 'nice' or 'normal'")
         if self.crossfade_ms > MAX_OVERLAP_S * 1000 or self.crossfade_ms > self.block_ms:
             raise bad("crossfade_ms", f"must be <= 40 ms and <= block_ms ({self.block_ms})")
         for name in ("input_queue_ms", "output_queue_ms", "device_buffer_ms", "degrade_rtf", "recover_rtf",

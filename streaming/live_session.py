@@ -33,6 +33,7 @@ from anchorvoice.streaming.backends.clocked import file_device, is_file_device
 from anchorvoice.streaming.backends.devices import OUR_SINK, OUR_SOURCE, DeviceInfo
 from anchorvoice.streaming.backends.file_backend import FileBackend
 from anchorvoice.streaming.live_config import LiveConfig
+from anchorvoice.streaming.priority import Priority, promote_helper_threads
 from anchorvoice.streaming.runner import LiveRunner, ProcessFn
 from anchorvoice.streaming.virtual_mic import VirtualMic
 
@@ -61,6 +62,19 @@ class LiveSnapshot:
     """Blocks processed."""
     errors: int
     """Converter exceptions."""
+    jitter_buffer_ms: float = 0.0
+    """Current adaptive jitter buffer (part of ``total_latency_ms``)."""
+    jitter_peak_ms: float = 0.0
+    """Largest jitter buffer since the start."""
+    audio_priority: str = "normal"
+    """Scheduling of the audio callback thread ('SCHED_FIFO 20', 'normal', ...)."""
+    worker_priority: str = "normal"
+    """Scheduling of the worker thread ('SCHED_RR 10', 'nice -10', 'normal')."""
+    priority_note: str | None = None
+    """Why a live thread stayed at normal priority and what to do, or None."""
+    helper_priority: str | None = None
+    """Scheduling of the sound stack's own threads in this process that carry the samples (libpulse's), or
+    None when there are none."""
 
     def line(self) -> str:
         level = "-inf" if self.input_level_db == -math.inf else f"{self.input_level_db:5.1f}"
@@ -145,6 +159,8 @@ class LiveSession:
         self.stream: LiveStream | None = None
         self.input_device: DeviceInfo | None = None
         self.output_device: DeviceInfo | None = None
+        self.helper_priority: Priority | None = None
+        """The sound stack's client threads after ``start()`` raised them (``config.realtime``), if any."""
 
     def resolve(self) -> LiveDevices:
         """The session's devices (see :func:`resolve_devices`), found once."""
@@ -177,12 +193,15 @@ class LiveSession:
         except Exception:
             self.stop()
             raise
+        if cfg.realtime:  # libpulse's threads exist once the streams run; they carry every sample
+            self.helper_priority = promote_helper_threads(cfg.rt_priority)
 
     def snapshot(self) -> LiveSnapshot:
         if self.runner is None or self.stream is None:
             raise DeviceError("the live session has not started")
         s = self.runner.stats()
         c = self.stream.counters
+        h = self.helper_priority
         return LiveSnapshot(
             input_level_db=s.input_level_db,
             algorithmic_latency_ms=s.algorithmic_latency_ms + self.extra_latency_ms,
@@ -190,6 +209,10 @@ class LiveSession:
             compute_ms=s.compute_ms_avg, rtf=s.rtf,
             underruns=s.underruns + c.output_underflows, overruns=s.overruns + c.input_overflows,
             degraded=s.degraded, blocks=s.blocks_processed, errors=s.errors,
+            jitter_buffer_ms=s.jitter_buffer_ms, jitter_peak_ms=s.jitter_peak_ms,
+            audio_priority=s.audio_priority, worker_priority=s.worker_priority,
+            priority_note="; ".join(n for n in (s.priority_note, h.note if h else None) if n) or None,
+            helper_priority=h.text if h else None,
         )
 
     def finished(self) -> bool:

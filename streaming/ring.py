@@ -110,6 +110,13 @@ class RingBuffer:
         self._write_pos = w + n  # publish after the copy
         return n
 
+    def set_capacity(self, capacity: int) -> None:
+        """Change the ``drop_oldest`` bound within the storage allocated at construction (the runner's
+        adaptive jitter buffer); one int assignment, so the consumer sees the old or the new bound."""
+        if self.overflow != "drop_oldest" or not 0 < capacity <= self._size // 2:
+            raise ValueError(f"RingBuffer capacity can change only under drop_oldest, within 1..{self._size // 2}")
+        self.capacity = int(capacity)
+
     # -- consumer -----------------------------------------------------------------------------
     def _trim(self) -> int:
         """Under ``drop_oldest``, skip the oldest samples beyond ``capacity``; returns the fill."""

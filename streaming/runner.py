@@ -44,6 +44,26 @@ output buffer is silenced. Input: channel 0 is used. Output: the mono signal goe
 channel. Playback starts once ``prefill_blocks()`` blocks beyond the callback's own buffer are
 queued (the jitter buffer); after that a short read is an underrun.
 
+Real-time priority (``LiveConfig.realtime``): the callback threads belong to the audio API (PortAudio runs
+capture and playback on one thread, or on two for two streams), so the *first* capture and the first
+playback callback after ``start()`` each make one ``sched_setscheduler`` call (SCHED_FIFO at
+``rt_priority``; :mod:`anchorvoice.streaming.priority`) and never touch scheduling again; a program's main
+thread is never promoted (sans-I/O tests call ``callback`` from it). When that is refused, the worker asks
+rtkit for the callback thread (a D-Bus round trip, never in the callback). The worker raises itself when it starts
+(``worker_priority``). ``stats()`` reports both, and one ``{"event": "priority", ...}`` carries them with a
+note saying what to do when the system refused.
+
+Adaptive jitter buffer: the worker watches the output ring's underrun count. After an underrun (one
+stall, however many callbacks it starved) the buffer, and the latency, grow by one block (``jitter_max_ms``
+bounds it); after ``jitter_shrink_after_s`` without an underrun it shrinks by a block, never below
+``jitter_ms`` (an underrun soon after a shrink doubles that wait, up to ``JITTER_BACKOFF_MAX`` times, so a
+load that comes and goes does not make it oscillate). The delay actually queued follows: the samples an
+underrun padded delay the stream, so the worker adds silence or leaves out output until the stall cost
+exactly the block the buffer grew (leaving out only while catching up after the underrun or in an output
+block below ``JITTER_QUIET_DB``, so speech is never cut). Each change emits ``{"event": "jitter",
+"reason": "underrun"|"quiet", "jitter_ms": ...}``; ``stats()`` and ``latency`` report the current size, so
+``total_latency_ms`` is what the listener hears.
+
 Degradation instead of crackle: when ``process`` raises, returns too little audio, or runs with a
 real-time factor above ``degrade_rtf`` for ``degrade_after_blocks`` blocks in a row, the runner
 switches to bypass (``degrade_policy``: the dry input, or silence), keeps the stream running and
@@ -83,6 +103,7 @@ import numpy as np
 
 from anchorvoice.audio_io import resample
 from anchorvoice.frames import AudioFrame, FloatArray
+from anchorvoice.streaming import priority as prio
 from anchorvoice.streaming.chunker import Chunker
 from anchorvoice.streaming.latency import LatencyAccount
 from anchorvoice.streaming.live_config import LiveConfig
@@ -93,6 +114,12 @@ log = logging.getLogger(__name__)
 
 ProcessFn = Callable[[AudioFrame], AudioFrame]
 EventFn = Callable[[dict[str, Any]], None]
+
+JITTER_QUIET_DB = -40.0
+"""Only an output block quieter than this (RMS, dBFS) is left out when the jitter buffer shrinks."""
+JITTER_BACKOFF_MAX = 8
+"""An underrun within the calm period after a shrink doubles the calm period needed for the next one, up to
+this many times ``jitter_shrink_after_s``: a load that comes and goes does not make the buffer oscillate."""
 
 
 @dataclass
@@ -118,7 +145,7 @@ class RunnerStats:
     overruns: int
     """Drop events in the input and output rings."""
     dropped_samples: int
-    """Samples dropped by both rings."""
+    """Samples dropped by both rings, and output left out to bring the delay back after a stall."""
     degraded: bool
     """True while bypass is playing."""
     degraded_reason: str | None
@@ -135,6 +162,20 @@ class RunnerStats:
     """Exceptions caught inside callback (should stay 0)."""
     worker_alive: bool
     """Whether the worker thread is running."""
+    jitter_buffer_ms: float = 0.0
+    """Current size of the adaptive jitter buffer (included in ``total_latency_ms``)."""
+    jitter_peak_ms: float = 0.0
+    """Largest jitter buffer since the start."""
+    jitter_grows: int = 0
+    """Times an underrun grew the jitter buffer by a block."""
+    jitter_shrinks: int = 0
+    """Times a quiet period gave a block back."""
+    audio_priority: str = "normal"
+    """Scheduling of the audio callback thread, e.g. 'SCHED_FIFO 20' or 'normal'."""
+    worker_priority: str = "normal"
+    """Scheduling of the worker thread, e.g. 'SCHED_RR 10', 'nice -10' or 'normal'."""
+    priority_note: str | None = None
+    """Why a thread stayed at normal priority and what to do about it, or None."""
 
 
 class LiveRunner:
@@ -175,9 +216,15 @@ class LiveRunner:
             self._seg_size = self.joiner.segment_size
         self._seg_start = self.context
         self._prefill = cfg.prefill_blocks() * self.block
+        self._jitter_min = cfg.prefill_blocks()
+        self._jitter_max = cfg.jitter_max_blocks()
+        self._shrink_after = max(1, math.ceil(cfg.jitter_shrink_after_s * sr / self.block))
         self.input_ring = RingBuffer(cfg.input_queue_blocks() * self.block, overflow=cfg.input_overflow)
+        # Storage for the largest jitter buffer; the bound follows the current one (see _set_jitter), so that
+        # after a stall latency returns to jitter buffer + output queue.
+        self._out_queue = cfg.output_queue_blocks() * self.block
         self.output_ring = RingBuffer(
-            self._prefill + cfg.output_queue_blocks() * self.block,
+            self._jitter_max * self.block + self._out_queue,
             overflow="drop_oldest",
         )
         self.latency = LatencyAccount(
@@ -201,6 +248,15 @@ class LiveRunner:
         self._probe: Future[tuple[bool, float, str | None]] | None = None
         self._primed = False
         self._froze_gc = False
+        self._main_ident = threading.main_thread().ident
+        # Set by start(): the next capture and the next playback callback (off the main thread) promote
+        # their thread; PortAudio may run capture and playback on two threads (two streams) or one.
+        self._rt_pending_in = self._rt_pending_out = False
+        self._audio_prio: list[prio.Priority | None] = [None, None]  # capture, playback thread
+        self._audio_tids: list[int | None] = [None, None]
+        self._rt_seen_at: float | None = None
+        self._priority_reported = False
+        self.worker_priority: prio.Priority = prio.NOT_ASKED if not cfg.realtime else prio.Priority("normal", False)
         self.callback_errors = 0
         self.worker_error: BaseException | None = None
         self._reset_state()
@@ -209,6 +265,12 @@ class LiveRunner:
     def callback(self, indata: np.ndarray | None, outdata: np.ndarray | None) -> None:
         """Device buffer hand-off; see the module docstring for the real-time contract."""
         try:
+            if self._rt_pending_in and indata is not None:  # once per start() and role: one syscall
+                self._rt_pending_in = False
+                self._promote(0)
+            if self._rt_pending_out and outdata is not None:
+                self._rt_pending_out = False
+                self._promote(1)
             if indata is not None:
                 self.input_ring.write(indata if indata.ndim == 1 else indata[:, 0])
             if outdata is None:
@@ -239,6 +301,25 @@ class LiveRunner:
                 except Exception:
                     self.callback_errors += 1
 
+    def _promote(self, role: int) -> None:
+        """The audio thread's one scheduling call (``role`` 0: capture, 1: playback)."""
+        if threading.get_ident() == self._main_ident:
+            self._audio_prio[role] = prio.MAIN_THREAD
+        else:
+            self._audio_prio[role], self._audio_tids[role] = prio.promote_current_thread(self.config.rt_priority)
+
+    @property
+    def audio_priority(self) -> prio.Priority:
+        """How the audio callback thread(s) are scheduled: one outcome, or capture's and playback's."""
+        known = [p for p in self._audio_prio if p is not None]
+        if not known:
+            return prio.PENDING if self.config.realtime else prio.NOT_ASKED
+        if len({p.text for p in known}) == 1:
+            return known[0]
+        notes = [p.note for p in known if p.note]
+        return prio.Priority(f"capture {known[0].text}, playback {known[1].text}", all(p.raised for p in known),
+                             "; ".join(notes) or None)
+
     # -- worker -------------------------------------------------------------------------------
     def _reset_state(self) -> None:
         self._level_db = -math.inf
@@ -253,6 +334,22 @@ class LiveRunner:
         self._errors = 0
         self._last_error: str | None = None
         self.degraded_reason: str | None = None
+        self._jitter = self._jitter_min  # adaptive jitter buffer, in blocks
+        self._jitter_peak = self._jitter_min
+        self._jitter_grows = 0
+        self._jitter_shrinks = 0
+        self._seen_underruns = self.output_ring.underrun_events
+        self._calm_blocks = 0
+        self._shrink_wait = self._shrink_after  # calm blocks before a shrink; doubles when one was premature
+        self._since_shrink = self._shrink_after * JITTER_BACKOFF_MAX  # "long ago"
+        # Debt accounting (see _adapt_jitter): the ring counters never reset, so start from them.
+        self._seen_padded = self.output_ring.underrun_samples
+        self._seen_lost = self.input_ring.overrun_samples
+        self._debt = 0
+        self._skipped = 0
+        self._catching_up = False
+        self.latency.jitter_buffer_ms = 1000.0 * self._jitter * self.block / self.config.sample_rate
+        self.output_ring.set_capacity(self._jitter * self.block + self._out_queue)
 
     @property
     def degraded(self) -> bool:
@@ -284,11 +381,83 @@ class LiveRunner:
         if seg is None:
             seg = self._dry if self.config.degrade_policy == "dry" else self._silence
             self._bypassed += 1
-        self.output_ring.write(seg if self.joiner is None else self.joiner.join(seg))
+        self.output_ring.write(self._adapt_jitter(seg if self.joiner is None else self.joiner.join(seg)))
         self._blocks += 1
         if was_degraded:
             self._maybe_probe(frame)
         return True
+
+    def _adapt_jitter(self, out: FloatArray) -> FloatArray:
+        """Grow the jitter buffer by a block after an underrun, shrink it by a block after a calm period, and
+        make the queued delay follow; returns the part of ``out`` to queue.
+
+        Samples the callback padded during an underrun delay the rest of the stream, input dropped by the
+        input ring during the stall advances it: their balance, less the block the buffer grew, is a debt.
+        The worker queues silence for a negative debt and leaves out output for a positive one, only while
+        catching up after the underrun (the stream glitched anyway) or in a quiet block, so speech is never
+        cut otherwise. Output-ring drops are the bound doing its job (a slower playback clock) and change
+        nothing here.
+        """
+        ring = self.output_ring
+        self._since_shrink += 1
+        lost = self.input_ring.overrun_samples - self._seen_lost
+        self._seen_lost += lost
+        if ring.underrun_events != self._seen_underruns:
+            self._seen_underruns = ring.underrun_events
+            padded = ring.underrun_samples - self._seen_padded
+            self._seen_padded += padded
+            self._calm_blocks = 0
+            self._debt += padded
+            if self._since_shrink < self._shrink_wait:  # the last shrink was too early: wait longer next time
+                self._shrink_wait = min(2 * self._shrink_wait, JITTER_BACKOFF_MAX * self._shrink_after)
+            if not self._catching_up and self._jitter < self._jitter_max:  # one stall grows it once
+                self._jitter_grows += 1
+                self._set_jitter(self._jitter + 1, "underrun")
+                self._debt -= self.block
+            self._catching_up = True
+        else:
+            self._calm_blocks += 1
+        if self._catching_up:
+            self._debt -= lost
+        quiet: bool | None = None
+        if self._jitter > self._jitter_min and self._calm_blocks >= self._shrink_wait and not self._catching_up:
+            quiet = self._quiet(out)
+            if quiet:
+                self._calm_blocks = 0
+                self._jitter_shrinks += 1
+                self._since_shrink = 0
+                self._set_jitter(self._jitter - 1, "quiet")
+                self._debt += self.block
+        while self._debt < 0:  # queue silence up to the new size
+            k = min(-self._debt, len(self._silence))
+            ring.write(self._silence[:k])
+            self._debt += k
+        if self._debt > 0 and (self._catching_up or (quiet if quiet is not None else self._quiet(out))):
+            k = min(self._debt, len(out))
+            self._skipped += k
+            self._debt -= k
+            out = out[k:]
+        if self._debt <= 0:
+            self._catching_up = False
+        return out
+
+    def _dropped(self) -> int:
+        """Output samples the jitter buffer left out (catching up after stalls, shrinking)."""
+        return self._skipped
+
+    @staticmethod
+    def _quiet(out: FloatArray) -> bool:
+        rms = float(np.sqrt(np.mean(np.square(out, dtype=np.float64)))) if len(out) else 0.0
+        return rms == 0.0 or 20.0 * math.log10(rms) <= JITTER_QUIET_DB
+
+    def _set_jitter(self, blocks: int, reason: str) -> None:
+        self._jitter = blocks
+        self._jitter_peak = max(self._jitter_peak, blocks)
+        ms = 1000.0 * blocks * self.block / self.config.sample_rate
+        self.latency.jitter_buffer_ms = ms
+        self.output_ring.set_capacity(blocks * self.block + self._out_queue)
+        self._emit({"event": "jitter", "reason": reason, "jitter_ms": ms, "total_latency_ms": self.latency.total_ms,
+                    "block": self._blocks})
 
     def _call(self, frame: AudioFrame) -> tuple[FloatArray | None, float, str | None]:
         """Run process once; returns (segment or None, compute seconds, error text or None)."""
@@ -419,20 +588,59 @@ class LiveRunner:
             gc.collect()
             gc.freeze()
             self._froze_gc = True
+        self._rt_pending_in = self._rt_pending_out = self.config.realtime
         self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchorvoice-probe")
         self._thread = threading.Thread(target=self._loop, name="anchorvoice-runner", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         poll = self.config.poll_ms / 1000.0
+        cfg = self.config
+        if cfg.realtime:
+            self.worker_priority = prio.raise_worker(cfg.worker_rt_priority(), cfg.worker_priority)
         try:
             while not self._stop.is_set():
                 if not self.step():
+                    if not self._priority_reported:
+                        self._settle_priority()
                     time.sleep(poll)
         except BaseException as exc:  # a runner bug: keep it for stats() and the caller
             self.worker_error = exc
             log.exception("live runner worker stopped")
             self._emit({"event": "worker_error", "error": f"{type(exc).__name__}: {exc}"})
+
+    def _settle_priority(self) -> None:
+        """Worker side, while idle: once the first callback has tried real time, ask rtkit if it was refused,
+        then report both threads' priority in one event."""
+        if not self.config.realtime:
+            self._priority_reported = True
+            return
+        known = [i for i in (0, 1) if self._audio_prio[i] is not None]
+        if not known:
+            return
+        now = time.monotonic()
+        if self._rt_seen_at is None:
+            self._rt_seen_at = now
+        if len(known) < 2 and now - self._rt_seen_at < 1.0:  # a second audio thread may still call
+            return
+        for i in known:
+            first, tid = self._audio_prio[i], self._audio_tids[i]
+            if first is not None and not first.raised and tid is not None:
+                asked = prio.ask_rtkit(tid, self.config.rt_priority)
+                self._audio_prio[i] = asked if asked.raised else prio.Priority("normal", False, first.note)
+        self._priority_reported = True
+        self._emit({"event": "priority", "audio": self.audio_priority.text, "worker": self.worker_priority.text,
+                    "note": self.priority_note})
+
+    @property
+    def priority_note(self) -> str | None:
+        """What to do when a live thread stayed at normal priority (None when both were raised)."""
+        notes = []
+        if self.audio_priority.note:
+            notes.append(f"audio thread: {self.audio_priority.note}")
+        if self.worker_priority.note and not self.worker_priority.raised:
+            notes.append(f"worker: {self.worker_priority.note}")
+        return "; ".join(notes) or None
 
     def stop(self) -> None:
         """Stop the worker and wait for it (and any probe) to finish; unfreeze the GC start froze."""
@@ -479,7 +687,7 @@ class LiveRunner:
             rtf=self._compute_avg / 1000.0 / block_s,
             underruns=self.output_ring.underrun_events,
             overruns=self.input_ring.overrun_events + self.output_ring.overrun_events,
-            dropped_samples=self.input_ring.overrun_samples + self.output_ring.overrun_samples,
+            dropped_samples=self.input_ring.overrun_samples + self.output_ring.overrun_samples + self._dropped(),
             degraded=self.degraded,
             degraded_reason=self.degraded_reason,
             blocks_processed=self._blocks,
@@ -488,4 +696,11 @@ class LiveRunner:
             last_error=self._last_error,
             callback_errors=self.callback_errors,
             worker_alive=self._thread is not None and self._thread.is_alive(),
+            jitter_buffer_ms=self.latency.jitter_buffer_ms,
+            jitter_peak_ms=1000.0 * self._jitter_peak * block_s,
+            jitter_grows=self._jitter_grows,
+            jitter_shrinks=self._jitter_shrinks,
+            audio_priority=self.audio_priority.text,
+            worker_priority=self.worker_priority.text,
+            priority_note=self.priority_note,
         )

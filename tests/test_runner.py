@@ -195,7 +195,8 @@ def test_worker_thread_with_side_probes_recovers_and_keeps_callback_safe() -> No
         assert got_event.wait(5)
         st = runner.stats()
         assert st.worker_alive and st.callback_errors == 0 and not st.degraded
-    assert [e["event"] for e in events] == ["degraded", "recovered"]
+    # (jitter and priority events may come in between: they describe the stream, not the converter)
+    assert [e["event"] for e in events if e["event"] in ("degraded", "recovered")] == ["degraded", "recovered"]
     assert not runner.stats().worker_alive
 
 
@@ -265,7 +266,7 @@ def test_worker_stall_drops_oldest_output_so_latency_stays_bounded() -> None:
     y = np.concatenate(out)
     st = runner.stats()
     assert st.underruns > 0  # the stall starves the output: counted, not hidden
-    assert st.overruns > 0  # the burst after it overflows the output queue: oldest dropped
+    assert st.dropped_samples > 0  # the burst after it is left out (what arrived late), not queued
     assert runner.output_ring.available() <= runner.output_ring.capacity
     # After the stall the delay is back within the jitter buffer + output queue bound.
     d = runner.latency.samples(SR)

@@ -110,6 +110,10 @@ def run_live(args: argparse.Namespace) -> int:
          f"stopped after {elapsed:.1f} s: {final.blocks} blocks, compute {final.compute_ms:.2f} ms/block "
          f"(RTF {final.rtf:.2f}), latency {final.algorithmic_latency_ms:.0f} ms algorithmic / "
          f"{final.total_latency_ms:.0f} ms total, underruns {final.underruns}, overruns {final.overruns}, "
-         f"converter errors {final.errors}, degraded {summary['degraded_events']}x")
+         f"converter errors {final.errors}, degraded {summary['degraded_events']}x; jitter buffer "
+         f"{final.jitter_buffer_ms:.0f} ms (peak {final.jitter_peak_ms:.0f} ms); audio thread {final.audio_priority}, "
+         f"worker {final.worker_priority}"
+         + (f", {final.helper_priority}" if final.helper_priority else "")
+         + (f"\nnote: {final.priority_note}" if final.priority_note else ""))
     engine.close()
     return 0

@@ -59,7 +59,10 @@ class EngineLive:
         return run
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        # Called on the runner's worker thread: hand over without blocking it.
+        # Called on the runner's worker thread: hand over without blocking it. Jitter and priority events
+        # describe the stream (status carries them), not a fault.
+        if event.get("event") in ("jitter", "priority"):
+            return
         name = "degraded" if event.get("event") == "degraded" else "error"
         self.bus.publish_threadsafe(name, {"source": "live", **{k: v for k, v in event.items() if k != "event"}})
 
@@ -84,6 +87,11 @@ class EngineLive:
             "overruns": s.overruns,
             "degraded": s.degraded,
             "errors": s.errors,
+            "jitter_buffer_ms": round(s.jitter_buffer_ms, 1),
+            "audio_priority": s.audio_priority,
+            "worker_priority": s.worker_priority,
+            "helper_priority": s.helper_priority,
+            "priority_note": s.priority_note,
             # The runner measures its input; the mouth and meters follow the speaker's level.
             "rms_db": max(-120.0, round(s.input_level_db, 1)),
         }

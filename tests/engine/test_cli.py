@@ -96,6 +96,10 @@ def test_live_converts_a_speech_file_into_an_output_file_without_a_sound_card(ho
     assert 1.4 <= summary["seconds"] <= 2.5  # real-time pace, stopped by --duration before the file's end
     assert summary["blocks"] >= 140 and summary["underruns"] == 0 and summary["errors"] == 0
     assert summary["degraded"] is False and summary["input"] == str(clip) and summary["output"] == str(out)
+    # The live threads' scheduling and the jitter buffer are reported (issue 17): real time, or why not.
+    assert summary["jitter_buffer_ms"] == 20.0 and summary["jitter_peak_ms"] == 20.0
+    assert summary["audio_priority"].startswith(("SCHED_FIFO", "SCHED_RR", "normal"))
+    assert summary["audio_priority"].startswith("SCHED") or "limits.d" in summary["priority_note"]
     got = read_audio(out)
     assert got.sample_rate == 48000
     assert abs(got.duration - summary["seconds"]) < 0.3
