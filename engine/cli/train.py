@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-gpt", default="", help="pretrained GPT (s1) .ckpt")
     p.add_argument("--base-sovits", default="", help="pretrained SoVITS generator (s2G) .pth")
     p.add_argument("--base-disc", default="", help="pretrained SoVITS discriminator (s2D) .pth")
-    p.add_argument("--hubert", default="", help="chinese-hubert-base folder to record with the voice (for convert/live)")
+    p.add_argument("--hubert", default="",
+                   help="chinese-hubert-base folder the dataset was made with (recorded with the voice)")
     p.add_argument("--sovits-epochs", type=int, default=8, help="SoVITS epochs (default 8)")
     p.add_argument("--gpt-epochs", type=int, default=15, help="GPT epochs (default 15)")
     p.add_argument("--batch-size", default="auto", help="items per step per process, or 'auto' (from memory)")
@@ -95,6 +96,11 @@ def _init_distributed(device: str) -> tuple[str, bool]:
 def run_train(args: argparse.Namespace) -> int:
     from anchorvoice.plugins.gsv.training.recipe import FineTune, TrainOptions
 
+    if not args.hubert:  # checked before hours of training, not when the voice is added at the end
+        raise TrainingError(
+            "the trained voice needs the HuBERT feature extractor its dataset was made with: "
+            "add --hubert path/to/chinese-hubert-base"
+        )
     stages = ("sovits", "gpt") if args.stage == "both" else (args.stage,)
     run_dir = home_of(args) / "training" / args.name
     device, distributed = _init_distributed(args.device)

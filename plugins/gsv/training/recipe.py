@@ -307,18 +307,33 @@ class FineTune:
         return result
 
     def _reference(self) -> tuple[Path, str, str]:
-        """The dataset clip closest to 5 s (3-10 s preferred by GPT-SoVITS) with its transcript."""
-        best, best_d = 0, float("inf")
-        for i, u in enumerate(self.data.items):
-            path = self.data.root / "5-wav32k" / u.name
-            import soundfile as sf
+        """The dataset clip closest to 5 s within 3-10 s (what GPT-SoVITS references need), with its
+        transcript; when every clip is shorter, consecutive clips of one language joined with 0.2 s pauses
+        (written to the run folder) and their transcripts joined."""
+        import numpy as np
+        import soundfile as sf
 
-            secs = sf.info(str(path)).duration
-            d = abs(secs - 5.0) + (0 if 3.0 <= secs <= 10.0 else 100)
-            if d < best_d:
-                best, best_d = i, d
-        u = self.data.items[best]
-        return self.data.root / "5-wav32k" / u.name, u.text, u.lang
+        paths = [self.data.root / "5-wav32k" / u.name for u in self.data.items]
+        secs = [sf.info(str(p)).duration for p in paths]
+        fitting = [i for i, d in enumerate(secs) if 3.0 <= d <= 10.0]
+        if fitting:
+            best = min(fitting, key=lambda i: abs(secs[i] - 5.0))
+            u = self.data.items[best]
+            return paths[best], u.text, u.lang
+        lang = self.data.items[0].lang
+        parts, texts, total = [], [], 0.0
+        for i, u in enumerate(self.data.items):
+            if u.lang != lang or total + secs[i] > 10.0:
+                continue
+            parts += [self.data.wav(i)[0].numpy(), np.zeros(6400, dtype=np.float32)]
+            texts.append(u.text)
+            total += secs[i] + 0.2
+            if total >= 5.0:
+                break
+        out = self.run_dir / "reference.wav"
+        if self.rank == 0:
+            sf.write(str(out), np.concatenate(parts), 32000)
+        return out, " ".join(texts), lang
 
     def _sovits_items(self) -> list[tuple[Tensor, Tensor, Tensor, list[int]]]:
         items = []
