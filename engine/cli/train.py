@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-scale", type=float, default=1.0, help="factor on the learning rates")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--overwrite", action="store_true", help="replace an existing voice of that name")
+    # accepted after the command too, for `python -m anchorvoice.train NAME --home ...` (torchrun)
+    p.add_argument("--home", default=argparse.SUPPRESS, help="user data directory (as before the command)")
 
 
 def _dataset_path(args: argparse.Namespace) -> Path:
