@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[3]
 def _cmd(home: Path, ds: Path, ref: Path, hubert: Path, batch: int) -> list[str]:
     return ["mira", "--home", str(home), "--dataset", str(ds), "--stage", "gpt", "--batch-size", str(batch),
             "--base-gpt", str(ref / "s1_v2_small.ckpt"), "--base-sovits", str(ref / "s2_v2_small.pth"),
-            "--hubert", str(hubert), "--gpt-epochs", "1", "--lr-scale", "100", "--json"]
+            "--hubert", str(hubert), "--gpt-epochs", "1", "--lr-scale", "30", "--json"]
 
 
 @pytest.mark.slow
@@ -45,6 +45,12 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path, small_dataset: Pat
 
     base = load_gpt(gsv_reference / "s1_v2_small.ckpt").weights
     moved = max(float((a["model"][f"model.{k}"] - v.float()).abs().max()) for k, v in base.items())
-    assert moved > 1e-3  # the steps changed the weights far more than the tolerance below
+    assert moved > 3e-4  # the steps changed the weights far more than the tolerance below
     for k, v in a["model"].items():
-        torch.testing.assert_close(b["model"][k], v, atol=1e-5, rtol=0, msg=k)
+        got = b["model"][k]
+        if k.endswith("self_attn.in_proj_bias"):
+            # The key bias cannot change attention (softmax ignores a per-row constant): its true gradient
+            # is 0, and Adam blows the rounding noise of the two all-reduce orders up to ~lr. Not compared.
+            third = v.numel() // 3
+            v, got = torch.cat([v[:third], v[2 * third :]]), torch.cat([got[:third], got[2 * third :]])
+        torch.testing.assert_close(got, v, atol=1e-5, rtol=0, msg=k)
