@@ -146,7 +146,8 @@ class Progress:
         rate = (time.monotonic() - self._t0) / done if done else 0.0
         eta = int(rate * (total - step))
         shown = " ".join(f"{k}={v:.4g}" for k, v in list(losses.items())[:4])
-        self.stream.write(f"\r{stage} epoch {epoch}/{epochs} step {step}/{total} {shown} ETA {eta // 60}:{eta % 60:02d}")
+        line = f"\r{stage} epoch {epoch}/{epochs} step {step}/{total} {shown} ETA {eta // 60}:{eta % 60:02d}"
+        self.stream.write(line)
         self.stream.flush()
 
     def end(self) -> None:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anchorvoice.plugins.gsv.t2s_model import SelfAttention, Text2SemanticDecoder
+from anchorvoice.plugins.gsv.t2s_model import SelfAttention, T2SLayer, Text2SemanticDecoder
 
 
 class LoraDelta(nn.Module):
@@ -88,13 +88,13 @@ def add_lora_gpt(model: Text2SemanticDecoder, rank: int) -> list[nn.Parameter]:
     """Freeze ``model`` and add adapters to every layer's attention and FFN; returns the trainable ones."""
     model.requires_grad_(False)
     for layer in model.h.layers:
+        assert isinstance(layer, T2SLayer)
         attn = layer.self_attn
         attn.__class__ = _LoraSelfAttention
         attn.lora = LoraDelta(attn.in_proj_weight.shape[0], attn.in_proj_weight.shape[1], rank).to(
             attn.in_proj_weight.device)
-        attn.out_proj = _LoraLinear(attn.out_proj, rank)  # type: ignore[assignment]
-        layer.linear1 = _LoraLinear(layer.linear1, rank)  # type: ignore[assignment]
-        layer.linear2 = _LoraLinear(layer.linear2, rank)  # type: ignore[assignment]
+        for owner, name in ((attn, "out_proj"), (layer, "linear1"), (layer, "linear2")):
+            setattr(owner, name, _LoraLinear(getattr(owner, name), rank))
     return _adapters(model)
 
 
@@ -124,17 +124,17 @@ def merged_copy(model: nn.Module) -> nn.Module:
                 if isinstance(child, _LoraLinear):
                     lin = nn.Linear(child.weight.shape[1], child.weight.shape[0], bias=child.bias is not None)
                     lin.weight.copy_(child.weight + child.lora.delta())
-                    if child.bias is not None:
+                    if child.bias is not None and lin.bias is not None:
                         lin.bias.copy_(child.bias)
                     setattr(parent, name, lin)
                 elif isinstance(child, _LoraConv1x1):
                     conv = nn.Conv1d(child.weight.shape[1], child.weight.shape[0], 1, bias=child.bias is not None)
                     conv.weight.copy_(child.weight + child.lora.delta()[:, :, None])
-                    if child.bias is not None:
+                    if child.bias is not None and conv.bias is not None:
                         conv.bias.copy_(child.bias)
                     setattr(parent, name, conv)
             if isinstance(parent, _LoraSelfAttention):
                 parent.in_proj_weight.copy_(parent.in_proj_weight + parent.lora.delta())
                 del parent.lora
-                parent.__class__ = SelfAttention
+                parent.__class__ = SelfAttention  # type: ignore[assignment]
     return out

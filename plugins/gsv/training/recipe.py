@@ -400,12 +400,12 @@ class FineTune:
         out = self.run_dir / f"{opts.name}-sovits.pth"
         if self.rank == 0:
             epochs = max(1, final // max(1, per_epoch))
-            export = model
+            s2_export: nn.Module = model
             if opts.lora:
                 from anchorvoice.plugins.gsv.training.lora import merged_copy
 
-                export = merged_copy(model)
-            write_sovits(out, export, self._base_config(), f"{epochs}epoch_{final}iteration", self.sovits_cfg.version)
+                s2_export = merged_copy(model)
+            write_sovits(out, s2_export, self._base_config(), f"{epochs}epoch_{final}iteration", self.sovits_cfg.version)
             write_discriminator(self.run_dir / f"{opts.name}-disc.pth", _unwrap(disc))
         if opts.unfreeze_quantizer:
             tokens = self._extract_tokens(model)

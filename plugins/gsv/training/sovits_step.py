@@ -34,7 +34,6 @@ from anchorvoice.errors import CorruptCheckpointError
 from anchorvoice.plugins.gsv.modules.flow import WN
 from anchorvoice.plugins.gsv.modules.weight_norm import official_key_shapes
 from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn
-from anchorvoice.plugins.gsv.training.discriminator import MultiPeriodDiscriminator
 from anchorvoice.plugins.gsv.training.mel import magnitude, mel_filterbank, spec_to_mel
 
 
@@ -233,12 +232,21 @@ def feature_loss(fmap_r: list[list[Tensor]], fmap_g: list[list[Tensor]]) -> Tens
 
 def discriminator_loss(real: list[Tensor], fake: list[Tensor]) -> Tensor:
     """Least-squares GAN: sum of mean (1 - D(real))^2 + mean D(fake)^2."""
-    return torch.stack([torch.mean((1 - r.float()) ** 2) + torch.mean(g.float() ** 2) for r, g in zip(real, fake)]).sum()
+    terms = [torch.mean((1 - r.float()) ** 2) + torch.mean(g.float() ** 2) for r, g in zip(real, fake)]
+    return torch.stack(terms).sum()
 
 
 def generator_loss(fake: list[Tensor]) -> Tensor:
     """Least-squares GAN: sum of mean (1 - D(fake))^2."""
     return torch.stack([torch.mean((1 - g.float()) ** 2) for g in fake]).sum()
+
+
+def _core(model: nn.Module) -> SovitsTrainModel:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    if not isinstance(inner, SovitsTrainModel):
+        raise TypeError(f"SovitsTrainer needs a SovitsTrainModel, got {type(inner).__name__}")
+    return inner
 
 
 class SovitsTrainer:
@@ -255,7 +263,8 @@ class SovitsTrainer:
         self.model, self.disc, self.tcfg = model, disc, tcfg
         self.device = next(model.parameters()).device
         self.precision = precision if self.device.type == "cuda" else "fp32"
-        core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        core = _core(model)
+        self.core = core
         if tcfg.freeze_quantizer:
             core.ssl_proj.requires_grad_(False)
             core.quantizer.requires_grad_(False)
@@ -294,8 +303,7 @@ class SovitsTrainer:
         self, batch: SovitsBatch, slice_starts: Tensor | None = None, noise: Tensor | None = None
     ) -> dict[str, float]:
         """Discriminator step, then generator step; returns the float losses (official names)."""
-        core = self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
-        s = core.cfg.spectrogram
+        s = self.core.cfg.spectrogram
         seg_frames = self.tcfg.segment_size // s.hop_length
         batch = batch.to(self.device)
         self.model.train()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,8 @@ def _args(home: Path, ds: Path, ref: Path, disc: Path, *extra: str) -> list[str]
     if not hubert.exists():
         make_hubert_768(hubert)
     return ["--home", str(home), "train", "mira", "--dataset", str(ds), "--base-gpt", str(ref / "s1_v2_small.ckpt"),
-            "--base-sovits", str(ref / "s2_v2_small.pth"), "--base-disc", str(disc), "--batch-size", "2", "--hubert", str(hubert),
+            "--base-sovits", str(ref / "s2_v2_small.pth"), "--base-disc", str(disc),
+            "--batch-size", "2", "--hubert", str(hubert),
             "--sovits-epochs", "1", "--gpt-epochs", "3", "--segment-size", "2560", *extra]
 
 
