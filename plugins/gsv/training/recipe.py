@@ -405,7 +405,8 @@ class FineTune:
                 from anchorvoice.plugins.gsv.training.lora import merged_copy
 
                 s2_export = merged_copy(model)
-            write_sovits(out, s2_export, self._base_config(), f"{epochs}epoch_{final}iteration", self.sovits_cfg.version)
+            info = f"{epochs}epoch_{final}iteration"
+            write_sovits(out, s2_export, self._base_config(), info, self.sovits_cfg.version)
             write_discriminator(self.run_dir / f"{opts.name}-disc.pth", _unwrap(disc))
         if opts.unfreeze_quantizer:
             tokens = self._extract_tokens(model)
