@@ -103,6 +103,9 @@ def run_train(args: argparse.Namespace) -> int:
             "the trained voice needs the HuBERT feature extractor its dataset was made with: "
             "add --hubert path/to/chinese-hubert-base"
         )
+    if not (Path(args.hubert).expanduser() / "config.json").is_file():
+        raise TrainingError(f"--hubert {args.hubert}: not a HuBERT folder (no config.json); point it at "
+                            "chinese-hubert-base/")
     stages = ("sovits", "gpt") if args.stage == "both" else (args.stage,)
     run_dir = home_of(args) / "training" / args.name
     device, distributed = _init_distributed(args.device)

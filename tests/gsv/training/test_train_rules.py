@@ -163,3 +163,31 @@ def test_killed_mid_save_keeps_the_previous_file(tmp_path: Path, monkeypatch: py
         atomic_save({"step": 2}, path)
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]
+
+
+def test_cli_refuses_bad_flags_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from anchorvoice.engine.cli.main import main
+
+    home = tmp_path / "home"
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    assert main(["--home", str(home), "train", "v", "--dataset", str(ds)]) == 2
+    assert "--hubert" in capsys.readouterr().err
+    assert main(["--home", str(home), "train", "v", "--dataset", str(ds), "--hubert", "nothere"]) == 2
+    assert "not a HuBERT folder" in capsys.readouterr().err
+    hub = tmp_path / "hubert"
+    hub.mkdir()
+    (hub / "config.json").write_text("{}")
+    flags = ["--dataset", str(ds), "--hubert", str(hub)]
+    assert main(["--home", str(home), "train", "v", *flags, "--batch-size", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert main(["--home", str(home), "train", "v", "--dataset", "nope", "--hubert", str(hub)]) == 2
+    assert "dataset make" in capsys.readouterr().err
+    assert not (home / "training").exists()
+
+
+def test_auto_batch_size_on_cpu_fits_the_dataset() -> None:
+    from anchorvoice.plugins.gsv.training.recipe import auto_batch_size
+
+    assert auto_batch_size(torch.device("cpu"), 100) == 4
+    assert auto_batch_size(torch.device("cpu"), 3) == 3
