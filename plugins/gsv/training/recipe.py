@@ -357,10 +357,14 @@ class FineTune:
         items = self._sovits_items()
         seg_frames = tcfg.segment_size // self.sovits_cfg.spectrogram.hop_length
         short = [u.name for u, it in zip(self.data.items, items) if it[1].shape[1] < seg_frames]
-        if short:
+        if short:  # the official loader drops clips under 0.6 s (one 20480-sample slice is 0.64 s)
+            items = [it for it in items if it[1].shape[1] >= seg_frames]
+            self.say(f"SoVITS skips {len(short)} clip(s) shorter than one decoder slice "
+                     f"({tcfg.segment_size} samples), e.g. {short[0]}")
+        if len(items) < self.batch * self.world:
             raise TrainingDatasetError(
-                f"{len(short)} clip(s) are shorter than one decoder slice ({tcfg.segment_size} samples), e.g. "
-                f"{short[0]}; drop them from the dataset or lower --segment-size"
+                f"only {len(items)} clip(s) are at least one decoder slice ({tcfg.segment_size} samples) long, "
+                f"fewer than one batch of {self.batch * self.world}; add longer clips or lower --batch-size"
             )
         params = None
         if opts.lora:

@@ -191,3 +191,16 @@ def test_auto_batch_size_on_cpu_fits_the_dataset() -> None:
 
     assert auto_batch_size(torch.device("cpu"), 100) == 4
     assert auto_batch_size(torch.device("cpu"), 3) == 3
+
+
+def test_clips_shorter_than_a_slice_leave_too_few_for_a_batch(tmp_path: Path, small_dataset: Path,
+                                                              gsv_reference: Path) -> None:
+    from anchorvoice.plugins.gsv.checkpoint_writer import write_discriminator
+    from anchorvoice.plugins.gsv.training.discriminator import MultiPeriodDiscriminator
+
+    disc = str(write_discriminator(tmp_path / "d.pth", MultiPeriodDiscriminator()))
+    job = FineTune(_opts(tmp_path, small_dataset, gsv_reference, base_disc=disc, batch_size=2,
+                         segment_size=640 * 200, stages=("sovits",)))
+    with pytest.raises(TrainingDatasetError, match="only 0 clip\\(s\\) are at least one decoder slice"):
+        job.run()
+    assert not list((tmp_path / "run").glob("state-*.pt"))
