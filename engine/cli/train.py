@@ -96,7 +96,8 @@ def _init_distributed(device: str) -> tuple[str, bool]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from anchorvoice.plugins.gsv.training.recipe import FineTune, TrainOptions
+    from anchorvoice.plugins.gsv.training.options import TrainOptions
+    from anchorvoice.plugins.gsv.training.recipe import FineTune
 
     if not args.hubert:  # checked before hours of training, not when the voice is added at the end
         raise TrainingError(

@@ -12,7 +12,8 @@ from anchorvoice.plugins.gsv.checkpoints import load_sovits
 from anchorvoice.plugins.gsv.sovits import SynthesizerTrn
 from anchorvoice.plugins.gsv.training.dataset import GsvDataset
 from anchorvoice.plugins.gsv.training.discriminator import MultiPeriodDiscriminator
-from anchorvoice.plugins.gsv.training.recipe import FineTune, TrainOptions
+from anchorvoice.plugins.gsv.training.options import TrainOptions
+from anchorvoice.plugins.gsv.training.recipe import FineTune
 
 
 def _opts(tmp: Path, ds: Path, ref: Path, **kw) -> TrainOptions:

@@ -15,7 +15,8 @@ from anchorvoice.engine.training import NonFiniteLoss, RunLock, StageLoop, Train
 from anchorvoice.errors import TrainingDatasetError, TrainingError, UnsafeCheckpointError
 from anchorvoice.plugins.gsv.checkpoint_writer import atomic_save
 from anchorvoice.plugins.gsv.training.bases import load_discriminator
-from anchorvoice.plugins.gsv.training.recipe import FineTune, TrainOptions, check_order, check_resume
+from anchorvoice.plugins.gsv.training.options import TrainOptions, check_order, check_resume
+from anchorvoice.plugins.gsv.training.recipe import FineTune
 
 
 def _opts(tmp: Path, ds: Path, ref: Path, **kw) -> TrainOptions:
