@@ -137,3 +137,11 @@ class BridgeRequestError(BridgeError):
     def __init__(self, message: str, code: int = 0) -> None:
         super().__init__(message)
         self.code = code
+
+
+class TrainingError(AnchorVoiceError):
+    """Training refused or stopped: missing base weights, wrong order, NaN loss, a locked voice."""
+
+
+class TrainingDatasetError(TrainingError):
+    """A training dataset folder is missing files, malformed, or too small for one batch."""

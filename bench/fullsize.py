@@ -35,15 +35,14 @@ def _weight_norm_pairs(model: nn.Module, sd: dict[str, torch.Tensor]) -> dict[st
 
 
 def write_sovits(path: Path, seed: int = 0) -> Path:
+    from anchorvoice.plugins.gsv.checkpoint_writer import write_sovits as write_official
     from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn, official_v2_config
 
     torch.manual_seed(seed)
     config: dict[str, Any] = official_v2_config()
     model = SynthesizerTrn(SovitsConfig.from_checkpoint_config(config))
-    weights = {k: v.half() for k, v in _weight_norm_pairs(model, model.state_dict()).items()}
-    config = {**config, "train": {"segment_size": 20480}, "version": "v2"}
-    torch.save({"weight": weights, "config": config, "info": "random full-size v2"}, path)
-    return path
+    # the shared writer: n_speakers, model.version, the v2 head tag, quantizer inited = 1
+    return write_official(path, model, config, "random full-size v2")
 
 
 def write_gpt(path: Path, seed: int = 0, max_sec: int = 54) -> Path:

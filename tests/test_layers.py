@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "anchorvoice"
 FLOORS: list[tuple[str, int]] = [
     # Longest prefix wins: engine.cli sits above everything although it lives in engine/.
     ("anchorvoice.engine.cli", 4),
+    ("anchorvoice.train", 5),  # the torchrun entry (`python -m anchorvoice.train`): a shim above the CLI
     ("anchorvoice.plugins", 3),
     ("anchorvoice.obs_bridge", 3),
     ("anchorvoice.engine", 2),

@@ -27,6 +27,7 @@ NEEDS = {
     "a sound device": re.compile(r"\b(devices|virtual-mic)\b|--play\b|--output virtual|--input usb|--monitor"),
     "GPT-SoVITS weights": re.compile(r"--gpt|--sovits|--voice alice"),
     "a long-running server": re.compile(r"^anchorvoice serve\b"),
+    "a dataset and pretrained weights (tests/gsv/training)": re.compile(r"^anchorvoice train\b|anchorvoice\.train\b"),
     "its own test (tests/engine/test_demo.py)": re.compile(r"^anchorvoice demo\b"),
     "recordings of your own (tests/dataset/test_cli.py)": re.compile(r"^anchorvoice dataset\b"),
 }

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "anchorvoice.engine.cli.devices",
     "anchorvoice.engine.cli.live",
     "anchorvoice.engine.cli.serve",
+    "anchorvoice.engine.cli.train",
 ]
 
 

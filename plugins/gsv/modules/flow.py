@@ -52,6 +52,8 @@ class WN(nn.Module):
     def _tap_weights(self) -> list[Tensor]:
         """Each ``in_layers`` weight (2h, h, k) as k contiguous (h, 2h) GEMM operands."""
         weights = [layer.weight for layer in self._convs(self.in_layers)]
+        if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
+            return [w.permute(2, 1, 0) for w in weights]  # training: keep the graph, nothing cached
         return self._taps.get(weights, lambda: [w.detach().permute(2, 1, 0).contiguous() for w in weights])
 
     def forward(self, x: Tensor, x_mask: Tensor, g: Tensor | None = None) -> Tensor:
@@ -112,6 +114,13 @@ class ResidualCouplingLayer(nn.Module):
         self.enc = WN(hidden_channels, kernel_size, dilation_rate, n_layers, gin_channels=gin_channels)
         self.post = nn.Conv1d(hidden_channels, self.half_channels, 1)
 
+    def forward(self, x: Tensor, x_mask: Tensor, g: Tensor | None = None) -> Tensor:
+        """Training direction (latent ``z`` -> prior space): x1 <- m(x0) + x1 (mean-only, logs = 0)."""
+        x0, x1 = torch.split(x, [self.half_channels] * 2, 1)
+        h = self.enc(self.pre(x0) * x_mask, x_mask, g=g)
+        m = self.post(h) * x_mask
+        return torch.cat([x0, m + x1 * x_mask], 1)
+
     def reverse(self, x: Tensor, x_mask: Tensor, g: Tensor | None = None) -> Tensor:
         x0, x1 = torch.split(x, [self.half_channels] * 2, 1)
         h = self.pre(x0) * x_mask
@@ -151,6 +160,12 @@ class ResidualCouplingBlock(nn.Module):
                 )
             )
             self.flows.append(Flip())
+
+    def forward(self, x: Tensor, x_mask: Tensor, g: Tensor | None = None) -> Tensor:
+        """Training direction: posterior latent ``z`` (B, C, T) -> ``z_p`` in the prior's space."""
+        for flow in self.flows:
+            x = flow(x, x_mask, g=g) if isinstance(flow, ResidualCouplingLayer) else flow(x)
+        return x
 
     def reverse(self, x: Tensor, x_mask: Tensor, g: Tensor | None = None) -> Tensor:
         """Prior sample ``z_p`` (B, C, T) -> latent ``z`` (B, C, T)."""

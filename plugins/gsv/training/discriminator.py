@@ -1,0 +1,101 @@
+"""HiFi-GAN multi-period discriminator of the SoVITS trainer (``module/models.py``), official names.
+
+``discriminators.0`` is the scale discriminator (1-D convs), ``discriminators.1..5`` the period
+discriminators for periods 2, 3, 5, 7, 11 (2-D convs over the audio folded by its period). Every
+conv is weight-normed in the official files (``weight_g``/``weight_v``); as in the generator they
+are folded into one ``weight`` on load (:mod:`..modules.weight_norm`) and unfolded when saved, so an
+official ``s2D*.pth`` loads and what we save loads back in the official trainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, _fold
+
+LRELU_SLOPE = 0.1
+PERIODS = (2, 3, 5, 7, 11)
+
+
+class WNConv2d(nn.Conv2d):
+    """``nn.Conv2d`` trained with weight norm; loads ``weight_g``/``weight_v`` or a folded ``weight``."""
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
+        _fold(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class DiscriminatorP(nn.Module):
+    """Period discriminator: (B, 1, T) -> score (B, N) and feature maps."""
+
+    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3) -> None:
+        super().__init__()
+        self.period = period
+        pad = (kernel_size - 1) // 2
+        chans = [1, 32, 128, 512, 1024, 1024]
+        self.convs = nn.ModuleList(
+            WNConv2d(chans[i], chans[i + 1], (kernel_size, 1), (stride if i < 4 else 1, 1), padding=(pad, 0))
+            for i in range(5)
+        )
+        self.conv_post = WNConv2d(1024, 1, (3, 1), 1, padding=(1, 0))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        fmap = []
+        b, c, t = x.shape
+        if t % self.period:
+            n_pad = self.period - t % self.period
+            x = F.pad(x, (0, n_pad), "reflect")
+            t += n_pad
+        x = x.view(b, c, t // self.period, self.period)
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), LRELU_SLOPE)
+            fmap.append(x)
+        x = self.conv_post(x)
+        fmap.append(x)
+        return x.flatten(1, -1), fmap
+
+
+class DiscriminatorS(nn.Module):
+    """Scale discriminator on the raw waveform."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        spec = [(1, 16, 15, 1, 1, 7), (16, 64, 41, 4, 4, 20), (64, 256, 41, 4, 16, 20), (256, 1024, 41, 4, 64, 20),
+                (1024, 1024, 41, 4, 256, 20), (1024, 1024, 5, 1, 1, 2)]
+        self.convs = nn.ModuleList(
+            WNConv1d(i, o, k, s, groups=g, padding=p) for i, o, k, s, g, p in spec
+        )
+        self.conv_post = WNConv1d(1024, 1, 3, 1, padding=1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        fmap = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), LRELU_SLOPE)
+            fmap.append(x)
+        x = self.conv_post(x)
+        fmap.append(x)
+        return x.flatten(1, -1), fmap
+
+
+class MultiPeriodDiscriminator(nn.Module):
+    """``forward(y, y_hat)`` -> (real scores, fake scores, real fmaps, fake fmaps), one per discriminator."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.discriminators = nn.ModuleList([DiscriminatorS(), *(DiscriminatorP(p) for p in PERIODS)])
+
+    def forward(
+        self, y: Tensor, y_hat: Tensor
+    ) -> tuple[list[Tensor], list[Tensor], list[list[Tensor]], list[list[Tensor]]]:
+        rs, gs, frs, fgs = [], [], [], []
+        for d in self.discriminators:
+            r, fr = d(y)
+            g, fg = d(y_hat)
+            rs.append(r)
+            gs.append(g)
+            frs.append(fr)
+            fgs.append(fg)
+        return rs, gs, frs, fgs

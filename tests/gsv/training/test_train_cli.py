@@ -1,0 +1,55 @@
+"""`anchorvoice train` end to end on the fixture bases and a real-speech dataset (slow: real training steps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from anchorvoice.engine.cli.main import main
+from anchorvoice.engine.training import read_losses
+from anchorvoice.plugins.gsv.checkpoint_writer import write_discriminator
+from anchorvoice.plugins.gsv.checkpoints import load_gpt, load_sovits
+from anchorvoice.plugins.gsv.training.discriminator import MultiPeriodDiscriminator
+from tests.gsv_voice import make_hubert_768
+
+
+def _args(home: Path, ds: Path, ref: Path, disc: Path, *extra: str) -> list[str]:
+    hubert = home.parent / "hubert"
+    if not hubert.exists():
+        make_hubert_768(hubert)
+    return ["--home", str(home), "train", "mira", "--dataset", str(ds), "--base-gpt", str(ref / "s1_v2_small.ckpt"),
+            "--base-sovits", str(ref / "s2_v2_small.pth"), "--base-disc", str(disc),
+            "--batch-size", "2", "--hubert", str(hubert),
+            "--sovits-epochs", "1", "--gpt-epochs", "3", "--segment-size", "2560", *extra]
+
+
+@pytest.mark.slow
+def test_train_makes_a_voice_and_resume_continues(tmp_path: Path, small_dataset: Path, gsv_reference: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    disc = write_discriminator(tmp_path / "s2D.pth", MultiPeriodDiscriminator())
+    home = tmp_path / "home"
+    # first run stops after 2 steps per stage (as a time-boxed or interrupted run would)
+    assert main(_args(home, small_dataset, gsv_reference, disc, "--max-steps", "2")) == 0
+    run = home / "training" / "mira"
+    rows = read_losses(run / "losses.csv")
+    assert [(r["stage"], r["step"]) for r in rows] == [("sovits", "1"), ("sovits", "2"), ("gpt", "1"), ("gpt", "2")]
+    # a second run without --resume would overwrite: refused
+    assert main(_args(home, small_dataset, gsv_reference, disc)) == 2
+    assert "--resume" in capsys.readouterr().err
+    # --resume goes on from the saved steps: SoVITS is complete (1 epoch x 2 steps), the GPT continues at 3
+    assert main(_args(home, small_dataset, gsv_reference, disc, "--resume", "--overwrite", "--json")) == 0
+    capsys.readouterr()
+    rows = read_losses(run / "losses.csv")
+    assert [(r["stage"], r["step"]) for r in rows][4:] == [("gpt", "3"), ("gpt", "4"), ("gpt", "5"), ("gpt", "6")]
+    # --resume with a changed option is refused, naming it
+    assert main(_args(home, small_dataset, gsv_reference, disc, "--resume", "--lora", "4")) == 2
+    assert "lora: saved 0, now 4" in capsys.readouterr().err
+    # the exported files load with our loaders and hold config + version
+    s2 = load_sovits(run / "mira-sovits.pth")
+    assert s2.version == "v2" and s2.config["model"]["version"] == "v2"
+    assert load_gpt(run / "mira-gpt.ckpt").version == "v2"
+    assert main(["--home", str(home), "voices", "list", "--json"]) == 0
+    assert "mira" in capsys.readouterr().out
