@@ -8,7 +8,7 @@ APT_PACKAGES := espeak-ng flite libportaudio2 portaudio19-dev pulseaudio pulseau
 # Programs / files whose absence means the apt step must run.
 APT_PROBES := /usr/bin/espeak-ng /usr/bin/flite /usr/bin/pulseaudio /usr/bin/pactl /usr/bin/sox \
 	/usr/include/portaudio.h /usr/share/asterisk/sounds/en/hello-world.g722 /usr/bin/obs /usr/bin/Xvfb
-SLOW_TIMEOUT ?= 900
+SLOW_TIMEOUT ?= 2400
 
 .PHONY: all demo test lint typecheck unit slow bench system-deps venv clean
 
