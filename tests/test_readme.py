@@ -30,6 +30,8 @@ NEEDS = {
     "a dataset and pretrained weights (tests/gsv/training)": re.compile(r"^anchorvoice train\b|anchorvoice\.train\b"),
     "its own test (tests/engine/test_demo.py)": re.compile(r"^anchorvoice demo\b"),
     "recordings of your own (tests/dataset/test_cli.py)": re.compile(r"^anchorvoice dataset\b"),
+    "the store example's voices (`mira`, a GPT-SoVITS voice; clusters of many voices; tests/store)":
+        re.compile(r"\bmira\b|voices cluster"),
 }
 INPUT_FLAGS = ("--ref", "--input")
 
@@ -40,9 +42,11 @@ def readme_commands() -> list[str]:
     for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
         joined = block.replace("\\\n", " ")
         for line in joined.splitlines():
-            command = line.split("  #")[0].split(" # ")[0].strip()
-            if command.startswith("anchorvoice "):
-                lines.append(command)
+            text = line.split("  #")[0].split(" # ")[0]
+            text = re.sub(r"\s\[[^\]]*\]", "", text)  # `[--option]`: optional, left out
+            for command in (c.strip() for c in text.split(" ; ")):
+                if command.startswith("anchorvoice "):
+                    lines.append(command)
     return lines
 
 
