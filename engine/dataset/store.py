@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anchorvoice.engine.store.files import atomic_write_bytes
 from anchorvoice.errors import DatasetError
 
 PARTIAL = ".partial"
@@ -28,13 +28,8 @@ FORMAT_VERSION = 1
 
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write ``path`` through a ``.partial`` sibling and a rename: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + PARTIAL)
-    with open(tmp, "wb") as fh:
-        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    atomic_write_bytes(path, raw, tmp=path.with_name(path.name + PARTIAL))
 
 
 def remove_partials(folder: Path) -> int:

@@ -37,10 +37,13 @@ def temp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+def atomic_write_bytes(path: Path, data: bytes, tmp: Path | None = None) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    ``tmp`` names the temporary sibling (default :func:`temp_sibling`); it is gone afterwards, also on error.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_sibling(path)
+    tmp = tmp or temp_sibling(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)

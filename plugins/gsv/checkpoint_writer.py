@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from anchorvoice.engine.store.files import atomic_write_bytes
 from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d
 
 VERSION_TAGS = {"v1": b"00", "v2": b"01"}
@@ -39,17 +39,7 @@ def atomic_save(obj: Any, path: Path, head: bytes | None = None) -> Path:
     data = buf.getvalue()
     if head is not None:
         data = head + data[2:]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write_bytes(path, data)
 
 
 def official_weights(model: nn.Module) -> dict[str, Tensor]:
