@@ -11,22 +11,18 @@ conversion never re-analyses. Model files (``models``: kind -> file or folder, e
 voice's ``gpt``/``sovits``/``hubert``) are referenced by absolute path; the plugins that use them
 check them (and any rule they have for the clips) when the voice is added, through ``check``.
 
-Names may use any script (``安娜``, ``Zoë``, ``Ms Mira``): up to 64 characters, no slashes or control
-characters. A plain ASCII name is its own folder; any other name gets a folder derived from it (its ASCII
-letters and a hash of the name), so every file system can hold it. Names that differ only in case are
-refused, since case-insensitive file systems (macOS, Windows) could not keep them apart.
+Names may use any script; :mod:`anchorvoice.engine.voice_names` derives their folders. Generic reference
+rules are in :mod:`anchorvoice.engine.references`.
 """
 
 from __future__ import annotations
 
 import builtins
-import hashlib
 import logging
 import os
 import re
 import shutil
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,54 +30,21 @@ from typing import Any
 
 import numpy as np
 
-from anchorvoice.audio_io import audio_channels, read_audio, resample, rms_dbfs, write_audio
+from anchorvoice.audio_io import read_audio, resample, write_audio
 from anchorvoice.engine.config import load_toml
+from anchorvoice.engine.references import note_reference, validate_reference
 from anchorvoice.engine.store import history
 from anchorvoice.engine.store.blobs import SHA_RE, BlobStore, blob_ref, parse_ref
 from anchorvoice.engine.store.features import FeatureCache
 from anchorvoice.engine.store.files import home_lock, sha256_file
 from anchorvoice.engine.store.styles import DEFAULT_STYLE, Style, dump_styles, parse_styles, pick_style
+from anchorvoice.engine.voice_names import folder_name, normalize_name, split_version
 from anchorvoice.errors import ReferenceAudioError, VoiceError, VoiceExistsError, VoiceNotFoundError
 from anchorvoice.frames import AudioFrame
 
 MANIFEST = "voice.toml"
-MIN_REFERENCE_S = 1.0
-"""Shorter clips carry too little pitch/envelope evidence for the DSP converter."""
-SILENCE_DBFS = -55.0
-"""A reference quieter than this (RMS) is treated as silent."""
-MAX_NAME_CHARS = 64
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-"""Names that are their own folder name (every voice made before names in any script were allowed)."""
-COMMON_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
-"""Sample rates recordings usually have; another one is kept but worth a note."""
-
-log = logging.getLogger(__name__)
-
-
-def normalize_name(name: str) -> str:
-    """The voice name as stored (NFC, outer spaces removed); VoiceError says what a name may hold."""
-    n = unicodedata.normalize("NFC", name.strip())
-    if not n:
-        raise VoiceError("a voice needs a name (any script; up to 64 characters)")
-    if len(n) > MAX_NAME_CHARS:
-        raise VoiceError(f"voice name {n[:20]!r}... is {len(n)} characters long; use at most {MAX_NAME_CHARS}")
-    bad = [c for c in n if c in "/\\" or unicodedata.category(c).startswith("C")]
-    if bad or n.startswith("."):
-        raise VoiceError(f"invalid voice name {n!r}: no slashes, control characters or leading '.' "
-                         "(letters of any script, digits, spaces and punctuation are fine)")
-    return n
-
-
-def folder_name(name: str) -> str:
-    """The folder of voice ``name`` (already normalised): the name itself when it is plain ASCII."""
-    if _PLAIN_NAME.match(name):
-        return name
-    ascii_part = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    ascii_part = re.sub(r"[^A-Za-z0-9_-]+", "-", ascii_part).strip("-_")[:40]
-    digest = hashlib.sha256(name.casefold().encode("utf-8")).hexdigest()[:12]
-    return f"{ascii_part or 'voice'}-{digest}"
-
 Analyzer = Callable[[AudioFrame], dict[str, Any]]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -199,41 +162,8 @@ class Voice:
             ) from None
 
 
-def validate_reference(frame: AudioFrame, source: str) -> None:
-    """Refuse clips that are too short or silent (rules of a model come from its plugin's ``check_voice``)."""
-    if frame.duration < MIN_REFERENCE_S:
-        raise ReferenceAudioError(
-            f"reference {source} is {frame.duration:.2f} s long; give at least {MIN_REFERENCE_S:.0f} s "
-            f"of clean speech (3-10 s is best)"
-        )
-    level = rms_dbfs(frame.samples)
-    if level < SILENCE_DBFS:
-        raise ReferenceAudioError(
-            f"reference {source} is silent (RMS {level:.1f} dBFS); "
-            "record the voice louder or pick another clip"
-        )
-
-
-def note_reference(path: Path, frame: AudioFrame) -> None:
-    """Warn about what was done to a clip that is not plain mono at a common rate (it is still used)."""
-    channels = audio_channels(path)
-    if channels > 1:
-        log.warning("%s: %d channels averaged to mono for the voice", path.name, channels)
-    if frame.sample_rate not in COMMON_RATES:
-        log.warning("%s: unusual sample rate %d Hz, kept as is; each converter resamples it to its own rate",
-                    path.name, frame.sample_rate)
-
-
 ModelImporter = Callable[[str, Path], "tuple[dict[str, Any], dict[str, Any]] | None"]
 """(kind, file) -> (tensors, metadata) for the blob store, or None to keep the file by path."""
-
-
-def split_version(name: str) -> tuple[str, int | None]:
-    """``"mira@3"`` -> ("mira", 3); a name without a numeric ``@`` suffix -> (name, None)."""
-    base, sep, tail = name.rpartition("@")
-    if sep and base and tail.isdigit():
-        return base, int(tail)
-    return name, None
 
 
 class VoiceLibrary:

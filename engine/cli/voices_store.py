@@ -11,7 +11,8 @@ from anchorvoice.engine.cli.common import emit, make_engine
 from anchorvoice.engine.store.archive import export_voice, import_voice
 from anchorvoice.engine.store.families import cluster, collect, similar
 from anchorvoice.engine.store.maintenance import gc, verify
-from anchorvoice.engine.voices import Voice, split_version
+from anchorvoice.engine.voice_names import split_version
+from anchorvoice.engine.voices import Voice
 from anchorvoice.errors import VoiceError
 
 

@@ -11,7 +11,8 @@ import soundfile as sf
 
 from anchorvoice.audio_io import speech_like_signal
 from anchorvoice.engine.engine import Engine
-from anchorvoice.engine.voices import VoiceLibrary, folder_name
+from anchorvoice.engine.voice_names import folder_name
+from anchorvoice.engine.voices import VoiceLibrary
 from anchorvoice.errors import VoiceError, VoiceExistsError, VoiceNotFoundError
 
 
@@ -82,7 +83,7 @@ def test_stereo_and_unusual_rate_are_noted(tmp_path: Path, caplog: pytest.LogCap
     sig = speech_like_signal(11025, 2.0).samples
     path = tmp_path / "stereo.wav"
     sf.write(str(path), np.stack([sig, sig], axis=1), 11025)
-    with caplog.at_level(logging.WARNING, logger="anchorvoice.engine.voices"):
+    with caplog.at_level(logging.WARNING, logger="anchorvoice.engine.references"):
         VoiceLibrary(tmp_path / "home").add("s", [path])
     text = caplog.text
     assert "2 channels averaged to mono" in text and "unusual sample rate 11025 Hz" in text
