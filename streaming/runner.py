@@ -53,15 +53,8 @@ rtkit for the callback thread (a D-Bus round trip, never in the callback). The w
 (``worker_priority``). ``stats()`` reports both, and one ``{"event": "priority", ...}`` carries them with a
 note saying what to do when the system refused.
 
-Adaptive jitter buffer: the worker watches the output ring's underrun count. After an underrun (one
-stall, however many callbacks it starved) the buffer, and the latency, grow by one block (``jitter_max_ms``
-bounds it); after ``jitter_shrink_after_s`` without an underrun it shrinks by a block, never below
-``jitter_ms`` (an underrun soon after a shrink doubles that wait, up to ``JITTER_BACKOFF_MAX`` times, so a
-load that comes and goes does not make it oscillate). The delay actually queued follows: the samples an
-underrun padded delay the stream, so the worker adds silence or leaves out output until the stall cost
-exactly the block the buffer grew (leaving out only while catching up after the underrun or in an output
-block below ``JITTER_QUIET_DB``, so speech is never cut). Each change emits ``{"event": "jitter",
-"reason": "underrun"|"quiet", "jitter_ms": ...}``; ``stats()`` and ``latency`` report the current size, so
+Adaptive jitter buffer (:mod:`anchorvoice.streaming.jitter`): an underrun grows it, and the latency, by a block;
+a calm period gives the block back. ``stats()`` and ``latency`` report the current size, so
 ``total_latency_ms`` is what the listener hears.
 
 Degradation instead of crackle: when ``process`` raises, returns too little audio, or runs with a
@@ -96,7 +89,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -105,78 +97,17 @@ from anchorvoice.audio_io import resample
 from anchorvoice.frames import AudioFrame, FloatArray
 from anchorvoice.streaming import priority as prio
 from anchorvoice.streaming.chunker import Chunker
+from anchorvoice.streaming.jitter import AdaptiveJitter
 from anchorvoice.streaming.latency import LatencyAccount
 from anchorvoice.streaming.live_config import LiveConfig
 from anchorvoice.streaming.ring import RingBuffer
+from anchorvoice.streaming.runner_stats import RunnerStats
 from anchorvoice.streaming.sola import SolaJoiner
 
 log = logging.getLogger(__name__)
 
 ProcessFn = Callable[[AudioFrame], AudioFrame]
 EventFn = Callable[[dict[str, Any]], None]
-
-JITTER_QUIET_DB = -40.0
-"""Only an output block quieter than this (RMS, dBFS) is left out when the jitter buffer shrinks."""
-JITTER_BACKOFF_MAX = 8
-"""An underrun within the calm period after a shrink doubles the calm period needed for the next one, up to
-this many times ``jitter_shrink_after_s``: a load that comes and goes does not make the buffer oscillate."""
-
-
-@dataclass
-class RunnerStats:
-    """A snapshot for the live status line and the end-of-stream summary."""
-
-    input_level_db: float
-    """RMS level of the newest processed input block in dBFS (-inf for digital silence)."""
-    algorithmic_latency_ms: float
-    """Block + lookahead + crossfade + SOLA search."""
-    total_latency_ms: float
-    """Algorithmic latency + jitter buffer + device latencies reported to the runner."""
-    compute_ms: float
-    """Compute time of the last real process call, in ms."""
-    compute_ms_avg: float
-    """Exponential moving average of the compute time (about 20 blocks)."""
-    compute_ms_max: float
-    """Longest compute time of one block since the start (spikes cause underruns, averages do not)."""
-    rtf: float
-    """Average compute time / block duration; above 1 the converter cannot keep up."""
-    underruns: int
-    """Output callbacks that found too few samples since playback started."""
-    overruns: int
-    """Drop events in the input and output rings."""
-    dropped_samples: int
-    """Samples dropped by both rings, and output left out to bring the delay back after a stall."""
-    degraded: bool
-    """True while bypass is playing."""
-    degraded_reason: str | None
-    """"error" or "slow" while degraded, else None."""
-    blocks_processed: int
-    """Blocks handed to the output, converted or bypassed."""
-    blocks_bypassed: int
-    """Blocks played in bypass."""
-    errors: int
-    """Exceptions raised by process (including probes)."""
-    last_error: str | None
-    """The most recent process exception, as text."""
-    callback_errors: int
-    """Exceptions caught inside callback (should stay 0)."""
-    worker_alive: bool
-    """Whether the worker thread is running."""
-    jitter_buffer_ms: float = 0.0
-    """Current size of the adaptive jitter buffer (included in ``total_latency_ms``)."""
-    jitter_peak_ms: float = 0.0
-    """Largest jitter buffer since the start."""
-    jitter_grows: int = 0
-    """Times an underrun grew the jitter buffer by a block."""
-    jitter_shrinks: int = 0
-    """Times a quiet period gave a block back."""
-    audio_priority: str = "normal"
-    """Scheduling of the audio callback thread, e.g. 'SCHED_FIFO 20' or 'normal'."""
-    worker_priority: str = "normal"
-    """Scheduling of the worker thread, e.g. 'SCHED_RR 10', 'nice -10' or 'normal'."""
-    priority_note: str | None = None
-    """Why a thread stayed at normal priority and what to do about it, or None."""
-
 
 class LiveRunner:
     """Runs ``process`` on live audio between an audio callback and a worker thread."""
@@ -216,15 +147,12 @@ class LiveRunner:
             self._seg_size = self.joiner.segment_size
         self._seg_start = self.context
         self._prefill = cfg.prefill_blocks() * self.block
-        self._jitter_min = cfg.prefill_blocks()
-        self._jitter_max = cfg.jitter_max_blocks()
-        self._shrink_after = max(1, math.ceil(cfg.jitter_shrink_after_s * sr / self.block))
         self.input_ring = RingBuffer(cfg.input_queue_blocks() * self.block, overflow=cfg.input_overflow)
-        # Storage for the largest jitter buffer; the bound follows the current one (see _set_jitter), so that
+        # Storage for the largest jitter buffer; the bound follows the current one (see AdaptiveJitter), so that
         # after a stall latency returns to jitter buffer + output queue.
         self._out_queue = cfg.output_queue_blocks() * self.block
         self.output_ring = RingBuffer(
-            self._jitter_max * self.block + self._out_queue,
+            cfg.jitter_max_blocks() * self.block + self._out_queue,
             overflow="drop_oldest",
         )
         self.latency = LatencyAccount(
@@ -259,6 +187,11 @@ class LiveRunner:
         self.worker_priority: prio.Priority = prio.NOT_ASKED if not cfg.realtime else prio.Priority("normal", False)
         self.callback_errors = 0
         self.worker_error: BaseException | None = None
+        self.jitter = AdaptiveJitter(
+            block=self.block, sample_rate=sr, min_blocks=cfg.prefill_blocks(), max_blocks=cfg.jitter_max_blocks(),
+            shrink_after=max(1, math.ceil(cfg.jitter_shrink_after_s * sr / self.block)), out_queue=self._out_queue,
+            input_ring=self.input_ring, output_ring=self.output_ring, latency=self.latency, emit=self._emit,
+        )
         self._reset_state()
 
     # -- audio thread -------------------------------------------------------------------------
@@ -334,22 +267,7 @@ class LiveRunner:
         self._errors = 0
         self._last_error: str | None = None
         self.degraded_reason: str | None = None
-        self._jitter = self._jitter_min  # adaptive jitter buffer, in blocks
-        self._jitter_peak = self._jitter_min
-        self._jitter_grows = 0
-        self._jitter_shrinks = 0
-        self._seen_underruns = self.output_ring.underrun_events
-        self._calm_blocks = 0
-        self._shrink_wait = self._shrink_after  # calm blocks before a shrink; doubles when one was premature
-        self._since_shrink = self._shrink_after * JITTER_BACKOFF_MAX  # "long ago"
-        # Debt accounting (see _adapt_jitter): the ring counters never reset, so start from them.
-        self._seen_padded = self.output_ring.underrun_samples
-        self._seen_lost = self.input_ring.overrun_samples
-        self._debt = 0
-        self._skipped = 0
-        self._catching_up = False
-        self.latency.jitter_buffer_ms = 1000.0 * self._jitter * self.block / self.config.sample_rate
-        self.output_ring.set_capacity(self._jitter * self.block + self._out_queue)
+        self.jitter.reset()
 
     @property
     def degraded(self) -> bool:
@@ -381,83 +299,12 @@ class LiveRunner:
         if seg is None:
             seg = self._dry if self.config.degrade_policy == "dry" else self._silence
             self._bypassed += 1
-        self.output_ring.write(self._adapt_jitter(seg if self.joiner is None else self.joiner.join(seg)))
+        self.jitter.block_index = self._blocks
+        self.output_ring.write(self.jitter.adapt(seg if self.joiner is None else self.joiner.join(seg)))
         self._blocks += 1
         if was_degraded:
             self._maybe_probe(frame)
         return True
-
-    def _adapt_jitter(self, out: FloatArray) -> FloatArray:
-        """Grow the jitter buffer by a block after an underrun, shrink it by a block after a calm period, and
-        make the queued delay follow; returns the part of ``out`` to queue.
-
-        Samples the callback padded during an underrun delay the rest of the stream, input dropped by the
-        input ring during the stall advances it: their balance, less the block the buffer grew, is a debt.
-        The worker queues silence for a negative debt and leaves out output for a positive one, only while
-        catching up after the underrun (the stream glitched anyway) or in a quiet block, so speech is never
-        cut otherwise. Output-ring drops are the bound doing its job (a slower playback clock) and change
-        nothing here.
-        """
-        ring = self.output_ring
-        self._since_shrink += 1
-        lost = self.input_ring.overrun_samples - self._seen_lost
-        self._seen_lost += lost
-        if ring.underrun_events != self._seen_underruns:
-            self._seen_underruns = ring.underrun_events
-            padded = ring.underrun_samples - self._seen_padded
-            self._seen_padded += padded
-            self._calm_blocks = 0
-            self._debt += padded
-            if self._since_shrink < self._shrink_wait:  # the last shrink was too early: wait longer next time
-                self._shrink_wait = min(2 * self._shrink_wait, JITTER_BACKOFF_MAX * self._shrink_after)
-            if not self._catching_up and self._jitter < self._jitter_max:  # one stall grows it once
-                self._jitter_grows += 1
-                self._set_jitter(self._jitter + 1, "underrun")
-                self._debt -= self.block
-            self._catching_up = True
-        else:
-            self._calm_blocks += 1
-        if self._catching_up:
-            self._debt -= lost
-        quiet: bool | None = None
-        if self._jitter > self._jitter_min and self._calm_blocks >= self._shrink_wait and not self._catching_up:
-            quiet = self._quiet(out)
-            if quiet:
-                self._calm_blocks = 0
-                self._jitter_shrinks += 1
-                self._since_shrink = 0
-                self._set_jitter(self._jitter - 1, "quiet")
-                self._debt += self.block
-        while self._debt < 0:  # queue silence up to the new size
-            k = min(-self._debt, len(self._silence))
-            ring.write(self._silence[:k])
-            self._debt += k
-        if self._debt > 0 and (self._catching_up or (quiet if quiet is not None else self._quiet(out))):
-            k = min(self._debt, len(out))
-            self._skipped += k
-            self._debt -= k
-            out = out[k:]
-        if self._debt <= 0:
-            self._catching_up = False
-        return out
-
-    def _dropped(self) -> int:
-        """Output samples the jitter buffer left out (catching up after stalls, shrinking)."""
-        return self._skipped
-
-    @staticmethod
-    def _quiet(out: FloatArray) -> bool:
-        rms = float(np.sqrt(np.mean(np.square(out, dtype=np.float64)))) if len(out) else 0.0
-        return rms == 0.0 or 20.0 * math.log10(rms) <= JITTER_QUIET_DB
-
-    def _set_jitter(self, blocks: int, reason: str) -> None:
-        self._jitter = blocks
-        self._jitter_peak = max(self._jitter_peak, blocks)
-        ms = 1000.0 * blocks * self.block / self.config.sample_rate
-        self.latency.jitter_buffer_ms = ms
-        self.output_ring.set_capacity(blocks * self.block + self._out_queue)
-        self._emit({"event": "jitter", "reason": reason, "jitter_ms": ms, "total_latency_ms": self.latency.total_ms,
-                    "block": self._blocks})
 
     def _call(self, frame: AudioFrame) -> tuple[FloatArray | None, float, str | None]:
         """Run process once; returns (segment or None, compute seconds, error text or None)."""
@@ -687,7 +534,7 @@ class LiveRunner:
             rtf=self._compute_avg / 1000.0 / block_s,
             underruns=self.output_ring.underrun_events,
             overruns=self.input_ring.overrun_events + self.output_ring.overrun_events,
-            dropped_samples=self.input_ring.overrun_samples + self.output_ring.overrun_samples + self._dropped(),
+            dropped_samples=self.input_ring.overrun_samples + self.output_ring.overrun_samples + self.jitter.skipped,
             degraded=self.degraded,
             degraded_reason=self.degraded_reason,
             blocks_processed=self._blocks,
@@ -697,9 +544,9 @@ class LiveRunner:
             callback_errors=self.callback_errors,
             worker_alive=self._thread is not None and self._thread.is_alive(),
             jitter_buffer_ms=self.latency.jitter_buffer_ms,
-            jitter_peak_ms=1000.0 * self._jitter_peak * block_s,
-            jitter_grows=self._jitter_grows,
-            jitter_shrinks=self._jitter_shrinks,
+            jitter_peak_ms=self.jitter.ms(self.jitter.peak),
+            jitter_grows=self.jitter.grows,
+            jitter_shrinks=self.jitter.shrinks,
             audio_priority=self.audio_priority.text,
             worker_priority=self.worker_priority.text,
             priority_note=self.priority_note,
