@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from anchorvoice.audio_io import read_audio, resample
-from anchorvoice.engine import base_voice_choice as choice
 from anchorvoice.engine.base_voice_choice import Choice
+from anchorvoice.engine.base_voice_picker import BaseVoicePicker
 from anchorvoice.engine.pipeline_config import SLOT_KINDS, PipelineConfig, StageSpec, build_stage
 from anchorvoice.engine.plugins import PluginManager
 from anchorvoice.engine.stages import (
@@ -42,7 +42,7 @@ from anchorvoice.engine.stages import (
 from anchorvoice.engine.store.features import feature_key, file_identity
 from anchorvoice.engine.store.styles import DEFAULT_STYLE, Style
 from anchorvoice.engine.voices import Voice
-from anchorvoice.errors import AnchorVoiceError, ConfigError, StageError, TextInputError, UnsupportedLanguageError
+from anchorvoice.errors import ConfigError, StageError, TextInputError, UnsupportedLanguageError
 from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TextFrame, TokenFrame
 from anchorvoice.streaming.resample import StreamResampler
 
@@ -87,8 +87,6 @@ class Pipeline:
         self.sentence_index = 0
         """Index in ``sentences`` of the sentence the chunk ``speak_iter`` yielded last belongs to."""
         mode = config.pipeline.mode
-        self._candidates: dict[int, BaseVoice | None] = {}
-        self._choices: dict[str, tuple[BaseVoice, Choice]] = {}
         if mode == "tts":
             needed = ["prosody", "decoder", "vocoder"] if self.neural else ["base_voice", "converter"]
             if not self.neural and config.base_voices and "base_voice" not in config.slots:
@@ -111,6 +109,9 @@ class Pipeline:
         self.effects: list[Effect] = [
             self._build("effect", spec, f"effects[{i}]") for i, spec in enumerate(config.effects)
         ]
+        fallback = self._stages.get("base_voice")
+        self.base_voices = BaseVoicePicker(config, pm, voice, self._build,
+                                           fallback if isinstance(fallback, BaseVoice) else None)
 
     def _build(self, kind: str, spec: StageSpec, key: str) -> Any:
         stage = build_stage(self.pm, kind, spec, self.config.source, key)
@@ -201,80 +202,10 @@ class Pipeline:
                 self.first_audio_s = time.perf_counter() - self._speak_t0
             yield out
 
-    # -- base voice choice --------------------------------------------------------------------
-    def _candidate(self, index: int) -> BaseVoice | None:
-        """The preset's ``base_voices[index]`` stage, built once; None if it is not installed or fails to build."""
-        if index not in self._candidates:
-            cand = self.config.base_voices[index]
-            stage: BaseVoice | None = None
-            if cand.plugin in self.pm.names("base_voice"):
-                try:
-                    stage = self._build("base_voice", StageSpec(cand.plugin, cand.params), f"base_voices[{index}]")
-                except AnchorVoiceError as exc:
-                    log.warning("base voice %s is not usable: %s", cand.plugin, exc)
-            self._candidates[index] = stage
-        return self._candidates[index]
-
+    # -- base voice choice (engine.base_voice_picker) -------------------------------------------
     def base_voice_for(self, language: str) -> tuple[BaseVoice, Choice]:
         """The base voice the embedded default speaks ``language`` with, and why it was chosen."""
-        if language in self._choices:
-            return self._choices[language]
-        fallback = self._stages.get("base_voice")
-        usable: list[tuple[int, BaseVoice]] = []
-        for i in range(len(self.config.base_voices)):
-            stage = self._candidate(i)
-            if stage is None:
-                continue
-            try:
-                stage.check_language(language)
-            except UnsupportedLanguageError:
-                continue
-            usable.append((i, stage))
-        if not usable:
-            if not isinstance(fallback, BaseVoice):
-                names = ", ".join(c.plugin for c in self.config.base_voices) or "none"
-                raise UnsupportedLanguageError(
-                    f"no base voice of this preset speaks {language!r} (base voices: {names})")
-            result = (fallback, Choice(-1, fallback.name, 0.0, "preset"))
-        elif len(usable) == 1 or self.config.pipeline.base_voice_choice == "first" or self.voice is None:
-            i, stage = usable[0]
-            result = (stage, Choice(i, self._label(i), 0.0, "only" if len(usable) == 1 else "first"))
-        else:
-            result = self._nearest(usable, language)
-        self._choices[language] = result
-        return result
-
-    def _label(self, index: int) -> str:
-        cand = self.config.base_voices[index]
-        params = ", ".join(f"{k}={v}" for k, v in cand.params.items())
-        return f"{cand.plugin}({params})" if params else cand.plugin
-
-    def _nearest(self, usable: list[tuple[int, BaseVoice]], language: str) -> tuple[BaseVoice, Choice]:
-        assert self.voice is not None
-        refs = [self.voice.load_reference(choice.RATE, i).samples for i in range(len(self.voice.references))]
-        target = choice.profile(AudioFrame(np.concatenate(refs), choice.RATE))
-        cache = choice.ProfileCache(self.voice.path.parent / ".base_voice_profiles.json")  # the voice library
-        text = choice.CALIBRATION.get(language.split("-")[0].lower(), choice.CALIBRATION["en"])
-        best_tier = min(self.config.base_voices[i].tier for i, _ in usable)
-        scored: list[tuple[float, int, BaseVoice]] = []
-        for i, stage in usable:
-            cand = self.config.base_voices[i]
-            key = choice.candidate_key(cand.plugin, cand.params, language)
-            prof = cache.get(key)
-            if prof is None:
-                try:
-                    prof = choice.profile(stage.synthesize(TextFrame(text, language)))
-                except AnchorVoiceError as exc:
-                    log.warning("base voice %s could not read the calibration sentence: %s", self._label(i), exc)
-                    continue
-                cache.put(key, prof)
-            cost = choice.distance(target, prof) + choice.TIER_COST * (cand.tier - best_tier)
-            scored.append((cost, i, stage))
-        if not scored:
-            i, stage = usable[0]
-            return stage, Choice(i, self._label(i), 0.0, "first")
-        cost, i, stage = min(scored, key=lambda t: t[0])
-        return stage, Choice(i, self._label(i), cost, "nearest")
+        return self.base_voices.pick(language)
 
     def frontend(self, language: str) -> TextFrontend:
         """The text frontend for ``language`` (the first registered one that lists it)."""
@@ -476,6 +407,5 @@ class Pipeline:
         return self._stage("neural_converter" if self.neural else "converter")  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        built = [s for s in self._candidates.values() if s is not None]
-        for stage in [*self._stages.values(), *built, *self.effects, *self._frontends.values()]:
+        for stage in [*self._stages.values(), *self.base_voices.built(), *self.effects, *self._frontends.values()]:
             stage.close()
