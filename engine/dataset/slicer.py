@@ -99,7 +99,12 @@ def _cut_points(rms: FloatArray, thr: float, min_len: int, min_int: int, max_kep
 
 
 def slice_at_silences(x: FloatArray, sample_rate: int, cfg: SlicerConfig) -> list[tuple[int, int]]:
-    """(start, end) sample ranges of the clips in mono ``x``, silences between them left out."""
+    """(start, end) of the clips in mono ``x``, silences between them left out.
+
+    Both are RMS frame x hop, as the official slicer reports them (and names its clips by): the end
+    of a clip that runs to the end of ``x`` may pass ``len(x)`` (see :func:`uncut_end`); the clip's
+    samples are ``x[start:end]``.
+    """
     hop = round(sample_rate * cfg.hop_ms / 1000)
     min_interval = sample_rate * cfg.min_interval_ms / 1000
     win = min(round(min_interval), 4 * hop)
@@ -113,14 +118,26 @@ def slice_at_silences(x: FloatArray, sample_rate: int, cfg: SlicerConfig) -> lis
     )
     total = len(rms)
     if not tags:
-        return [(0, min(len(x), total * hop))]
+        return [(0, total * hop)]
     bounds: list[tuple[int, int]] = []
     if tags[0][0] > 0:
         bounds.append((0, tags[0][0]))
     bounds += [(tags[i][1], tags[i + 1][0]) for i in range(len(tags) - 1)]
     if tags[-1][1] < total:
         bounds.append((tags[-1][1], total))
-    return [(a * hop, min(len(x), b * hop)) for a, b in bounds if b > a]
+    return [(a * hop, b * hop) for a, b in bounds if b > a]
+
+
+def uncut_end(n: int, sample_rate: int, cfg: SlicerConfig) -> int:
+    """End the official slicer reports for ``n`` samples it leaves in one piece: its RMS frames x hop.
+
+    The centred RMS curve has ``1 + n // hop`` frames, so this passes ``n`` by up to one hop; the
+    official clip name (``<file>_<start>_<end>.wav``) carries it, and 2-name2text / 4-cnhubert /
+    6-name2semantic are keyed by that name.
+    """
+    hop = round(sample_rate * cfg.hop_ms / 1000)
+    win = min(round(sample_rate * cfg.min_interval_ms / 1000), 4 * hop)
+    return (1 + (n + 2 * (win // 2) - win) // hop) * hop
 
 
 def split_long(x: FloatArray, start: int, end: int, sample_rate: int, max_s: float) -> list[tuple[int, int]]:

@@ -11,7 +11,13 @@ import soundfile as sf
 
 from anchorvoice.audio_io import read_audio
 from anchorvoice.engine.dataset.quality import QualityConfig, estimate_snr_db, reject_reason
-from anchorvoice.engine.dataset.slicer import SlicerConfig, normalise_loudness, slice_at_silences, split_long
+from anchorvoice.engine.dataset.slicer import (
+    SlicerConfig,
+    normalise_loudness,
+    slice_at_silences,
+    split_long,
+    uncut_end,
+)
 from anchorvoice.engine.stages import Denoiser
 from anchorvoice.errors import AnchorVoiceError, AudioInputError
 from anchorvoice.frames import AudioFrame
@@ -53,9 +59,11 @@ class Piece:
     """One cut of a recording, scored."""
 
     name: str
-    """Clip file name: ``<source>_<start:010d>_<end:010d>.wav`` (official slice naming, 32 kHz samples)."""
+    """Clip file name: ``<source>_<start:010d>_<end:010d>.wav`` (official slice naming, 32 kHz samples; its
+    end may pass the recording's last sample by up to one hop, as the official slicer's does)."""
     start: int
     end: int
+    """Sample range of the clip in the recording (end clamped to its length)."""
     samples: np.ndarray
     """Loudness-normalised samples to store (empty when rejected)."""
     reason: str | None
@@ -74,8 +82,8 @@ def cut_source(
 ) -> list[Piece]:
     """Slice at silences (or keep ``whole`` when one transcript covers the file), score, denoise, normalise."""
     x = audio.samples
-    if whole:
-        spans = [(0, len(x))]
+    if whole:  # named as the official slicer names a recording it does not cut
+        spans = [(0, uncut_end(len(x), CLIP_RATE, slicer))]
     else:
         spans = []
         for a, b in slice_at_silences(x, CLIP_RATE, slicer):
@@ -92,7 +100,7 @@ def cut_source(
         reason = reject_reason(chunk, CLIP_RATE, quality)
         data = np.zeros(0, np.float32) if reason else normalise_loudness(chunk, slicer.norm_max, slicer.norm_alpha)
         after = None if snr_after is None else round(snr_after, 1)
-        pieces.append(Piece(name, a, b, data, reason, round(snr, 1), after))
+        pieces.append(Piece(name, a, min(b, len(x)), data, reason, round(snr, 1), after))
     return pieces
 
 

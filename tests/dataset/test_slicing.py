@@ -6,7 +6,15 @@ import numpy as np
 
 from anchorvoice.audio_io import read_audio
 from anchorvoice.engine.dataset.quality import QualityConfig, reject_reason
-from anchorvoice.engine.dataset.slicer import SlicerConfig, normalise_loudness, slice_at_silences, split_long
+from anchorvoice.engine.dataset.slicer import (
+    SlicerConfig,
+    normalise_loudness,
+    slice_at_silences,
+    split_long,
+    uncut_end,
+)
+from anchorvoice.engine.dataset.sources import cut_source
+from anchorvoice.frames import AudioFrame
 from tests.conftest import asterisk_clip
 
 RATE = 32000
@@ -43,6 +51,28 @@ def test_short_prompts_join_until_min_length() -> None:
     x, _ = _speech("demo-thanks", "demo-thanks", gap_s=0.4)
     spans = slice_at_silences(x, RATE, SlicerConfig(min_length_ms=8000))
     assert len(spans) == 1  # 5.5 s + 5.5 s: no cut before 8 s, after the second prompt only silence
+
+
+def test_clip_names_carry_the_official_frame_end() -> None:
+    # slicer2 reports a piece it does not cut as (0, rms_frames * hop): 1.2 s at 32 kHz = 38400 samples,
+    # 1 + 38400 // 320 = 121 frames -> end 38720 (what tools/slice_audio.py names the clip by)
+    cfg = SlicerConfig()
+    assert uncut_end(38400, RATE, cfg) == 38720 and uncut_end(38399, RATE, cfg) == 38400
+    t = np.arange(38400) / RATE
+    x = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    assert slice_at_silences(x, RATE, cfg) == [(0, 38720)]
+    (whole,) = cut_source(AudioFrame(x, RATE), "a.wav", cfg, QualityConfig(min_snr_db=-100), whole=True)
+    assert whole.name == "a.wav_0000000000_0000038720.wav"
+    assert (whole.start, whole.end, len(whole.samples)) == (0, 38400, 38400)
+
+
+def test_last_clip_end_is_the_frame_end_samples_are_clamped() -> None:
+    x, _ = _speech("demo-thanks", "agent-pass", gap_s=1.0)
+    x = x[: -int(0.9 * RATE)]  # speech up to ~0.1 s before the end: the last clip runs to the end
+    spans = slice_at_silences(x, RATE, SlicerConfig())
+    assert spans[-1][1] == (1 + len(x) // 320) * 320 > len(x)
+    pieces = cut_source(AudioFrame(x, RATE), "r.wav", SlicerConfig(), QualityConfig())
+    assert pieces[-1].end == len(x) and pieces[-1].name.endswith(f"_{spans[-1][1]:010d}.wav")
 
 
 def test_long_clips_are_split_under_the_cap() -> None:
