@@ -34,7 +34,14 @@ follows the computed curve instead.
 
 AdamW (``GptTrainConfig.adamw()``) stays for LoRA: ScaledAdam moves a tensor in proportion to its
 RMS, and a LoRA ``B`` starts at zero, so it would crawl at ``param_min_rms`` (1e-5) per step.
-MEASURE_PLACEHOLDER see ``bench/train_gpt_step.py --compare``.
+Measured (``python -m bench.train_gpt_step --compare``: fixture-size model d=128, 3 layers,
+from random weights, synthetic learnable data, 240 batches of 4 = 56 optimiser steps each, dropout
+0.1, held-out cross-entropy per token, start 7.01): ScaledAdam at the official rates 5.02, AdamW
+warmed up to 1e-4 (the LoRA recipe) 5.69, AdamW warmed up to 1e-3 2.40. The official rates are
+conservative (with momentum, a steady step moves each element by about 0.002 of its tensor's RMS);
+ScaledAdam stays the default
+because it is what the official fine-tune does from a pretrained base, which this from-scratch toy
+does not measure.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ def test_losses_and_updated_weights_match_the_official_trainer(gsv_reference: Pa
     model = GptTrainModel(load_t2s(gsv_reference / str(meta["checkpoint"])).requires_grad_(True), dropout=0.0,
                           official_padding=official_padding)
     trainer = GptTrainer(model, GptTrainConfig(official_padding=official_padding))  # official defaults otherwise
+    start = {n: p.detach().reshape(-1)[_index(p.numel(), 256)].clone() for n, p in model.model.named_parameters()}
     snapshot = 0
     for i in range(int(meta["batches"])):  # type: ignore[call-overload]
         out = trainer.step(_batch(z, run, i), i)
@@ -73,7 +74,12 @@ def test_losses_and_updated_weights_match_the_official_trainer(gsv_reference: Pa
                 key = (index >= third) & (index < 2 * third)
                 torch.testing.assert_close(got[key], want[key], atol=1e-3, rtol=0, msg=f"{name} (key) step {snapshot}")
                 got, want = got[~key], want[~key]
+                start_q = start[name][~key]
+            else:
+                start_q = start[name]
             torch.testing.assert_close(got, want, atol=1e-5, rtol=0, msg=f"{name} after step {snapshot}")
+            moved, want_moved = float((got - start_q).norm()), float((want - start_q).norm())
+            assert moved == pytest.approx(want_moved, rel=1e-3, abs=1e-6), f"{name}: update size after step {snapshot}"
             if not name.endswith("self_attn.in_proj_bias"):
                 assert float(flat.double().norm()) == pytest.approx(
                     float(z[f"{run}/step{snapshot}/norm/{name}"]), rel=1e-5), name
