@@ -45,11 +45,12 @@ def write_sovits(path: Path, seed: int = 0) -> Path:
     return write_official(path, model, config, "random full-size v2")
 
 
-def write_gpt(path: Path, seed: int = 0, max_sec: int = 54) -> Path:
+def write_gpt(path: Path, seed: int = 0, max_sec: int = 54, sizes: Any = None) -> Path:
+    """``sizes``: a ``T2SConfig`` (default: the full-size v2 one)."""
     from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
 
     torch.manual_seed(seed)
-    cfg = T2SConfig()
+    cfg = sizes or T2SConfig()
     model = Text2SemanticDecoder(cfg)
     with torch.no_grad():
         model.ar_predict_layer.weight.mul_(4.0)  # sharper head, as the reference fixture does
@@ -57,7 +58,7 @@ def write_gpt(path: Path, seed: int = 0, max_sec: int = 54) -> Path:
     config = {
         "model": {"hidden_dim": cfg.hidden_dim, "embedding_dim": cfg.embedding_dim, "head": cfg.head,
                   "n_layer": cfg.n_layer, "vocab_size": cfg.vocab_size, "phoneme_vocab_size": cfg.phoneme_vocab_size,
-                  "EOS": cfg.eos, "dropout": 0, "random_bert": 0, "linear_units": 2048},
+                  "EOS": cfg.eos, "dropout": 0, "random_bert": 0, "linear_units": 4 * cfg.hidden_dim},
         "data": {"max_sec": max_sec},
     }
     torch.save({"weight": weights, "config": config, "info": "GPT-random"}, path)

@@ -49,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segment-size", type=int, default=0, help="decoder slice in samples (default: base config)")
     p.add_argument("--max-steps", type=int, default=0, help="stop each stage after this many steps")
     p.add_argument("--lr-scale", type=float, default=1.0, help="factor on the learning rates")
+    p.add_argument("--gpt-optimizer", choices=("auto", "scaled-adam", "adamw"), default="auto",
+                   help="GPT optimiser: auto = ScaledAdam as the official trainer (AdamW with --lora)")
+    p.add_argument("--gpt-dropout", type=float, default=0.1, help="GPT training dropout (official 0.1)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--overwrite", action="store_true", help="replace an existing voice of that name")
     # accepted after the command too, for `python -m anchorvoice.train NAME --home ...` (torchrun)
@@ -117,6 +120,8 @@ def run_train(args: argparse.Namespace) -> int:
         precision=args.precision, unfreeze_quantizer=args.unfreeze_quantizer, lora=args.lora, order=args.order,
         stages=stages, from_scratch=args.from_scratch, resume=args.resume, segment_size=args.segment_size,
         max_steps=args.max_steps, seed=args.seed, lr_scale=args.lr_scale,
+        gpt_optimizer="" if args.gpt_optimizer == "auto" else args.gpt_optimizer.replace("-", "_"),
+        gpt_dropout=args.gpt_dropout,
     )
     try:
         rank = int(os.environ.get("RANK", "0")) if distributed else 0

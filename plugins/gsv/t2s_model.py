@@ -154,6 +154,9 @@ class SinePositionalEmbedding(nn.Module):
 class SelfAttention(nn.Module):
     """Parameter layout of ``torch.nn.MultiheadAttention`` (packed ``in_proj``: q rows, k rows, v rows)."""
 
+    dropout_p: float = 0.0
+    """Dropout on the attention weights in training mode (the official trainer's layers use 0.1)."""
+
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
@@ -167,7 +170,8 @@ class SelfAttention(nn.Module):
         b, t, d = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).view(b, t, 3, self.heads, d // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, hd)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend,
+                                             dropout_p=self.dropout_p if self.training else 0.0)
         return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
 

@@ -1,50 +1,140 @@
-"""The GPT (s1) training step: next-semantic-token cross-entropy (``Text2SemanticDecoder.forward_old``).
+"""The GPT (s1) training step, as the official ``Text2SemanticLightningModule.training_step`` runs it.
 
-Inputs per item: phone ids (P,), BERT features (1024, P) and the semantic tokens (T,). The text
-(with its own positions) is followed by the tokens (with theirs); text rows attend to all text,
-token rows to all text and earlier tokens; padding is never attended. From the last text position
-on, the head predicts each next token and finally EOS (1024): ``sum`` cross-entropy over the
-T + 1 targets of every item (the official reduction: longer utterances weigh more).
+Loss (``Text2SemanticDecoder.forward_old``): inputs per item are phone ids (P,), BERT features
+(1024, P) and the semantic tokens (T,). The text (with its own positions) is followed by the
+tokens (with theirs); text rows attend to all text, token rows to all text and earlier tokens;
+padding is never attended. From the last text position on, the head predicts each next token and
+finally EOS (1024): ``sum`` cross-entropy over the T + 1 targets of every item (the official
+reduction: longer utterances weigh more). The logged accuracy is the official top-3 accuracy over
+the non-EOS targets. Dropout 0.1 after both positional embeddings, on the attention weights and in
+every layer's two residual branches and FFN (the official layers hard-code 0.1; ``model.dropout``
+of the config only reaches the token embeddings, 0 in every official config).
 
-Optimiser: the official trainer uses ScaledAdam (lr 0.01 nominal; its scheduler actually pins the
-rate at 0.002) and steps only every 4th batch. Here AdamW steps every batch with the official
-``WarmupCosineLRSchedule`` shape (init -> peak linearly over ``warmup_steps``, cosine to ``end``):
-AdamW's step size does not scale with the parameter norm as ScaledAdam's does, so its peak is 1e-4
-(the rate of the official ``lr_end``) rather than 0.002. Not yet measured against ScaledAdam.
+Official padding, on request (``official_padding``): the official collate pads phones on the
+right but ``forward_old`` masks the *left* ``P - len`` phone positions (``make_pad_mask_left``) and
+reads every item's first prediction at position ``P - 1``; it also scores the padded token
+positions (EOS after EOS). An item shorter than the longest in its batch therefore loses its
+first phones and is read from a padding position. Off by default (each item's loss is then what
+it would be alone); on, the loss equals the official one for any batch, which the conformance
+test checks. Batches whose items have equal lengths give the same loss either way.
+
+Stepping (the official ``training_step``): the gradient of every batch is accumulated and the
+optimiser steps after the batch whose index *within the epoch* is a positive multiple of 4 (4, 8,
+...), so the first step of each epoch sums 5 batches (and what the previous epoch left over). An
+epoch of 4 or fewer batches would never step in the official trainer; here it steps after its
+last batch instead (the only departure, and a logged one).
+
+Optimiser: ScaledAdam (:mod:`.scaled_adam`) with lr 0.01, betas (0.9, 0.95), clipping_scale 2,
+clipping_update_period 1000, no other gradient clipping (``train.gradient_clip`` of the config is
+ignored by Lightning under manual optimisation). Learning rate: the official
+``WarmupCosineLRSchedule`` computes a warm-up (1e-5 -> 0.01 over 2000 steps) and a cosine decay
+to 1e-4 at 40000 steps, then overrides it with a constant 0.002; since it is first called after
+the first optimiser step, that step runs at the optimiser's nominal 0.01. ``pinned_lr=None``
+follows the computed curve instead.
+
+AdamW (``GptTrainConfig.adamw()``) stays for LoRA: ScaledAdam moves a tensor in proportion to its
+RMS, and a LoRA ``B`` starts at zero, so it would crawl at ``param_min_rms`` (1e-5) per step.
+Measured (``python -m bench.train_gpt_step --compare``: fixture-size model d=128, 3 layers,
+from random weights, synthetic learnable data, 240 batches of 4 = 56 optimiser steps each, dropout
+0.1, held-out cross-entropy per token, start 7.01): ScaledAdam at the official rates 5.02, AdamW
+warmed up to 1e-4 (the LoRA recipe) 5.69, AdamW warmed up to 1e-3 2.40. The official rates are
+conservative (with momentum, a steady step moves each element by about 0.002 of its tensor's RMS);
+ScaledAdam stays the default
+because it is what the official fine-tune does from a pretrained base, which this from-scratch toy
+does not measure.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anchorvoice.engine.training import NonFiniteLoss
-from anchorvoice.plugins.gsv.t2s_model import Text2SemanticDecoder
+from anchorvoice.errors import TrainingError
+from anchorvoice.plugins.gsv.t2s_model import SelfAttention, T2SLayer, Text2SemanticDecoder
+from anchorvoice.plugins.gsv.training.scaled_adam import ScaledAdam
+
+OPTIMIZERS = ("scaled_adam", "adamw")
 
 
 @dataclass
 class GptTrainConfig:
-    """Hyper-parameters of the s1 fine-tune."""
+    """Hyper-parameters of the s1 fine-tune (defaults: the official trainer with s1longer-v2.yaml)."""
 
+    optimizer: str = "scaled_adam"
+    """``scaled_adam`` (official) or ``adamw``."""
+    accumulate: int = 4
+    """Step after in-epoch batch indices that are positive multiples of this (official 4); 1 = every batch."""
+    first_step_lr: float | None = 0.01
+    """Rate of optimiser step 0 (official: ScaledAdam's nominal lr, set before the scheduler first runs);
+    None: step 0 follows the schedule."""
+    pinned_lr: float | None = 0.002
+    """Constant rate after step 0 (official ``WarmupCosineLRSchedule`` pins 0.002); None: the curve below."""
     lr_init: float = 1e-5
-    """Learning rate at step 0."""
-    lr_peak: float = 1e-4
-    """Learning rate at the end of the warm-up."""
-    lr_end: float = 1e-5
-    """Learning rate at ``decay_steps`` and after."""
-    warmup_steps: int = 200
-    """Steps of linear warm-up (official 2000 over a large corpus; a fine-tune has a few hundred steps)."""
-    decay_steps: int = 4000
-    """Step at which the cosine decay reaches ``lr_end``."""
-    weight_decay: float = 0.01
+    """Curve: rate at its step 0 (``optimizer.lr_init``)."""
+    lr_peak: float = 0.01
+    """Curve: rate at the end of the warm-up (``optimizer.lr``)."""
+    lr_end: float = 1e-4
+    """Curve: rate at ``decay_steps`` and after (``optimizer.lr_end``)."""
+    warmup_steps: int = 2000
+    """Curve: optimiser steps of linear warm-up (``optimizer.warmup_steps``)."""
+    decay_steps: int = 40000
+    """Curve: optimiser step where the cosine reaches ``lr_end`` (``optimizer.decay_steps``)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """Both optimisers' betas (official ScaledAdam betas)."""
+    clipping_scale: float | None = 2.0
+    """ScaledAdam: clip to this times the median gradient norm of the last period."""
+    clipping_update_period: int = 1000
+    """ScaledAdam: optimiser steps per clipping period (no clipping before the first period ends)."""
+    weight_decay: float = 0.0
     """AdamW weight decay."""
-    gradient_clip: float = 1.0
-    """Max gradient norm (official ``train.gradient_clip``)."""
+    gradient_clip: float = 0.0
+    """Max total gradient norm before the step; 0 = none (official GPT: none)."""
+    dropout: float = 0.1
+    """Dropout in training (official layers and positional embeddings: 0.1)."""
+    official_padding: bool = False
+    """Reproduce the official left-mask / padded-target loss on mixed-length batches (see module doc)."""
+
+    @classmethod
+    def adamw(cls, **overrides: Any) -> GptTrainConfig:
+        """AdamW with a warm-up to 1e-4 and a cosine decay to 1e-5 (the rate of LoRA fine-tunes)."""
+        cfg = cls(optimizer="adamw", first_step_lr=None, pinned_lr=None, lr_init=1e-5, lr_peak=1e-4, lr_end=1e-5,
+                  warmup_steps=50, decay_steps=1000, weight_decay=0.01, gradient_clip=1.0)
+        return replace(cfg, **overrides)
+
+    def scaled(self, factor: float) -> GptTrainConfig:
+        """The same schedule with every rate times ``factor`` (``--lr-scale``)."""
+        return replace(self, first_step_lr=None if self.first_step_lr is None else self.first_step_lr * factor,
+                       pinned_lr=None if self.pinned_lr is None else self.pinned_lr * factor,
+                       lr_init=self.lr_init * factor, lr_peak=self.lr_peak * factor, lr_end=self.lr_end * factor)
+
+
+def lr_at(step: int, cfg: GptTrainConfig) -> float:
+    """Rate of optimiser step ``step`` (0-based); the curve is the official ``WarmupCosineLRSchedule``."""
+    if cfg.first_step_lr is not None:
+        if step == 0:
+            return cfg.first_step_lr
+        step -= 1  # the scheduler's own counter lags one step behind
+    if cfg.pinned_lr is not None:
+        return cfg.pinned_lr
+    if step < cfg.warmup_steps:
+        return cfg.lr_init + (cfg.lr_peak - cfg.lr_init) * step / max(1, cfg.warmup_steps)
+    if step > cfg.decay_steps:
+        return cfg.lr_end
+    ratio = (step - cfg.warmup_steps) / max(1, cfg.decay_steps - cfg.warmup_steps)
+    return cfg.lr_end + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.lr_peak - cfg.lr_end)
+
+
+def steps_per_epoch(batches: int, accumulate: int) -> int:
+    """Optimiser steps in an epoch of ``batches`` batches under the official stepping rule (min 1)."""
+    if accumulate <= 1:
+        return batches
+    return max(1, (batches - 1) // accumulate)
 
 
 @dataclass
@@ -84,92 +174,128 @@ def collate_gpt(items: list[tuple[list[int], Tensor, list[int]]], eos: int = 102
 
 
 class GptTrainModel(nn.Module):
-    """Wraps a :class:`Text2SemanticDecoder` under the official attribute ``model``; ``forward`` -> summed loss."""
+    """Wraps a :class:`Text2SemanticDecoder` under the official attribute ``model``.
 
-    def __init__(self, model: Text2SemanticDecoder) -> None:
+    ``forward(batch)`` -> (summed cross-entropy, number of scored targets, top-3 accuracy).
+    """
+
+    def __init__(self, model: Text2SemanticDecoder, dropout: float = 0.0, official_padding: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.official_padding = official_padding
+        self.drop = nn.Dropout(dropout)
+        for mod in model.modules():
+            if isinstance(mod, SelfAttention):
+                mod.dropout_p = dropout
 
-    def forward(self, batch: GptBatch) -> tuple[Tensor, Tensor]:
-        """-> (sum cross-entropy, number of targets)."""
+    def forward(self, batch: GptBatch) -> tuple[Tensor, Tensor, Tensor]:
         m = self.model
         eos = m.config.eos
         b, p = batch.phones.shape
         t = batch.semantic.shape[1]
         dev = batch.phones.device
-        x = m.embed_text(batch.phones, batch.bert)
-        y_valid = torch.arange(t, device=dev)[None] < batch.semantic_lens[:, None]  # (B, T)
+        steps = torch.arange(t + 1, device=dev)[None]
+        x = self.drop(m.embed_text(batch.phones, batch.bert))
+        y_valid = steps[:, :t] < batch.semantic_lens[:, None]  # (B, T)
         codes = torch.where(y_valid, batch.semantic, torch.full_like(batch.semantic, eos))
         targets = torch.cat([codes, torch.full((b, 1), eos, device=dev, dtype=torch.long)], 1)
-        y = m.embed_audio(codes)
-        x_valid = torch.arange(p, device=dev)[None] < batch.phone_lens[:, None]
+        y = self.drop(m.embed_audio(codes))
+        if self.official_padding:  # the left P - len positions count as padding, whatever they hold
+            x_valid = torch.arange(p, device=dev)[None] >= (p - batch.phone_lens)[:, None]
+            pred_pos = (p - 1 + steps).expand(b, -1)
+            tgt_ok = torch.ones_like(targets, dtype=torch.bool)
+        else:  # target 0 at the item's last phone, target j >= 1 at token j - 1 (position P + j - 1)
+            x_valid = torch.arange(p, device=dev)[None] < batch.phone_lens[:, None]
+            pred_pos = torch.where(steps == 0, batch.phone_lens[:, None] - 1, p - 1 + steps)
+            tgt_ok = steps <= batch.semantic_lens[:, None]
         key_ok = torch.cat([x_valid, y_valid], 1)  # (B, P + T)
         attend = torch.zeros(p + t, p + t, dtype=torch.bool, device=dev)
         attend[:, :p] = True
         attend[p:, p:] = torch.ones(t, t, dtype=torch.bool, device=dev).tril()
         mask = (attend[None] & key_ok[:, None, :]).unsqueeze(1)  # (B, 1, L, L)
         h = torch.cat([x, y], 1)
-        for layer in m.h.layers:
-            h = layer(h, mask)
-        # Target 0 is predicted at item i's last real phone, target j >= 1 at token j - 1 (position P + j - 1).
-        pred_pos = torch.where(torch.arange(t + 1, device=dev)[None] == 0, batch.phone_lens[:, None] - 1,
-                               p - 1 + torch.arange(t + 1, device=dev)[None])
+        for block in m.h.layers:  # T2SLayer with the official training dropouts
+            layer = cast(T2SLayer, block)
+            h = layer.norm1(h + self.drop(layer.self_attn(h, mask)))
+            h = layer.norm2(h + self.drop(layer.linear2(self.drop(F.relu(layer.linear1(h))))))
         hid = torch.gather(h, 1, pred_pos[..., None].expand(-1, -1, h.shape[-1]))
         logits = m.ar_predict_layer(hid)  # (B, T + 1, V)
-        tgt_ok = torch.arange(t + 1, device=dev)[None] <= batch.semantic_lens[:, None]
         loss = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")
-        return (loss * tgt_ok).sum(), tgt_ok.sum()
-
-
-def lr_at(step: int, cfg: GptTrainConfig) -> float:
-    """Official ``WarmupCosineLRSchedule`` shape (without its pin at 0.002)."""
-    if step < cfg.warmup_steps:
-        return cfg.lr_init + (cfg.lr_peak - cfg.lr_init) * step / max(1, cfg.warmup_steps)
-    if step > cfg.decay_steps:
-        return cfg.lr_end
-    ratio = (step - cfg.warmup_steps) / max(1, cfg.decay_steps - cfg.warmup_steps)
-    return cfg.lr_end + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.lr_peak - cfg.lr_end)
+        with torch.no_grad():  # official top-3 accuracy, EOS targets ignored
+            counted = tgt_ok & (targets != eos)
+            hit = (logits.topk(min(3, logits.shape[-1]), -1).indices == targets[..., None]).any(-1)
+            acc = (hit & counted).sum() / counted.sum().clamp(min=1)
+        return (loss * tgt_ok).sum(), tgt_ok.sum(), acc
 
 
 class GptTrainer:
-    """AdamW step per batch on the summed cross-entropy."""
+    """Accumulates every batch's gradient and steps the optimiser on the official batch indices."""
 
     def __init__(self, model: nn.Module, cfg: GptTrainConfig, precision: str = "fp32",
-                 params: list[nn.Parameter] | None = None, loss_scale: float = 1.0) -> None:
+                 params: list[nn.Parameter] | None = None, loss_scale: float = 1.0,
+                 batches_per_epoch: int = 0) -> None:
         """``loss_scale``: the number of processes under DDP (which averages gradients), so that the
-        summed loss gives the same gradient as one process on the whole global batch."""
+        summed loss gives the same gradient as one process on the whole global batch.
+        ``batches_per_epoch``: when at most ``cfg.accumulate``, the last batch of each epoch steps."""
+        if cfg.optimizer not in OPTIMIZERS:
+            raise TrainingError(f"unknown GPT optimizer {cfg.optimizer!r}; choose {' or '.join(OPTIMIZERS)}")
         self.model, self.cfg, self.loss_scale = model, cfg, loss_scale
+        self.batches_per_epoch = batches_per_epoch
         self.device = next(model.parameters()).device
         self.precision = precision if self.device.type == "cuda" else "fp32"
-        trainable = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-        self.params = trainable
-        self.optim = torch.optim.AdamW(trainable, lr=cfg.lr_init, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+        self.params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+        self.optim: torch.optim.Optimizer
+        if cfg.optimizer == "scaled_adam":
+            self.optim = ScaledAdam(self.params, lr=lr_at(0, cfg), betas=cfg.betas,
+                                    clipping_scale=cfg.clipping_scale,
+                                    clipping_update_period=cfg.clipping_update_period)
+        else:
+            self.optim = torch.optim.AdamW(self.params, lr=lr_at(0, cfg), betas=cfg.betas,
+                                           weight_decay=cfg.weight_decay)
         self.steps = 0
+        """Optimiser steps taken."""
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
-    def step(self, batch: GptBatch) -> dict[str, float]:
+    def steps_here(self, index: int) -> bool:
+        """Whether the optimiser steps after the batch with in-epoch ``index``."""
+        acc = self.cfg.accumulate
+        if acc <= 1 or (index > 0 and index % acc == 0):
+            return True
+        return 0 < self.batches_per_epoch <= acc and index == self.batches_per_epoch - 1
+
+    def step(self, batch: GptBatch, index: int) -> dict[str, float]:
+        """Forward and backward one batch (``index`` within its epoch); steps the optimiser when due."""
         batch = batch.to(self.device)
-        for g in self.optim.param_groups:
-            g["lr"] = lr_at(self.steps, self.cfg)
         self.model.train()
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            loss, n = self.model(batch)
+            loss, n, acc = self.model(batch)
         if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"GPT loss is {float(loss)} at step {self.steps}")
-        self.optim.zero_grad()
+            raise NonFiniteLoss(f"GPT loss is {float(loss)} at optimiser step {self.steps}, batch {index}")
         self.scaler.scale(loss * self.loss_scale).backward()
-        self.scaler.unscale_(self.optim)
-        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.gradient_clip)
-        self.scaler.step(self.optim)
-        self.scaler.update()
-        self.steps += 1
-        return {"loss": float(loss.detach()), "loss_per_token": float(loss.detach()) / max(1, int(n))}
+        lr = lr_at(self.steps, self.cfg)
+        if self.steps_here(index):
+            for g in self.optim.param_groups:
+                g["lr"] = lr
+            self.scaler.unscale_(self.optim)
+            if self.cfg.gradient_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.params, self.cfg.gradient_clip)
+            self.scaler.step(self.optim)
+            self.scaler.update()
+            self.optim.zero_grad()
+            self.steps += 1
+        value = float(loss.detach())
+        return {"loss": value, "loss_per_token": value / max(1, int(n)), "acc": float(acc), "lr": lr}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optim": self.optim.state_dict(), "steps": self.steps, "scaler": self.scaler.state_dict()}
+        return {"optimizer": self.cfg.optimizer, "optim": self.optim.state_dict(), "steps": self.steps,
+                "scaler": self.scaler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state.get("optimizer", "adamw")
+        if saved != self.cfg.optimizer:
+            raise TrainingError(f"the saved GPT state was trained with {saved}, this run uses {self.cfg.optimizer}; "
+                                "resume with the same --gpt-optimizer or start a new run")
         self.optim.load_state_dict(state["optim"])
         self.steps = int(state["steps"])
         self.scaler.load_state_dict(state["scaler"])

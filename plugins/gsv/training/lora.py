@@ -76,7 +76,8 @@ class _LoraSelfAttention(SelfAttention):
         w = self.in_proj_weight + self.lora.delta()
         qkv = F.linear(x, w, self.in_proj_bias).view(b, t, 3, self.heads, d // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend,
+                                             dropout_p=self.dropout_p if self.training else 0.0)
         return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
 

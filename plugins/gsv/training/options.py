@@ -17,7 +17,8 @@ from anchorvoice.plugins.gsv.training.bases import DOWNLOAD_HINT
 
 STAGES = ("sovits", "gpt")
 RESUME_KEYS = ("dataset", "base_gpt", "base_sovits", "base_disc", "sovits_epochs", "gpt_epochs", "batch_size",
-               "unfreeze_quantizer", "lora", "order", "stages", "from_scratch", "segment_size", "seed")
+               "unfreeze_quantizer", "lora", "order", "stages", "from_scratch", "segment_size", "seed",
+               "gpt_optimizer", "gpt_dropout")
 """Options that must be the same when a run is resumed."""
 
 
@@ -67,6 +68,11 @@ class TrainOptions:
     """Shuffling / initialisation seed (official 1234)."""
     lr_scale: float = 1.0
     """Factor on both stages' learning rates."""
+    gpt_optimizer: str = ""
+    """``scaled_adam`` (the official) or ``adamw``; empty: AdamW with LoRA (ScaledAdam steps scale with a
+    tensor's RMS, and LoRA's B starts at zero), ScaledAdam otherwise."""
+    gpt_dropout: float = 0.1
+    """GPT dropout in training (the official layers hard-code 0.1; 0 makes runs reproducible across process counts)."""
 
     def key(self) -> dict[str, Any]:
         d = asdict(self)

@@ -34,7 +34,13 @@ from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder, l
 from anchorvoice.plugins.gsv.training.bases import check_dataset_fits, load_discriminator, tokens_match
 from anchorvoice.plugins.gsv.training.dataset import GsvDataset, match_length, write_semantic
 from anchorvoice.plugins.gsv.training.discriminator import MultiPeriodDiscriminator
-from anchorvoice.plugins.gsv.training.gpt_step import GptTrainConfig, GptTrainer, GptTrainModel, collate_gpt
+from anchorvoice.plugins.gsv.training.gpt_step import (
+    GptTrainConfig,
+    GptTrainer,
+    GptTrainModel,
+    collate_gpt,
+    steps_per_epoch,
+)
 from anchorvoice.plugins.gsv.training.options import TrainOptions, check_bases, check_order, check_resume
 from anchorvoice.plugins.gsv.training.sovits_step import (
     SovitsTrainConfig,
@@ -335,17 +341,17 @@ class FineTune:
             from anchorvoice.plugins.gsv.training.lora import add_lora_gpt
 
             params = add_lora_gpt(t2s, opts.lora)
-        wrapped = GptTrainModel(t2s)
+        wrapped = GptTrainModel(t2s, dropout=opts.gpt_dropout)
         net: nn.Module = wrapped
         if self.world > 1:
             net = nn.parallel.DistributedDataParallel(wrapped)
         per_epoch = len(items) // (self.batch * self.world)
-        gcfg = GptTrainConfig(decay_steps=max(2, per_epoch * opts.gpt_epochs),
-                              warmup_steps=min(200, max(1, per_epoch * opts.gpt_epochs // 10)))
-        gcfg.lr_init *= opts.lr_scale
-        gcfg.lr_peak *= opts.lr_scale
-        gcfg.lr_end *= opts.lr_scale
-        trainer = GptTrainer(net, gcfg, opts.precision, params=params, loss_scale=float(self.world))
+        gcfg = self._gpt_config(per_epoch)
+        if 1 < gcfg.accumulate and per_epoch <= gcfg.accumulate:
+            self.say(f"GPT: {per_epoch} batch(es) per epoch; the official trainer steps only after batch 4, 8, ... "
+                     "of an epoch and would never step: here each epoch steps once, after its last batch")
+        trainer = GptTrainer(net, gcfg, opts.precision, params=params, loss_scale=float(self.world),
+                             batches_per_epoch=per_epoch)
         state = self._load_state("gpt")
         start = 0
         if state is not None:
@@ -357,7 +363,7 @@ class FineTune:
         def step(epoch: int, index: int) -> dict[str, float]:
             order = _epoch_order(len(items), epoch, opts.seed + 1)
             lo = index * self.batch * self.world + self.rank * self.batch
-            return trainer.step(collate_gpt([items[j] for j in order[lo : lo + self.batch]], cfg.eos))
+            return trainer.step(collate_gpt([items[j] for j in order[lo : lo + self.batch]], cfg.eos), index)
 
         def save(at: int) -> None:
             if self.rank == 0:
@@ -376,6 +382,18 @@ class FineTune:
                 export = merged_copy(t2s)
             write_gpt(out, export, config, f"GPT-e{max(1, final // max(1, per_epoch))}")
         return out, final
+
+    def _gpt_config(self, per_epoch: int) -> GptTrainConfig:
+        """The official ScaledAdam recipe, or AdamW (default with LoRA) warmed up over a tenth of the run."""
+        opts = self.opts
+        name = opts.gpt_optimizer or ("adamw" if opts.lora else "scaled_adam")
+        if name == "scaled_adam":
+            return GptTrainConfig().scaled(opts.lr_scale)
+        if name != "adamw":
+            raise TrainingError(f"unknown GPT optimizer {name!r}; choose scaled_adam or adamw")
+        total = steps_per_epoch(per_epoch, GptTrainConfig.accumulate) * opts.gpt_epochs
+        return GptTrainConfig.adamw(decay_steps=max(2, total), warmup_steps=min(50, max(1, total // 10))).scaled(
+            opts.lr_scale)
 
 
 def _unwrap(m: nn.Module) -> nn.Module:

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[3]
 def _cmd(home: Path, ds: Path, ref: Path, hubert: Path, batch: int) -> list[str]:
     return ["mira", "--home", str(home), "--dataset", str(ds), "--stage", "gpt", "--batch-size", str(batch),
             "--base-gpt", str(ref / "s1_v2_small.ckpt"), "--base-sovits", str(ref / "s2_v2_small.pth"),
-            "--hubert", str(hubert), "--gpt-epochs", "1", "--lr-scale", "30", "--json"]
+            "--hubert", str(hubert), "--gpt-epochs", "1", "--lr-scale", "30", "--gpt-dropout", "0", "--json"]
 
 
 @pytest.mark.slow

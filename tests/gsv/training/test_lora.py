@@ -27,8 +27,8 @@ def test_gpt_lora_trains_only_adapters_and_merges(gsv_reference: Path) -> None:
     with torch.no_grad():
         torch.testing.assert_close(g(batch)[0], start)  # B = 0: exactly the base at step 0
     frozen = {k: v.clone() for k, v in g.model.state_dict().items() if "lora" not in k}
-    tr = GptTrainer(g, GptTrainConfig(warmup_steps=1, lr_init=1e-3, lr_peak=1e-2), params=params)
-    losses = [tr.step(batch)["loss"] for _ in range(6)]
+    tr = GptTrainer(g, GptTrainConfig.adamw(warmup_steps=1, lr_init=1e-3, lr_peak=1e-2, accumulate=1), params=params)
+    losses = [tr.step(batch, i)["loss"] for i in range(6)]
     assert losses[-1] < losses[0]
     assert all(torch.equal(v, frozen[k]) for k, v in g.model.state_dict().items() if k in frozen)
     adapters = lora_state(g.model)
