@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from anchorvoice.engine.stages import Decoder, Vocoder, VocoderStream
-from anchorvoice.engine.state_dicts import check_keys
+from anchorvoice.engine.state_dicts import build_unset, check_keys, load_assigned
 from anchorvoice.engine.store.features import feature_key, file_identity
 from anchorvoice.errors import CheckpointError, StageError, TextInputError
 from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TokenFrame
@@ -88,7 +88,8 @@ class GsvSovitsDecoder(Decoder):
     def prepare(self, voice: Voice | None) -> None:
         path = _sovits_path(self.config.sovits_path, voice, self.name)
         if path != self._loaded:
-            self.model = SynthesizerTrn.from_checkpoint(load_sovits(path))
+            # the prior only: this stage never runs the HiFi-GAN (gsv-hifigan loads its own)
+            self.model = SynthesizerTrn.from_checkpoint(load_sovits(path), decoder=False)
             self._loaded = path
             from anchorvoice.plugins.text_common.symbols import load_symbols_v2
 
@@ -201,14 +202,14 @@ class GsvHifiganVocoder(Vocoder):
             return
         ckpt = load_sovits(path)
         cfg = SovitsConfig.from_checkpoint_config(ckpt.config, ckpt.version)
-        dec = Generator(
+        dec = build_unset(lambda: Generator(  # no random init: the weights replace it
             cfg.hifigan,
             channels_last=self.config.channels_last,
             block_dft=BlockDFTRule() if self.config.block_dft else None,
-        )
+        ))
         weights = {k[4:]: v for k, v in ckpt.weights.items() if k.startswith("dec.")}
         check_keys(set(official_key_shapes(dec)), set(weights), f"{path} (dec)")
-        dec.load_state_dict(weights, strict=True)
+        load_assigned(dec, weights, f"{path} (dec)")
         self.dec = dec.float().eval().requires_grad_(False)
         self.sample_rate = cfg.spectrogram.sampling_rate
         self._loaded = path

@@ -125,7 +125,7 @@ class GsvVoiceConverter(VoiceConverter):
         model = self.sovits.model
         assert model is not None  # _latent checked it
         with torch.inference_mode():
-            return np.asarray(model.dec(z[None], g=ge)[0, 0].numpy(), np.float32)
+            return np.asarray(model.decoder(z[None], g=ge)[0, 0].numpy(), np.float32)
 
     def _convert_samples(self, x: FloatArray) -> FloatArray:
         """Convert 32 kHz samples; the result has the same length (zero-padded at the end)."""
