@@ -78,8 +78,12 @@ class GsvSovitsDecoder(Decoder):
     holdback_frames = 8
     Config = GsvSovitsConfig
 
-    def __init__(self, config: GsvSovitsConfig | None = None) -> None:
+    def __init__(self, config: GsvSovitsConfig | None = None, *, with_hifigan: bool = False) -> None:
+        """``with_hifigan``: keep the checkpoint's HiFi-GAN in ``model.dec`` too (a caller that decodes
+        with it, as ``gsv-vc``); a TTS pipeline's ``gsv-hifigan`` stage loads its own, so by default the
+        prior is loaded alone (half the SoVITS load time and memory)."""
         super().__init__(config)
+        self.with_hifigan = with_hifigan
         self.model: SynthesizerTrn | None = None
         self._loaded: Path | None = None
         self._ge: torch.Tensor | None = None
@@ -88,8 +92,7 @@ class GsvSovitsDecoder(Decoder):
     def prepare(self, voice: Voice | None) -> None:
         path = _sovits_path(self.config.sovits_path, voice, self.name)
         if path != self._loaded:
-            # the prior only: this stage never runs the HiFi-GAN (gsv-hifigan loads its own)
-            self.model = SynthesizerTrn.from_checkpoint(load_sovits(path), decoder=False)
+            self.model = SynthesizerTrn.from_checkpoint(load_sovits(path), decoder=self.with_hifigan)
             self._loaded = path
             from anchorvoice.plugins.text_common.symbols import load_symbols_v2
 

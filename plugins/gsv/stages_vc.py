@@ -83,7 +83,7 @@ class GsvVoiceConverter(VoiceConverter):
         c = self.config
         self.hubert = HubertExtractor(HubertExtractorConfig(model_dir=c.hubert_dir))
         self.sovits = GsvSovitsDecoder(
-            GsvSovitsConfig(sovits_path=c.sovits_path, noise_scale=c.noise_scale, seed=c.seed)
+            GsvSovitsConfig(sovits_path=c.sovits_path, noise_scale=c.noise_scale, seed=c.seed), with_hifigan=True
         )
         self._history = np.zeros(0, np.float32)
         self._origin = -1  # stream index of _history[0] (the silence before the stream included); -1: not started
