@@ -19,7 +19,10 @@ def _clip(path: Path, f0: float) -> Path:
 def test_low_and_high_voices_form_two_families(engine: Engine, tmp_path: Path) -> None:
     for name, f0 in (("low1", 95.0), ("low2", 100.0), ("low3", 105.0), ("high1", 240.0), ("high2", 250.0)):
         engine.add_voice(name, [_clip(tmp_path / f"{name}.wav", f0)])
-    emb = collect(engine.voices, engine.plugins.speaker_embeddings)
+    # the DSP statistics only: the speaker-encoder plugin's space, where installed, ranks above them for
+    # voices with references and has its own tests (test_speaker_encoder.py)
+    emb = collect(engine.voices, lambda v: {k: x for k, x in engine.plugins.speaker_embeddings(v).items()
+                                            if k == "dsp-envelope"})
     assert emb.space == "dsp-envelope" and len(emb.vectors) == 5
     assert similar(emb, "high1", 1)[0][0] == "high2"
     assert [n for n, _ in similar(emb, "low2", 2)] in (["low1", "low3"], ["low3", "low1"])
