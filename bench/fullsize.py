@@ -65,11 +65,12 @@ def write_gpt(path: Path, seed: int = 0, max_sec: int = 54, sizes: Any = None) -
     return path
 
 
-def write_hubert(folder: Path, seed: int = 0) -> Path:
+def write_hubert(folder: Path, seed: int = 0, sizes: dict[str, Any] | None = None) -> Path:
+    """A HuggingFace-layout HuBERT folder; ``sizes`` overrides config fields (a smaller model)."""
     from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel
 
     torch.manual_seed(seed)
-    config = HubertConfig()  # its defaults are chinese-hubert-base's sizes
+    config = HubertConfig(**(sizes or {}))  # its defaults are chinese-hubert-base's sizes
     sd = dict(HubertModel(config).state_dict())
     w = sd.pop("encoder.pos_conv_embed.conv.weight")
     sd["encoder.pos_conv_embed.conv.weight_g"] = w.norm(dim=(0, 1), keepdim=True)

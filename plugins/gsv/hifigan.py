@@ -314,7 +314,7 @@ class Generator(nn.Module):
     @staticmethod
     def _after_load(module: nn.Module, incompatible: Any) -> None:
         # Only the block-DFT spectra are worth building ahead; the channels-last copies stay lazy, so
-        # a generator that is loaded but never run (SynthesizerTrn.dec in the gsv-sovits prior) costs
+        # a generator that is loaded but never run (e.g. a SynthesizerTrn.dec used only for its prior) costs
         # no second copy of its weights.
         if isinstance(module, Generator) and module.block_dft is not None and not incompatible.missing_keys:
             module.prepare()

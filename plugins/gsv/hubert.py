@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anchorvoice.engine.stages import FeatureExtractor
-from anchorvoice.engine.state_dicts import check_keys
+from anchorvoice.engine.state_dicts import build_unset, check_keys, load_assigned
 from anchorvoice.errors import (
     AudioInputError,
     CheckpointError,
@@ -344,8 +344,11 @@ class HubertModel(nn.Module):
                 out[key] = tuple(t.shape)
         return out
 
-    def load_official(self, weights: dict[str, Tensor], source: str = "HuBERT checkpoint") -> None:
-        """Load an HF state_dict (legacy ``weight_g``/``weight_v`` or ``parametrizations`` names) strictly."""
+    def load_official(
+        self, weights: dict[str, Tensor], source: str = "HuBERT checkpoint", assign: bool = False
+    ) -> None:
+        """Load an HF state_dict (legacy ``weight_g``/``weight_v`` or ``parametrizations`` names) strictly;
+        ``assign``: into a model built by :func:`anchorvoice.engine.state_dicts.build_unset`."""
         sd = {_PARAMETRIZED.get(k, k): v for k, v in weights.items()}
         # Files saved from HubertForCTC etc. prefix the backbone with "hubert.".
         if sd and all(k.startswith("hubert.") for k in sd):
@@ -355,6 +358,9 @@ class HubertModel(nn.Module):
         bad = [f"{k} {tuple(sd[k].shape)} != {s}" for k, s in want.items() if tuple(sd[k].shape) != s]
         if bad:
             raise CorruptCheckpointError(f"{source}: shapes differ from config.json: {'; '.join(bad[:5])}")
+        if assign:
+            load_assigned(self, sd, source)
+            return
         dtype = self.masked_spec_embed.dtype
         self.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True)
 
@@ -362,10 +368,11 @@ class HubertModel(nn.Module):
 def build_hubert(ckpt: HubertCheckpoint) -> HubertModel:
     """A float32 eval-mode :class:`HubertModel` with the checkpoint's weights."""
     try:
-        model = HubertModel(HubertConfig.from_json(ckpt.config))
+        config = HubertConfig.from_json(ckpt.config)
+        model = build_unset(lambda: HubertModel(config))  # no random init: the weights replace it
     except (TypeError, ValueError, RuntimeError) as exc:  # e.g. a size given as a string or <= 0
         raise CorruptCheckpointError(f"{ckpt.path}/config.json: unusable sizes ({exc})") from exc
-    model.load_official(ckpt.weights, source=str(ckpt.path or "HuBERT checkpoint"))
+    model.load_official(ckpt.weights, source=str(ckpt.path or "HuBERT checkpoint"), assign=True)
     return model.eval()
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from anchorvoice.engine.stages import Tokenizer
-from anchorvoice.engine.state_dicts import check_keys
+from anchorvoice.engine.state_dicts import build_unset, check_keys, load_assigned
 from anchorvoice.errors import CheckpointError, CorruptCheckpointError, StageError
 from anchorvoice.frames import FeatureFrame, TokenFrame
 from anchorvoice.plugins.gsv.checkpoints import SovitsCheckpoint, load_sovits
@@ -307,9 +307,9 @@ class SemanticTokenizerModel(nn.Module):
         if proj is None or embed is None or proj.dim() != 3 or embed.dim() != 2:
             raise CorruptCheckpointError(f"{ckpt.path}: no ssl_proj / quantizer weights; not a SoVITS generator")
         n_q = len({k.split(".")[3] for k in w if k.startswith("quantizer.vq.layers.")})
-        model = cls(proj.shape[0], proj.shape[2], n_q, embed.shape[0])
+        model = build_unset(lambda: cls(proj.shape[0], proj.shape[2], n_q, embed.shape[0]))
         check_keys(set(model.state_dict()), set(w), what=f"{ckpt.path} (ssl_proj + quantizer)")
-        model.load_state_dict({k: v.float() for k, v in w.items()}, strict=True)
+        load_assigned(model, {k: v.float() for k, v in w.items()}, f"{ckpt.path} (ssl_proj + quantizer)")
         return model.eval()
 
     @property

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anchorvoice.engine.state_dicts import check_keys
+from anchorvoice.engine.state_dicts import build_unset, check_keys, load_assigned
 from anchorvoice.errors import CorruptCheckpointError, ReferenceAudioError, UnsupportedCheckpointError
 from anchorvoice.plugins.gsv.checkpoints import SovitsCheckpoint
 from anchorvoice.plugins.gsv.hifigan import Generator, HiFiGANConfig
@@ -199,11 +199,12 @@ class PriorTrace:
 class SynthesizerTrn(nn.Module):
     """SoVITS v1/v2 generator without ``enc_q``; build with :meth:`from_checkpoint`."""
 
-    def __init__(self, cfg: SovitsConfig) -> None:
+    def __init__(self, cfg: SovitsConfig, decoder: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
         self.enc_p = TextEncoder(cfg)
-        self.dec = Generator(cfg.hifigan)
+        # decoder=False: a prior-only model (the gsv-sovits stage, whose vocoder stage holds the HiFi-GAN)
+        self.dec: Generator | None = Generator(cfg.hifigan) if decoder else None
         # Official: ResidualCouplingBlock(inter, hidden, 5, 1, 4, gin_channels=gin).
         self.flow = ResidualCouplingBlock(
             cfg.inter_channels, cfg.hidden_channels, 5, 1, 4, gin_channels=cfg.gin_channels
@@ -212,16 +213,31 @@ class SynthesizerTrn(nn.Module):
         self.ssl_proj = nn.Conv1d(SSL_DIM, SSL_DIM, 2, stride=2)
         self.quantizer = ResidualVectorQuantizer(dimension=SSL_DIM, n_q=1, bins=1024)
 
+    @property
+    def decoder(self) -> Generator:
+        """The HiFi-GAN ``dec``; a prior-only model (``decoder=False``) has none and says so."""
+        if self.dec is None:
+            raise ValueError("this SoVITS model was built without its decoder (from_checkpoint(..., decoder=False))")
+        return self.dec
+
     @classmethod
-    def from_checkpoint(cls, ckpt: SovitsCheckpoint) -> SynthesizerTrn:
-        """Build from the checkpoint config and load its weights (fp16 -> float32), eval mode."""
-        model = cls(SovitsConfig.from_checkpoint_config(ckpt.config, ckpt.version))
-        weights = {k: v for k, v in ckpt.weights.items() if not k.startswith("enc_q.")}
-        model.load_official(weights, what=str(ckpt.path or "SoVITS checkpoint"))
+    def from_checkpoint(cls, ckpt: SovitsCheckpoint, decoder: bool = True) -> SynthesizerTrn:
+        """Build from the checkpoint config and load its weights (fp16 -> float32), eval mode.
+
+        The modules are built on the ``meta`` device and take the checkpoint's tensors as they are
+        loaded (no random initialisation that the weights then overwrite: half of a cold load).
+        ``decoder=False`` leaves out the HiFi-GAN ``dec`` (its ``dec.*`` entries are not read): the
+        prior alone, for a caller that decodes with a separate vocoder."""
+        cfg = SovitsConfig.from_checkpoint_config(ckpt.config, ckpt.version)
+        model = build_unset(lambda: cls(cfg, decoder))
+        skip = ("enc_q.",) if decoder else ("enc_q.", "dec.")
+        weights = {k: v for k, v in ckpt.weights.items() if not k.startswith(skip)}
+        model.load_official(weights, what=str(ckpt.path or "SoVITS checkpoint"), assign=True)
         return model
 
-    def load_official(self, weights: dict[str, Tensor], what: str = "SoVITS checkpoint") -> None:
-        """Strictly load an official state dict (weight-norm pairs are folded on the way in)."""
+    def load_official(self, weights: dict[str, Tensor], what: str = "SoVITS checkpoint", assign: bool = False) -> None:
+        """Strictly load an official state dict (weight-norm pairs are folded on the way in); ``assign``:
+        into a model built by :func:`anchorvoice.engine.state_dicts.build_unset`."""
         expected = official_key_shapes(self)
         check_keys(set(expected), set(weights), what)
         bad = [k for k, s in expected.items() if tuple(weights[k].shape) != s]
@@ -231,7 +247,10 @@ class SynthesizerTrn(nn.Module):
                 f"{what}: {k} has shape {tuple(weights[k].shape)}, the config implies {expected[k]} "
                 f"({len(bad)} mismatched tensors); the file's weights and config disagree"
             )
-        self.load_state_dict(dict(weights), strict=True)
+        if assign:
+            load_assigned(self, weights, what)
+        else:
+            self.load_state_dict(dict(weights), strict=True)
         self.float().eval().requires_grad_(False)
 
     def project_ssl(self, ssl: Tensor) -> Tensor:
@@ -299,5 +318,6 @@ class SynthesizerTrn(nn.Module):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """The official ``decode``: -> audio (B, 1, T * hop) at 32 kHz."""
+        dec = self.decoder
         tr = self.infer_latent(codes, text, refers, noise_scale, speed, noise, generator)
-        return self.dec(tr.z * tr.y_mask, g=tr.ge)
+        return dec(tr.z * tr.y_mask, g=tr.ge)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from anchorvoice.engine.stages import Decoder, Vocoder, VocoderStream
-from anchorvoice.engine.state_dicts import check_keys
+from anchorvoice.engine.state_dicts import build_unset, check_keys, load_assigned
 from anchorvoice.engine.store.features import feature_key, file_identity
 from anchorvoice.errors import CheckpointError, StageError, TextInputError
 from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TokenFrame
@@ -78,8 +78,12 @@ class GsvSovitsDecoder(Decoder):
     holdback_frames = 8
     Config = GsvSovitsConfig
 
-    def __init__(self, config: GsvSovitsConfig | None = None) -> None:
+    def __init__(self, config: GsvSovitsConfig | None = None, *, with_hifigan: bool = False) -> None:
+        """``with_hifigan``: keep the checkpoint's HiFi-GAN in ``model.dec`` too (a caller that decodes
+        with it, as ``gsv-vc``); a TTS pipeline's ``gsv-hifigan`` stage loads its own, so by default the
+        prior is loaded alone (half the SoVITS load time and memory)."""
         super().__init__(config)
+        self.with_hifigan = with_hifigan
         self.model: SynthesizerTrn | None = None
         self._loaded: Path | None = None
         self._ge: torch.Tensor | None = None
@@ -88,7 +92,7 @@ class GsvSovitsDecoder(Decoder):
     def prepare(self, voice: Voice | None) -> None:
         path = _sovits_path(self.config.sovits_path, voice, self.name)
         if path != self._loaded:
-            self.model = SynthesizerTrn.from_checkpoint(load_sovits(path))
+            self.model = SynthesizerTrn.from_checkpoint(load_sovits(path), decoder=self.with_hifigan)
             self._loaded = path
             from anchorvoice.plugins.text_common.symbols import load_symbols_v2
 
@@ -201,14 +205,14 @@ class GsvHifiganVocoder(Vocoder):
             return
         ckpt = load_sovits(path)
         cfg = SovitsConfig.from_checkpoint_config(ckpt.config, ckpt.version)
-        dec = Generator(
+        dec = build_unset(lambda: Generator(  # no random init: the weights replace it
             cfg.hifigan,
             channels_last=self.config.channels_last,
             block_dft=BlockDFTRule() if self.config.block_dft else None,
-        )
+        ))
         weights = {k[4:]: v for k, v in ckpt.weights.items() if k.startswith("dec.")}
         check_keys(set(official_key_shapes(dec)), set(weights), f"{path} (dec)")
-        dec.load_state_dict(weights, strict=True)
+        load_assigned(dec, weights, f"{path} (dec)")
         self.dec = dec.float().eval().requires_grad_(False)
         self.sample_rate = cfg.spectrogram.sampling_rate
         self._loaded = path

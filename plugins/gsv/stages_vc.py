@@ -83,7 +83,7 @@ class GsvVoiceConverter(VoiceConverter):
         c = self.config
         self.hubert = HubertExtractor(HubertExtractorConfig(model_dir=c.hubert_dir))
         self.sovits = GsvSovitsDecoder(
-            GsvSovitsConfig(sovits_path=c.sovits_path, noise_scale=c.noise_scale, seed=c.seed)
+            GsvSovitsConfig(sovits_path=c.sovits_path, noise_scale=c.noise_scale, seed=c.seed), with_hifigan=True
         )
         self._history = np.zeros(0, np.float32)
         self._origin = -1  # stream index of _history[0] (the silence before the stream included); -1: not started
@@ -125,7 +125,7 @@ class GsvVoiceConverter(VoiceConverter):
         model = self.sovits.model
         assert model is not None  # _latent checked it
         with torch.inference_mode():
-            return np.asarray(model.dec(z[None], g=ge)[0, 0].numpy(), np.float32)
+            return np.asarray(model.decoder(z[None], g=ge)[0, 0].numpy(), np.float32)
 
     def _convert_samples(self, x: FloatArray) -> FloatArray:
         """Convert 32 kHz samples; the result has the same length (zero-padded at the end)."""

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anchorvoice.engine.state_dicts import check_keys
+from anchorvoice.engine.state_dicts import build_unset, check_keys, load_assigned
 from anchorvoice.errors import CorruptCheckpointError, UnsupportedCheckpointError
 from anchorvoice.plugins.gsv.checkpoints import load_gpt
 
@@ -250,7 +250,7 @@ def load_t2s_weights(config: T2SConfig, weights: Mapping[str, Tensor]) -> Text2S
     :func:`anchorvoice.plugins.gsv.checkpoints.load_gpt` returns them). Missing, unexpected or mis-shaped entries
     raise :class:`CorruptCheckpointError` naming them.
     """
-    model = Text2SemanticDecoder(config)
+    model = build_unset(lambda: Text2SemanticDecoder(config))  # no random init: the weights replace it
     own = model.state_dict()
     state = {key.removeprefix("model."): value for key, value in weights.items()}
     check_keys(set(own), set(state), "GPT (s1) checkpoint")
@@ -261,7 +261,7 @@ def load_t2s_weights(config: T2SConfig, weights: Mapping[str, Tensor]) -> Text2S
                 f"{tuple(own[name].shape)} for the sizes in its config"
             )
     # fp16 -> float32 upcast on copy, as the official loader does
-    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
+    load_assigned(model, state, "GPT (s1) checkpoint")
     return model.eval().requires_grad_(False)
 
 

@@ -26,7 +26,7 @@ import torch
 from anchorvoice.engine.stages import ProsodyModel
 from anchorvoice.errors import CheckpointError, StageError, TextInputError
 from anchorvoice.frames import AudioFrame, PhonemeFrame, TokenFrame
-from anchorvoice.plugins.gsv.checkpoints import check_phoneme_vocab, load_sovits
+from anchorvoice.plugins.gsv.checkpoints import check_phoneme_vocab, sovits_text_rows
 from anchorvoice.plugins.gsv.kv_cache import T2SRuntime
 from anchorvoice.plugins.gsv.prompt_rules import closed_sentence, lead_short_sentence, padded_reference
 from anchorvoice.plugins.gsv.t2s_model import BERT_DIM, Text2SemanticDecoder, load_t2s
@@ -104,9 +104,9 @@ class GsvT2S(ProsodyModel):
             sovits = voice.models.get("sovits") if voice is not None else None
             if sovits:
                 # refuse a GPT/SoVITS pair of different versions before anything is synthesised
-                rows = load_sovits(sovits).weights.get("enc_p.text_embedding.weight")
+                rows = sovits_text_rows(Path(sovits))
                 if rows is not None:
-                    check_phoneme_vocab(model.config.phoneme_vocab_size, int(rows.shape[0]))
+                    check_phoneme_vocab(model.config.phoneme_vocab_size, rows)
             self.load_model(model)
             self._loaded = path
 

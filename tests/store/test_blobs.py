@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from anchorvoice.engine.store.blobs import BlobStore, read_blob, read_meta, replace_delta
+from anchorvoice.engine.store.blobs import BlobStore, blob_shapes, read_blob, read_meta, replace_delta
 from anchorvoice.errors import CorruptCheckpointError
 
 
@@ -81,3 +81,12 @@ def test_gc_keeps_referenced_blobs_and_the_bases_of_their_deltas(tmp_path: Path)
     assert [b.sha for b in removed] == [orphan]
     assert set(store.shas()) == {base, delta}
     assert read_meta(store.path(delta))["delta"]["base"] == base
+
+
+def test_shapes_come_from_the_headers_through_a_delta(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    base = {"emb": torch.zeros(732, 4, dtype=torch.float16), "w": torch.ones(3, 5)}
+    base_sha = store.put(base, {"kind": "sovits"})
+    d = store.put_delta(base_sha, {"w": torch.full((3, 5), 2.0)})
+    assert blob_shapes(store.path(d)) == {k: tuple(v.shape) for k, v in read_blob(store.path(d))[0].items()}
+    assert blob_shapes(store.path(d))["emb"] == (732, 4)

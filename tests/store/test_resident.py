@@ -96,3 +96,39 @@ def test_loading_one_voice_does_not_hold_up_another_that_is_loaded() -> None:
     release.set()
     t.join(5)
     assert cache.keys() == ["warm", "cold"]
+
+
+class _OnGpu(torch.Tensor):
+    """A host tensor that reports an accelerator device (no GPU on the test machines)."""
+
+    @property
+    def device(self) -> torch.device:  # type: ignore[override]
+        return torch.device("cuda", 0)
+
+
+def test_footprint_counts_host_and_gpu_apart() -> None:
+    host = torch.zeros(256, 256)  # 256 KiB
+    gpu = torch.Tensor._make_subclass(_OnGpu, torch.zeros(512, 512))  # 1 MiB "on the GPU"
+    meta = torch.zeros(1024, 1024, device="meta")  # no memory anywhere: not counted
+    assert footprint({"h": host, "g": gpu, "m": meta}) == Footprint(host=256 * 256 * 4, gpu=MB)
+
+
+def test_the_gpu_budget_evicts_on_its_own() -> None:
+    cache: ResidentCache[Model] = ResidentCache(StoreConfig(max_resident_mb=0, max_gpu_mb=2),
+                                                close=Model.close, measure=lambda _m: Footprint(host=64, gpu=MB))
+    models = [cache.get_or_build(k, Model) for k in "abc"]
+    assert cache.keys() == ["b", "c"] and models[0].closed
+    assert cache.resident() == Footprint(host=128, gpu=2 * MB)
+
+
+def test_a_gpu_budget_smaller_than_one_voice_is_refused_at_start(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    clip = tmp_path / "a.wav"
+    sf.write(str(clip), speech_like_signal(22050, 2.0).samples, 22050)
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"x")
+    weights = {"w": torch.zeros(1024, 1024, dtype=torch.float16)}  # 4 MiB once loaded as float32
+    VoiceLibrary(home).add("big", [clip], models={"toy": model}, importer=lambda kind, p: (weights, {}))
+    with pytest.raises(ConfigError, match=r"store.max_gpu_mb.*voice 'big'.*GPU memory.*4.0 MiB.*at least 4"):
+        Engine(EngineConfig(home=home, store=StoreConfig(max_gpu_mb=3)), plugins=PluginManager())
+    Engine(EngineConfig(home=home, store=StoreConfig(max_gpu_mb=4)), plugins=PluginManager()).close()

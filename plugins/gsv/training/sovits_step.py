@@ -160,7 +160,7 @@ class SovitsTrainModel(SynthesizerTrn):
         self.freeze_quantizer = freeze_quantizer
         bins = cfg.spectrogram.n_fft // 2 + 1
         self.enc_q = PosteriorEncoder(bins, cfg.inter_channels, cfg.hidden_channels, cfg.gin_channels)
-        self.dec.channels_last = False  # plain conv1d modules: autograd through every weight
+        self.decoder.channels_last = False  # plain conv1d modules: autograd through every weight
 
     def load_base(self, weights: dict[str, Tensor], what: str) -> bool:
         """Load a base generator (fp16 ok); returns False when it had no ``enc_q`` (then initialised at random,
@@ -206,7 +206,7 @@ class SovitsTrainModel(SynthesizerTrn):
         z_p = self.flow(z, y_mask, g=ge)
         if slice_starts is None:  # official rand_slice_segments
             slice_starts = (torch.rand(z.size(0), device=z.device) * (lengths - seg_frames + 1)).long()
-        y_hat = self.dec(slice_segments(z, slice_starts, seg_frames), g=ge)
+        y_hat = self.decoder(slice_segments(z, slice_starts, seg_frames), g=ge)
         return {"y_hat": y_hat, "starts": slice_starts, "z_p": z_p, "m_p": m_p, "logs_p": logs_p, "m_q": m_q,
                 "logs_q": logs_q, "y_mask": y_mask, "commit_loss": commit_loss.float().reshape(())}
 
