@@ -16,7 +16,8 @@ What the official ``text/english.py`` looks words up in, merged the way it merge
   yield plain dicts, lists and strings.
 
 Only keys our tokenizer can produce (letters, inner apostrophes or hyphens) are written, with their
-first pronunciation, lower-case, one ``word<TAB>PHONES`` line each, the words under ``[words]`` and the
+first pronunciation (empty phones dropped, as the official g2p drops them), lower-case, one
+``word<TAB>PHONES`` line each, the words under ``[words]`` and the
 names under ``[names]``; the file is gzip with no timestamp, so the same input gives the same bytes.
 """
 
@@ -71,15 +72,20 @@ def read_names(text_dir: Path) -> dict[str, list[str]]:
     return {str(k): list(v[0]) for k, v in data.items() if v}
 
 
+def _phones(phones: list[str]) -> str:
+    # A line with three spaces after the word gives an empty phone that the official g2p drops.
+    return " ".join(p for p in phones if p)
+
+
 def render(words: dict[str, list[str]], names: dict[str, list[str]], source: str) -> bytes:
     out = [
         f"# GPT-SoVITS English dictionary as its text/english.py reads it; from {source}",
         "# CMU Pronouncing Dictionary (BSD-style licence, see LEXICON_NOTICE.md) + GPT-SoVITS hot words and names (MIT)",
         "[words]",
     ]
-    out += [f"{w}\t{' '.join(p)}" for w, p in sorted(words.items()) if _KEY.fullmatch(w)]
+    out += [f"{w}\t{_phones(p)}" for w, p in sorted(words.items()) if _KEY.fullmatch(w)]
     out.append("[names]")
-    out += [f"{w}\t{' '.join(p)}" for w, p in sorted(names.items()) if _KEY.fullmatch(w)]
+    out += [f"{w}\t{_phones(p)}" for w, p in sorted(names.items()) if _KEY.fullmatch(w)]
     return gzip.compress(("\n".join(out) + "\n").encode("utf-8"), compresslevel=9, mtime=0)
 
 
