@@ -46,8 +46,8 @@ def read_words(text_dir: Path) -> dict[str, list[str]]:
     with open(text_dir / "cmudict.rep", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if lineno >= _FIRST_ENTRY_LINE:
-                word, _, phones = line.strip().partition("  ")
-                words[word.lower()] = phones.split(" ")
+                key, _, pron = line.strip().partition("  ")
+                words[key.lower()] = pron.split(" ")
     with open(text_dir / "cmudict-fast.rep", encoding="utf-8") as f:
         for line in f:
             word, *phones = line.strip().split(" ")
@@ -80,7 +80,8 @@ def _phones(phones: list[str]) -> str:
 def render(words: dict[str, list[str]], names: dict[str, list[str]], source: str) -> bytes:
     out = [
         f"# GPT-SoVITS English dictionary as its text/english.py reads it; from {source}",
-        "# CMU Pronouncing Dictionary (BSD-style licence, see LEXICON_NOTICE.md) + GPT-SoVITS hot words and names (MIT)",
+        "# CMU Pronouncing Dictionary (BSD-style licence, see LEXICON_NOTICE.md),",
+        "# GPT-SoVITS hot words and names (MIT)",
         "[words]",
     ]
     out += [f"{w}\t{_phones(p)}" for w, p in sorted(words.items()) if _KEY.fullmatch(w)]

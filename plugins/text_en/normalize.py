@@ -9,6 +9,7 @@ also rewrites any sentence that ends in a number.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -164,7 +165,7 @@ def normalize(text: str) -> str:
     """Official english.text_normalize: punctuation map, expansion, filter, collapse repeated marks."""
     text = text.translate(FULLWIDTH_TO_ASCII)
     for pattern, words in _ABBREVIATIONS:
-        text = re.sub(pattern, lambda m, w=words: _spaced(m, w), text)
+        text = re.sub(pattern, functools.partial(_spaced, words=words), text)
     # Numbers first: the official order maps ":" to "," before its time rule, so "13:30" never
     # matched there; expanding first reads clock times as intended.
     text = normalize_numbers(text)
