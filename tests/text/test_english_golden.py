@@ -1,8 +1,9 @@
 """Golden phoneme ids of the English frontend.
 
-Expected sequences were written by hand: readings from the CMU dictionary entries (first
-pronunciation), numbers read as the official normaliser reads them, punctuation kept as the
-v2 table's marks, ids = positions in the official symbols2.py table (e.g. "," = 1, "." = 3,
+Expected sequences were written by hand: readings from the official GPT-SoVITS dictionary
+(``text/cmudict.rep``, CMUdict 0.7b, first pronunciation; every word here reads the same in it as in
+the later CMUdict they were first taken from), numbers read as the official normaliser reads them,
+punctuation kept as the v2 table's marks, ids = positions in the official symbols2.py table (e.g. "," = 1, "." = 3,
 "HH" = 51, "AH0" = 12).
 """
 
