@@ -16,8 +16,9 @@ warm-up step, the two sides timed alternately (:func:`bench.timing.time_alternat
 drift hits both alike.
 
 Peak memory: each side's step runs once more in a fresh child process (this script with
-``--memory-only``), which reports its peak resident set (``ru_maxrss``: model, optimiser state,
-activations and the interpreter).
+``--memory-only``) that builds only that side's modules; it reports its resident set before the
+step (interpreter, weights) and the peak during the step (+ gradients, optimiser state, activations;
+sampled every 5 ms), and ``ru_maxrss``.
 
 The official side is ``tests/fixtures/make_train_oracle_sovits.py``'s ``official_train_step`` (the
 batch of ``s2_train.py``'s ``train_and_evaluate``), with its stubs for ``einops``/``f5_tts`` when
@@ -27,10 +28,13 @@ missing. ``--tiny`` shrinks everything for a smoke run (no figures worth reporti
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import subprocess
 import sys
+import threading
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -95,8 +99,9 @@ def make_batch(cfg: dict[str, Any], n: int, seconds: float, seed: int = 0) -> di
             "in_text": b.text, "in_text_lengths": b.text_lengths}
 
 
-def build(cfg: dict[str, Any], batch: dict[str, Tensor], official: Path | None) -> dict[str, Any]:
-    """Our trainer, the official modules and optimisers on the same weights, and the injected randomness."""
+def build(cfg: dict[str, Any], batch: dict[str, Tensor], official: Path | None, ours: bool = True) -> dict[str, Any]:
+    """Our trainer, the official modules and optimisers on the same weights, and the injected randomness
+    (``ours=False``: our modules only lend their weights to the official ones and are dropped)."""
     from anchorvoice.plugins.gsv.sovits import SovitsConfig
     from anchorvoice.plugins.gsv.training.discriminator import MultiPeriodDiscriminator
     from anchorvoice.plugins.gsv.training.sovits_step import (
@@ -135,14 +140,16 @@ def build(cfg: dict[str, Any], batch: dict[str, Tensor], official: Path | None) 
                 m.p = 0.0
         optim_g, optim_d = official_optimizers(net_g, net_d, hps.train)
         out["official"] = (off, net_g, net_d, optim_g, optim_d, hps)
-    tcfg = SovitsTrainConfig.from_checkpoint_config(cfg)
-    out["trainer"] = SovitsTrainer(model, disc, tcfg)
+    if ours:
+        out["trainer"] = SovitsTrainer(model, disc, SovitsTrainConfig.from_checkpoint_config(cfg))
     return out
 
 
 def step_fns(b: dict[str, Any]) -> dict[str, Any]:
     """The two sides' one-step callables, each returning its losses."""
-    fns = {"anchorvoice": lambda: b["trainer"].step(b["ours_batch"], slice_starts=b["starts"], noise=b["noise"])}
+    fns = {}
+    if "trainer" in b:
+        fns["anchorvoice"] = lambda: b["trainer"].step(b["ours_batch"], slice_starts=b["starts"], noise=b["noise"])
     if "official" in b:
         from tests.fixtures.make_train_oracle_sovits import official_train_step
 
@@ -157,14 +164,34 @@ def step_fns(b: dict[str, Any]) -> dict[str, Any]:
     return fns
 
 
+def _rss_mib() -> float:
+    """Current resident set of this process (Linux /proc)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
 def _memory_only(args: argparse.Namespace) -> None:
+    """One step of one side; prints the resident set before it, its peak during it (sampled every 5 ms)
+    and the process's lifetime peak (``ru_maxrss``)."""
     cfg = _config(args.tiny)
     batch = make_batch(cfg, args.batch, args.seconds)
-    b = build(cfg, batch, args.official if args.memory_only == "official" else None)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    step_fns(b)[args.memory_only]()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_rss_mib": round(peak / 1024, 1), "before_step_rss_mib": round(before / 1024, 1)}))
+    side = args.memory_only
+    b = build(cfg, batch, args.official if side == "official" else None, ours=side == "anchorvoice")
+    gc.collect()
+    before, peak, done = _rss_mib(), [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mib())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    step_fns(b)[side]()
+    done.set()
+    sampler.join()
+    print(json.dumps({"rss_before_step_mib": round(before), "rss_peak_in_step_mib": round(max(peak[0], before)),
+                      "ru_maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 
 
 def _peak(args: argparse.Namespace, side: str) -> dict[str, float]:
@@ -223,8 +250,8 @@ def main() -> None:
         print(f"  {key:11s}" + "".join(f"  {n}: {res['first_step_losses'][n][key]:<14.6g}" for n in names))
     for n in names:
         t, mem = res["seconds_per_step"][n], res["peak_memory"][n]
-        print(f"{n:12s} {t['median_s']:.3f} s/step (median of {args.repeats}, min {t['min_s']:.3f}), "
-              f"peak RSS {mem['peak_rss_mib']:.0f} MiB")
+        print(f"{n:12s} {t['median_s']:.3f} s/step (median of {args.repeats}, min {t['min_s']:.3f}); RSS "
+              f"{mem['rss_before_step_mib']} MiB before the step, peak {mem['rss_peak_in_step_mib']} MiB in it")
     if "speedup" in res:
         print(f"speed-up vs the official step: {res['speedup']:.2f}x")
 
