@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from anchorvoice.engine.store.files import atomic_write_bytes
-from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d
+from anchorvoice.plugins.gsv.modules.weight_norm import WeightNormed
 
 VERSION_TAGS = {"v1": b"00", "v2": b"01"}
 """Official ``process_ckpt.head2version`` tags we write."""
@@ -43,10 +43,8 @@ def atomic_save(obj: Any, path: Path, head: bytes | None = None) -> Path:
 
 
 def official_weights(model: nn.Module) -> dict[str, Tensor]:
-    """State dict with every folded weight-norm conv unfolded into (weight_g, weight_v)."""
-    from anchorvoice.plugins.gsv.training.discriminator import WNConv2d
-
-    wn = {n + "." for n, m in model.named_modules() if isinstance(m, (WNConv1d, WNConvTranspose1d, WNConv2d))}
+    """State dict with every folded weight-norm conv unfolded into (weight_g, weight_v) (trained pairs as they are)."""
+    wn = {n + "." for n, m in model.named_modules() if isinstance(m, WeightNormed)}
     out: dict[str, Tensor] = {}
     for key, t in model.state_dict().items():
         t = t.detach().cpu()

@@ -1,10 +1,18 @@
-"""Convolutions that accept legacy weight-norm checkpoints and fold them at load time.
+"""Convolutions that accept legacy weight-norm checkpoints: folded for inference, the pair for training.
 
 Official GPT-SoVITS checkpoints store weight-normed layers as ``<name>.weight_g`` (magnitude, shape
 ``(out, 1, 1)``; ``(in, 1, 1)`` for transposed convs, weight norm over dim 0) and ``<name>.weight_v``
 (direction). At inference the effective weight never changes, so these layers keep one plain
 ``weight`` and compute ``g * v / ||v||`` once when the state dict is loaded, with the same
 ``torch._weight_norm`` kernel the official forward uses (bit-identical weights, no per-call cost).
+
+Training is different: the official trainer's parameters are ``g`` and ``v``, and a gradient step
+on them (AdamW normalises each parameter's gradient) moves the effective weight differently from
+a step on the folded weight, by about the learning rate per element. :meth:`WeightNormed.train_weight_norm`
+switches a layer to that pair: ``weight_g`` and ``weight_v`` become its parameters (official names
+in its state dict) and ``weight`` is computed from them on every access, as the official forward
+pre-hook does, so every user of ``.weight`` (conv forward, the flow's GEMM taps) sees the effective
+weight with gradients to both.
 """
 
 from __future__ import annotations
@@ -15,36 +23,71 @@ import torch
 from torch import nn
 
 
-def _fold(module: nn.Module, state_dict: dict[str, Any], prefix: str) -> None:
-    g_key, v_key = prefix + "weight_g", prefix + "weight_v"
-    if g_key in state_dict and v_key in state_dict:
-        dtype = module.weight.dtype  # type: ignore[union-attr]
-        g = state_dict.pop(g_key).to(dtype)
-        v = state_dict.pop(v_key).to(dtype)
-        state_dict[prefix + "weight"] = torch._weight_norm(v, g, 0)
+class WeightNormed(nn.Module):
+    """Mixin of the weight-norm convs (put it before the ``nn.ConvXd`` base): folding at load, the pair to train."""
+
+    def train_weight_norm(self) -> None:
+        """Make (``weight_g``, ``weight_v``) the parameters, starting from the current weight (g = |w|, v = w)."""
+        params = self._parameters
+        if "weight_v" in params:
+            return
+        w = params.pop("weight")
+        assert w is not None
+        self.weight_g = nn.Parameter(torch.norm_except_dim(w.detach(), 2, 0).clone())
+        self.weight_v = nn.Parameter(w.detach().clone())
+
+    @property
+    def trains_weight_norm(self) -> bool:
+        return "weight_v" in self._parameters
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "weight":
+            params = self.__dict__.get("_parameters")
+            if params is not None and "weight_v" in params:
+                return torch._weight_norm(params["weight_v"], params["weight_g"], 0)
+        return super().__getattr__(name)
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
+        g_key, v_key, w_key = prefix + "weight_g", prefix + "weight_v", prefix + "weight"
+        if self.trains_weight_norm:
+            if w_key in state_dict and v_key not in state_dict:  # a folded file: the pair it stands for
+                w = state_dict.pop(w_key)
+                state_dict[g_key], state_dict[v_key] = torch.norm_except_dim(w, 2, 0), w
+        elif g_key in state_dict and v_key in state_dict:
+            dtype = self._parameters["weight"].dtype  # type: ignore[union-attr]
+            g = state_dict.pop(g_key).to(dtype)
+            v = state_dict.pop(v_key).to(dtype)
+            state_dict[w_key] = torch._weight_norm(v, g, 0)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-class WNConv1d(nn.Conv1d):
+class WNConv1d(WeightNormed, nn.Conv1d):
     """``nn.Conv1d`` trained with weight norm; loads ``weight_g``/``weight_v`` or a folded ``weight``."""
 
-    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
-        _fold(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-
-class WNConvTranspose1d(nn.ConvTranspose1d):
+class WNConvTranspose1d(WeightNormed, nn.ConvTranspose1d):
     """``nn.ConvTranspose1d`` trained with weight norm (see :class:`WNConv1d`)."""
 
-    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
-        _fold(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+class WNConv2d(WeightNormed, nn.Conv2d):
+    """``nn.Conv2d`` trained with weight norm (the discriminator's period convs)."""
+
+
+def train_weight_norm(model: nn.Module) -> None:
+    """Switch every weight-norm conv of ``model`` to training its (g, v) pair, as the official trainer does."""
+    for m in model.modules():
+        if isinstance(m, WeightNormed):
+            m.train_weight_norm()
+
+
+def uses_trained_pairs(layers: list[Any]) -> bool:
+    """Whether any of ``layers`` computes its weight from a trained (g, v) pair (no cached copies then)."""
+    return any(isinstance(m, WeightNormed) and m.trains_weight_norm for m in layers)
 
 
 def official_key_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     """State-dict keys and shapes as the official (un-folded, weight-normed) model names them."""
-    wn_prefixes = {
-        name + "." for name, mod in model.named_modules() if isinstance(mod, (WNConv1d, WNConvTranspose1d))
-    }
+    wn_prefixes = {name + "." for name, mod in model.named_modules() if isinstance(mod, WeightNormed)}
     out: dict[str, tuple[int, ...]] = {}
     for key, tensor in model.state_dict().items():
         prefix = key[: -len("weight")]

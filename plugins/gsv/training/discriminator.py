@@ -2,30 +2,20 @@
 
 ``discriminators.0`` is the scale discriminator (1-D convs), ``discriminators.1..5`` the period
 discriminators for periods 2, 3, 5, 7, 11 (2-D convs over the audio folded by its period). Every
-conv is weight-normed in the official files (``weight_g``/``weight_v``); as in the generator they
-are folded into one ``weight`` on load (:mod:`..modules.weight_norm`) and unfolded when saved, so an
-official ``s2D*.pth`` loads and what we save loads back in the official trainer.
+conv is weight-normed (``weight_g``/``weight_v``) and, as in the official trainer, those pairs are
+the parameters that train (:mod:`..modules.weight_norm`); an official ``s2D*.pth`` loads as it is
+(a file with folded weights too), and what we save loads back in the official trainer.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, _fold
+from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, WNConv2d, train_weight_norm
 
 LRELU_SLOPE = 0.1
 PERIODS = (2, 3, 5, 7, 11)
-
-
-class WNConv2d(nn.Conv2d):
-    """``nn.Conv2d`` trained with weight norm; loads ``weight_g``/``weight_v`` or a folded ``weight``."""
-
-    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
-        _fold(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class DiscriminatorP(nn.Module):
@@ -85,6 +75,7 @@ class MultiPeriodDiscriminator(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.discriminators = nn.ModuleList([DiscriminatorS(), *(DiscriminatorP(p) for p in PERIODS)])
+        train_weight_norm(self)  # a training-only module: its parameters are the official (g, v) pairs
 
     def forward(
         self, y: Tensor, y_hat: Tensor

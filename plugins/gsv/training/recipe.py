@@ -47,6 +47,7 @@ from anchorvoice.plugins.gsv.training.sovits_step import (
     SovitsTrainer,
     SovitsTrainModel,
     collate_sovits,
+    item_randomness,
 )
 
 
@@ -278,8 +279,12 @@ class FineTune:
         def step(epoch: int, index: int) -> dict[str, float]:
             order = _epoch_order(len(items), epoch, opts.seed)
             lo = index * self.batch * self.world + self.rank * self.batch
-            batch = collate_sovits([items[j] for j in order[lo : lo + self.batch]])
-            return trainer.step(batch)
+            picked = order[lo : lo + self.batch]
+            batch = collate_sovits([items[j] for j in picked])
+            # per-item draws: the same slices and noise however the global batch is split over processes
+            seeds = [(opts.seed * 1_000_003 + epoch) * 1_000_003 + j for j in picked]
+            starts, noise = item_randomness(batch, seg_frames, self.sovits_cfg.inter_channels, seeds)
+            return trainer.step(batch, slice_starts=starts, noise=noise)
 
         def save(at: int) -> None:
             if self.rank == 0:

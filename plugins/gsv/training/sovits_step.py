@@ -13,9 +13,10 @@ text encoder and MRTE at ``text_low_lr_rate`` (0.4) x lr; ExponentialLR(0.999875
 (and once before the first, as the official trainer does). On CUDA, fp16/bf16 autocast with a
 GradScaler for fp16; the losses are computed in float32.
 
-Differences from the official code, on purpose: dropout is off (the inference modules have none;
-official p_dropout 0.1 in the prior's attention layers), and weight-normed convs train their folded
-weight instead of the (g, v) pair (they are unfolded again when saved).
+Weight-normed convs train their (g, v) pairs as the official layers do (a step on the folded weight
+would move it by a different amount). Difference from the official code, on purpose: dropout is
+off (the inference modules have none; official p_dropout 0.1 in the prior's attention layers).
+``tests/conformance/test_sovits_train_oracle.py`` checks one step against the official trainer.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 from anchorvoice.engine.training import NonFiniteLoss
 from anchorvoice.errors import CorruptCheckpointError
 from anchorvoice.plugins.gsv.modules.flow import WN
-from anchorvoice.plugins.gsv.modules.weight_norm import official_key_shapes
+from anchorvoice.plugins.gsv.modules.weight_norm import official_key_shapes, train_weight_norm
 from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn
 from anchorvoice.plugins.gsv.training.mel import magnitude, mel_filterbank, spec_to_mel
 
@@ -161,6 +162,7 @@ class SovitsTrainModel(SynthesizerTrn):
         bins = cfg.spectrogram.n_fft // 2 + 1
         self.enc_q = PosteriorEncoder(bins, cfg.inter_channels, cfg.hidden_channels, cfg.gin_channels)
         self.decoder.channels_last = False  # plain conv1d modules: autograd through every weight
+        train_weight_norm(self)  # the official parameters: (g, v) pairs, not the folded weights
 
     def load_base(self, weights: dict[str, Tensor], what: str) -> bool:
         """Load a base generator (fp16 ok); returns False when it had no ``enc_q`` (then initialised at random,
@@ -209,6 +211,23 @@ class SovitsTrainModel(SynthesizerTrn):
         y_hat = self.decoder(slice_segments(z, slice_starts, seg_frames), g=ge)
         return {"y_hat": y_hat, "starts": slice_starts, "z_p": z_p, "m_p": m_p, "logs_p": logs_p, "m_q": m_q,
                 "logs_q": logs_q, "y_mask": y_mask, "commit_loss": commit_loss.float().reshape(())}
+
+
+def item_randomness(batch: SovitsBatch, seg_frames: int, channels: int, seeds: list[int]) -> tuple[Tensor, Tensor]:
+    """Slice starts (B,) and posterior noise (B, channels, T) with item i drawn from a generator seeded
+    by ``seeds[i]`` (same distributions as the official draws: a uniform start that leaves a whole
+    slice, standard normal noise over the item's frames). A batch split over DDP processes then gets
+    what one process gets for the whole batch, which torch's global RNG cannot give."""
+    lengths = batch.spec_lengths.cpu()
+    if len(seeds) != lengths.numel():
+        raise ValueError(f"{len(seeds)} seeds for a batch of {lengths.numel()}")
+    starts = torch.zeros(len(seeds), dtype=torch.long)
+    noise = torch.zeros(len(seeds), channels, batch.spec.size(2))
+    for i, (seed, n) in enumerate(zip(seeds, lengths.tolist())):
+        gen = torch.Generator().manual_seed(seed)
+        starts[i] = int(torch.rand((), generator=gen) * (n - seg_frames + 1))
+        noise[i, :, :n] = torch.randn(channels, n, generator=gen)
+    return starts, noise
 
 
 def slice_segments(x: Tensor, starts: Tensor, size: int) -> Tensor:
