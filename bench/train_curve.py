@@ -7,8 +7,9 @@ Part 1, convergence: a small SoVITS v2 generator (the reference fixtures' sizes:
 reference encoder keep their hard-coded official widths; decoder and text encoder are small) and a
 multi-period discriminator, both from random weights, train on ``--minutes`` of one real speaker (Allison,
 the voice of Debian's Asterisk prompts, transcripts from the package) for ``--train-seconds`` of wall time
-on CPU with the official losses and optimiser (``SovitsTrainer``). Every ``--eval-every`` seconds it
-prints the held-out loss curve on 10 % of the clips that never train:
+on CPU with the official losses and optimiser (``SovitsTrainer``). Every ``--eval-every`` seconds of training
+(evaluations not counted) it
+prints the held-out loss curve on every 10th clip (at most ``--held-out``), clips that never train:
 
 * ``recon``: mel L1 (the training loss's mel, without its x45) of the posterior path, spectrogram ->
   ``enc_q`` (mean, no noise) -> decoder, over whole clips: the decoder learning to speak;
@@ -183,20 +184,23 @@ def new_trainer(model: SovitsTrainModel, disc: MultiPeriodDiscriminator, tcfg: S
 
 def train_for(trainer: SovitsTrainer, data: Any, seconds: float, steps: int, evaluate: Any, every: float,
               label: str, rows: list[dict[str, Any]]) -> int:
-    t0 = time.perf_counter()
-    next_eval, step = 0.0, 0
+    """Train until ``seconds`` of training (evaluations not counted) or ``steps`` steps; evaluate at the start,
+    every ``every`` seconds of training and at the end."""
+    trained, next_eval, step = 0.0, 0.0, 0
     while True:
-        elapsed = time.perf_counter() - t0
-        if elapsed >= next_eval or (steps and step >= steps) or (seconds and elapsed >= seconds):
+        done = (steps and step >= steps) or (seconds and trained >= seconds)
+        if trained >= next_eval or done:
             ev = evaluate(trainer.core)
-            row = {"run": label, "step": step, "seconds": round(elapsed, 1), **{k: round(v, 4) for k, v in ev.items()}}
+            row = {"run": label, "step": step, "seconds": round(trained, 1), **{k: round(v, 4) for k, v in ev.items()}}
             rows.append(row)
-            print(f"  {label:>10} step {step:5d}  {elapsed:7.1f} s  held-out recon mel L1 {ev['recon_mel_l1']:.3f}  "
+            print(f"  {label:>10} step {step:5d}  {trained:7.1f} s  held-out recon mel L1 {ev['recon_mel_l1']:.3f}  "
                   f"prior mel L1 {ev['prior_mel_l1']:.3f}  kl {ev['kl']:.3f}", flush=True)
-            next_eval = elapsed + every
-        if (steps and step >= steps) or (seconds and elapsed >= seconds):
+            next_eval = trained + every
+        if done:
             return step
+        t0 = time.perf_counter()
         trainer.step(next(data))
+        trained += time.perf_counter() - t0
         step += 1
 
 
@@ -205,6 +209,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0, help="speech of the base speaker (default 10)")
     ap.add_argument("--train-seconds", type=float, default=600.0, help="wall time of part 1 (default 600)")
     ap.add_argument("--eval-every", type=float, default=60.0, help="seconds between held-out evaluations")
+    ap.add_argument("--held-out", type=int, default=12, help="held-out clips evaluated (default 12)")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--segment-size", type=int, default=10240, help="decoder slice in samples (official 20480)")
     ap.add_argument("--lora-rank", type=int, default=8, help="part 2 adapter rank (0: skip part 2)")
@@ -226,7 +231,7 @@ def main() -> None:
     names = select(sorted(texts), texts, args.minutes)
     t0 = time.perf_counter()
     clips = featurize([(n, texts[n], SOUNDS / f"{n}.g722") for n in names], cfg, hubert)
-    held = clips[::10]
+    held = clips[::10][:args.held_out]
     train = [c for c in clips if c not in held]
     seconds = sum(c.item[2].shape[-1] for c in clips) / 32000
     print(f"speaker Allison (Asterisk prompts): {len(clips)} clips, {seconds / 60:.1f} min; {len(held)} held out; "
@@ -268,7 +273,7 @@ def lora_vs_full(args: argparse.Namespace, base: SovitsTrainModel, base_disc: Mu
         clips = featurize(chosen, cfg, hubert)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    held = clips[::5]
+    held = clips[::5][:args.held_out]
     seg = tcfg.segment_size // cfg.spectrogram.hop_length
     train = [c.item for c in clips if c not in held and c.item[1].shape[1] >= seg]
     print(f"part 2: fine-tune speaker flite slt: {len(clips)} clips, {total / 60:.1f} min, {len(held)} held out; "
