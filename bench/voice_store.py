@@ -234,8 +234,11 @@ def run(args: argparse.Namespace, work: Path) -> None:
     probe = Engine(EngineConfig(home=home, third_party_plugins=False))
     probe.pipeline("tts", "voice000").prompt_ready()
     one = probe.resident().host
+    floor = max(probe.voice_needs().values())  # what the engine's start-up check asks for (conservative)
     probe.close()
-    budget = args.budget_mb or 3 * one / MB + 1
+    budget = args.budget_mb or max(3 * one, floor) / MB + 1
+    print(f"one voice resident: {one / MB:.0f} MiB measured; the start-up check's floor (all of a voice's model "
+          f"files as float32): {floor / MB:.0f} MiB", flush=True)
     engine = Engine(EngineConfig(home=home, third_party_plugins=False, store=StoreConfig(max_resident_mb=budget)))
     if args.drop_caches:
         print("cold switches below start with an empty page cache (3 written to /proc/sys/vm/drop_caches "
