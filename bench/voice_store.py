@@ -254,6 +254,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     cold_cpu: list[float] = []  # CPU seconds of this process (all its threads): less moved by other load
     seen = {"voice000"}  # the probe computed its features
     peak = 0
+    over_time: list[int] = []  # resident host bytes after each switch
     try:
         for _ in range(args.switches):
             n = rng.choice(names[: max(4, len(names) // 10)] if rng.random() < 0.6 else names)  # some are hot
@@ -266,13 +267,18 @@ def run(args: argparse.Namespace, work: Path) -> None:
             if not hit and n in seen:
                 cold_cpu.append(time.process_time() - c)
             seen.add(n)
-            peak = max(peak, engine.resident().host)
+            now = engine.resident().host
+            peak = max(peak, now)
+            over_time.append(now)
         evictions = engine._pipelines.evictions  # bench-only look inside: how often the budget unloaded
     finally:
         engine.close()
     print(f"switches: {args.switches} ({len(warm)} warm, {len(cold)} cold with cached features, {len(first)} "
           f"first-ever); one voice {one / MB:.0f} MiB loaded, budget {budget:.0f} MiB, peak resident "
           f"{peak / MB:.0f} MiB ({'within' if peak <= budget * MB else 'OVER'} budget), {evictions} evictions",
+          flush=True)
+    step = max(1, len(over_time) // 20)
+    print(f"resident MiB, every {step} switch(es): " + " ".join(f"{b / MB:.0f}" for b in over_time[::step]),
           flush=True)
     print(f"warm switch: median {statistics.median(warm) * 1e3 if warm else float('nan'):.3f} ms, "
           f"p95 {pct(warm, 95) * 1e3:.3f} ms", flush=True)
