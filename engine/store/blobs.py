@@ -90,15 +90,22 @@ def is_blob_file(path: Path) -> bool:
     return 0 < n <= min(size - 8, _MAX_HEADER)
 
 
+def _header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file (raises OSError / ValueError / struct.error when unreadable)."""
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        if n > _MAX_HEADER:
+            raise ValueError(f"header of {n} bytes")
+        header = json.loads(fh.read(n))
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    return header
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     """A blob's metadata from its header alone (no tensor is read)."""
     try:
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > _MAX_HEADER:
-                raise ValueError(f"header of {n} bytes")
-            header = json.loads(fh.read(n))
-        meta = json.loads(header.get("__metadata__", {}).get(META_KEY, "{}"))
+        meta = json.loads(_header(path).get("__metadata__", {}).get(META_KEY, "{}"))
     except (OSError, ValueError, struct.error, AttributeError) as exc:
         raise CorruptCheckpointError(f"blob {path}: unreadable safetensors header ({exc}); run "
                                      "`anchorvoice voices verify` and re-import the model") from exc
@@ -110,12 +117,7 @@ def read_meta(path: Path) -> dict[str, Any]:
 def blob_shapes(path: Path, _depth: int = 0) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape of a blob (a delta's composed onto its base's), from the headers alone."""
     try:
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > _MAX_HEADER:
-                raise ValueError(f"header of {n} bytes")
-            header = json.loads(fh.read(n))
-        shapes = {k: tuple(int(x) for x in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        shapes = {k: tuple(int(x) for x in v["shape"]) for k, v in _header(path).items() if k != "__metadata__"}
     except (OSError, ValueError, struct.error, AttributeError, KeyError, TypeError) as exc:
         raise CorruptCheckpointError(f"blob {path}: unreadable safetensors header ({exc}); run "
                                      "`anchorvoice voices verify` and re-import the model") from exc
