@@ -10,6 +10,7 @@ import argparse
 from dataclasses import asdict
 
 from anchorvoice.engine.cli.common import emit, make_engine
+from anchorvoice.plugins.cpu_kernels import linear_kernel
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,9 +33,12 @@ def run_plugins(args: argparse.Namespace) -> int:
         for f in pm.failures:
             hook = f" in {f.hook}" if f.hook else ""
             lines.append(f"  {f.name} [{f.origin}]{hook}: {f.error}")
+    kernels = {"cpu_linear": linear_kernel()}
+    lines.append("")
+    lines.append(f"CPU inference linears: {kernels['cpu_linear']} (float32 and bfloat16 GEMMs of the built-in models)")
     emit(
         args,
-        {"plugins": [asdict(i) for i in infos], "failures": [asdict(f) for f in pm.failures]},
+        {"plugins": [asdict(i) for i in infos], "failures": [asdict(f) for f in pm.failures], "kernels": kernels},
         "\n".join(lines),
     )
     return 1 if pm.failures else 0

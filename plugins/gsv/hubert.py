@@ -43,6 +43,7 @@ from anchorvoice.errors import (
     UnsupportedCheckpointError,
 )
 from anchorvoice.frames import AudioFrame, FeatureFrame
+from anchorvoice.plugins.cpu_kernels import Linear, linear
 from anchorvoice.plugins.gsv.checkpoints import HubertCheckpoint, load_hubert
 from anchorvoice.plugins.gsv.hubert_fast import (
     conv_stack,
@@ -170,7 +171,7 @@ class _FeatureProjection(nn.Module):
         super().__init__()
         if c.feat_proj_layer_norm:
             self.layer_norm = nn.LayerNorm(c.conv_dim[-1], eps=c.layer_norm_eps)
-        self.projection = nn.Linear(c.conv_dim[-1], c.hidden_size)
+        self.projection = Linear(c.conv_dim[-1], c.hidden_size)
 
     def forward(self, x: Tensor) -> Tensor:
         if hasattr(self, "layer_norm"):
@@ -227,8 +228,8 @@ class _Attention(nn.Module):
         super().__init__()
         d = c.hidden_size
         self.heads = c.num_attention_heads
-        self.k_proj, self.v_proj = nn.Linear(d, d), nn.Linear(d, d)
-        self.q_proj, self.out_proj = nn.Linear(d, d), nn.Linear(d, d)
+        self.k_proj, self.v_proj = Linear(d, d), Linear(d, d)
+        self.q_proj, self.out_proj = Linear(d, d), Linear(d, d)
         self._fused: DerivedWeights[tuple[Tensor, Tensor]] = DerivedWeights()
 
     def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -241,7 +242,7 @@ class _Attention(nn.Module):
         w, b = self._fused.get(
             params, lambda: (torch.cat([m.weight for m in projs]), torch.cat([m.bias for m in projs]))
         )
-        q, k, v = F.linear(x, w, b).chunk(3, dim=-1)
+        q, k, v = linear(x, w, b).chunk(3, dim=-1)
         return q, k, v
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, D)
@@ -259,11 +260,12 @@ class _Attention(nn.Module):
 class _FeedForward(nn.Module):
     def __init__(self, c: HubertConfig) -> None:
         super().__init__()
-        self.intermediate_dense = nn.Linear(c.hidden_size, c.intermediate_size)
-        self.output_dense = nn.Linear(c.intermediate_size, c.hidden_size)
+        self.intermediate_dense = Linear(c.hidden_size, c.intermediate_size)
+        self.output_dense = Linear(c.intermediate_size, c.hidden_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.output_dense(F.gelu(self.intermediate_dense(x)))
+        inner = self.intermediate_dense
+        return self.output_dense(linear(x, inner.weight, inner.bias, act="gelu"))
 
 
 class _EncoderLayer(nn.Module):

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from anchorvoice.plugins.cpu_kernels import linear
 from anchorvoice.plugins.gsv.t2s_int8_step import Int8StepWeights, decode_step
 from anchorvoice.plugins.gsv.t2s_model import T2SLayer, Text2SemanticDecoder
 
@@ -118,16 +119,18 @@ class _Linear:
             self.weight = weight.detach()
             self.bias = None if bias is None else bias.detach()
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, add: Tensor | None = None) -> Tensor:
+        """x W^T + b, plus ``add`` (a residual) when given."""
         if self.packed is not None:
-            return torch.ops.quantized.linear_dynamic(x, self.packed)  # type: ignore[no-any-return]
-        return F.linear(x, self.weight, self.bias)
+            y: Tensor = torch.ops.quantized.linear_dynamic(x, self.packed)
+            return y if add is None else y + add
+        return linear(x, self.weight, self.bias, add=add)
 
     def relu(self, x: Tensor) -> Tensor:
         """relu(x W^T + b); one fused kernel on the int8 path."""
         if self.packed is not None:
             return torch.ops.quantized.linear_relu_dynamic(x, self.packed)  # type: ignore[no-any-return]
-        return F.relu(F.linear(x, self.weight, self.bias), inplace=True)
+        return linear(x, self.weight, self.bias, act="relu")
 
 
 @dataclass
@@ -201,12 +204,12 @@ class T2SRuntime:
             qkv = layer.qkv(x).view(b, t, 3, h, hd).transpose(1, 3)  # (B, H, 3, T, hd)
             keys, values = cache.write(i, qkv[:, :, 1], qkv[:, :, 2])
             a = F.scaled_dot_product_attention(qkv[:, :, 0], keys, values, attn_mask=attend)
-            x = x + layer.out(a.transpose(1, 2).reshape(b, t, d))
+            x = layer.out(a.transpose(1, 2).reshape(b, t, d), add=x)
             x = F.layer_norm(x, (d,), *layer.norm1)
-            x = x + layer.ff2(layer.ff1.relu(x))
+            x = layer.ff2(layer.ff1.relu(x), add=x)
             x = F.layer_norm(x, (d,), *layer.norm2)
         cache.advance(t)
-        return F.linear(x[:, -1].float(), self.head_weight)
+        return linear(x[:, -1].float(), self.head_weight)
 
     def _int8_step(self, weights: Int8StepWeights, x: Tensor, cache: KVCache, attend: Tensor | None) -> Tensor:
         """One decode position (x (B, 1, D)) through the numba int8 step; same contract as forward."""
@@ -224,4 +227,4 @@ class T2SRuntime:
             mask = full.expand(b, 1, 1, length + 1).reshape(b, length + 1)
         hidden = decode_step(weights, x[:, 0], cache.keys, cache.values, length, mask)
         cache.advance(1)
-        return F.linear(hidden, self.head_weight)
+        return linear(hidden, self.head_weight)
