@@ -52,6 +52,32 @@ def onednn_linear_ok() -> bool:
     )
 
 
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (Linux; empty elsewhere), read once per process."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16() -> bool:
+    """Whether the CPU computes bfloat16 products natively (AVX512-bf16 or AMX), where oneDNN's bf16
+    convolutions and GEMMs run 2-2.6x faster than float32. Without it bf16 is emulated and slower."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """``"auto"`` -> ``"bfloat16"`` on a CPU with :func:`native_bf16`, else ``"float32"``; others unchanged."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if device == "cpu" and native_bf16() else "float32"
+
+
 def linear_kernel() -> str:
     """The kernel :func:`linear` uses for CPU inference: ``"oneDNN"`` or ``"ATen"`` (MKL sgemm)."""
     return "oneDNN" if onednn_linear_ok() else "ATen"

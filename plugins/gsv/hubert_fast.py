@@ -108,6 +108,7 @@ def conv_stack(
     convs: list[nn.Conv1d],
     tile: int = 250,
     taps: list[Tensor] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Tensor:
     """(B, N) samples -> (B, T, C) feature-encoder output: folded ``conv0`` + GELU, then each conv + GELU.
 
@@ -124,17 +125,19 @@ def conv_stack(
     bsz, n = wav.shape
     if n < span:
         raise ValueError(f"conv_stack needs at least {span} samples, got {n}")
+    dtype = dtype or wav.dtype
     if taps is None:  # callers that run often pass them cached (one 17 MB copy per call for the base config)
-        taps = [tap_matrix(c.weight) for c in convs]
+        taps = [tap_matrix(c.weight).to(dtype) for c in convs]
+    biases = [None if c.bias is None else c.bias.detach().to(dtype) for c in convs]
     chans = [folded.weight.shape[2], *(c.out_channels for c in convs)]
     t_final = (n - span) // hop + 1
-    out = wav.new_empty(bsz, t_final, chans[-1])
+    out = wav.new_empty(bsz, t_final, chans[-1], dtype=dtype)
     rows = [(min(tile, t_final) - 1) * hop + span]  # samples of a full tile, then rows of each layer
     for k, s in [(k0, s0), *((c.kernel_size[0], c.stride[0]) for c in convs)]:
         rows.append((rows[-1] - k) // s + 1)
     # Layer i (0 = conv0) writes into bufs[i % 2]; the last layer writes into ``out``.
     sizes = [r * c for r, c in zip(rows[1:-1], chans[:-1], strict=True)]
-    bufs = [wav.new_empty(max(sizes[p::2], default=0)) for p in (0, 1)]
+    bufs = [wav.new_empty(max(sizes[p::2], default=0), dtype=dtype) for p in (0, 1)]
     aug = wav.new_empty(rows[1], k0 + 1)  # frames minus their mean, and a column of ones for the bias
     aug[:, k0] = 1.0
     for b in range(bsz):
@@ -145,13 +148,16 @@ def conv_stack(
             x_in = aug[: frames.shape[0]]
             torch.sub(frames, folded.mean[b], out=x_in[:, :k0])
             dest = out[b, a:e] if not convs else bufs[0][: x_in.shape[0] * chans[0]].view(-1, chans[0])
-            x = _GELU_(torch.mm(x_in, w0, out=dest))  # (T0, C)
+            if dtype == wav.dtype:
+                x = _GELU_(torch.mm(x_in, w0, out=dest))  # (T0, C)
+            else:
+                x = dest.copy_(_GELU_(torch.mm(x_in, w0)))
             for i, conv in enumerate(convs):
                 k, s = conv.kernel_size[0], conv.stride[0]
                 t_out = (x.shape[0] - k) // s + 1
                 last = i == len(convs) - 1
                 y = out[b, a:e] if last else bufs[(i + 1) % 2][: t_out * chans[i + 1]].view(t_out, chans[i + 1])
-                x = _GELU_(strided_conv(x, taps[i], s, conv.bias, y))
+                x = _GELU_(strided_conv(x, taps[i], s, biases[i], y))
     return out
 
 
