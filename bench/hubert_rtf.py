@@ -14,6 +14,13 @@ report the max abs difference of the outputs. Needs ``transformers`` importable 
 anchorvoice dependency; e.g. ``pip install --target /tmp/tf --no-deps transformers ...`` and
 ``PYTHONPATH=/tmp/tf``).
 
+``--bf16``: also time our bfloat16 mode (``HubertModel.use_precision("bfloat16")``) interleaved with
+float32, and print its agreement with float32 on real speech: per-frame cosine of the features
+(median, 1st percentile, minimum) over the first ``--agree-clips`` Asterisk prompts
+(``/usr/share/asterisk/sounds/en``, Debian's asterisk-core-sounds-en-g722), and the fraction of
+frames whose nearest-codebook token would need the features to agree to the last bits (not
+measured here: the semantic tokens need a SoVITS quantizer; see the note printed).
+
 ``--parts``: also time the parts, interleaved run by run, median in ms: our conv stack
 (``conv_features``) against the plain module path (``nn.Conv1d`` + ``nn.GroupNorm`` in (B, C, T)),
 our positional conv (FFT) against the plain grouped ``nn.Conv1d``, one transformer layer; with
@@ -36,7 +43,10 @@ import torch.nn.functional as F
 
 from anchorvoice.plugins.gsv.checkpoints import load_hubert
 from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel, build_hubert
+from bench.machine import machine_line
 from bench.timing import time_alternately
+
+PROMPTS = "/usr/share/asterisk/sounds/en"
 
 # BASELINE.md: "HuBERT base (chinese-hubert-base size, 94.4 M params) on 10 s at 16 kHz | 0.97 s".
 OFFICIAL_SECONDS_FOR_10S = 0.97
@@ -120,6 +130,35 @@ def part_times(model: HubertModel, hf: torch.nn.Module | None, wav: torch.Tensor
     return {k: round(v["median_s"] * 1e3, 1) for k, v in time_alternately(fns, repeats).items()}
 
 
+def bf16_agreement(model: HubertModel, n_clips: int) -> dict[str, Any]:
+    """Per-frame cosine between bfloat16 and float32 features on the first ``n_clips`` Asterisk prompts."""
+    from pathlib import Path
+
+    from anchorvoice.audio_io import read_audio
+
+    files = sorted(Path(PROMPTS).glob("*.g722"))[:n_clips]
+    if not files:
+        return {"skipped": f"no Asterisk prompts in {PROMPTS} (apt install asterisk-core-sounds-en-g722)"}
+    cos, rel = [], []
+    with torch.inference_mode():
+        for f in files:
+            wav = torch.from_numpy(read_audio(f, 16000).samples.astype(np.float32))[None]
+            if wav.shape[1] < model.min_samples:
+                continue
+            model.use_precision("float32")
+            exact = model(wav)[0]
+            model.use_precision("bfloat16")
+            low = model(wav)[0]
+            cos.append(F.cosine_similarity(exact, low, dim=-1))
+            rel.append(float((low - exact).norm() / exact.norm()))
+    model.use_precision("float32")
+    c = torch.cat(cos)
+    return {"clips": len(rel), "frames": int(c.numel()), "cosine_median": round(float(c.median()), 6),
+            "cosine_p1": round(float(c.quantile(0.01)), 6), "cosine_min": round(float(c.min()), 6),
+            "relative_l2_median": round(statistics.median(rel), 5),
+            "weights": "the model's own (random unless --hubert names a real folder)"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -128,7 +167,10 @@ def main() -> None:
     ap.add_argument("--hubert", default="", help="chinese-hubert-base folder (default: random weights)")
     ap.add_argument("--transformers", action="store_true", help="also time transformers.HubertModel")
     ap.add_argument("--parts", action="store_true", help="also time the parts (conv stack, positional conv, layer)")
+    ap.add_argument("--bf16", action="store_true", help="also time the bfloat16 mode and its agreement on real speech")
+    ap.add_argument("--agree-clips", type=int, default=40, help="Asterisk prompts for the bf16 agreement")
     args = ap.parse_args()
+    print(machine_line(args.threads))
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -143,6 +185,7 @@ def main() -> None:
     # neighbours; CPU time / threads is what the run would take with its cores to itself.
     cpu: list[float] = []
     hf_cpu: list[float] = []
+    bf_times: list[float] = []
     max_diff = None
     with torch.inference_mode():
         out = model(wav)  # warm-up
@@ -158,12 +201,26 @@ def main() -> None:
                 hf(wav)
                 hf_times.append(time.perf_counter() - t0)
                 hf_cpu.append(time.process_time() - c0)
+            if args.bf16:
+                model.use_precision("bfloat16")
+                if not bf_times:
+                    model(wav)  # builds the bf16 weight copies
+                t0 = time.perf_counter()
+                model(wav)
+                bf_times.append(time.perf_counter() - t0)
+                model.use_precision("float32")
         parts = part_times(model, hf, wav, args.repeats) if args.parts else None
     med = statistics.median(times)
     official = OFFICIAL_SECONDS_FOR_10S * args.seconds / 10.0
     extra: dict[str, object] = {}
     if parts is not None:
         extra["parts_median_ms"] = parts
+    if args.bf16:
+        bf_med = statistics.median(bf_times)
+        extra |= {"bf16_median_s": round(bf_med, 4), "bf16_speedup_vs_float32_same_run": round(med / bf_med, 3),
+                  "bf16_agreement_real_speech": bf16_agreement(model, args.agree_clips)}
+        if hf_times:
+            extra["bf16_speedup_vs_transformers_same_run"] = round(statistics.median(hf_times) / bf_med, 3)
     if hf is not None:
         hf_med = statistics.median(hf_times)
         extra |= {

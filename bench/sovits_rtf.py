@@ -47,6 +47,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: bench.* and the packages come from the checkout
 
+from bench.machine import machine_line  # noqa: E402
 from bench.timing import time_alternately  # noqa: E402
 
 OFFICIAL_DECODE_S = 2.47  # BASELINE.md: official v2 decode, 250 codes, 120 phones, 5 s ref, 2 threads
@@ -104,6 +105,22 @@ def official_model(folder: Path, ours: Any) -> Any:
     if missing or unexpected:
         raise RuntimeError(f"official model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return off.eval()
+
+
+def audio_agreement(exact: Any, low: Any) -> dict[str, float]:
+    """SI-SNR (dB) and log-mel L1 (80 mels, 32 kHz, n_fft 2048, hop 640: the SoVITS training mel) of
+    ``low`` against ``exact`` (1-D float tensors)."""
+    import torch
+
+    from anchorvoice.plugins.gsv.training.mel import magnitude, mel_filterbank, spec_to_mel
+
+    a, b = exact - exact.mean(), low - low.mean()
+    proj = (b @ a) / (a @ a) * a
+    si_snr = 10 * torch.log10(proj.pow(2).sum() / (b - proj).pow(2).sum())
+    basis = mel_filterbank(32000, 2048, 80)
+    mels = [spec_to_mel(magnitude(x[None], 2048, 640, 2048), basis) for x in (exact, low)]
+    return {"si_snr_db": round(float(si_snr), 2), "log_mel_l1": round(float((mels[0] - mels[1]).abs().mean()), 5),
+            "max_abs_diff": float((exact - low).abs().max())}
 
 
 def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, Any]:
@@ -197,6 +214,23 @@ def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, A
     with torch.inference_mode():
         res["max_abs_diff_dft_vs_direct"] = float((model.dec(zin, g=ge) - direct_out).abs().max())
     res["block_dft_spectra_mb"] = model.dec.block_dft_bytes() / 2**20
+    model.dec.block_dft = None
+
+    def in_bf16(work: Callable[[], Any]) -> Callable[[], None]:
+        def f() -> None:
+            model.dec.use_precision("bfloat16")
+            try:
+                work()
+            finally:
+                model.dec.use_precision("float32")
+
+        return f
+
+    res["dec_bf16"] = time_alternately({"bfloat16": in_bf16(part_dec), "float32": part_dec}, repeats)
+    model.dec.use_precision("bfloat16")
+    with torch.inference_mode():
+        res["bf16_agreement"] = audio_agreement(direct_out[0, 0], model.dec(zin, g=ge)[0, 0])
+    model.dec.use_precision("float32")
     if official is not None:
         off = official_model(official, model)
 
@@ -211,7 +245,8 @@ def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, A
         with torch.no_grad():
             res["max_abs_diff_dec_vs_official"] = float((off.dec(zin, g=ge) - direct_out).abs().max())
         res["vs_official"] = time_alternately(
-            {"anchorvoice": decode, "official": off_decode, "anchorvoice dec": part_dec, "official dec": off_dec},
+            {"anchorvoice": decode, "official": off_decode, "anchorvoice dec": part_dec, "official dec": off_dec,
+             "anchorvoice bf16": in_bf16(decode), "anchorvoice dec bf16": in_bf16(part_dec)},
             repeats,
         )
     model.dec.channels_last = False
@@ -235,6 +270,7 @@ def main() -> None:
         print(json.dumps(res, indent=2))
         return
     a, r, secs = res["anchorvoice"], res["ncw_reference"], res["audio_seconds"]
+    print(machine_line(args.threads))
     print(
         f"SoVITS v2 decode, full size ({res['params_m']:.1f} M params without enc_q, "
         f"dec {res['dec_params_m']:.1f} M), "
@@ -275,6 +311,12 @@ def main() -> None:
         f"  chunked dec, alternating: block-DFT median {w['median_s']:.3f} s (min {w['min_s']:.3f}), "
         f"direct only {wo['median_s']:.3f} s (min {wo['min_s']:.3f}): x{wo['median_s'] / w['median_s']:.2f}"
     )
+    d = res["dec_bf16"]
+    print(
+        f"  generator (dec) bfloat16 vs float32, alternating: {d['bfloat16']['median_s']:.3f} s vs "
+        f"{d['float32']['median_s']:.3f} s: x{d['float32']['median_s'] / d['bfloat16']['median_s']:.2f}; "
+        f"agreement with float32 (random weights): {res['bf16_agreement']}"
+    )
     if "vs_official" in res:
         v = res["vs_official"]
         print(
@@ -284,7 +326,8 @@ def main() -> None:
         print(f"    {'':16s} {'median s':>9s} {'min s':>7s}")
         for name in v:
             print(f"    {name:16s} {v[name]['median_s']:9.3f} {v[name]['min_s']:7.3f}")
-        for ours, theirs in (("anchorvoice", "official"), ("anchorvoice dec", "official dec")):
+        for ours, theirs in (("anchorvoice", "official"), ("anchorvoice dec", "official dec"),
+                             ("anchorvoice bf16", "official"), ("anchorvoice dec bf16", "official dec")):
             o, t = v[ours], v[theirs]
             print(
                 f"    speed-up {ours:16s} median x{t['median_s'] / o['median_s']:.2f}, "
