@@ -9,7 +9,9 @@ a 5 s speech-like reference, and streams ``--seconds`` of speech-like input thro
 two converters in the same run, interleaved stream by stream so that machine load hits both alike:
 
 * ``whole``: every window decoded whole by the vocoder (``vocoder_context`` = 10**6, the old path);
-* ``tail``: only the emitted span + 12 latent frames of vocoder context decoded (the default).
+* ``tail``: only the emitted span + 12 latent frames of vocoder context decoded (the default);
+* ``bf16``: ``tail`` with ``precision = "bfloat16"`` (HuBERT and HiFi-GAN in bfloat16), its agreement
+  with ``tail`` printed as SI-SNR of the converted stream.
 
 Prints the median (and minimum) compute per block over ``--repeats`` streams, the RTF (compute per
 second of audio; ``anchorvoice live`` needs <= 0.8), the speed-up, and the largest difference between
@@ -33,6 +35,7 @@ from anchorvoice.frames import AudioFrame
 from anchorvoice.plugins.gsv.stages_vc import GsvVcConfig, GsvVoiceConverter
 from bench.fullsize import write_hubert, write_sovits
 from bench.hubert_rtf import speech_like
+from bench.machine import machine_line
 
 SR = 32000
 WHOLE = 10**6
@@ -64,10 +67,14 @@ def main() -> None:
         sf.write(d / "ref.wav", speech_like(5.0, SR), SR)
         voice = Voice("bench", d, [d / "ref.wav"], models={"sovits": d / "s2.pth", "hubert": d / "hubert"})
         vcs = {}
-        for name, context in (("whole", WHOLE), ("tail", 12)):
-            vcs[name] = GsvVoiceConverter(GsvVcConfig(context_s=args.context_s, vocoder_context=context))
+        for name, context, precision in (("whole", WHOLE, "float32"), ("tail", 12, "float32"),
+                                         ("bf16", 12, "bfloat16")):
+            vcs[name] = GsvVoiceConverter(
+                GsvVcConfig(context_s=args.context_s, vocoder_context=context, precision=precision)  # type: ignore[arg-type]
+            )
             vcs[name].prepare(voice)
         x = speech_like(args.seconds, SR)
+        print(machine_line(args.threads))
         print(
             f"gsv-vc live, full-size v2 + HuBERT base, {args.threads} threads, context {args.context_s} s, "
             f"{args.seconds} s streamed, median of {args.repeats}"
@@ -91,6 +98,14 @@ def main() -> None:
             diff = float(np.max(np.abs(outs["tail"] - outs["whole"])))
             print(
                 f"  block {block_ms:5.0f} ms  speed-up {med['whole'] / med['tail']:.2f}x, max |tail - whole| {diff:.2e}"
+            )
+            a, b = outs["tail"] - outs["tail"].mean(), outs["bf16"] - outs["bf16"].mean()
+            proj = (b @ a) / (a @ a) * a
+            snr = 10 * np.log10(float(proj @ proj) / float((b - proj) @ (b - proj)))
+            latency = (block + vcs["tail"].latency_samples) / SR * 1000
+            print(
+                f"  block {block_ms:5.0f} ms  bf16 vs tail: x{med['tail'] / med['bf16']:.2f}, SI-SNR {snr:.1f} dB "
+                f"(random weights); algorithmic latency {latency:.0f} ms (block + lookahead)"
             )
 
 
