@@ -24,6 +24,9 @@ from torch import Tensor, nn
 
 _DTYPES = (torch.float32, torch.bfloat16)
 
+InferencePrecision = Literal["float32", "bfloat16"]
+"""What a model with a reduced-precision inference mode runs in; ``float32`` is the exact mode."""
+
 Activation = Literal["none", "gelu", "relu"]
 _ALGORITHM = {"none": "", "gelu": "none", "relu": ""}
 """The op's algorithm argument per activation ("none" for GELU = the exact erf form, as ``F.gelu``)."""
@@ -71,11 +74,21 @@ def native_bf16() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
-def resolve_precision(precision: str, device: str = "cpu") -> str:
-    """``"auto"`` -> ``"bfloat16"`` on a CPU with :func:`native_bf16`, else ``"float32"``; others unchanged."""
-    if precision != "auto":
-        return precision
-    return "bfloat16" if device == "cpu" and native_bf16() else "float32"
+def resolve_precision(precision: str, device: str = "cpu") -> InferencePrecision:
+    """A stage's ``precision`` option -> the one its model runs in: ``"auto"`` is ``"bfloat16"`` on a CPU
+    with :func:`native_bf16`, else ``"float32"``; anything but float32/bfloat16/auto is refused."""
+    if precision == "auto":
+        return "bfloat16" if device == "cpu" and native_bf16() else "float32"
+    return check_precision(precision, "'float32', 'bfloat16' or 'auto'")
+
+
+def check_precision(precision: str, allowed: str = "'float32' or 'bfloat16'") -> InferencePrecision:
+    """``precision`` if it is one a model runs in (``"float32"``, ``"bfloat16"``), else ValueError."""
+    if precision == "float32":
+        return "float32"
+    if precision == "bfloat16":
+        return "bfloat16"
+    raise ValueError(f"precision must be {allowed}, got {precision!r}")
 
 
 def linear_kernel() -> str:

@@ -43,18 +43,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from anchorvoice.plugins.cpu_kernels import InferencePrecision, check_precision
 from anchorvoice.plugins.gsv.fft_conv import BlockDFTConv1d, BlockLayout, Scratch
 from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, WNConvTranspose1d
 
 LRELU_SLOPE = 0.1  # official modules.LRELU_SLOPE; the final activation uses torch's default 0.01
-
-Precision = Literal["float32", "bfloat16"]
 
 
 @dataclass
@@ -294,20 +293,17 @@ class Generator(nn.Module):
         cfg: HiFiGANConfig,
         channels_last: bool = True,
         block_dft: BlockDFTRule | None = None,
-        precision: Precision = "float32",
+        precision: InferencePrecision = "float32",
     ) -> None:
         super().__init__()
-        if precision not in ("float32", "bfloat16"):
-            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
-        if precision == "bfloat16" and not channels_last:
-            raise ValueError("precision 'bfloat16' runs on the channels-last convs: keep channels_last=True")
-        self.precision: Precision = precision
+        self.channels_last = channels_last
+        self.precision: InferencePrecision = "float32"
+        self.use_precision(precision)
         if cfg.resblock not in ("1", "2"):
             raise ValueError(f"resblock must be '1' or '2', got {cfg.resblock!r}")
         if len(cfg.upsample_rates) != len(cfg.upsample_kernel_sizes):
             raise ValueError("upsample_rates and upsample_kernel_sizes differ in length")
         self.cfg = cfg
-        self.channels_last = channels_last
         self.block_dft = block_dft
         self.num_kernels = len(cfg.resblock_kernel_sizes)
         self.conv_pre = nn.Conv1d(cfg.initial_channel, cfg.upsample_initial_channel, 7, 1, padding=3)
@@ -338,10 +334,9 @@ class Generator(nn.Module):
         if isinstance(module, Generator) and module.block_dft is not None and not incompatible.missing_keys:
             module.prepare()
 
-    def use_precision(self, precision: Precision) -> None:
+    def use_precision(self, precision: InferencePrecision) -> None:
         """Switch the channels-last convs to ``precision`` (their copies are rebuilt on the next call)."""
-        if precision not in ("float32", "bfloat16"):
-            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+        precision = check_precision(precision)
         if precision == "bfloat16" and not self.channels_last:
             raise ValueError("precision 'bfloat16' runs on the channels-last convs: keep channels_last=True")
         if precision != self.precision:

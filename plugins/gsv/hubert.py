@@ -44,7 +44,7 @@ from anchorvoice.errors import (
     UnsupportedCheckpointError,
 )
 from anchorvoice.frames import AudioFrame, FeatureFrame
-from anchorvoice.plugins.cpu_kernels import Linear, linear, resolve_precision
+from anchorvoice.plugins.cpu_kernels import InferencePrecision, Linear, check_precision, linear, resolve_precision
 from anchorvoice.plugins.gsv.checkpoints import HubertCheckpoint, load_hubert
 from anchorvoice.plugins.gsv.hubert_fast import (
     conv_stack,
@@ -328,18 +328,18 @@ class HubertModel(nn.Module):
         # Only used by SpecAugment masking in training; kept so official files load strictly.
         self.masked_spec_embed = nn.Parameter(torch.zeros(config.hidden_size))
         self.encoder = _Encoder(config)
-        self.precision = "float32"
+        self.precision: InferencePrecision = "float32"
         self._low: DerivedWeights[nn.ModuleList] = DerivedWeights()
 
-    def use_precision(self, precision: str) -> None:
+    def use_precision(self, precision: InferencePrecision) -> None:
         """``"float32"`` (exact) or ``"bfloat16"`` for inference (see the class notes)."""
-        if precision not in ("float32", "bfloat16"):
-            raise ValueError(f"HuBERT precision must be 'float32' or 'bfloat16', got {precision!r}")
-        self.precision = precision
+        self.precision = check_precision(precision)
 
-    def _low_layers(self) -> nn.ModuleList | None:
-        if self.precision == "float32" or torch.is_grad_enabled():
-            return None
+    def _runs_low(self) -> bool:
+        """Whether this call takes the bfloat16 path (inference with precision bfloat16)."""
+        return self.precision == "bfloat16" and not torch.is_grad_enabled()
+
+    def _low_layers(self) -> nn.ModuleList:
         layers = self.encoder.layers
         return self._low.get(list(layers.parameters()), lambda: copy.deepcopy(layers).to(torch.bfloat16))
 
@@ -355,12 +355,12 @@ class HubertModel(nn.Module):
         channel with its mean and variance over all of ``wav`` (as HF does): a chunk's frames equal
         the whole signal's only with the statistics frozen, see :func:`hubert_fast.fold_first_norm`
         and :func:`hubert_fast.conv_stack` (``tests/gsv/test_hubert_fast.py``)."""
-        low = self.precision != "float32" and not torch.is_grad_enabled()
-        return self.feature_extractor(wav, torch.bfloat16 if low else None)  # type: ignore[no-any-return]
+        return self.feature_extractor(wav, torch.bfloat16 if self._runs_low() else None)  # type: ignore[no-any-return]
 
     def encode_features(self, feats: Tensor) -> Tensor:
         """(B, T, C) conv features -> (B, T, D) last hidden state (projection, positional conv, transformer)."""
-        return self.encoder(self.feature_projection(feats.float()), self._low_layers())  # type: ignore[no-any-return]
+        low = self._low_layers() if self._runs_low() else None
+        return self.encoder(self.feature_projection(feats.float()), low)  # type: ignore[no-any-return]
 
     def forward(self, wav: Tensor) -> Tensor:
         return self.encode_features(self.conv_features(wav))  # (B, T, D)
@@ -449,9 +449,10 @@ class HubertExtractor(FeatureExtractor):
                 "in the pipeline, or add the voice with a 'hubert' model path"
             )
         path = Path(folder).expanduser().resolve()
-        precision = resolve_precision(self.config.precision, torch.device(self.config.device).type)
-        if precision not in ("float32", "bfloat16"):
-            raise StageError(f"hubert: precision must be float32, bfloat16 or auto, got {self.config.precision!r}")
+        try:
+            precision = resolve_precision(self.config.precision, torch.device(self.config.device).type)
+        except ValueError as exc:
+            raise StageError(f"hubert: {exc}") from None
         if path != self._loaded:
             self._model = build_hubert(load_hubert(path)).to(self.config.device)
             self._loaded = path

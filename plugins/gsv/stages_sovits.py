@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -26,9 +26,9 @@ from anchorvoice.engine.state_dicts import build_unset, check_keys, load_assigne
 from anchorvoice.engine.store.features import feature_key, file_identity
 from anchorvoice.errors import CheckpointError, StageError, TextInputError
 from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TokenFrame
-from anchorvoice.plugins.cpu_kernels import resolve_precision
+from anchorvoice.plugins.cpu_kernels import InferencePrecision, resolve_precision
 from anchorvoice.plugins.gsv.checkpoints import load_sovits
-from anchorvoice.plugins.gsv.hifigan import BlockDFTRule, Generator, Precision
+from anchorvoice.plugins.gsv.hifigan import BlockDFTRule, Generator
 from anchorvoice.plugins.gsv.modules.weight_norm import official_key_shapes
 from anchorvoice.plugins.gsv.sovits import N_SYMBOLS, SovitsConfig, SynthesizerTrn
 from anchorvoice.plugins.gsv.spectrogram import linear_spectrogram
@@ -205,18 +205,20 @@ class GsvHifiganVocoder(Vocoder):
         self._loaded: Path | None = None
 
     @property
-    def precision(self) -> Precision:
+    def precision(self) -> InferencePrecision:
         """The precision the convolutions run in (``auto`` resolved for this CPU)."""
-        chosen = resolve_precision(self.config.precision)
-        if chosen not in ("float32", "bfloat16"):
-            raise StageError(f"{self.name}: precision must be 'float32', 'bfloat16' or 'auto', got {chosen!r}")
+        try:
+            chosen = resolve_precision(self.config.precision)
+        except ValueError as exc:
+            raise StageError(f"{self.name}: {exc}") from None
         if chosen == "bfloat16" and not self.config.channels_last:
             raise StageError(f"{self.name}: precision 'bfloat16' needs channels_last = true")
-        return cast(Precision, chosen)
+        return chosen
 
     def prepare(self, voice: Voice | None) -> None:
         path = _sovits_path(self.config.sovits_path, voice, self.name)
-        if path == self._loaded:
+        if path == self._loaded and self.dec is not None:
+            self.dec.use_precision(self.precision)  # a params.set may have changed it
             return
         ckpt = load_sovits(path)
         cfg = SovitsConfig.from_checkpoint_config(ckpt.config, ckpt.version)

@@ -97,10 +97,9 @@ class GsvVoiceConverter(VoiceConverter):
     def prepare(self, voice: Voice | None) -> None:
         self.hubert.prepare(voice)
         self.sovits.prepare(voice)
-        precision = resolve_precision(self.config.precision)
         dec = self.sovits.model.dec if self.sovits.model is not None else None
-        if dec is not None and precision in ("float32", "bfloat16"):
-            dec.use_precision(precision)  # type: ignore[arg-type]
+        if dec is not None:  # hubert.prepare has refused an unknown precision already
+            dec.use_precision(resolve_precision(self.config.precision))
         self.reset()
 
     def _samples(self, seconds: float) -> int:

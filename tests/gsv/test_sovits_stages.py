@@ -98,3 +98,17 @@ def test_block_dft_is_opt_in_and_keeps_the_official_audio(root: Path, voice: Voi
     assert default.dec is not None and default.dec.block_dft is None  # ~630 MB at full size: not by default
     assert opted.dec is not None and opted.dec.block_dft is not None
     np.testing.assert_allclose(opted.synthesize(latent).samples, case["exp_audio"], atol=1e-4, rtol=0)
+
+
+def test_precision_change_takes_effect_on_the_next_prepare(root: Path, voice: Voice) -> None:
+    """A params.set of ``precision`` on a loaded vocoder reaches its generator without a reload."""
+    voc = GsvHifiganVocoder()
+    voc.prepare(voice)
+    assert voc.dec is not None and voc.dec.precision == "float32"
+    loaded = voc.dec
+    voc.config.precision = "bfloat16"
+    voc.prepare(voice)
+    assert voc.dec is loaded and voc.dec.precision == "bfloat16"
+    voc.config.precision = "float16"  # type: ignore[assignment]
+    with pytest.raises(StageError, match="'float32', 'bfloat16' or 'auto'"):
+        voc.prepare(voice)
