@@ -8,8 +8,8 @@ from typing import Any
 
 from anchorvoice.engine.hookspecs import Register, hookimpl
 from anchorvoice.engine.voices import Voice, VoiceDraft
-from anchorvoice.plugins.gsv.hubert import HubertExtractor
 from anchorvoice.plugins.gsv.rvq import GsvTokenizer
+from anchorvoice.plugins.gsv.stages_hubert import HubertExtractor
 
 
 @hookimpl

@@ -34,7 +34,7 @@ from anchorvoice.engine.stages import VoiceConverter
 from anchorvoice.errors import AudioInputError
 from anchorvoice.frames import AudioFrame, FloatArray, TokenFrame
 from anchorvoice.plugins.cpu_kernels import resolve_precision
-from anchorvoice.plugins.gsv.hubert import HubertExtractor, HubertExtractorConfig
+from anchorvoice.plugins.gsv.stages_hubert import HubertExtractor, HubertExtractorConfig
 from anchorvoice.plugins.gsv.stages_sovits import GsvSovitsConfig, GsvSovitsDecoder
 from anchorvoice.streaming.sola import SolaJoiner
 

@@ -134,7 +134,7 @@ def test_weight_norm_names_fold_to_the_same_weights(tiny_hubert, parametrized: b
 def test_stage_contract_and_output(tmp_path: Path, tiny_hubert) -> None:
     from anchorvoice.engine.testing import check_stage
     from anchorvoice.frames import AudioFrame
-    from anchorvoice.plugins.gsv.hubert import HubertExtractor
+    from anchorvoice.plugins.gsv.stages_hubert import HubertExtractor
 
     folder, model = tiny_hubert
     stage = check_stage(HubertExtractor, voice=_voice(tmp_path, hubert=folder))
@@ -154,7 +154,7 @@ def test_stage_contract_and_output(tmp_path: Path, tiny_hubert) -> None:
 def test_stage_refuses_bad_input(tmp_path: Path, tiny_hubert) -> None:
     from anchorvoice.errors import AudioInputError, CheckpointError
     from anchorvoice.frames import AudioFrame
-    from anchorvoice.plugins.gsv.hubert import HubertExtractor
+    from anchorvoice.plugins.gsv.stages_hubert import HubertExtractor
 
     stage = HubertExtractor()
     with pytest.raises(CheckpointError, match="model_dir"):

@@ -261,8 +261,8 @@ def test_hubert_to_tokens_chain_on_the_reference_sovits_file(gsv_reference: Path
     """hubert (768-d, a tiny random model) -> gsv-rvq with the fixture SoVITS file: 50 Hz -> 25 Hz tokens."""
     from anchorvoice.engine.voices import Voice
     from anchorvoice.frames import AudioFrame
-    from anchorvoice.plugins.gsv.hubert import HubertExtractor
     from anchorvoice.plugins.gsv.rvq import GsvTokenizer
+    from anchorvoice.plugins.gsv.stages_hubert import HubertExtractor
     from tests.gsv_voice import make_hubert_768
 
     hub = make_hubert_768(tmp_path / "hubert")
