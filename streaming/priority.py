@@ -166,3 +166,88 @@ def promote_helper_threads(rt_priority: int, names: tuple[str, ...] = AUDIO_HELP
         return Priority(f"{found} audio-stack thread(s) SCHED_FIFO {rt_priority}", True)
     return Priority(f"{raised} of {found} audio-stack thread(s) raised", raised > 0,
                     f"SCHED_FIFO for the sound server's client threads refused ({refused}); {RT_HINT}")
+
+
+class LiveThreads:
+    """The scheduling record of a live runner's threads: the audio callback thread(s) and the worker.
+
+    The audio side is promoted from inside the first capture and the first playback callback after
+    :meth:`arm` (:meth:`on_callback`: one flag test per callback, one syscall once), since PortAudio may run
+    them on one thread or two. The worker side, while idle, :meth:`settle` s the outcome: it asks rtkit for a
+    refused audio thread (never from the callback) and gives the one ``priority`` event to report.
+    """
+
+    def __init__(self, realtime: bool, rt_priority: int) -> None:
+        self.realtime = realtime
+        self.rt_priority = rt_priority
+        self._main_ident = threading.main_thread().ident
+        self._pending = [False, False]  # capture, playback
+        self._audio: list[Priority | None] = [None, None]
+        self._tids: list[int | None] = [None, None]
+        self._seen_at: float | None = None
+        self.reported = False
+        self.worker: Priority = NOT_ASKED if not realtime else Priority("normal", False)
+
+    def arm(self) -> None:
+        """On start: the next capture and the next playback callback promote their thread."""
+        self._pending = [self.realtime, self.realtime]
+
+    def on_callback(self, role: int) -> None:
+        """From the audio callback (``role`` 0: capture, 1: playback): the thread's one scheduling call."""
+        if not self._pending[role]:
+            return
+        self._pending[role] = False
+        if threading.get_ident() == self._main_ident:
+            self._audio[role] = MAIN_THREAD
+        else:
+            self._audio[role], self._tids[role] = promote_current_thread(self.rt_priority)
+
+    def raise_worker(self, rt_priority: int, mode: str) -> None:
+        """From the worker thread when it starts (real time asked for only)."""
+        if self.realtime:
+            self.worker = raise_worker(rt_priority, mode)
+
+    @property
+    def audio(self) -> Priority:
+        """How the audio callback thread(s) are scheduled: one outcome, or capture's and playback's."""
+        known = [p for p in self._audio if p is not None]
+        if not known:
+            return PENDING if self.realtime else NOT_ASKED
+        if len({p.text for p in known}) == 1:
+            return known[0]
+        notes = [p.note for p in known if p.note]
+        return Priority(f"capture {known[0].text}, playback {known[1].text}", all(p.raised for p in known),
+                        "; ".join(notes) or None)
+
+    def settle(self, now: float) -> dict[str, object] | None:
+        """Worker side, while idle: once the first callback has tried real time, ask rtkit if it was refused;
+        returns the ``priority`` event once (None before it is ready, and after)."""
+        if self.reported:
+            return None
+        if not self.realtime:
+            self.reported = True
+            return None
+        known = [i for i in (0, 1) if self._audio[i] is not None]
+        if not known:
+            return None
+        if self._seen_at is None:
+            self._seen_at = now
+        if len(known) < 2 and now - self._seen_at < 1.0:  # a second audio thread may still call
+            return None
+        for i in known:
+            first, tid = self._audio[i], self._tids[i]
+            if first is not None and not first.raised and tid is not None:
+                asked = ask_rtkit(tid, self.rt_priority)
+                self._audio[i] = asked if asked.raised else Priority("normal", False, first.note)
+        self.reported = True
+        return {"event": "priority", "audio": self.audio.text, "worker": self.worker.text, "note": self.note}
+
+    @property
+    def note(self) -> str | None:
+        """What to do when a live thread stayed at normal priority (None when both were raised)."""
+        notes = []
+        if self.audio.note:
+            notes.append(f"audio thread: {self.audio.note}")
+        if self.worker.note and not self.worker.raised:
+            notes.append(f"worker: {self.worker.note}")
+        return "; ".join(notes) or None

@@ -176,15 +176,7 @@ class LiveRunner:
         self._probe: Future[tuple[bool, float, str | None]] | None = None
         self._primed = False
         self._froze_gc = False
-        self._main_ident = threading.main_thread().ident
-        # Set by start(): the next capture and the next playback callback (off the main thread) promote
-        # their thread; PortAudio may run capture and playback on two threads (two streams) or one.
-        self._rt_pending_in = self._rt_pending_out = False
-        self._audio_prio: list[prio.Priority | None] = [None, None]  # capture, playback thread
-        self._audio_tids: list[int | None] = [None, None]
-        self._rt_seen_at: float | None = None
-        self._priority_reported = False
-        self.worker_priority: prio.Priority = prio.NOT_ASKED if not cfg.realtime else prio.Priority("normal", False)
+        self.threads = prio.LiveThreads(cfg.realtime, cfg.rt_priority)
         self.callback_errors = 0
         self.worker_error: BaseException | None = None
         self.jitter = AdaptiveJitter(
@@ -198,12 +190,10 @@ class LiveRunner:
     def callback(self, indata: np.ndarray | None, outdata: np.ndarray | None) -> None:
         """Device buffer hand-off; see the module docstring for the real-time contract."""
         try:
-            if self._rt_pending_in and indata is not None:  # once per start() and role: one syscall
-                self._rt_pending_in = False
-                self._promote(0)
-            if self._rt_pending_out and outdata is not None:
-                self._rt_pending_out = False
-                self._promote(1)
+            if indata is not None:  # promotes the thread once per start() and role: one syscall
+                self.threads.on_callback(0)
+            if outdata is not None:
+                self.threads.on_callback(1)
             if indata is not None:
                 self.input_ring.write(indata if indata.ndim == 1 else indata[:, 0])
             if outdata is None:
@@ -233,25 +223,6 @@ class LiveRunner:
                     outdata.fill(0)
                 except Exception:
                     self.callback_errors += 1
-
-    def _promote(self, role: int) -> None:
-        """The audio thread's one scheduling call (``role`` 0: capture, 1: playback)."""
-        if threading.get_ident() == self._main_ident:
-            self._audio_prio[role] = prio.MAIN_THREAD
-        else:
-            self._audio_prio[role], self._audio_tids[role] = prio.promote_current_thread(self.config.rt_priority)
-
-    @property
-    def audio_priority(self) -> prio.Priority:
-        """How the audio callback thread(s) are scheduled: one outcome, or capture's and playback's."""
-        known = [p for p in self._audio_prio if p is not None]
-        if not known:
-            return prio.PENDING if self.config.realtime else prio.NOT_ASKED
-        if len({p.text for p in known}) == 1:
-            return known[0]
-        notes = [p.note for p in known if p.note]
-        return prio.Priority(f"capture {known[0].text}, playback {known[1].text}", all(p.raised for p in known),
-                             "; ".join(notes) or None)
 
     # -- worker -------------------------------------------------------------------------------
     def _reset_state(self) -> None:
@@ -435,7 +406,7 @@ class LiveRunner:
             gc.collect()
             gc.freeze()
             self._froze_gc = True
-        self._rt_pending_in = self._rt_pending_out = self.config.realtime
+        self.threads.arm()
         self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anchorvoice-probe")
         self._thread = threading.Thread(target=self._loop, name="anchorvoice-runner", daemon=True)
         self._thread.start()
@@ -443,51 +414,18 @@ class LiveRunner:
     def _loop(self) -> None:
         poll = self.config.poll_ms / 1000.0
         cfg = self.config
-        if cfg.realtime:
-            self.worker_priority = prio.raise_worker(cfg.worker_rt_priority(), cfg.worker_priority)
+        self.threads.raise_worker(cfg.worker_rt_priority(), cfg.worker_priority)
         try:
             while not self._stop.is_set():
                 if not self.step():
-                    if not self._priority_reported:
-                        self._settle_priority()
+                    event = self.threads.settle(time.monotonic())
+                    if event is not None:
+                        self._emit(event)
                     time.sleep(poll)
         except BaseException as exc:  # a runner bug: keep it for stats() and the caller
             self.worker_error = exc
             log.exception("live runner worker stopped")
             self._emit({"event": "worker_error", "error": f"{type(exc).__name__}: {exc}"})
-
-    def _settle_priority(self) -> None:
-        """Worker side, while idle: once the first callback has tried real time, ask rtkit if it was refused,
-        then report both threads' priority in one event."""
-        if not self.config.realtime:
-            self._priority_reported = True
-            return
-        known = [i for i in (0, 1) if self._audio_prio[i] is not None]
-        if not known:
-            return
-        now = time.monotonic()
-        if self._rt_seen_at is None:
-            self._rt_seen_at = now
-        if len(known) < 2 and now - self._rt_seen_at < 1.0:  # a second audio thread may still call
-            return
-        for i in known:
-            first, tid = self._audio_prio[i], self._audio_tids[i]
-            if first is not None and not first.raised and tid is not None:
-                asked = prio.ask_rtkit(tid, self.config.rt_priority)
-                self._audio_prio[i] = asked if asked.raised else prio.Priority("normal", False, first.note)
-        self._priority_reported = True
-        self._emit({"event": "priority", "audio": self.audio_priority.text, "worker": self.worker_priority.text,
-                    "note": self.priority_note})
-
-    @property
-    def priority_note(self) -> str | None:
-        """What to do when a live thread stayed at normal priority (None when both were raised)."""
-        notes = []
-        if self.audio_priority.note:
-            notes.append(f"audio thread: {self.audio_priority.note}")
-        if self.worker_priority.note and not self.worker_priority.raised:
-            notes.append(f"worker: {self.worker_priority.note}")
-        return "; ".join(notes) or None
 
     def stop(self) -> None:
         """Stop the worker and wait for it (and any probe) to finish; unfreeze the GC start froze."""
@@ -547,7 +485,7 @@ class LiveRunner:
             jitter_peak_ms=self.jitter.ms(self.jitter.peak),
             jitter_grows=self.jitter.grows,
             jitter_shrinks=self.jitter.shrinks,
-            audio_priority=self.audio_priority.text,
-            worker_priority=self.worker_priority.text,
-            priority_note=self.priority_note,
+            audio_priority=self.threads.audio.text,
+            worker_priority=self.threads.worker.text,
+            priority_note=self.threads.note,
         )
