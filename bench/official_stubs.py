@@ -8,9 +8,11 @@ import types
 from typing import Any
 
 
-def stub_module(name: str, **attrs: Any) -> None:
-    """Register an empty module ``name`` (with ``attrs``) unless the real one imports."""
+def stub_module(name: str, force: bool = False, **attrs: Any) -> None:
+    """Register an empty module ``name`` (with ``attrs``) unless the real one imports (or ``force``)."""
     try:
+        if force:
+            raise ImportError(name)
         __import__(name)
     except ImportError:
         mod = types.ModuleType(name)
