@@ -60,14 +60,20 @@ def test_a_voice_in_use_is_not_closed_under_it() -> None:
     assert a.closed
 
 
-def test_a_budget_smaller_than_one_voice_is_refused_at_start(tmp_path: Path) -> None:
+def _home_with_a_4_mib_voice(tmp_path: Path) -> Path:
+    """A user home holding one voice, 'big', whose model is 4 MiB once loaded as float32."""
     home = tmp_path / "home"
     clip = tmp_path / "a.wav"
     sf.write(str(clip), speech_like_signal(22050, 2.0).samples, 22050)
     model = tmp_path / "model.bin"
     model.write_bytes(b"x")
-    weights = {"w": torch.zeros(1024, 1024, dtype=torch.float16)}  # 4 MiB once loaded as float32
+    weights = {"w": torch.zeros(1024, 1024, dtype=torch.float16)}
     VoiceLibrary(home).add("big", [clip], models={"toy": model}, importer=lambda kind, p: (weights, {}))
+    return home
+
+
+def test_a_budget_smaller_than_one_voice_is_refused_at_start(tmp_path: Path) -> None:
+    home = _home_with_a_4_mib_voice(tmp_path)
     with pytest.raises(ConfigError, match=r"store.max_resident_mb.*voice 'big'.*4.0 MiB.*at least 4"):
         Engine(EngineConfig(home=home, store=StoreConfig(max_resident_mb=2)), plugins=PluginManager())
     Engine(EngineConfig(home=home, store=StoreConfig(max_resident_mb=4)), plugins=PluginManager()).close()
@@ -122,13 +128,7 @@ def test_the_gpu_budget_evicts_on_its_own() -> None:
 
 
 def test_a_gpu_budget_smaller_than_one_voice_is_refused_at_start(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    clip = tmp_path / "a.wav"
-    sf.write(str(clip), speech_like_signal(22050, 2.0).samples, 22050)
-    model = tmp_path / "model.bin"
-    model.write_bytes(b"x")
-    weights = {"w": torch.zeros(1024, 1024, dtype=torch.float16)}  # 4 MiB once loaded as float32
-    VoiceLibrary(home).add("big", [clip], models={"toy": model}, importer=lambda kind, p: (weights, {}))
+    home = _home_with_a_4_mib_voice(tmp_path)
     with pytest.raises(ConfigError, match=r"store.max_gpu_mb.*voice 'big'.*GPU memory.*4.0 MiB.*at least 4"):
         Engine(EngineConfig(home=home, store=StoreConfig(max_gpu_mb=3)), plugins=PluginManager())
     Engine(EngineConfig(home=home, store=StoreConfig(max_gpu_mb=4)), plugins=PluginManager()).close()
