@@ -96,13 +96,17 @@ def linear_kernel() -> str:
     return "oneDNN" if onednn_linear_ok() else "ATen"
 
 
-def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
-    if x.device.type != "cpu" or x.dtype not in _DTYPES or weight.dtype != x.dtype or not weight.is_contiguous():
+def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, add: Tensor | None) -> bool:
+    """Whether this call can take the oneDNN op: CPU tensors of one float dtype, a contiguous weight, and
+    nothing for autograd to record (the op has no backward). Cheap first: it runs per call, per token."""
+    dtype = x.dtype
+    if x.device.type != "cpu" or dtype not in _DTYPES or weight.dtype != dtype or not weight.is_contiguous():
         return False
-    if bias is not None and bias.dtype != x.dtype:
+    if (bias is not None and bias.dtype != dtype) or (add is not None and (add.dtype != dtype or add.is_cuda)):
         return False
-    tracked = x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
-    if torch.is_grad_enabled() and tracked:
+    if torch.is_grad_enabled() and (
+        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+    ):
         return False
     return onednn_linear_ok()
 
@@ -115,14 +119,13 @@ def linear(
     and separate ops otherwise. The result is a new tensor."""
     if add is not None and act != "none":
         raise ValueError("linear(): add= (a residual) goes with act='none' only")
-    if _onednn(x, weight, bias) and (add is None or (add.dtype == x.dtype and add.device.type == "cpu")):
-        x = x if x.is_contiguous() else x.contiguous()
-        b = None if bias is None else bias.detach()
-        with torch.no_grad():  # the op has no autograd formula; nothing here needs one
-            if add is not None:
-                res = add if add.is_contiguous() else add.contiguous()
-                return torch.ops.mkldnn._linear_pointwise.binary(x, res, weight.detach(), b, "add")  # type: ignore[no-any-return]
-            return torch.ops.mkldnn._linear_pointwise(x, weight.detach(), b, act, [], _ALGORITHM[act])  # type: ignore[no-any-return]
+    if _onednn(x, weight, bias, add):
+        if not x.is_contiguous():
+            x = x.contiguous()
+        op = torch.ops.mkldnn._linear_pointwise
+        if add is None:
+            return op(x, weight, bias, act, [], _ALGORITHM[act])  # type: ignore[no-any-return]
+        return op.binary(x, add if add.is_contiguous() else add.contiguous(), weight, bias, "add")  # type: ignore[no-any-return]
     y = F.linear(x, weight, bias)
     if act == "gelu":
         y = F.gelu(y)
