@@ -14,6 +14,7 @@ vector, and the content comes from the tokens alone.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,12 +28,14 @@ from anchorvoice.engine.store.features import feature_key, file_identity
 from anchorvoice.errors import CheckpointError, StageError, TextInputError
 from anchorvoice.frames import AudioFrame, FeatureFrame, PhonemeFrame, TokenFrame
 from anchorvoice.plugins.cpu_kernels import InferencePrecision, resolve_precision
+from anchorvoice.plugins.cpu_threads import AdaptiveThreads
 from anchorvoice.plugins.gsv.checkpoints import load_sovits
 from anchorvoice.plugins.gsv.hifigan import BlockDFTRule, Generator
 from anchorvoice.plugins.gsv.modules.weight_norm import official_key_shapes
 from anchorvoice.plugins.gsv.sovits import N_SYMBOLS, SovitsConfig, SynthesizerTrn
 from anchorvoice.plugins.gsv.spectrogram import linear_spectrogram
 from anchorvoice.plugins.gsv.streaming_decode import ChunkedDecodeConfig, ChunkedDecoder
+from anchorvoice.streaming.thread_governor import GovernedUnit
 
 if TYPE_CHECKING:
     from anchorvoice.engine.voices import Voice
@@ -67,6 +70,9 @@ class GsvSovitsConfig:
     """Speaking rate: >1 faster (the prior is resampled to int(T / speed) + 1 frames)."""
     seed: int | None = None
     """Seed of the prior noise for reproducible output; None: a fresh draw per utterance."""
+    adaptive_threads: bool = True
+    """On CPU, run each decode on all of torch's threads or on one, whichever recent decodes measured
+    faster per token (:mod:`anchorvoice.streaming.thread_governor`); False: always torch's count."""
 
 
 class GsvSovitsDecoder(Decoder):
@@ -89,6 +95,7 @@ class GsvSovitsDecoder(Decoder):
         self._loaded: Path | None = None
         self._ge: torch.Tensor | None = None
         self._sil_id = 0
+        self.threads = AdaptiveThreads()
 
     def prepare(self, voice: Voice | None) -> None:
         path = _sovits_path(self.config.sovits_path, voice, self.name)
@@ -152,7 +159,8 @@ class GsvSovitsDecoder(Decoder):
                     f"{model.cfg.version} model; use a GPT-SoVITS {model.cfg.version} text frontend"
                 )
         gen = torch.Generator().manual_seed(self.config.seed) if self.config.seed is not None else None
-        with torch.inference_mode():
+        self.threads.enabled = self.config.adaptive_threads
+        with torch.inference_mode(), self.threads.unit(len(codes)):
             tr = model.infer_latent(
                 torch.from_numpy(codes.astype(np.int64))[None, None],
                 torch.from_numpy(ids)[None],
@@ -185,6 +193,9 @@ class GsvHifiganConfig:
     """Convolution precision. ``float32`` is the exact mode (conformance-tested); ``bfloat16`` runs the convs
     2-2.6x faster where the CPU has AVX512-bf16/AMX (agreement with float32 in bench/sovits_rtf.py);
     ``auto`` picks ``bfloat16`` on such a CPU, else ``float32``."""
+    adaptive_threads: bool = True
+    """On CPU, decode each chunk on all of torch's threads or on one, whichever recent chunks measured
+    faster per frame (:mod:`anchorvoice.streaming.thread_governor`); False: always torch's count."""
     chunk_frames: int = 10
     """``stream()``: latent frames in the first chunk (doubling up to ``max_chunk_frames``)."""
     max_chunk_frames: int = 400
@@ -203,6 +214,7 @@ class GsvHifiganVocoder(Vocoder):
         super().__init__(config)
         self.dec: Generator | None = None
         self._loaded: Path | None = None
+        self.threads = AdaptiveThreads()
 
     @property
     def precision(self) -> InferencePrecision:
@@ -249,7 +261,7 @@ class GsvHifiganVocoder(Vocoder):
 
     def synthesize(self, latent: FeatureFrame) -> AudioFrame:
         dec, z, ge = self._inputs(latent)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.governed(z.shape[1]):
             audio = dec(z[None], g=ge)[0, 0].numpy()
         return AudioFrame(audio, self.sample_rate, timestamp=latent.timestamp)
 
@@ -263,7 +275,9 @@ class GsvHifiganVocoder(Vocoder):
         t = latent.timestamp
         for pos in range(0, z.shape[1], cfg.chunk_frames):
             nxt = min(z.shape[1], pos + cfg.chunk_frames)
-            block = cd.push(z[:, pos:nxt], final=nxt >= z.shape[1])
+            with self.governed(0) as unit:
+                block = cd.push(z[:, pos:nxt], final=nxt >= z.shape[1])
+                unit.work = len(block)
             if len(block):
                 yield AudioFrame(block, self.sample_rate, timestamp=t)
                 t += len(block) / self.sample_rate
@@ -273,6 +287,11 @@ class GsvHifiganVocoder(Vocoder):
         dec, _, ge = self._inputs(first)
         cfg = ChunkedDecodeConfig(chunk_frames=self.config.chunk_frames, max_chunk_frames=self.config.max_chunk_frames)
         return _ChunkedStream(self, ChunkedDecoder(dec, ge, cfg), first)
+
+    def governed(self, work: float) -> AbstractContextManager[GovernedUnit]:
+        """The thread count for one piece of decoding (``work``: its size, settable at the end)."""
+        self.threads.enabled = self.config.adaptive_threads  # may change live through set_param
+        return self.threads.unit(work)
 
     def close(self) -> None:
         self.dec, self._loaded = None, None
@@ -284,8 +303,11 @@ class _ChunkedStream(VocoderStream):
     def __init__(self, vocoder: GsvHifiganVocoder, decoder: ChunkedDecoder, first: FeatureFrame) -> None:
         super().__init__(vocoder, first)
         self.decoder = decoder
+        self._owner = vocoder
 
     def push(self, latent: FeatureFrame, final: bool = False) -> AudioFrame:
         z = torch.as_tensor(latent.features, dtype=torch.float32)
-        samples = self.decoder.push(z, final=final)
+        with self._owner.governed(0) as unit:
+            samples = self.decoder.push(z, final=final)
+            unit.work = len(samples)  # a push that completes no chunk is not counted
         return AudioFrame(samples, self.vocoder.sample_rate, timestamp=latent.timestamp)

@@ -34,6 +34,7 @@ from anchorvoice.engine.stages import VoiceConverter
 from anchorvoice.errors import AudioInputError
 from anchorvoice.frames import AudioFrame, FloatArray, TokenFrame
 from anchorvoice.plugins.cpu_kernels import resolve_precision
+from anchorvoice.plugins.cpu_threads import AdaptiveThreads
 from anchorvoice.plugins.gsv.stages_hubert import HubertExtractor, HubertExtractorConfig
 from anchorvoice.plugins.gsv.stages_sovits import GsvSovitsConfig, GsvSovitsDecoder
 from anchorvoice.streaming.sola import SolaJoiner
@@ -74,6 +75,10 @@ class GsvVcConfig:
     vocoder_context: int = 12
     """Live: latent frames (20 ms) decoded again before each emitted block; >= 12 matches a whole-window
     decode to ~1e-6 (the decoder's reach is ~11 frames)."""
+    adaptive_threads: bool = True
+    """On CPU, convert each block on all of torch's threads or on one, whichever recent blocks measured
+    faster (:mod:`anchorvoice.streaming.thread_governor`): on a busy PC two threads can be several times
+    slower than one. False: always torch's count."""
 
 
 class GsvVoiceConverter(VoiceConverter):
@@ -88,8 +93,10 @@ class GsvVoiceConverter(VoiceConverter):
         c = self.config
         self.hubert = HubertExtractor(HubertExtractorConfig(model_dir=c.hubert_dir, precision=c.precision))
         self.sovits = GsvSovitsDecoder(
-            GsvSovitsConfig(sovits_path=c.sovits_path, noise_scale=c.noise_scale, seed=c.seed), with_hifigan=True
-        )
+            GsvSovitsConfig(sovits_path=c.sovits_path, noise_scale=c.noise_scale, seed=c.seed, adaptive_threads=False),
+            with_hifigan=True,
+        )  # the whole block is governed here, not the prior alone
+        self.threads = AdaptiveThreads()
         self._history = np.zeros(0, np.float32)
         self._origin = -1  # stream index of _history[0] (the silence before the stream included); -1: not started
         self._joiner: SolaJoiner | None = None
@@ -173,9 +180,11 @@ class GsvVoiceConverter(VoiceConverter):
         drop = max(0, window_start - self._origin)
         self._history, self._origin = self._history[drop:], self._origin + drop
         start = first - self._origin  # the block's first output sample in the window
-        z, ge = self._latent(self._history)
-        f0 = max(0, start // FRAME_SAMPLES - self.config.vocoder_context)
-        y = self._vocode(z[:, f0:], ge)
+        self.threads.enabled = self.config.adaptive_threads
+        with self.threads.unit(b):
+            z, ge = self._latent(self._history)
+            f0 = max(0, start // FRAME_SAMPLES - self.config.vocoder_context)
+            y = self._vocode(z[:, f0:], ge)
         at = start - f0 * FRAME_SAMPLES
         segment = y[at : at + b + overlap + search]
         return block.with_samples(self._joiner.join(segment).copy())

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from anchorvoice.plugins.cpu_threads import AdaptiveThreads
 from anchorvoice.plugins.gsv.kv_cache import T2SRuntime
 from anchorvoice.plugins.gsv.t2s_model import prefix_mask
 
@@ -131,11 +132,13 @@ def decode_stream(
     cfg: SamplingConfig,
     generator: torch.Generator,
     record_logits: bool = False,
+    threads: AdaptiveThreads | None = None,
 ) -> Generator[int, None, DecodeResult]:
     """Decode one sequence (official ``infer_panel_naive``), yielding each kept token as it is made.
 
     phones (P,) int64, bert (1024, P) float32, prompt (Tp,) int64 or None (reference-free). The
-    generator's return value is the :class:`DecodeResult`.
+    generator's return value is the :class:`DecodeResult`. ``threads`` governs the thread count of
+    each one-token step (the prefill keeps torch's count).
     """
     cfg.validate()
     model, eos = runtime.model, runtime.model.config.eos
@@ -155,9 +158,14 @@ def decode_stream(
     n = prompt_len
     logs: list[Tensor] = []
     step_input, idx, ended_on_eos = x, 0, False
+    steps = threads or AdaptiveThreads(enabled=False)
     for idx in range(cfg.max_steps):
         with torch.inference_mode():
-            logits = runtime.forward(step_input, cache, attend)
+            if idx == 0:
+                logits = runtime.forward(step_input, cache, attend)
+            else:
+                with steps.unit(device=step_input.device):
+                    logits = runtime.forward(step_input, cache, attend)
             attend = None
             if record_logits:
                 logs.append(logits[0].clone())

@@ -26,6 +26,7 @@ import torch
 from anchorvoice.engine.stages import ProsodyModel
 from anchorvoice.errors import CheckpointError, StageError, TextInputError
 from anchorvoice.frames import AudioFrame, PhonemeFrame, TokenFrame
+from anchorvoice.plugins.cpu_threads import AdaptiveThreads
 from anchorvoice.plugins.gsv.checkpoints import check_phoneme_vocab, sovits_text_rows
 from anchorvoice.plugins.gsv.kv_cache import T2SRuntime
 from anchorvoice.plugins.gsv.prompt_rules import closed_sentence, lead_short_sentence, padded_reference
@@ -76,6 +77,10 @@ class GsvT2SConfig:
     """Decoder arithmetic: float32 (exact) or a reduced mode (faster, tokens may differ; see bench/t2s_rtf.py)."""
     device: str = "cpu"
     """torch device."""
+    adaptive_threads: bool = True
+    """On CPU, run each decode step on all of torch's threads or on one, whichever the last steps
+    measured faster (:mod:`anchorvoice.streaming.thread_governor`): on a busy PC two threads can be
+    10x slower than one. False: always torch's count. Thread counts change only the float rounding."""
 
 
 class GsvT2S(ProsodyModel):
@@ -89,6 +94,7 @@ class GsvT2S(ProsodyModel):
         self._runtime: T2SRuntime | None = None
         self._loaded: Path | None = None
         self._runtime_key: tuple[str, str] = ("", "")
+        self.threads = AdaptiveThreads()
 
     # -- model binding ---------------------------------------------------------------------
     def prepare(self, voice: Voice | None) -> None:
@@ -218,7 +224,9 @@ class GsvT2S(ProsodyModel):
             )
         phones, bert = self._phones(text, prompt_text)
         prompt = self._prompt(prompt_text, prompt_tokens)
-        stream = decode_stream(runtime, phones, bert, prompt, self._sampling(), make_generator(self.config.seed))
+        self.threads.enabled = cfg.adaptive_threads  # may change live through set_param
+        stream = decode_stream(runtime, phones, bert, prompt, self._sampling(), make_generator(self.config.seed),
+                               threads=self.threads)
         sizes = _chunk_sizes(cfg.first_chunk_tokens, cfg.chunk_tokens, cfg.max_chunk_tokens)
         chunk = next(sizes)
         pending: list[int] = []
