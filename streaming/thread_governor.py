@@ -13,11 +13,13 @@ The rule (pure logic, no clock or threads of its own: the caller times each unit
 run on the current count; every ``probe_every`` units, run ``probe_units`` units on each other
 count (after ``settle`` units that are not counted: the first region after a change pays for waking
 threads) and keep the count with the lowest median time per unit of work; a probe whose first timed
-unit takes twice the current median stops there (under load the slow count is very slow). A probe that does not
+unit takes twice the current median (a settling one four times) stops there, since under load the
+slow count is very slow. A probe that does not
 win doubles the gap to the next one, up to ``max_every``, so a machine whose load does not change
 pays little for probing; when the current count's recent median moves by more than ``change``
-(a game started or stopped), the next probe comes at once and the gap starts again from
-``probe_every``.
+in the direction where another count could win (all threads got slower: a game started; one thread
+got faster: it stopped), the next probe comes at once, unless such probes keep losing (load that
+comes and goes in waves), which doubles their own gap the same way.
 """
 
 from __future__ import annotations
@@ -91,7 +93,10 @@ class ThreadGovernor:
         """How often the chosen count changed (status pages and benches print it)."""
         self._recent: deque[float] = deque(maxlen=max(self.config.probe_units, 3))
         self._reference: float | None = None  # current count's median when it was last chosen
-        self._gap = self.config.probe_every
+        self._gap = self.config.probe_every  # units between scheduled probes (doubles while they lose)
+        self._trigger_gap = self.config.probe_every  # the same for probes a change of load asked for
+        self._wait = self._gap  # units from the last probe to the next one
+        self._triggered = False
         self._since_probe = 0
         self._queue: list[int] = []  # counts still to probe in this round
         self._probe_count: int | None = None
@@ -101,7 +106,7 @@ class ThreadGovernor:
 
     def threads(self) -> int:
         """The count to run the next unit on."""
-        if self._probe_count is None and len(self.counts) > 1 and self._since_probe >= self._gap:
+        if self._probe_count is None and len(self.counts) > 1 and self._since_probe >= self._wait:
             self._queue = [c for c in self.counts if c != self.current]
             self._results = {}
             self._next_probe()
@@ -114,12 +119,15 @@ class ThreadGovernor:
         per = seconds / work
         if self._probe_count is not None:
             self._probe_seen += 1
-            if self._probe_seen > self.config.settle:
+            settling = self._probe_seen <= self.config.settle
+            if not settling:
                 self._probe_times.append(per)
             mine = statistics.median(self._recent) if self._recent else None
-            hopeless = bool(self._probe_times) and mine is not None and per > 2.0 * mine
+            # A count that runs at 2x the current's median (4x while it settles) cannot win: stop paying.
+            hopeless = mine is not None and per > (4.0 if settling else 2.0) * mine
+            if hopeless:
+                self._probe_times.append(per)
             if hopeless or len(self._probe_times) >= self.config.probe_units:
-                # a timed unit at twice the current's median cannot win: stop paying for it
                 self._results[self._probe_count] = statistics.median(self._probe_times)
                 self._next_probe()
                 if self._probe_count is None:
@@ -132,8 +140,12 @@ class ThreadGovernor:
             if self._reference is None:
                 self._reference = now
             elif abs(now - self._reference) > self.config.change * self._reference:
-                self._gap = self.config.probe_every  # the load moved: look again soon
-                self._since_probe = max(self._since_probe, self._gap)
+                # The load moved. Look again at once only where another count could now win: more
+                # threads once this count got faster (load left), fewer once it got slower (load came).
+                slower = now > self._reference
+                if (slower and self.current != min(self.counts)) or (not slower and self.current != max(self.counts)):
+                    self._wait = min(self._wait, self._trigger_gap)
+                    self._triggered = True
                 self._reference = now
 
     @contextmanager
@@ -168,9 +180,12 @@ class ThreadGovernor:
             self.current = best
             self._recent.clear()
             self._reference = None
-            self._gap = self.config.probe_every
+            self._gap = self._trigger_gap = self.config.probe_every
         else:
             self._gap = min(2 * self._gap, self.config.max_every)
+            if self._triggered:  # load that comes and goes in waves: ask less often
+                self._trigger_gap = min(2 * self._trigger_gap, self.config.max_every)
+        self._wait, self._triggered = self._gap, False
 
     def summary(self) -> dict[str, object]:
         """What it chose and how often it changed its mind (for status pages and benches)."""
