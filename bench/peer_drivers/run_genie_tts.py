@@ -61,7 +61,7 @@ def main() -> None:
 
     result = timed(spec, speak, 32000)
     result["tokens"] = round(result["audio_s"] * 32000 / TOKEN_SAMPLES)
-    result["tokens_note"] = "from audio length (1280 samples per token)"
+    result["tokens_note"] = "from audio length (1280 samples/token); it ignores data.max_sec (EOS or 500 steps)"
     result["version"] = version("genie-tts")
     result["threads_note"] = (f"ONNX Runtime intra-op threads {spec['threads']} (SessionOptions default replaced), "
                               f"process pinned to {len(os.sched_getaffinity(0))} CPUs")
