@@ -4,13 +4,13 @@ Peers (PyPI, each in its own venv under ``--dir``, never in ours): genie-tts 2.0
 gsv-tts-lite 0.4.7, gpt-sovits-cpufast 0.1.0; each gets ``torch==2.13.0`` (the local CPU wheel)
 first, then the pinned peer and ``setuptools<81``. Each engine runs in a subprocess with a small
 driver (bench/peer_drivers/) that calls its public API: one warm-up, then ``--repeats`` runs of the
-sentence of bench/tts_first_audio.py (or ``--text``); the process is pinned to ``--threads`` CPUs,
+sentence of bench/tts_first_audio.py without its comma (or ``--text``); the process is pinned to ``--threads`` CPUs,
 torch.set_num_threads / OMP_NUM_THREADS set (genie-tts has no thread setting in its API: its driver
 gives ONNX Runtime's SessionOptions that intra-op thread count), offline (HF_HUB_OFFLINE=1,
 TRANSFORMERS_OFFLINE=1). The peers speak the sentence as one piece (gpt-sovits-cpufast "cut0",
 gsv-tts-lite is_cut_text=False, genie-tts split_sentence=False); anchorvoice's frontend always cuts at
-punctuation (official cut5), so the default sentence is two pieces of up to 200 tokens each there:
-pass a sentence without a comma through ``--text`` for the same token count everywhere. Streaming
+punctuation (official cut5), which is why the default sentence has no comma: one piece of up to 200
+tokens for every engine that honours the cap. Streaming
 APIs are used where the engine has one (gsv-tts-lite token streaming, gpt-sovits-cpufast
 streaming_mode, anchorvoice speak_iter); genie-tts synthesises a sentence whole, so its first audio
 is the whole synthesis. anchorvoice runs twice in our venv: the
@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=REPO / ".peers")
     ap.add_argument("--max-sec", type=int, default=4, help="GPT data.max_sec: 50 * this many tokens at most")
     ap.add_argument("--no-anchorvoice", action="store_true", help="peers only")
-    ap.add_argument("--text", default=SENTENCE, help="the sentence (default: bench/tts_first_audio.py's)")
+    ap.add_argument("--text", default=SENTENCE.replace(",", ""),
+                    help="the sentence (default: bench/tts_first_audio.py's without its comma: one piece everywhere)")
     a = ap.parse_args(argv)
     peers = [p.strip() for p in a.peers.split(",") if p.strip()]
     unknown = [p for p in peers if p not in PINS]

@@ -13,6 +13,11 @@ REPO = Path(__file__).resolve().parent.parent
 ASTERISK_EN = Path("/usr/share/asterisk/sounds/en")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--load-seconds", type=float, default=20.0,
+                     help="seconds the `load` test streams under CPU hogs (issue 17's soak: 600)")
+
+
 @pytest.fixture(scope="session")
 def builtin_plugins() -> PluginManager:
     """Built-in plugins only: tests never load whatever third-party plugins happen to be installed."""

@@ -13,8 +13,9 @@ Agreement with one-shot decode (measured on the v2 fixture generator in
 frames either way): with the defaults (12 frames left, 2 + 8 right) the chunked audio differs from
 the one-shot audio by < 2e-6 away from the joins and < 1e-4 at the joins; with only 4 frames of
 right context it is ~6e-3 away from and ~3e-2 at the joins. Cost: each chunk re-decodes its context,
-so chunks grow from ``chunk_frames`` to ``max_chunk_frames`` (about 1.35x the one-shot work for
-10 s). Latency: the first chunk needs ``chunk_frames + overlap_frames + lookahead_frames`` latent
+so chunks grow from ``chunk_frames`` to ``max_chunk_frames``, and a chunk takes every frame that
+already has its right context (the TTS pipeline pushes a token chunk's frames at once: one window
+per push, not one per doubling step). Latency: the first chunk needs ``chunk_frames + overlap_frames + lookahead_frames`` latent
 frames (20 ms each at 50 Hz).
 
 Sans-I/O: :meth:`ChunkedDecoder.push` takes frames and returns the samples that became final.
@@ -38,7 +39,9 @@ class ChunkedDecodeConfig:
     """Chunking of the HiFi-GAN decoder (frames are 50 Hz latent frames, 640 samples at 32 kHz)."""
 
     chunk_frames: int = 10
-    """Frames emitted by the first chunk (10 = 200 ms); each later chunk doubles, up to the cap."""
+    """Frames the first chunk needs (10 = 200 ms); each later chunk needs twice the last one's minimum, up
+    to the cap. A chunk takes every frame whose right context has arrived (up to the cap), so frames
+    pushed in large pieces are decoded in few windows."""
     max_chunk_frames: int = 100
     """Largest chunk: bigger chunks spend less time re-decoding context (2 s here)."""
     left_context: int = 12
@@ -80,8 +83,9 @@ class ChunkedDecoder:
         self._offset = 0  # absolute index of self._z[:, 0]
         self._next = 0  # next frame to emit
         self._tail: FloatArray | None = None  # audio of the frames after the last chunk (crossfade)
-        self._chunk = self.cfg.chunk_frames  # size of the next chunk
+        self._chunk = self.cfg.chunk_frames  # least size of the next chunk
         self.offsets: list[int] = []  # SOLA offset chosen at each join (diagnostics)
+        self.joins: list[int] = []  # first frame of every chunk after the first (diagnostics)
 
     @property
     def first_audio_frames(self) -> int:
@@ -108,7 +112,11 @@ class ChunkedDecoder:
         c = self.cfg
         total = self._offset + self._z.shape[1]
         while total - self._next >= self._needed(self._chunk):
-            out.append(self._emit(self._next, self._next + self._chunk, total))
+            # Every frame whose right context has arrived goes into this chunk (up to the cap): one
+            # decode of the context instead of one per doubling step, and fewer joins.
+            ready = total - self._next - self._needed(0)
+            size = min(c.max_chunk_frames, max(self._chunk, ready))
+            out.append(self._emit(self._next, self._next + size, total))
             self._chunk = min(2 * self._chunk, c.max_chunk_frames)
         if final and total > self._next:
             out.append(self._emit(self._next, total, total))
@@ -126,6 +134,8 @@ class ChunkedDecoder:
 
     def _emit(self, begin: int, end: int, total: int) -> FloatArray:
         c, hop = self.cfg, self.hop
+        if begin:
+            self.joins.append(begin)
         last = end >= total
         w0 = max(0, begin - c.left_context)
         w1 = total if last else min(total, end + c.overlap_frames + c.lookahead_frames + self._search_frames)
