@@ -54,7 +54,7 @@ slow: venv
 # The live path under CPU hogs (issue 17's 0-underrun check): run it on a quiet host.
 LOAD_SECONDS ?= 20
 load-test: venv
-	timeout $$(( $(LOAD_SECONDS) + 600 )) $(VENV)/bin/pytest -q -s -m load -p no:cacheprovider --load-seconds $(LOAD_SECONDS)
+	timeout $$(( $(LOAD_SECONDS) + 600 )) $(VENV)/bin/pytest -q -s -m load -p no:cacheprovider --load-seconds $(LOAD_SECONDS) --timeout $$(( $(LOAD_SECONDS) + 300 ))
 
 test: lint typecheck unit slow
 

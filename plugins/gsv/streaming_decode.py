@@ -15,8 +15,8 @@ the one-shot audio by < 2e-6 away from the joins and < 1e-4 at the joins; with o
 right context it is ~6e-3 away from and ~3e-2 at the joins. Cost: each chunk re-decodes its context,
 so chunks grow from ``chunk_frames`` to ``max_chunk_frames``, and a chunk takes every frame that
 already has its right context (the TTS pipeline pushes a token chunk's frames at once: one window
-per push, not one per doubling step). Latency: the first chunk needs ``chunk_frames + overlap_frames + lookahead_frames`` latent
-frames (20 ms each at 50 Hz).
+per push, not one per doubling step). Latency: the first chunk needs
+``chunk_frames + overlap_frames + lookahead_frames`` latent frames (20 ms each at 50 Hz).
 
 Sans-I/O: :meth:`ChunkedDecoder.push` takes frames and returns the samples that became final.
 """
