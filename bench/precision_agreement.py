@@ -31,25 +31,16 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from anchorvoice.audio_io import read_audio, resample
+from anchorvoice.audio_io import read_audio
 from anchorvoice.engine.voices import Voice
 from anchorvoice.frames import AudioFrame
-from anchorvoice.plugins.gsv.stages_vc import HUBERT_RATE, PAD_SAMPLES, GsvVcConfig, GsvVoiceConverter
+from anchorvoice.plugins.gsv.stages_vc import GsvVcConfig, GsvVoiceConverter
 from bench.fullsize import write_hubert, write_sovits
 from bench.hubert_rtf import PROMPTS
 from bench.machine import machine_line
 from bench.sovits_rtf import audio_agreement
 
 SR = 32000
-
-
-def tokens(vc: GsvVoiceConverter, x: np.ndarray) -> np.ndarray:
-    """The semantic tokens gsv-vc computes for ``x`` (32 kHz), padded as its ``_latent`` pads."""
-    assert vc.sovits.model is not None
-    padded = np.concatenate([x, np.zeros(PAD_SAMPLES, np.float32)])
-    feats = vc.hubert.extract(AudioFrame(resample(padded, SR, HUBERT_RATE), HUBERT_RATE)).features
-    with torch.inference_mode():
-        return vc.sovits.model.extract_latent(torch.as_tensor(feats)[None])[0, 0].numpy()
 
 
 def converters(voice: Voice) -> dict[str, GsvVoiceConverter]:
@@ -91,11 +82,11 @@ def main() -> None:
             x = read_audio(f, SR).samples.astype(np.float32)
             seconds += len(x) / SR
             exact = vcs["float32"].convert(AudioFrame(x, SR)).samples
-            exact_tokens = tokens(vcs["float32"], x)
+            exact_tokens = vcs["float32"].tokens(x)
             for name, rs in rows.items():
                 low = vcs[name].convert(AudioFrame(x, SR)).samples
                 agree = audio_agreement(torch.from_numpy(exact), torch.from_numpy(low))
-                agree["tokens_equal"] = float(np.mean(tokens(vcs[name], x) == exact_tokens))
+                agree["tokens_equal"] = float(np.mean(vcs[name].tokens(x) == exact_tokens))
                 rs.append(agree)
     print(f"gsv-vc on {len(files)} real Asterisk prompts ({seconds:.1f} s of speech), full-size random weights, "
           f"against float32 (median / worst clip)")

@@ -45,7 +45,7 @@ class GovernorConfig:
     """Probing schedule of a :class:`ThreadGovernor`."""
 
     probe_every: int = 24
-    """Units on the current count before the first probe (and after any change of load)."""
+    """Units on the current count before the first probe (and after the count changed)."""
     max_every: int = 384
     """Longest gap between probes, reached by doubling after each probe that did not win."""
     probe_units: int = 3

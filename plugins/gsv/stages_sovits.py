@@ -159,8 +159,7 @@ class GsvSovitsDecoder(Decoder):
                     f"{model.cfg.version} model; use a GPT-SoVITS {model.cfg.version} text frontend"
                 )
         gen = torch.Generator().manual_seed(self.config.seed) if self.config.seed is not None else None
-        self.threads.enabled = self.config.adaptive_threads
-        with torch.inference_mode(), self.threads.unit(len(codes)):
+        with torch.inference_mode(), self.threads.unit(len(codes), enabled=self.config.adaptive_threads):
             tr = model.infer_latent(
                 torch.from_numpy(codes.astype(np.int64))[None, None],
                 torch.from_numpy(ids)[None],
@@ -290,8 +289,7 @@ class GsvHifiganVocoder(Vocoder):
 
     def governed(self, work: float) -> AbstractContextManager[GovernedUnit]:
         """The thread count for one piece of decoding (``work``: its size, settable at the end)."""
-        self.threads.enabled = self.config.adaptive_threads  # may change live through set_param
-        return self.threads.unit(work)
+        return self.threads.unit(work, enabled=self.config.adaptive_threads)
 
     def close(self) -> None:
         self.dec, self._loaded = None, None

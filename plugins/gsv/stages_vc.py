@@ -121,8 +121,8 @@ class GsvVoiceConverter(VoiceConverter):
         self._origin = -1
         self._joiner = None
 
-    def _latent(self, x: FloatArray) -> tuple[torch.Tensor, torch.Tensor]:
-        """32 kHz samples -> the prior's latent (192, F) at 50 Hz, F * 640 >= len(x), and the timbre ``ge``."""
+    def tokens(self, x: FloatArray) -> np.ndarray:
+        """32 kHz samples -> the semantic tokens (T25,) int64 that cover every input sample."""
         model = self.sovits.model
         if model is None:
             raise AudioInputError("gsv-vc: prepare(voice) must load the models first")
@@ -133,7 +133,11 @@ class GsvVoiceConverter(VoiceConverter):
         feats = self.hubert.extract(AudioFrame(wav16, HUBERT_RATE)).features  # (768, T50)
         with torch.inference_mode():
             codes = model.extract_latent(torch.as_tensor(feats)[None])[0, 0].numpy()  # (T25,)
-        latent = self.sovits.decode(TokenFrame(codes.astype(np.int64), frame_rate=25.0), None)
+        return codes.astype(np.int64)
+
+    def _latent(self, x: FloatArray) -> tuple[torch.Tensor, torch.Tensor]:
+        """32 kHz samples -> the prior's latent (192, F) at 50 Hz, F * 640 >= len(x), and the timbre ``ge``."""
+        latent = self.sovits.decode(TokenFrame(self.tokens(x), frame_rate=25.0), None)
         return latent.features, latent.meta["ge"]
 
     def _vocode(self, z: torch.Tensor, ge: torch.Tensor) -> FloatArray:
@@ -180,8 +184,7 @@ class GsvVoiceConverter(VoiceConverter):
         drop = max(0, window_start - self._origin)
         self._history, self._origin = self._history[drop:], self._origin + drop
         start = first - self._origin  # the block's first output sample in the window
-        self.threads.enabled = self.config.adaptive_threads
-        with self.threads.unit(b):
+        with self.threads.unit(b, enabled=self.config.adaptive_threads):
             z, ge = self._latent(self._history)
             f0 = max(0, start // FRAME_SAMPLES - self.config.vocoder_context)
             y = self._vocode(z[:, f0:], ge)

@@ -158,13 +158,12 @@ def decode_stream(
     n = prompt_len
     logs: list[Tensor] = []
     step_input, idx, ended_on_eos = x, 0, False
-    steps = threads or AdaptiveThreads(enabled=False)
     for idx in range(cfg.max_steps):
         with torch.inference_mode():
-            if idx == 0:
+            if idx == 0 or threads is None:
                 logits = runtime.forward(step_input, cache, attend)
             else:
-                with steps.unit(device=step_input.device):
+                with threads.unit(device=step_input.device):
                     logits = runtime.forward(step_input, cache, attend)
             attend = None
             if record_logits:

@@ -224,9 +224,8 @@ class GsvT2S(ProsodyModel):
             )
         phones, bert = self._phones(text, prompt_text)
         prompt = self._prompt(prompt_text, prompt_tokens)
-        self.threads.enabled = cfg.adaptive_threads  # may change live through set_param
         stream = decode_stream(runtime, phones, bert, prompt, self._sampling(), make_generator(self.config.seed),
-                               threads=self.threads)
+                               threads=self.threads if cfg.adaptive_threads else None)
         sizes = _chunk_sizes(cfg.first_chunk_tokens, cfg.chunk_tokens, cfg.max_chunk_tokens)
         chunk = next(sizes)
         pending: list[int] = []

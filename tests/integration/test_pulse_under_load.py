@@ -26,6 +26,7 @@ from anchorvoice.engine.live import build_live
 from anchorvoice.frames import AudioFrame
 from anchorvoice.streaming.backends.sounddevice_backend import SoundDeviceBackend
 from anchorvoice.streaming.virtual_mic import VirtualMic
+from bench.soak import rss_bytes
 from tests.conftest import asterisk_clip
 from tests.integration.pulse import PulseDaemon, private_pulse_with_mic
 
@@ -44,12 +45,6 @@ HOG_CODE = "while True:\n    pass\n"
 @pytest.fixture(scope="module")
 def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseDaemon]:
     yield from private_pulse_with_mic(tmp_path_factory.mktemp("pulse"), MIC_SINK, MIC, RATE)
-
-
-def _rss_bytes() -> int:
-    """Resident memory of this process, which runs the live path (Linux /proc)."""
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _speech(seconds: float) -> AudioFrame:
@@ -84,9 +79,9 @@ def test_live_dsp_path_does_not_underrun_with_both_cores_busy(pulse: PulseDaemon
         player = subprocess.Popen(["paplay", "-d", MIC_SINK, str(tmp_path / "speech.wav")], env=pulse.env)
         rec = pulse.record("anchorvoice_mic", tmp_path / "rec.wav")
         time.sleep(SETTLE_S)  # start-up: devices open, the jitter buffer fills and adapts to the load
-        before, rss_before = session.snapshot(), _rss_bytes()
+        before, rss_before = session.snapshot(), rss_bytes()
         time.sleep(seconds)
-        after, rss_after = session.snapshot(), _rss_bytes()
+        after, rss_after = session.snapshot(), rss_bytes()
         assert session.stream is not None and session.runner is not None
         device_underflows = session.stream.counters.output_underflows
         ring_underruns = session.runner.stats().underruns

@@ -32,8 +32,8 @@ def test_unit_sets_the_governed_count_and_restores(two_threads: None) -> None:
 
 
 def test_off_gpu_or_single_thread_leaves_torch_alone(two_threads: None) -> None:
-    off = AdaptiveThreads(enabled=False)
-    with off.unit() as u:
+    off = AdaptiveThreads()
+    with off.unit(enabled=False) as u:
         assert u.threads == 2
     assert off.summary() == {}
     gpu = AdaptiveThreads()
