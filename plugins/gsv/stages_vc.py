@@ -75,10 +75,13 @@ class GsvVcConfig:
     vocoder_context: int = 12
     """Live: latent frames (20 ms) decoded again before each emitted block; >= 12 matches a whole-window
     decode to ~1e-6 (the decoder's reach is ~11 frames)."""
-    adaptive_threads: bool = True
+    adaptive_threads: bool = False
     """On CPU, convert each block on all of torch's threads or on one, whichever recent blocks measured
-    faster (:mod:`anchorvoice.streaming.thread_governor`): on a busy PC two threads can be several times
-    slower than one. False: always torch's count."""
+    faster (:mod:`anchorvoice.streaming.thread_governor`). Off by default: on a quiet 2-core AMD EPYC,
+    ``bench/vc_live_rtf.py`` measured 250 ms bf16 blocks at RTF 1.13 governed against 0.80 fixed (each probe
+    of one thread costs whole blocks, and a block's cost grows with the window in the first second of a
+    stream, which the governor reads as load), so the live path keeps torch's count and its real-time
+    priorities."""
 
 
 class GsvVoiceConverter(VoiceConverter):
