@@ -22,7 +22,10 @@ Stepping (the official ``training_step``): the gradient of every batch is accumu
 optimiser steps after the batch whose index *within the epoch* is a positive multiple of 4 (4, 8,
 ...), so the first step of each epoch sums 5 batches (and what the previous epoch left over). An
 epoch of 4 or fewer batches would never step in the official trainer; here it steps after its
-last batch instead (the only departure, and a logged one).
+last batch instead (the only departure, and a logged one). Two things the official trainer does
+not do: under DDP the batches that do not step skip the all-reduce (``no_sync``), and the gradients
+accumulated since the last step (:meth:`GptTrainer.pending`) are saved with the state, so a run
+interrupted mid-cycle (or at an epoch end that leaves a remainder) resumes exactly where it stopped.
 
 Optimiser: ScaledAdam (:mod:`.scaled_adam`) with lr 0.01, betas (0.9, 0.95), clipping_scale 2,
 clipping_update_period 1000, no other gradient clipping (``train.gradient_clip`` of the config is
@@ -47,6 +50,7 @@ does not measure.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -267,14 +271,19 @@ class GptTrainer:
         """Forward and backward one batch (``index`` within its epoch); steps the optimiser when due."""
         batch = batch.to(self.device)
         self.model.train()
+        due = self.steps_here(index)
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            loss, n, acc = self.model(batch)
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"GPT loss is {float(loss)} at optimiser step {self.steps}, batch {index}")
-        self.scaler.scale(loss * self.loss_scale).backward()
+        # Under DDP a batch that does not step keeps its gradient local (no all-reduce); the batch that
+        # steps all-reduces the sum of the cycle: the same mean gradient with one reduction per step.
+        local = not due and isinstance(self.model, nn.parallel.DistributedDataParallel)
+        with self.model.no_sync() if local else nullcontext():  # type: ignore[operator]
+            with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+                loss, n, acc = self.model(batch)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"GPT loss is {float(loss)} at optimiser step {self.steps}, batch {index}")
+            self.scaler.scale(loss * self.loss_scale).backward()
         lr = lr_at(self.steps, self.cfg)
-        if self.steps_here(index):
+        if due:
             for g in self.optim.param_groups:
                 g["lr"] = lr
             self.scaler.unscale_(self.optim)
@@ -286,6 +295,19 @@ class GptTrainer:
             self.steps += 1
         value = float(loss.detach())
         return {"loss": value, "loss_per_token": value / max(1, int(n)), "acc": float(acc), "lr": lr}
+
+    def pending(self) -> list[Tensor | None]:
+        """The gradients accumulated since the last optimiser step (under DDP: this process's own, not yet
+        all-reduced); saved with the state so that a resumed run steps on the whole cycle."""
+        return [None if p.grad is None else p.grad.detach().cpu().clone() for p in self.params]
+
+    def load_pending(self, grads: list[Tensor | None]) -> None:
+        """Put back what :meth:`pending` saved."""
+        if len(grads) != len(self.params) or any(
+                g is not None and g.shape != p.shape for g, p in zip(grads, self.params, strict=True)):
+            raise TrainingError("the saved GPT gradients do not match this model; start a new run without --resume")
+        for p, g in zip(self.params, grads, strict=True):
+            p.grad = None if g is None else g.to(device=p.device, dtype=p.dtype)
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.cfg.optimizer, "optim": self.optim.state_dict(), "steps": self.steps,

@@ -363,6 +363,7 @@ class FineTune:
             wrapped.load_state_dict(state["model"])
             trainer.load_state_dict(state["trainer"])
             start = int(state["step"])
+            self._restore_pending(trainer, state, start)
             self.say(f"resuming GPT at step {start}")
 
         def step(epoch: int, index: int) -> dict[str, float]:
@@ -371,8 +372,13 @@ class FineTune:
             return trainer.step(collate_gpt([items[j] for j in order[lo : lo + self.batch]], cfg.eos), index)
 
         def save(at: int) -> None:
+            grads = trainer.pending()
+            if self.world > 1:  # every process keeps its own share of the cycle (not all-reduced yet)
+                atomic_save({"step": at, "world": self.world, "grads": grads}, self._pending_path(self.rank))
             if self.rank == 0:
-                atomic_save({"model": wrapped.state_dict(), "trainer": trainer.state_dict(), "step": at},
+                atomic_save({"model": wrapped.state_dict(), "trainer": trainer.state_dict(), "step": at,
+                             "world": self.world, "mid_cycle": any(g is not None for g in grads),
+                             "pending": grads if self.world == 1 else None},
                             self._state_path("gpt"))
 
         loop = StageLoop("gpt", opts.gpt_epochs, per_epoch, step, save, log=log, progress=self.progress,
@@ -387,6 +393,31 @@ class FineTune:
                 export = merged_copy(t2s)
             write_gpt(out, export, config, f"GPT-e{max(1, final // max(1, per_epoch))}")
         return out, final
+
+    def _pending_path(self, rank: int) -> Path:
+        return self.run_dir / f"pending-gpt-r{rank}.pt"
+
+    def _restore_pending(self, trainer: GptTrainer, state: dict[str, Any], start: int) -> None:
+        """Put back the gradients accumulated since the last optimiser step of the saved run."""
+        saved_world = int(state.get("world", 1))
+        if not state.get("mid_cycle", False):
+            return
+        if saved_world != self.world:
+            self.say(f"GPT: the gradients accumulated by {saved_world} process(es) since the last optimiser step "
+                     f"are dropped (this run has {self.world}); resume with {saved_world} to keep them")
+            return
+        if self.world == 1:
+            grads = state.get("pending")
+        else:
+            path = self._pending_path(self.rank)
+            obj = load_pickled(path)[0] if path.is_file() else None
+            if not (isinstance(obj, dict) and obj.get("step") == start and obj.get("world") == self.world):
+                self.say(f"GPT: {path.name} does not belong to step {start}; this process's gradients since the "
+                         "last optimiser step are dropped")
+                return
+            grads = obj["grads"]
+        if grads is not None:
+            trainer.load_pending(grads)
 
     def _gpt_config(self, per_epoch: int) -> GptTrainConfig:
         """The official ScaledAdam recipe, or AdamW (default with LoRA) warmed up over a tenth of the run."""

@@ -1,4 +1,5 @@
-"""torchrun with 2 CPU processes (gloo) gives the weights of one process on the same global batch."""
+"""torchrun with 2 CPU processes (gloo) gives the weights of one process on the same global batch, also when
+the two stop mid-cycle and resume."""
 
 from __future__ import annotations
 
@@ -65,10 +66,13 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path, small_dataset: Pat
                                                                             gsv_reference, hubert, 2)],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([torchrun, "--nproc-per-node", "2", "--master-port", "29517", "-m", "anchorvoice.train",
-                          *_cmd(tmp_path / "two", small_dataset, gsv_reference, hubert, 1)],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert two.returncode == 0, two.stderr
+    # The two processes stop after the first batch, which kept its gradient local (no_sync), and resume:
+    # each must take its own accumulated share back for the all-reduce of the step to be the same.
+    for extra in (["--max-steps", "1"], ["--resume", "--overwrite"]):
+        two = subprocess.run([torchrun, "--nproc-per-node", "2", "--master-port", "29517", "-m", "anchorvoice.train",
+                              *_cmd(tmp_path / "two", small_dataset, gsv_reference, hubert, 1), *extra],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert two.returncode == 0, two.stderr
     a, _ = load_pickled(tmp_path / "one" / "training" / "mira" / "state-gpt.pt")
     b, _ = load_pickled(tmp_path / "two" / "training" / "mira" / "state-gpt.pt")
     assert a["step"] == b["step"] == 2  # 4 utterances / global batch 2, one epoch

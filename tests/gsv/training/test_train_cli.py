@@ -53,3 +53,26 @@ def test_train_makes_a_voice_and_resume_continues(tmp_path: Path, small_dataset:
     assert load_gpt(run / "mira-gpt.ckpt").version == "v2"
     assert main(["--home", str(home), "voices", "list", "--json"]) == 0
     assert "mira" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_gpt_resumed_mid_cycle_ends_where_an_unbroken_run_does(tmp_path: Path, small_dataset: Path,
+                                                                gsv_reference: Path) -> None:
+    from anchorvoice.engine.checkpoint_unpickler import load_pickled
+
+    disc = write_discriminator(tmp_path / "s2D.pth", MultiPeriodDiscriminator())
+
+    def args(home: Path, *extra: str) -> list[str]:  # batch 1: 4 batches per epoch, one optimiser step at the last
+        a = _args(home, small_dataset, gsv_reference, disc, "--stage", "gpt", "--gpt-dropout", "0", *extra)
+        a[a.index("--batch-size") + 1] = "1"
+        a[a.index("--gpt-epochs") + 1] = "1"
+        return a
+
+    assert main(args(tmp_path / "whole")) == 0
+    assert main(args(tmp_path / "split", "--max-steps", "2")) == 0  # stops with batches 0-1 accumulated
+    assert main(args(tmp_path / "split", "--resume", "--overwrite")) == 0
+    whole, _ = load_pickled(tmp_path / "whole" / "training" / "mira" / "state-gpt.pt")
+    split, _ = load_pickled(tmp_path / "split" / "training" / "mira" / "state-gpt.pt")
+    assert whole["step"] == split["step"] == 4 and whole["trainer"]["steps"] == split["trainer"]["steps"] == 1
+    for k, v in whole["model"].items():
+        torch.testing.assert_close(split["model"][k], v, atol=1e-6, rtol=0, msg=k)
