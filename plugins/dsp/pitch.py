@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import betainc
 
 F64 = npt.NDArray[np.float64]
 
@@ -58,6 +57,8 @@ def _cmnd_candidates(cmnd: F64, tau_min: int) -> tuple[npt.NDArray[np.int64], F6
     earlier = np.minimum.accumulate(np.concatenate([np.full((n_frames, 1), np.inf), vals[:, :-1]], axis=1), axis=1)
 
     def cdf(v: F64) -> F64:
+        from scipy.special import betainc  # here, not at import (scipy.special: ~0.15 s)
+
         return betainc(BETA_A, BETA_B, np.clip(v, 0.0, 1.0))
 
     prob = np.where(inner & (vals < earlier), cdf(earlier) - cdf(vals), 0.0)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from scipy import signal
 
 from anchorvoice.frames import AudioFrame
 from anchorvoice.plugins.effects.base import RateEffect
@@ -33,6 +33,7 @@ class HighPassEffect(RateEffect):
         self._key: tuple[float, int, int] | None = None
         self._sos = np.zeros((0, 6))
         self._zi = np.zeros((0, 2))
+        self._sosfilt: Any = None
 
     def reset(self) -> None:
         """Clear the filter memory."""
@@ -45,14 +46,16 @@ class HighPassEffect(RateEffect):
             return
         self._require(cfg.order in (2, 4, 6, 8), "order", "order must be 2, 4, 6 or 8")
         self._require(0.0 < cfg.cutoff_hz < rate / 2, "cutoff_hz", f"cutoff must be in (0, {rate / 2:g}) Hz")
+        from scipy import signal  # here, not at import: scipy.signal takes ~0.5 s to import
+
         sos = signal.butter(cfg.order, cfg.cutoff_hz, btype="highpass", fs=rate, output="sos")
         if self._sos.shape != sos.shape:
             self._zi = np.zeros((sos.shape[0], 2))
-        self._sos, self._key = sos, key
+        self._sos, self._key, self._sosfilt = sos, key, signal.sosfilt
 
     def process(self, audio: AudioFrame) -> AudioFrame:
         """Filter one block."""
         x = self._bind_rate(audio)
         self._design(audio.sample_rate)
-        out, self._zi = signal.sosfilt(self._sos, x, zi=self._zi)
+        out, self._zi = self._sosfilt(self._sos, x, zi=self._zi)
         return audio.with_samples(out.astype(np.float32))

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pypinyin import Style, lazy_pinyin
 
 from anchorvoice.plugins.text_common.base import FrontendConfig, GsvFrontend, Phonemes
 from anchorvoice.plugins.text_common.langsplit import split_language_runs
@@ -190,6 +189,8 @@ class ChineseFrontend(GsvFrontend):
         return self._read_mandarin(text)
 
     def _read_mandarin(self, text: str) -> Phonemes:
+        from pypinyin import Style, lazy_pinyin  # here, not at import: its phrase dictionary takes ~0.4 s
+
         norm = normalize(text)
         posseg, sandhi = self._tools()
         symbols: list[str] = []

@@ -20,8 +20,6 @@ from __future__ import annotations
 from importlib import resources
 from typing import Protocol
 
-from pypinyin import Style, lazy_pinyin
-
 _PARTICLES = "吧呢哈啊呐噻嘛吖嗨呐哦哒额滴哩哟喽啰耶喔诶"
 _PUNCT = "：，；。？！“”‘’':,;.?!"
 
@@ -42,6 +40,8 @@ def _all_third(finals: list[str]) -> bool:
 
 
 def _finals(word: str) -> list[str]:
+    from pypinyin import Style, lazy_pinyin  # imported on first use (~0.4 s)
+
     return lazy_pinyin(word, neutral_tone_with_five=True, style=Style.FINALS_TONE3)
 
 
