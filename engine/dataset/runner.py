@@ -53,9 +53,22 @@ def clip_key(clip: DatasetClip) -> str:
 
 def dataset_clips(manifest: Manifest, folder: Path) -> list[DatasetClip]:
     return [
-        DatasetClip(c.name, folder / "clips" / c.name, manifest.name, c.language, c.text, c.sha256)
+        DatasetClip(c.name, folder / "clips" / c.name, manifest.name, c.language, c.text, c.sha256, c.seconds)
         for c in sorted(manifest.clips.values(), key=lambda c: c.name) if c.text
     ]
+
+
+def clip_groups(clips: list[DatasetClip], seconds: float) -> list[list[DatasetClip]]:
+    """Consecutive clips in groups of at most ``seconds`` of audio (a longer clip alone; 0: one each)."""
+    groups: list[list[DatasetClip]] = []
+    total = 0.0
+    for clip in clips:
+        if not groups or seconds <= 0 or total + clip.seconds > seconds:
+            groups.append([])
+            total = 0.0
+        groups[-1].append(clip)
+        total += clip.seconds
+    return groups
 
 
 def run_asr(folder: Path, manifest: Manifest, asr: Transcriber, language: str, report: ProgressFn | None) -> None:
@@ -89,23 +102,27 @@ def run_steps(folder: Path, manifest: Manifest, steps: list[DatasetStep], report
         for stale in [n for n in hashes if n not in manifest.clips]:
             del hashes[stale]
         phase = PhaseProgress(step.name, len(clips), report)
-        for n, clip in enumerate(clips, 1):
-            key = clip_key(clip)
-            if hashes.get(clip.name) == key and all(p.is_file() for p in step.outputs(clip, folder)):
+        todo = []
+        for clip in clips:
+            if hashes.get(clip.name) == clip_key(clip) and all(p.is_file() for p in step.outputs(clip, folder)):
                 phase.step(clip.name, cached=True)
-                continue
+            else:
+                todo.append(clip)
+        done = 0
+        for group in clip_groups(todo, step.batch_seconds):
             try:
-                step.process(clip, folder)
+                step.process_many(group, folder)
             except DatasetError:
                 raise
             except Exception as exc:
                 save_manifest(folder, manifest)
-                raise StageError(
-                    f"dataset step {step.name!r} failed on {clip.name}: {type(exc).__name__}: {exc}"
-                ) from exc
-            hashes[clip.name] = key
-            if n % SAVE_EVERY == 0:
+                where = group[0].name if len(group) == 1 else f"one of {', '.join(c.name for c in group)}"
+                raise StageError(f"dataset step {step.name!r} failed on {where}: {type(exc).__name__}: {exc}") from exc
+            for clip in group:
+                hashes[clip.name] = clip_key(clip)
+                phase.step(clip.name)
+            if done // SAVE_EVERY != (done + len(group)) // SAVE_EVERY:
                 save_manifest(folder, manifest)
-            phase.step(clip.name)
+            done += len(group)
         step.finish(clips, folder)
         save_manifest(folder, manifest)

@@ -235,15 +235,22 @@ class _Attention(nn.Module):
         q, k, v = linear(x, w, b).chunk(3, dim=-1)
         return q, k, v
 
-    def forward(self, x: Tensor) -> Tensor:  # (B, T, D)
+    def forward(self, x: Tensor, segments: list[int] | None = None) -> Tensor:  # (B, T, D)
+        """``segments``: lengths of the utterances packed one after another along T (B = 1); each
+        attends only to itself."""
         b, t, d = x.shape
         hs = d // self.heads
 
         def split(y: Tensor) -> Tensor:
-            return y.reshape(b, t, self.heads, hs).transpose(1, 2)  # (B, nh, T, hs)
+            return y.reshape(y.shape[0], y.shape[1], self.heads, hs).transpose(1, 2)  # (B, nh, T, hs)
 
         q, k, v = self._qkv(x)
-        out = F.scaled_dot_product_attention(split(q), split(k), split(v))
+        if segments is None:
+            out = F.scaled_dot_product_attention(split(q), split(k), split(v))
+        else:
+            bounds = torch.tensor([0, *segments]).cumsum(0).tolist()
+            out = torch.cat([F.scaled_dot_product_attention(split(q[:, a:e]), split(k[:, a:e]), split(v[:, a:e]))
+                             for a, e in zip(bounds[:-1], bounds[1:], strict=True)], 2)
         return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
 
@@ -268,8 +275,8 @@ class _EncoderLayer(nn.Module):
         self.feed_forward = _FeedForward(c)
         self.final_layer_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.layer_norm(x + self.attention(x))
+    def forward(self, x: Tensor, segments: list[int] | None = None) -> Tensor:
+        x = self.layer_norm(x + self.attention(x, segments))
         return self.final_layer_norm(x + self.feed_forward(x))
 
 
@@ -283,13 +290,16 @@ class _Encoder(nn.Module):
     def forward(self, x: Tensor, layers: nn.ModuleList | None = None) -> Tensor:  # (B, T, D)
         """``layers``: copies of :attr:`layers` in another dtype to run instead (the result is float32)."""
         x = x + self.pos_conv_embed(x)
-        x = self.layer_norm(x)
+        return self.run_layers(self.layer_norm(x), layers)
+
+    def run_layers(self, x: Tensor, layers: nn.ModuleList | None = None, segments: list[int] | None = None) -> Tensor:
+        """The transformer layers over ``x`` (B, T, D), after the positional conv and first LayerNorm."""
         if layers is None:
             layers = self.layers
         else:
             x = x.to(next(layers.parameters()).dtype)
         for layer in layers:
-            x = layer(x)
+            x = layer(x, segments)
         return x.float()
 
 
@@ -350,6 +360,26 @@ class HubertModel(nn.Module):
 
     def forward(self, wav: Tensor) -> Tensor:
         return self.encode_features(self.conv_features(wav))  # (B, T, D)
+
+    def forward_packed(self, wavs: list[Tensor]) -> list[Tensor]:
+        """Several utterances (each (N_i,) at 16 kHz) -> each one's (T_i, D) last hidden state, as
+        ``forward(wav[None])[0]`` gives it (to float32 rounding), for inference.
+
+        The conv stack, positional conv and attention run per utterance; every row-wise step (the
+        projection, LayerNorms, attention projections and FFN) runs once over the rows of all of them
+        stacked, so its GEMMs get hundreds of rows more than one short clip gives them, which a 2-core
+        CPU runs at a markedly higher rate (``bench/hubert_rtf.py --packed``).
+        """
+        if torch.is_grad_enabled():
+            raise RuntimeError("forward_packed is for inference: call it under torch.inference_mode()")
+        enc = self.encoder
+        feats = [self.conv_features(w[None])[0] for w in wavs]
+        lengths = [int(f.shape[0]) for f in feats]
+        proj = self.feature_projection(torch.cat(feats).float()[None])  # (1, sum T, D)
+        rows = [x + enc.pos_conv_embed(x) for x in proj.split(lengths, 1)]
+        x = enc.layer_norm(torch.cat(rows, 1))
+        low = self._low_layers() if self._runs_low() else None
+        return list(enc.run_layers(x, low, lengths)[0].split(lengths))
 
     def official_key_shapes(self) -> dict[str, tuple[int, ...]]:
         """Keys and shapes as HF's HubertModel stores them (legacy weight-norm names)."""

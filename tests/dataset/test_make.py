@@ -14,7 +14,7 @@ from anchorvoice.audio_io import write_audio
 from anchorvoice.engine.dataset.builder import MakeConfig, make_dataset
 from anchorvoice.engine.dataset.store import PARTIAL, load_manifest
 from anchorvoice.engine.plugins import PluginManager
-from anchorvoice.errors import DatasetError, UnsupportedLanguageError
+from anchorvoice.errors import DatasetError, StageError, UnsupportedLanguageError
 from anchorvoice.frames import AudioFrame
 from tests.dataset.helpers import REFERENCE, TEXTS, list_file, plugins_with_extras, recordings
 
@@ -165,3 +165,51 @@ def test_manifest_is_plain_json(tmp_path: Path, rec: Path, builtin_plugins: Plug
     info = _make(tmp_path / "home", MakeConfig("mira", rec, list_file(tmp_path / "t.list", NAMES)), builtin_plugins)
     data = json.loads((Path(info["path"]) / "dataset.json").read_text())
     assert data["name"] == "mira" and len(data["clips"]) == 3
+
+
+def test_hubert_clips_go_in_packed_groups_and_a_failure_names_them(
+    tmp_path: Path, rec: Path, builtin_plugins: PluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not HUBERT.is_dir():
+        pytest.skip("shared/gsv_reference missing")
+    from anchorvoice.engine.dataset.runner import clip_groups
+    from anchorvoice.plugins.gsv.dataset_steps import GsvHubertStep
+
+    lst = list_file(tmp_path / "t.list", NAMES)
+    groups: list[list[str]] = []
+    real = GsvHubertStep.process_many
+
+    def spy(self, clips, folder):  # type: ignore[no-untyped-def]
+        groups.append([c.name for c in clips])
+        real(self, clips, folder)
+
+    monkeypatch.setattr(GsvHubertStep, "process_many", spy)
+    monkeypatch.setattr(GsvHubertStep, "batch_seconds", 60.0)
+    info = _make(tmp_path / "one", MakeConfig("mira", rec, lst, models={"hubert": HUBERT}), builtin_plugins)
+    assert [len(g) for g in groups] == [3]  # three short clips: one packed HuBERT batch
+    packed = {p.name: torch.load(p, weights_only=True) for p in (Path(info["path"]) / "4-cnhubert").glob("*.pt")}
+    monkeypatch.setattr(GsvHubertStep, "batch_seconds", 0.0)
+    groups.clear()
+    info = _make(tmp_path / "two", MakeConfig("mira", rec, lst, models={"hubert": HUBERT}), builtin_plugins)
+    assert [len(g) for g in groups] == [1, 1, 1]
+    for p in (Path(info["path"]) / "4-cnhubert").glob("*.pt"):
+        alone = torch.load(p, weights_only=True)
+        assert alone.is_contiguous() and alone.untyped_storage().nbytes() == alone.numel() * 4  # not a view's storage
+        torch.testing.assert_close(packed[p.name], alone, rtol=1e-5, atol=1e-5)
+
+    def broken(self, clips, folder):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(GsvHubertStep, "process_many", broken)
+    monkeypatch.setattr(GsvHubertStep, "batch_seconds", 60.0)
+    with pytest.raises(StageError, match=r"gsv-hubert.*one of .*boom"):
+        _make(tmp_path / "three", MakeConfig("mira", rec, lst, models={"hubert": HUBERT}), builtin_plugins)
+    clips = [c for c in _clips(seconds=(3.0, 3.0, 5.0, 9.0, 1.0))]
+    assert [[c.seconds for c in g] for g in clip_groups(clips, 8.0)] == [[3.0, 3.0], [5.0], [9.0], [1.0]]
+    assert [len(g) for g in clip_groups(clips, 0.0)] == [1, 1, 1, 1, 1]
+
+
+def _clips(seconds: tuple[float, ...]) -> list:
+    from anchorvoice.engine.stages import DatasetClip
+
+    return [DatasetClip(f"c{i}.wav", Path(f"c{i}.wav"), "s", "en", "t", "", s) for i, s in enumerate(seconds)]

@@ -158,3 +158,24 @@ def test_forward_equals_the_plain_path_and_follows_new_weights() -> None:
             model.encoder.pos_conv_embed.conv.weight.mul_(-1.5)
             model.feature_extractor.conv_layers[2].conv.weight.mul_(1.5)  # the cached GEMM taps too
         assert step == 1 or not torch.allclose(model(wav).detach(), ref, atol=1e-3)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_packed_utterances_give_what_each_gives_alone(precision: str) -> None:
+    """forward_packed stacks the clips' rows for the row-wise GEMMs; attention, the positional conv and the
+    first GroupNorm must still see each clip alone (clips of different loudness and length)."""
+    model = _model()
+    model.use_precision(precision)  # type: ignore[arg-type]
+    g = torch.Generator().manual_seed(5)
+    wavs = [torch.randn(n, generator=g) * s + dc for n, s, dc in ((8000, 0.3, 0.0), (3217, 3.0, 1.0), (400, 0.1, 0.0))]
+    with torch.inference_mode():
+        alone = [model(w[None])[0] for w in wavs]
+        packed = model.forward_packed(wavs)
+        stacked = model(torch.cat(wavs)[None])[0]  # what would happen without the per-clip boundaries
+    assert [p.shape for p in packed] == [a.shape for a in alone]
+    tol = 1e-5 if precision == "float32" else 2e-2
+    for a, p in zip(alone, packed, strict=True):
+        torch.testing.assert_close(p, a, rtol=tol, atol=tol * float(a.abs().max()))
+    assert not torch.allclose(stacked[: alone[0].shape[0]], alone[0], atol=1e-2)
+    with pytest.raises(RuntimeError, match="inference"):
+        model.forward_packed(wavs)  # grad enabled: the packed path is inference only
