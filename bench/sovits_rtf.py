@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: bench.* and the packages come from the checkout
 
 from bench.machine import machine_line  # noqa: E402
+from bench.metrics import si_snr_db  # noqa: E402
 from bench.timing import time_alternately  # noqa: E402
 
 OFFICIAL_DECODE_S = 2.47  # BASELINE.md: official v2 decode, 250 codes, 120 phones, 5 s ref, 2 threads
@@ -110,13 +111,10 @@ def official_model(folder: Path, ours: Any) -> Any:
 def audio_agreement(exact: Any, low: Any) -> dict[str, float]:
     """SI-SNR (dB) and log-mel L1 (80 mels, 32 kHz, n_fft 2048, hop 640: the SoVITS training mel) of
     ``low`` against ``exact`` (1-D float tensors)."""
-    import torch
 
     from anchorvoice.plugins.gsv.training.mel import magnitude, mel_filterbank, spec_to_mel
 
-    a, b = exact - exact.mean(), low - low.mean()
-    proj = (b @ a) / (a @ a) * a
-    si_snr = 10 * torch.log10(proj.pow(2).sum() / (b - proj).pow(2).sum())
+    si_snr = si_snr_db(exact, low)
     basis = mel_filterbank(32000, 2048, 80)
     mels = [spec_to_mel(magnitude(x[None], 2048, 640, 2048), basis) for x in (exact, low)]
     return {"si_snr_db": round(float(si_snr), 2), "log_mel_l1": round(float((mels[0] - mels[1]).abs().mean()), 5),

@@ -36,6 +36,7 @@ from anchorvoice.plugins.gsv.stages_vc import GsvVcConfig, GsvVoiceConverter
 from bench.fullsize import write_hubert, write_sovits
 from bench.hubert_rtf import speech_like
 from bench.machine import machine_line
+from bench.metrics import si_snr_db
 
 SR = 32000
 WHOLE = 10**6
@@ -99,9 +100,7 @@ def main() -> None:
             print(
                 f"  block {block_ms:5.0f} ms  speed-up {med['whole'] / med['tail']:.2f}x, max |tail - whole| {diff:.2e}"
             )
-            a, b = outs["tail"] - outs["tail"].mean(), outs["bf16"] - outs["bf16"].mean()
-            proj = (b @ a) / (a @ a) * a
-            snr = 10 * np.log10(float(proj @ proj) / float((b - proj) @ (b - proj)))
+            snr = si_snr_db(outs["tail"], outs["bf16"])
             latency = (block + vcs["tail"].latency_samples) / SR * 1000
             print(
                 f"  block {block_ms:5.0f} ms  bf16 vs tail: x{med['tail'] / med['bf16']:.2f}, SI-SNR {snr:.1f} dB "

@@ -11,12 +11,7 @@ from anchorvoice.plugins import cpu_kernels
 from anchorvoice.plugins.gsv.hifigan import Generator, HiFiGANConfig
 from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel
 from anchorvoice.plugins.gsv.stages_sovits import GsvHifiganConfig, GsvHifiganVocoder
-
-
-def _si_snr_db(ref: torch.Tensor, est: torch.Tensor) -> float:
-    ref, est = ref - ref.mean(), est - est.mean()
-    proj = (est @ ref) / (ref @ ref) * ref
-    return float(10 * torch.log10(proj.pow(2).sum() / (est - proj).pow(2).sum()))
+from bench.metrics import si_snr_db
 
 
 def test_generator_bfloat16_agrees_with_float32_and_switches_back() -> None:
@@ -32,7 +27,7 @@ def test_generator_bfloat16_agrees_with_float32_and_switches_back() -> None:
         again = gen(z, g)
     assert low.dtype == torch.float32 and low.shape == exact.shape
     assert 0 < float((low - exact).abs().max())  # really ran in another precision
-    assert _si_snr_db(exact[0, 0], low[0, 0]) > 25
+    assert si_snr_db(exact[0, 0], low[0, 0]) > 25
     torch.testing.assert_close(again, exact, rtol=0, atol=0)
 
 
