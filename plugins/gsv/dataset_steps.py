@@ -188,11 +188,11 @@ class GsvSemanticStep(DatasetStep):
 
     def bind(self, models: dict[str, Path], plugins: Any) -> None:
         from anchorvoice.plugins.gsv.checkpoints import load_sovits
-        from anchorvoice.plugins.gsv.sovits import SynthesizerTrn
+        from anchorvoice.plugins.gsv.semantic import SemanticTokenizer
 
         self._path = Path(models["sovits"])
         self._fingerprint = file_sha256(self._path)
-        self._model = SynthesizerTrn.from_checkpoint(load_sovits(self._path))
+        self._model = SemanticTokenizer.from_checkpoint(load_sovits(self._path))  # ssl_proj + RVQ only
         width = _hubert_width(Path(models["hubert"]))
         wants = self._model.ssl_proj.in_channels
         if width != wants:
