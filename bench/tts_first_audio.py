@@ -12,12 +12,13 @@ is capped at ``--max-sec`` seconds of tokens (random weights rarely emit EOS).
 under load; ``--vocoder-precision`` overrides ``gsv-hifigan``'s precision.
 
 Usage: ``python bench/tts_first_audio.py [--repeats 5] [--threads 2] [--chunk-tokens 24] [--max-sec 4]
-[--precision int8] [--vocoder-precision bfloat16] [--hog 2] [--fixed-threads]``
+[--precision int8] [--vocoder-precision bfloat16] [--hog 2] [--fixed-threads] [--set SLOT.KEY=VALUE ...]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -53,6 +54,8 @@ def main() -> None:
     ap.add_argument("--vocoder-precision", default="", help="gsv-hifigan precision (default: the preset's)")
     ap.add_argument("--hog", type=int, default=0, help="busy processes at normal priority beside the bench")
     ap.add_argument("--fixed-threads", action="store_true", help="thread governor off: always --threads")
+    ap.add_argument("--set", action="append", default=[], metavar="SLOT.KEY=VALUE",
+                    help="override a stage parameter of the preset (repeatable), e.g. prosody.max_chunk_tokens=192")
     args = ap.parse_args()
     print(machine_line(args.threads))
     torch.set_num_threads(args.threads)
@@ -74,6 +77,12 @@ def main() -> None:
             cfg.slots["vocoder"].params["precision"] = args.vocoder_precision
         for slot in ("prosody", "decoder", "vocoder"):
             cfg.slots[slot].params["adaptive_threads"] = not args.fixed_threads
+        for item in args.set:
+            key, _, value = item.partition("=")
+            slot, _, name = key.partition(".")
+            if slot not in cfg.slots or not name or not value:
+                sys.exit(f"--set {item!r}: want SLOT.KEY=VALUE with SLOT one of {', '.join(cfg.slots)}")
+            cfg.slots[slot].params[name] = json.loads(value) if value[0] in "-0123456789tf[{" else value
         precision = cfg.slots["prosody"].params.get("precision", "float32")
         voc_precision = cfg.slots["vocoder"].params.get("precision", "float32")
         t0 = time.perf_counter()
@@ -98,6 +107,7 @@ def main() -> None:
             f"threads {args.threads} ({'fixed' if args.fixed_threads else 'governed'}), {args.hog} busy processes, "
             f"chunk_tokens {args.chunk_tokens}, GPT {precision}, vocoder {voc_precision}, "
             f"20-word sentence, {args.repeats} runs; load average after {os.getloadavg()[0]:.1f}"
+            + (f"; overrides {' '.join(args.set)}" if args.set else "")
         )
         print(f"  time to first audio: median {statistics.median(firsts):.3f} s (min {min(firsts):.3f})  goal <= 0.3 s")
         print(f"  RTF (wall / audio):  median {statistics.median(rtfs):.3f} (min {min(rtfs):.3f}, audio "

@@ -59,6 +59,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--context-s", type=float, default=1.0)
+    ap.add_argument("--bf16-vocoder-contexts", type=int, nargs="*", default=[],
+                    help="also time bf16 converters with these vocoder_context values (frames; default 12), with "
+                         "their SI-SNR against bf16 at 12")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,6 +77,10 @@ def main() -> None:
                 GsvVcConfig(context_s=args.context_s, vocoder_context=context, precision=precision)  # type: ignore[arg-type]
             )
             vcs[name].prepare(voice)
+        for ctx in args.bf16_vocoder_contexts:
+            vcs[f"bf16-c{ctx}"] = GsvVoiceConverter(GsvVcConfig(context_s=args.context_s, vocoder_context=ctx,
+                                                                precision="bfloat16"))
+            vcs[f"bf16-c{ctx}"].prepare(voice)
         x = speech_like(args.seconds, SR)
         print(machine_line(args.threads))
         print(
@@ -93,7 +100,7 @@ def main() -> None:
             med = {name: statistics.median(ts) for name, ts in times.items()}
             for name in vcs:
                 print(
-                    f"  block {block_ms:5.0f} ms  {name:5s}: {med[name] * 1000:7.1f} ms/block "
+                    f"  block {block_ms:5.0f} ms  {name:8s}: {med[name] * 1000:7.1f} ms/block "
                     f"(min {min(times[name]) * 1000:7.1f})  RTF {med[name] / (block / SR):.2f}"
                 )
             diff = float(np.max(np.abs(outs["tail"] - outs["whole"])))
@@ -106,6 +113,10 @@ def main() -> None:
                 f"  block {block_ms:5.0f} ms  bf16 vs tail: x{med['tail'] / med['bf16']:.2f}, SI-SNR {snr:.1f} dB "
                 f"(random weights); algorithmic latency {latency:.0f} ms (block + lookahead)"
             )
+            for ctx in args.bf16_vocoder_contexts:
+                name = f"bf16-c{ctx}"
+                print(f"  block {block_ms:5.0f} ms  {name} vs bf16 (context 12): x{med['bf16'] / med[name]:.2f}, "
+                      f"SI-SNR {si_snr_db(outs['bf16'], outs[name]):.1f} dB")
 
 
 if __name__ == "__main__":
