@@ -75,7 +75,9 @@ class _Adapted(nn.Module):
 
     def __getattr__(self, name: str) -> Any:
         if name == self._adapted_name:
-            return super().__getattr__(name) + self.lora.delta()
+            base = super().__getattr__(name)
+            assert isinstance(base, Tensor)
+            return base + self.lora.delta()
         return super().__getattr__(name)
 
 
@@ -99,8 +101,10 @@ class _LoraSelfAttention(_Adapted, SelfAttention):
     _adapted_name = "in_proj_weight"
 
 
-_ADAPTED: dict[type, type] = {nn.Linear: _LoraLinear, nn.Conv1d: _LoraConv1d, WNConv1d: _LoraWNConv1d,
-                              WNConvTranspose1d: _LoraWNConvTranspose1d, SelfAttention: _LoraSelfAttention}
+_ADAPTED: dict[type[nn.Module], type[_Adapted]] = {
+    nn.Linear: _LoraLinear, nn.Conv1d: _LoraConv1d, WNConv1d: _LoraWNConv1d,
+    WNConvTranspose1d: _LoraWNConvTranspose1d, SelfAttention: _LoraSelfAttention,
+}
 _BASE = {v: k for k, v in _ADAPTED.items()}
 
 
@@ -109,7 +113,7 @@ def adapt(module: nn.Module, rank: int) -> None:
     kind = _ADAPTED.get(type(module))
     if kind is None:
         raise TypeError(f"no LoRA adapter for {type(module).__name__}")
-    weight: Tensor = getattr(module, kind._adapted_name)  # type: ignore[attr-defined]
+    weight: Tensor = getattr(module, kind._adapted_name)
     module.__class__ = kind
     module.lora = LoraDelta(weight.shape, rank).to(weight.device)
 
@@ -169,13 +173,12 @@ def merged_copy(model: nn.Module) -> nn.Module:
     out = copy.deepcopy(model)
     with torch.no_grad():
         for mod in out.modules():
-            base = _BASE.get(type(mod))
-            if base is None:
+            if not isinstance(mod, _Adapted):
                 continue
-            name = mod._adapted_name  # type: ignore[attr-defined]
+            name = mod._adapted_name
             merged = getattr(mod, name).detach().clone()
             del mod.lora
-            mod.__class__ = base
+            mod.__class__ = _BASE[type(mod)]  # type: ignore[assignment]
             if isinstance(mod, WeightNormed) and mod.trains_weight_norm:  # the (g, v) pair of the merged weight
                 mod.weight_g.copy_(torch.norm_except_dim(merged, 2, 0))
                 mod.weight_v.copy_(merged)
