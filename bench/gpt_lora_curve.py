@@ -7,8 +7,9 @@ section 2.1) learns the base speaker from random weights (AdamW warmed up to 1e-
 ``--gpt-base-steps`` optimiser steps, one batch per step, dropout 0.1), then fine-tunes to slt's clips
 for ``--gpt-steps`` optimiser steps from that same base on the same batches: ``full`` with the
 official recipe (``GptTrainConfig()``: ScaledAdam, 4-batch accumulation, 0.01 then 0.002) and
-``lora R xS`` with ``train --lora R``'s (``options.gpt_train_config``: AdamW warmed up to 1e-4,
-decayed over the run, same accumulation) times each ``--gpt-lora-scales`` factor S. Printed: the
+``lora R xS`` with ``train --lora R --lora-lr-scale S``'s (``options.gpt_train_config``: AdamW warmed
+up to S x 1e-4, decayed over the run, same accumulation) for each ``--gpt-lora-scales`` factor S
+(default: ``train --lora``'s). Printed: the
 held-out cross-entropy per token (``GptTrainModel``, eval mode) every ``--finetune-eval-steps`` optimiser
 steps.
 """
@@ -19,6 +20,7 @@ import argparse
 import copy
 import math
 import random
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -121,8 +123,10 @@ def gpt_lora_vs_full(args: argparse.Namespace, sovits: SovitsTrainModel, base_cl
           f"{len(held)} held out; {args.gpt_steps} optimiser steps each, same batches", flush=True)
     before = held_out_loss(wrapped, held, eos)
     variants: list[tuple[str, GptTrainConfig, bool]] = [("full", GptTrainConfig(), False)]
-    for s in (float(x) for x in args.gpt_lora_scales.split(",")):
-        variants.append((f"lora {args.lora_rank} x{s:g}", gpt_train_config(opts, per_epoch).scaled(s), True))
+    scales = [float(x) for x in args.gpt_lora_scales.split(",")] if args.gpt_lora_scales else [opts.lora_lr_scale]
+    for s in scales:
+        variants.append((f"lora {args.lora_rank} x{s:g}", gpt_train_config(replace(opts, lora_lr_scale=s), per_epoch),
+                         True))
     finals = {}
     for label, cfg, lora in variants:
         torch.manual_seed(99)  # the same dropout masks for every variant

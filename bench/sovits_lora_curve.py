@@ -51,6 +51,9 @@ def parse_variants(spec: str) -> list[Variant]:
         lr = float(scale) if scale else default_scale
         name = "all" if groups == SOVITS_TARGETS else "+".join(groups)
         out.append(Variant(f"lora {name} x{lr:g}", groups, lr))
+    labels = [v.label for v in out]
+    if len(set(labels)) != len(labels):
+        raise SystemExit(f"--variants names one run twice: {', '.join(labels)}")
     return out
 
 
@@ -73,6 +76,7 @@ def sovits_lora_vs_full(args: argparse.Namespace, base: SovitsTrainModel, base_d
           f"{args.finetune_steps} steps per variant, same batches, slices and noise", flush=True)
     results: dict[str, tuple[int, int]] = {}
     for v in variants:
+        torch.manual_seed(99)  # the same adapter initialisation (A) whatever ran before
         model, disc = copy.deepcopy(base), copy.deepcopy(base_disc)
         params = add_lora_sovits(model, args.lora_rank, v.groups) if v.groups else None
         trainer = SovitsTrainer(model, disc, replace(tcfg, lora_lr_scale=v.lr_scale), "fp32", params=params)

@@ -83,7 +83,8 @@ def arguments() -> argparse.Namespace:
                          "train --lora's)")
     ap.add_argument("--gpt-steps", type=int, default=40, help="part 3 fine-tune optimiser steps (0: skip part 3)")
     ap.add_argument("--gpt-base-steps", type=int, default=300, help="part 3 base GPT optimiser steps")
-    ap.add_argument("--gpt-lora-scales", default="1", help="part 3 LoRA lr factors, comma-separated")
+    ap.add_argument("--gpt-lora-scales", default="1,30",
+                    help="part 3 LoRA lr factors, comma-separated (empty: train --lora's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
     return ap.parse_args()

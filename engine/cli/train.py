@@ -104,6 +104,8 @@ def run_train(args: argparse.Namespace) -> int:
     from anchorvoice.plugins.gsv.training.options import TrainOptions
     from anchorvoice.plugins.gsv.training.recipe import FineTune
 
+    if args.lora_lr_scale is not None and (not args.lora or args.lora_lr_scale <= 0):
+        raise TrainingError(f"--lora-lr-scale {args.lora_lr_scale}: give a positive factor, together with --lora RANK")
     if not args.hubert:  # checked before hours of training, not when the voice is added at the end
         raise TrainingError(
             "the trained voice needs the HuBERT feature extractor its dataset was made with: "
@@ -112,8 +114,6 @@ def run_train(args: argparse.Namespace) -> int:
     if not (Path(args.hubert).expanduser() / "config.json").is_file():
         raise TrainingError(f"--hubert {args.hubert}: not a HuBERT folder (no config.json); point it at "
                             "chinese-hubert-base/")
-    if args.lora_lr_scale is not None and (not args.lora or args.lora_lr_scale <= 0):
-        raise TrainingError(f"--lora-lr-scale {args.lora_lr_scale}: give a positive factor, together with --lora RANK")
     stages = ("sovits", "gpt") if args.stage == "both" else (args.stage,)
     run_dir = home_of(args) / "training" / args.name
     device, distributed = _init_distributed(args.device)

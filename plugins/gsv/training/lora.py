@@ -3,26 +3,39 @@
 Targets (the official v2 trainer has no LoRA; the choice is ours, measured in ``bench/train_curve.py``):
 
 * GPT: every layer's attention (packed ``in_proj_weight``, ``out_proj``) and FFN (``linear1``, ``linear2``);
-* SoVITS, groups of :data:`SOVITS_GROUPS` (default :data:`SOVITS_TARGETS`, all three):
+* SoVITS, groups of :data:`SOVITS_GROUPS` (``train --lora``: :data:`SOVITS_TARGETS`, all three):
   ``prior_attention``: the attention projections ``conv_q/k/v/o`` of ``enc_p``'s encoders and MRTE;
   ``flow``: every conv of the flow (``pre``, ``post`` and the WN ``in_layers``, ``res_skip_layers``,
   ``cond_layer``); ``decoder``: every conv of the HiFi-GAN ``dec`` (``conv_pre``, ``cond``, the
-  transposed ``ups``, the residual blocks' ``convs1``/``convs2``, ``conv_post``). The prior alone
-  cannot learn a new timbre: the flow and the decoder carry it (measured: prior-attention adapters
-  left the held-out mel L1 where it was, adapters on all three move it).
+  transposed ``ups``, the residual blocks' ``convs1``/``convs2``, ``conv_post``).
+
+Why (``bench/train_curve.py``: a small SoVITS trained 80 steps on one speaker, fine-tuned 40 steps to
+flite ``slt``, rank 8, held-out prior-path mel L1 from 2.703): the prior's attention alone cannot learn
+a new timbre, which the decoder and flow carry (2.70 at the stage's lr; 2.693 after 20 steps even at
+30x); all three groups at the stage's lr 1e-4 crawl (2.656), because B starts at zero and B @ A moves
+far less per step than a full fine-tune moves W; at 30x (``lora_lr_scale``, the default of ``train
+--lora-lr-scale``) they reach 2.328 (a full fine-tune 2.467; runs differing only in A's random
+start spread by about 0.04). After 20 steps the decoder's adapters alone were within that spread of
+all three (2.467 against 2.441-2.477); the prior's and flow's also move the prior/posterior KL and
+cost 0.5 M of the full size's 1.16 M adapter parameters. The factor, swept (SoVITS after 20 steps:
+x1 2.683, x10 2.534, x30 2.477, x100 2.218 but 2.578 after 10 against x30's 2.526; GPT held-out
+cross-entropy per token after 40 steps from 2.352: x1 2.335, x3 2.292, x10 2.194, x30 2.132, full
+2.142): 30 matches the full fine-tune in both stages without x100's swing. All of this is a toy base
+trained from random weights; a pretrained base was not measured.
 
 A conv weight (out, in, k) gets ``A`` (r, in * k) and ``B`` (out, r), the product reshaped to the
-kernel (for a transposed conv, weight (in, out, k): ``B`` (in, r), ``A`` (r, out * k)): the layout
-``engine/store/blobs.py`` composes. On weight-normed convs (trained as (g, v) pairs,
-:mod:`..modules.weight_norm`) the delta adds to the effective weight ``g * v / |v|``. ``A`` starts
-random (Kaiming), ``B`` at zero, so training starts exactly at the base; alpha = r (as the official
-v3/v4 LoRA); the rank is capped at the smaller side of each weight. Adapter learning rates are the
-stage's times ``lora_lr_scale`` (:class:`..sovits_step.SovitsTrainConfig`).
+kernel (for a transposed conv, weight (in, out, k): ``B`` (in, r), ``A`` (r, out * k)). On
+weight-normed convs (trained as (g, v) pairs, :mod:`..modules.weight_norm`) the delta adds to the
+effective weight ``g * v / |v|``. ``A`` starts random (Kaiming), ``B`` at zero, so training starts
+exactly at the base; alpha = r (as the official v3/v4 LoRA); the rank is capped at the smaller side
+of each weight. The adapted module keeps its class's behaviour through a subclass whose ``weight``
+(``in_proj_weight``) attribute is base + delta, so every reader of the weight (the module's forward,
+the flow's GEMM taps) sees the adapted one and caches none (``weight_is_computed``).
 
 :func:`merged_copy` folds the adapters into plain weights (weight-normed convs get the (g, v) pair of
 the merged weight), so the exported files are ordinary official-format models; :func:`lora_state` is
-what a voice costs over its base (rank 8 on the full-size v2 SoVITS, all three groups: 0.87 M
-parameters, 1.7 MB in fp16; the GPT's attention and FFN: 1.6 M, 3.1 MB).
+what a voice costs over its base: at rank 8 on the full-size v2 models, 1.16 M SoVITS parameters
+(2.3 MB fp16, the generator is 42.4 M) and 1.57 M GPT parameters (3.1 MB).
 """
 
 from __future__ import annotations

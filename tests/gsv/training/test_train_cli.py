@@ -53,3 +53,11 @@ def test_train_makes_a_voice_and_resume_continues(tmp_path: Path, small_dataset:
     assert load_gpt(run / "mira-gpt.ckpt").version == "v2"
     assert main(["--home", str(home), "voices", "list", "--json"]) == 0
     assert "mira" in capsys.readouterr().out
+
+
+def test_lora_lr_scale_needs_lora_and_a_positive_factor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--home", str(tmp_path), "train", "mira", "--dataset", str(tmp_path), "--lora-lr-scale"]
+    assert main([*base, "10"]) == 2
+    assert "together with --lora RANK" in capsys.readouterr().err
+    assert main([*base, "0", "--lora", "8"]) == 2
+    assert "positive factor" in capsys.readouterr().err
