@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unfreeze-quantizer", action="store_true",
                    help="train the codebook too (then SoVITS first, tokens re-extracted, then GPT)")
     p.add_argument("--lora", type=int, default=0, metavar="RANK", help="train low-rank adapters of this rank")
+    p.add_argument("--lora-lr-scale", type=float, default=None, metavar="FACTOR",
+                   help="with --lora: factor on the adapters' learning rate (default: the measured recipe's)")
     p.add_argument("--order", choices=("sovits-first", "gpt-first"), default="sovits-first")
     p.add_argument("--stage", choices=("both", "sovits", "gpt"), default="both", help="stages to run")
     p.add_argument("--from-scratch", action="store_true", help="allow random initial weights where no base is given")
@@ -102,6 +104,8 @@ def run_train(args: argparse.Namespace) -> int:
     from anchorvoice.plugins.gsv.training.options import TrainOptions
     from anchorvoice.plugins.gsv.training.recipe import FineTune
 
+    if args.lora_lr_scale is not None and (not args.lora or args.lora_lr_scale <= 0):
+        raise TrainingError(f"--lora-lr-scale {args.lora_lr_scale}: give a positive factor, together with --lora RANK")
     if not args.hubert:  # checked before hours of training, not when the voice is added at the end
         raise TrainingError(
             "the trained voice needs the HuBERT feature extractor its dataset was made with: "
@@ -122,6 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, seed=args.seed, lr_scale=args.lr_scale,
         gpt_optimizer="" if args.gpt_optimizer == "auto" else args.gpt_optimizer.replace("-", "_"),
         gpt_dropout=args.gpt_dropout,
+        **({} if args.lora_lr_scale is None else {"lora_lr_scale": args.lora_lr_scale}),
     )
     try:
         rank = int(os.environ.get("RANK", "0")) if distributed else 0

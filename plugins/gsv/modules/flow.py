@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anchorvoice.plugins.gsv.modules.derived import DerivedWeights
-from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, uses_trained_pairs
+from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, computes_weights
 
 
 class WN(nn.Module):
@@ -53,8 +53,8 @@ class WN(nn.Module):
         """Each ``in_layers`` weight (2h, h, k) as k contiguous (h, 2h) GEMM operands."""
         layers = self._convs(self.in_layers)
         weights = [layer.weight for layer in layers]
-        # training: keep the graph; weights computed from (g, v) pairs are new tensors on every access
-        if uses_trained_pairs(layers) or (torch.is_grad_enabled() and any(w.requires_grad for w in weights)):
+        # training: keep the graph; weights computed from (g, v) pairs or adapters are new tensors on every access
+        if computes_weights(layers) or (torch.is_grad_enabled() and any(w.requires_grad for w in weights)):
             return [w.permute(2, 1, 0) for w in weights]
         return self._taps.get(weights, lambda: [w.detach().permute(2, 1, 0).contiguous() for w in weights])
 

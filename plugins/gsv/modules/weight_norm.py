@@ -40,6 +40,11 @@ class WeightNormed(nn.Module):
     def trains_weight_norm(self) -> bool:
         return "weight_v" in self._parameters
 
+    @property
+    def weight_is_computed(self) -> bool:
+        """``weight`` is a new tensor on every access (here: computed from the trained pair)."""
+        return self.trains_weight_norm
+
     def __getattr__(self, name: str) -> Any:
         if name == "weight":
             params = self.__dict__.get("_parameters")
@@ -80,9 +85,10 @@ def train_weight_norm(model: nn.Module) -> None:
             m.train_weight_norm()
 
 
-def uses_trained_pairs(layers: list[Any]) -> bool:
-    """Whether any of ``layers`` computes its weight from a trained (g, v) pair (no cached copies then)."""
-    return any(isinstance(m, WeightNormed) and m.trains_weight_norm for m in layers)
+def computes_weights(layers: list[Any]) -> bool:
+    """Whether any of ``layers`` computes its weight on access (a trained (g, v) pair, a LoRA adapter):
+    no cached copies of it may be kept then."""
+    return any(getattr(m, "weight_is_computed", False) for m in layers)
 
 
 def official_key_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from anchorvoice.errors import TrainingError
 from anchorvoice.plugins.gsv.training.bases import DOWNLOAD_HINT
+from anchorvoice.plugins.gsv.training.gpt_step import GptTrainConfig, steps_per_epoch
 
 STAGES = ("sovits", "gpt")
 RESUME_KEYS = ("dataset", "base_gpt", "base_sovits", "base_disc", "sovits_epochs", "gpt_epochs", "batch_size",
@@ -52,6 +53,11 @@ class TrainOptions:
     """Train ``ssl_proj`` + codebook too (forces SoVITS first and token re-extraction)."""
     lora: int = 0
     """LoRA rank (0 = full fine-tune)."""
+    lora_lr_scale: float = 30.0
+    """With ``lora``: factor on the adapters' learning rate over the stage's rate (SoVITS AdamW 1e-4, GPT AdamW
+    1e-4 peak). 30 from ``bench/train_curve.py``: a B that starts at zero moves its product B @ A far less per
+    step than a full fine-tune moves the weight; in 40 steps at x1 the held-out losses moved a fifth (SoVITS)
+    and a twelfth (GPT) of what a full fine-tune's did, at x30 they matched or beat it (the sweep: :mod:`.lora`)."""
     order: str = "sovits-first"
     """``sovits-first`` or ``gpt-first``."""
     stages: tuple[str, ...] = STAGES
@@ -138,3 +144,17 @@ def check_resume(opts: TrainOptions, run_dir: Path) -> None:
         raise TrainingError(
             f"{run_dir} holds a saved run of '{opts.name}'; continue it with --resume or remove the folder"
         )
+
+
+def gpt_train_config(opts: TrainOptions, per_epoch: int) -> GptTrainConfig:
+    """The GPT recipe of a run with ``per_epoch`` batches per epoch: the official ScaledAdam, or AdamW (default
+    with LoRA) warmed up over a tenth of the run to 1e-4 and decayed to 1e-5; rates times ``lr_scale`` and,
+    with LoRA (only adapters train), times ``lora_lr_scale``."""
+    name = opts.gpt_optimizer or ("adamw" if opts.lora else "scaled_adam")
+    factor = opts.lr_scale * (opts.lora_lr_scale if opts.lora else 1.0)
+    if name == "scaled_adam":
+        return GptTrainConfig().scaled(factor)
+    if name != "adamw":
+        raise TrainingError(f"unknown GPT optimizer {name!r}; choose scaled_adam or adamw")
+    total = steps_per_epoch(per_epoch, GptTrainConfig.accumulate) * opts.gpt_epochs
+    return GptTrainConfig.adamw(decay_steps=max(2, total), warmup_steps=min(50, max(1, total // 10))).scaled(factor)

@@ -34,14 +34,14 @@ from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder, l
 from anchorvoice.plugins.gsv.training.bases import check_dataset_fits, load_discriminator, tokens_match
 from anchorvoice.plugins.gsv.training.dataset import GsvDataset, match_length, write_semantic
 from anchorvoice.plugins.gsv.training.discriminator import MultiPeriodDiscriminator
-from anchorvoice.plugins.gsv.training.gpt_step import (
-    GptTrainConfig,
-    GptTrainer,
-    GptTrainModel,
-    collate_gpt,
-    steps_per_epoch,
+from anchorvoice.plugins.gsv.training.gpt_step import GptTrainer, GptTrainModel, collate_gpt
+from anchorvoice.plugins.gsv.training.options import (
+    TrainOptions,
+    check_bases,
+    check_order,
+    check_resume,
+    gpt_train_config,
 )
-from anchorvoice.plugins.gsv.training.options import TrainOptions, check_bases, check_order, check_resume
 from anchorvoice.plugins.gsv.training.sovits_step import (
     SovitsTrainConfig,
     SovitsTrainer,
@@ -242,6 +242,8 @@ class FineTune:
         overrides: dict[str, Any] = {"freeze_quantizer": not opts.unfreeze_quantizer}
         if opts.segment_size:
             overrides["segment_size"] = opts.segment_size
+        if opts.lora:
+            overrides["lora_lr_scale"] = opts.lora_lr_scale
         tcfg = SovitsTrainConfig.from_checkpoint_config(self._base_config(), **overrides)
         tcfg.learning_rate *= opts.lr_scale
         items = self._sovits_items()
@@ -351,7 +353,7 @@ class FineTune:
         if self.world > 1:
             net = nn.parallel.DistributedDataParallel(wrapped)
         per_epoch = len(items) // (self.batch * self.world)
-        gcfg = self._gpt_config(per_epoch)
+        gcfg = gpt_train_config(opts, per_epoch)
         if 1 < gcfg.accumulate and per_epoch <= gcfg.accumulate:
             self.say(f"GPT: {per_epoch} batch(es) per epoch; the official trainer steps only after batch 4, 8, ... "
                      "of an epoch and would never step: here each epoch steps once, after its last batch")
@@ -418,18 +420,6 @@ class FineTune:
             grads = obj["grads"]
         if grads is not None:
             trainer.load_pending(grads)
-
-    def _gpt_config(self, per_epoch: int) -> GptTrainConfig:
-        """The official ScaledAdam recipe, or AdamW (default with LoRA) warmed up over a tenth of the run."""
-        opts = self.opts
-        name = opts.gpt_optimizer or ("adamw" if opts.lora else "scaled_adam")
-        if name == "scaled_adam":
-            return GptTrainConfig().scaled(opts.lr_scale)
-        if name != "adamw":
-            raise TrainingError(f"unknown GPT optimizer {name!r}; choose scaled_adam or adamw")
-        total = steps_per_epoch(per_epoch, GptTrainConfig.accumulate) * opts.gpt_epochs
-        return GptTrainConfig.adamw(decay_steps=max(2, total), warmup_steps=min(50, max(1, total // 10))).scaled(
-            opts.lr_scale)
 
 
 def _unwrap(m: nn.Module) -> nn.Module:

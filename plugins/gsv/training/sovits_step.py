@@ -35,6 +35,7 @@ from anchorvoice.errors import CorruptCheckpointError
 from anchorvoice.plugins.gsv.modules.flow import WN
 from anchorvoice.plugins.gsv.modules.weight_norm import official_key_shapes, train_weight_norm
 from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn
+from anchorvoice.plugins.gsv.training.lora import is_adapter
 from anchorvoice.plugins.gsv.training.mel import magnitude, mel_filterbank, spec_to_mel
 
 
@@ -68,6 +69,8 @@ class SovitsTrainConfig:
     """Highest mel frequency (None: Nyquist)."""
     freeze_quantizer: bool = True
     """Keep ``ssl_proj`` and the codebook fixed (tokens stay valid; the GPT may train in either order)."""
+    lora_lr_scale: float = 1.0
+    """Learning-rate factor of LoRA adapter tensors (``lora_A``/``lora_B``) over the rate of the weight they adapt."""
 
     @classmethod
     def from_checkpoint_config(cls, config: dict[str, Any], **overrides: Any) -> SovitsTrainConfig:
@@ -289,14 +292,18 @@ class SovitsTrainer:
             core.quantizer.requires_grad_(False)
         lr, betas = tcfg.learning_rate, (tcfg.beta1, tcfg.beta2)
         low_mods = [core.enc_p.text_embedding, core.enc_p.encoder_text, core.enc_p.mrte]
-        low = [p for m in low_mods for p in m.parameters() if p.requires_grad]
+        low = [p for m in low_mods for p in m.parameters()]
         low_ids = {id(p) for p in low}
+        adapter_ids = {id(p) for n, p in core.named_parameters() if is_adapter(n)}
         trainable = params if params is not None else [p for p in core.parameters() if p.requires_grad]
-        base = [p for p in trainable if id(p) not in low_ids]
-        low = [p for p in low if params is None or any(p is q for q in params)]
-        groups = [{"params": base, "lr": lr}]
-        if low:
-            groups.append({"params": low, "lr": lr * tcfg.text_low_lr_rate})
+        chosen = {id(p) for p in trainable}
+        ordered = [p for p in trainable if id(p) not in low_ids] + [p for p in low if id(p) in chosen]
+        by_factor: dict[float, list[nn.Parameter]] = {}  # groups: the rest, text side, adapters (official order)
+        for p in ordered:
+            factor = tcfg.text_low_lr_rate if id(p) in low_ids else 1.0
+            factor *= tcfg.lora_lr_scale if id(p) in adapter_ids else 1.0
+            by_factor.setdefault(factor, []).append(p)
+        groups = [{"params": ps, "lr": lr * f} for f, ps in by_factor.items()]
         self.optim_g = torch.optim.AdamW(groups, lr, betas=betas, eps=tcfg.eps)
         self.optim_d = torch.optim.AdamW(disc.parameters(), lr, betas=betas, eps=tcfg.eps)
         self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.optim_g, tcfg.lr_decay)

@@ -51,5 +51,6 @@ def test_sovits_lora_exports_an_ordinary_official_file(tmp_path: Path, small_dat
     ck = load_sovits(result.sovits)
     base = load_sovits(gsv_reference / "s2_v2_small.pth")
     assert set(ck.weights) == set(base.weights)
-    assert torch.equal(ck.weights["dec.conv_pre.weight"], base.weights["dec.conv_pre.weight"])  # frozen
+    assert torch.equal(ck.weights["enc_p.text_embedding.weight"], base.weights["enc_p.text_embedding.weight"])  # frozen
+    assert not torch.equal(ck.weights["dec.conv_pre.weight"], base.weights["dec.conv_pre.weight"])  # adapter merged
     SynthesizerTrn.from_checkpoint(ck)

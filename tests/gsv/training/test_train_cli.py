@@ -76,3 +76,11 @@ def test_gpt_resumed_mid_cycle_ends_where_an_unbroken_run_does(tmp_path: Path, s
     assert whole["step"] == split["step"] == 4 and whole["trainer"]["steps"] == split["trainer"]["steps"] == 1
     for k, v in whole["model"].items():
         torch.testing.assert_close(split["model"][k], v, atol=1e-6, rtol=0, msg=k)
+
+
+def test_lora_lr_scale_needs_lora_and_a_positive_factor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--home", str(tmp_path), "train", "mira", "--dataset", str(tmp_path), "--lora-lr-scale"]
+    assert main([*base, "10"]) == 2
+    assert "together with --lora RANK" in capsys.readouterr().err
+    assert main([*base, "0", "--lora", "8"]) == 2
+    assert "positive factor" in capsys.readouterr().err
