@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,8 @@ class GsvHubertStep(DatasetStep):
     order = 20
     needs = ("hubert",)
     batch_seconds = 40.0
+    _writer: ThreadPoolExecutor | None = None
+    _pending: Future[None] | None = None
     """HuBERT's row-wise GEMMs run over the frames of up to this much audio at once (a 2-core CPU runs
     them faster on ~2000 rows than on the ~250 of a 5 s clip); ~100 MB of activations."""
 
@@ -154,10 +157,25 @@ class GsvHubertStep(DatasetStep):
 
     def process(self, clip: DatasetClip, folder: Path) -> None:
         self.process_many([clip], folder)
+        self._written()
+
+    def _written(self) -> None:
+        """Wait for the previous batch's files (and raise what writing them raised)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            pending.result()
+        except OSError as exc:
+            raise DatasetError(f"gsv-hubert: writing the features failed ({exc}); free disk space or fix the "
+                               "folder's permissions, then run `dataset make` again (finished clips are kept)") from exc
 
     def process_many(self, clips: list[DatasetClip], folder: Path) -> None:
         """The clips' HuBERT runs as one packed batch (:meth:`HubertModel.forward_packed`: each clip's
-        features are what it gives alone, to float32 rounding); every clip's files are written after."""
+        features are what it gives alone, to float32 rounding). Their files are written on a thread while the
+        next batch computes (the fsyncs wait on the disk, not the CPU); the next call and :meth:`finish` wait
+        for them. A run killed before they land has them missing, so the next run makes them again."""
+        self._written()
         mixes, wavs = [], []
         for clip in clips:
             x = read_audio(clip.path, 32000).samples.astype(np.float32)
@@ -169,13 +187,26 @@ class GsvHubertStep(DatasetStep):
             wavs.append(torch.from_numpy(resample(mix_h.astype(np.float32), 32000, 16000)))
         with torch.inference_mode():
             feats = self._model.forward_packed(wavs)
-        for clip, mix32, ssl in zip(clips, mixes, feats, strict=True):
+        for clip, ssl in zip(clips, feats, strict=True):
             if torch.isnan(ssl).any():
                 raise StageError(f"{clip.name}: HuBERT returned NaN features (damaged HuBERT weights?)")
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="gsv-hubert-writer")
+        self._pending = self._writer.submit(self._write, clips, mixes, feats, folder)
+
+    @staticmethod
+    def _write(clips: list[DatasetClip], mixes: list[np.ndarray], feats: list[torch.Tensor], folder: Path) -> None:
+        for clip, mix32, ssl in zip(clips, mixes, feats, strict=True):
             buf = io.BytesIO()
             sf.write(buf, mix32.astype(np.int16), 32000, format="WAV", subtype="PCM_16")
             atomic_write(folder / "5-wav32k" / clip.name, buf.getvalue())
             atomic_write(folder / "4-cnhubert" / f"{clip.name}.pt", tensor_bytes(ssl.T[None].float()))  # (1, 768, T)
+
+    def finish(self, clips: list[DatasetClip], folder: Path) -> None:
+        self._written()
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
 
 
 class GsvSemanticStep(DatasetStep):

@@ -213,3 +213,25 @@ def _clips(seconds: tuple[float, ...]) -> list:
     from anchorvoice.engine.stages import DatasetClip
 
     return [DatasetClip(f"c{i}.wav", Path(f"c{i}.wav"), "s", "en", "t", "", s) for i, s in enumerate(seconds)]
+
+
+def test_a_failed_feature_write_is_named_and_the_next_run_makes_it(
+    tmp_path: Path, rec: Path, builtin_plugins: PluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not HUBERT.is_dir():
+        pytest.skip("shared/gsv_reference missing")
+    from anchorvoice.plugins.gsv.dataset_steps import GsvHubertStep
+
+    lst = list_file(tmp_path / "t.list", NAMES)
+    real = GsvHubertStep._write
+
+    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(GsvHubertStep, "_write", staticmethod(full))
+    cfg = MakeConfig("mira", rec, lst, models={"hubert": HUBERT})
+    with pytest.raises(DatasetError, match="writing the features failed.*No space left"):
+        _make(tmp_path / "home", cfg, builtin_plugins)
+    monkeypatch.setattr(GsvHubertStep, "_write", staticmethod(real))
+    info = _make(tmp_path / "home", cfg, builtin_plugins)
+    assert len(list((Path(info["path"]) / "4-cnhubert").glob("*.pt"))) == 3
