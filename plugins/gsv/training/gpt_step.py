@@ -40,9 +40,9 @@ RMS, and a LoRA ``B`` starts at zero, so it would crawl at ``param_min_rms`` (1e
 Measured (``python -m bench.train_gpt_step --compare``: fixture-size model d=128, 3 layers,
 from random weights, synthetic learnable data, 240 batches of 4 = 56 optimiser steps each, dropout
 0.1, held-out cross-entropy per token, start 7.01): ScaledAdam at the official rates 5.02, AdamW
-warmed up to 1e-4 (the LoRA recipe) 5.69, AdamW warmed up to 1e-3 2.40. The official rates are
-conservative (with momentum, a steady step moves each element by about 0.002 of its tensor's RMS);
-ScaledAdam stays the default
+warmed up to 1e-4 (the AdamW recipe before the LoRA rate scale) 5.69, AdamW warmed up to 1e-3 2.40.
+The official rates are conservative (with momentum, a steady step moves each element by about 0.002
+of its tensor's RMS); ScaledAdam stays the default
 because it is what the official fine-tune does from a pretrained base, which this from-scratch toy
 does not measure.
 """
@@ -106,7 +106,9 @@ class GptTrainConfig:
 
     @classmethod
     def adamw(cls, **overrides: Any) -> GptTrainConfig:
-        """AdamW with a warm-up to 1e-4 and a cosine decay to 1e-5 (the rate of LoRA fine-tunes)."""
+        """AdamW with a warm-up to 1e-4 and a cosine decay to 1e-5 (``--gpt-optimizer adamw``); with
+        ``--lora`` the recipe scales it by ``--lora-lr-scale`` (30 by default: a peak of 3e-3; see
+        ``options.gpt_train_config``)."""
         cfg = cls(optimizer="adamw", first_step_lr=None, pinned_lr=None, lr_init=1e-5, lr_peak=1e-4, lr_end=1e-5,
                   warmup_steps=50, decay_steps=1000, weight_decay=0.01, gradient_clip=1.0)
         return replace(cfg, **overrides)
