@@ -24,6 +24,7 @@ Architecture (config.json of chinese-hubert-base: ``feat_extract_norm: group``,
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -248,9 +249,9 @@ class _Attention(nn.Module):
         if segments is None:
             out = F.scaled_dot_product_attention(split(q), split(k), split(v))
         else:
-            bounds = torch.tensor([0, *segments]).cumsum(0).tolist()
+            ends = list(itertools.accumulate(segments))
             out = torch.cat([F.scaled_dot_product_attention(split(q[:, a:e]), split(k[:, a:e]), split(v[:, a:e]))
-                             for a, e in zip(bounds[:-1], bounds[1:], strict=True)], 2)
+                             for a, e in zip([0, *ends[:-1]], ends, strict=True)], 2)
         return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
 

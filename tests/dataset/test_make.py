@@ -204,7 +204,7 @@ def test_hubert_clips_go_in_packed_groups_and_a_failure_names_them(
     monkeypatch.setattr(GsvHubertStep, "batch_seconds", 60.0)
     with pytest.raises(StageError, match=r"gsv-hubert.*one of .*boom"):
         _make(tmp_path / "three", MakeConfig("mira", rec, lst, models={"hubert": HUBERT}), builtin_plugins)
-    clips = [c for c in _clips(seconds=(3.0, 3.0, 5.0, 9.0, 1.0))]
+    clips = _clips(seconds=(3.0, 3.0, 5.0, 9.0, 1.0))
     assert [[c.seconds for c in g] for g in clip_groups(clips, 8.0)] == [[3.0, 3.0], [5.0], [9.0], [1.0]]
     assert [len(g) for g in clip_groups(clips, 0.0)] == [1, 1, 1, 1, 1]
 

@@ -401,9 +401,9 @@ class FineTune:
 
     def _restore_pending(self, trainer: GptTrainer, state: dict[str, Any], start: int) -> None:
         """Put back the gradients accumulated since the last optimiser step of the saved run."""
-        saved_world = int(state.get("world", 1))
         if not state.get("mid_cycle", False):
             return
+        saved_world = int(state.get("world", 1))
         if saved_world != self.world:
             self.say(f"GPT: the gradients accumulated by {saved_world} process(es) since the last optimiser step "
                      f"are dropped (this run has {self.world}); resume with {saved_world} to keep them")
