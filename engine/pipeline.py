@@ -371,8 +371,9 @@ class Pipeline:
     # -- VC ----------------------------------------------------------------------------------
     def _convert(self, audio: AudioFrame, slot: str) -> AudioFrame:
         conv: VoiceConverter = self._stage(slot)
-        if audio.sample_rate != conv.sample_rate:
-            audio = audio.with_samples(resample(audio.samples, audio.sample_rate, conv.sample_rate), conv.sample_rate)
+        rate = conv.clip_rate(audio.sample_rate)
+        if audio.sample_rate != rate:
+            audio = audio.with_samples(resample(audio.samples, audio.sample_rate, rate), rate)
         return self._timed(f"{slot}:{conv.name}", conv.convert, audio)
 
     def convert(self, audio: AudioFrame) -> AudioFrame:

@@ -259,6 +259,11 @@ class VoiceConverter(Stage):
     @abstractmethod
     def process(self, block: AudioFrame) -> AudioFrame: ...
 
+    def clip_rate(self, rate: int) -> int:
+        """The rate ``convert`` takes a whole clip of ``rate`` Hz at (callers resample to it first).
+        Default: ``sample_rate``; a converter that can keep a clip's own rate (and bandwidth) says so."""
+        return self.sample_rate
+
     def convert(self, audio: AudioFrame, block_size: int = 4096) -> AudioFrame:
         """Offline conversion of a whole clip through ``process`` (aligned, same length)."""
         import numpy as np

@@ -41,6 +41,8 @@ STATS_VERSION = 2
 2: pitch from pYIN + continuity path, ``envelope_codebook`` for frame-wise timbre matching."""
 OFFLINE_METHODS = ("psola", "stream")
 """Values of ``DspConfig.offline``."""
+MAX_CLIP_RATE = 48000
+"""Highest rate a whole clip is converted at (a 96 kHz file is taken down to 48 kHz)."""
 MIN_VOICED_FRAMES = 63
 """0.5 s of voiced frames (8 ms each): fewer give a median f0 that one word can swing."""
 _SMOOTH = 0.15
@@ -222,10 +224,10 @@ class DspVoiceConverter(VoiceConverter):
 
         ``offline = "psola"``: TD-PSOLA with ratios from the whole clip's statistics; ``"stream"``:
         the live shifter with the input statistics seeded from the whole clip's."""
-        self._check_ready(audio)
         cfg = self.config
         if cfg.offline not in OFFLINE_METHODS:
             raise StageError(f"dsp offline = {cfg.offline!r}; use one of {', '.join(OFFLINE_METHODS)}")
+        self._check_ready(audio, self.clip_rate(audio.sample_rate))
         if cfg.offline == "psola" and cfg.timbre_frames <= 0.0:
             return self._convert_psola(audio)
         f0, env, _ = _clip_statistics(audio.samples)
@@ -250,6 +252,7 @@ class DspVoiceConverter(VoiceConverter):
             timbre_match=float(np.clip(cfg.timbre_match, 0.0, 1.0)),
             max_pitch_ratio=cfg.max_pitch_ratio,
             max_formant_ratio=cfg.max_formant_ratio,
+            rate=audio.sample_rate,
         )
         self.last_clip = shift
         mix = float(np.clip(cfg.mix, 0.0, 1.0))
@@ -257,10 +260,18 @@ class DspVoiceConverter(VoiceConverter):
             y = (mix * y + (1.0 - mix) * x).astype(np.float32)
         return audio.with_samples(y)
 
-    def _check_ready(self, block: AudioFrame) -> None:
-        if block.sample_rate != self.sample_rate:
+    def clip_rate(self, rate: int) -> int:
+        """Whole clips converted by PSOLA keep their own rate (16-48 kHz) and so their bandwidth;
+        the STFT shifter works at 16 kHz."""
+        if self.config.offline == "psola" and self.config.timbre_frames <= 0.0:
+            return min(max(rate, self.sample_rate), MAX_CLIP_RATE)
+        return self.sample_rate
+
+    def _check_ready(self, block: AudioFrame, rate: int | None = None) -> None:
+        rate = self.sample_rate if rate is None else rate
+        if block.sample_rate != rate:
             raise StageError(
-                f"the dsp converter works at {self.sample_rate} Hz but got {block.sample_rate} Hz audio "
+                f"the dsp converter works at {rate} Hz here but got {block.sample_rate} Hz audio "
                 "(resample it first, e.g. anchorvoice.audio_io.resample)"
             )
         cfg = self.config

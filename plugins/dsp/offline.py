@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from anchorvoice.audio_io import resample
 from anchorvoice.plugins.dsp import analysis as an
 from anchorvoice.plugins.dsp import psola
 
@@ -38,8 +39,8 @@ mean envelopes instead, the warp is pulled around by what was said, and a speake
 the result move away from the target on some pairs (bench/voice_quality.py)."""
 CONTOUR_LIMIT = 2.0
 """Largest widening or narrowing of the pitch range."""
-EQ_FFT = 1024
-"""Frame of the equalising filter (64 ms at 16 kHz, Hann, 75 % overlap)."""
+EQ_FRAME_S = 0.064
+"""Frame of the equalising filter (64 ms, rounded up to a power of two samples; Hann, 75 % overlap)."""
 
 
 @dataclass
@@ -51,26 +52,28 @@ class ClipShift:
     input_median_f0_hz: float | None
 
 
-def equalise(x: npt.NDArray[np.floating], gain_db: F64) -> F32:
-    """``x`` filtered by the smooth gain curve ``gain_db`` (N_FFT//2+1 bins of the analysis
-    frame), zero-phase, same length and level-independent (STFT with weighted overlap-add)."""
+def equalise(x: npt.NDArray[np.floating], gain_db: F64, rate: int = an.SAMPLE_RATE) -> F32:
+    """``x`` (at ``rate``) filtered by the smooth gain curve ``gain_db`` (N_FFT//2+1 bins of the
+    16 kHz analysis frame; above 8 kHz its last value holds), zero-phase, same length
+    (STFT with weighted overlap-add)."""
     x = np.asarray(x, dtype=np.float64)
     if len(x) == 0:
         return np.zeros(0, np.float32)
-    hop = EQ_FFT // 4
-    w = np.hanning(EQ_FFT + 1)[:-1]
-    freqs = np.fft.rfftfreq(EQ_FFT, 1.0 / an.SAMPLE_RATE)
+    size = 1 << int(np.ceil(np.log2(EQ_FRAME_S * rate)))
+    hop = size // 4
+    w = np.hanning(size + 1)[:-1]
+    freqs = np.fft.rfftfreq(size, 1.0 / rate)
     gain = 10.0 ** (np.interp(freqs, np.fft.rfftfreq(an.N_FFT, 1.0 / an.SAMPLE_RATE), gain_db) / 20.0)
-    padded = np.concatenate([np.zeros(EQ_FFT), x, np.zeros(2 * EQ_FFT)])
-    frames = np.lib.stride_tricks.sliding_window_view(padded, EQ_FFT)[::hop]
+    padded = np.concatenate([np.zeros(size), x, np.zeros(2 * size)])
+    frames = np.lib.stride_tricks.sliding_window_view(padded, size)[::hop]
     spec = np.fft.rfft(frames * w, axis=1) * gain
-    parts = np.fft.irfft(spec, EQ_FFT, axis=1) * w
+    parts = np.fft.irfft(spec, size, axis=1) * w
     out = np.zeros(len(padded))
     norm = np.zeros(len(padded))
     for i, part in enumerate(parts):
-        out[i * hop : i * hop + EQ_FFT] += part
-        norm[i * hop : i * hop + EQ_FFT] += w * w
-    return (out / np.maximum(norm, 1e-9))[EQ_FFT : EQ_FFT + len(x)].astype(np.float32)
+        out[i * hop : i * hop + size] += part
+        norm[i * hop : i * hop + size] += w * w
+    return (out / np.maximum(norm, 1e-9))[size : size + len(x)].astype(np.float32)
 
 
 def mean_envelope_db(x: npt.NDArray[np.floating], f0: F64 | None = None,
@@ -125,11 +128,16 @@ def convert_clip(
     timbre_match: float = 0.5,
     max_pitch_ratio: float = 4.0,
     max_formant_ratio: float = 1.3,
+    rate: int = an.SAMPLE_RATE,
 ) -> tuple[F32, ClipShift]:
-    """Convert a whole 16 kHz clip toward a voice (median f0 ``target_f0``, mean envelope
+    """Convert a whole clip at ``rate`` (16 kHz or more; it keeps its rate and bandwidth, the
+    analysis runs on a 16 kHz copy) toward a voice (median f0 ``target_f0``, mean envelope
     ``target_env_db``); a fixed ``pitch_ratio`` / ``formant_ratio`` replaces the automatic one."""
     x = np.asarray(x, dtype=np.float64)
-    f0, voiced = an.voiced_frames(x)
+    if rate < an.SAMPLE_RATE:
+        raise ValueError(f"whole-clip conversion needs 16 kHz or more, got {rate} Hz")
+    x16 = x if rate == an.SAMPLE_RATE else resample(x, rate, an.SAMPLE_RATE).astype(np.float64)
+    f0, voiced = an.voiced_frames(x16)
     median_f0 = float(np.median(f0[voiced])) if voiced.any() else None
     if pitch_ratio is None:
         pitch_ratio = 1.0
@@ -142,12 +150,12 @@ def convert_clip(
     ratio: float | F64 = pitch_ratio
     if target_f0_spread and median_f0 is not None:
         ratio = contour_ratios(f0, voiced, pitch_ratio, median_f0, target_f0_spread, strength)
-    y = psola.shift(x, f0, voiced, ratio, formant_ratio)
+    y = psola.shift(x, f0, voiced, ratio, formant_ratio, rate)
     amount = timbre_match * strength
     if target_env_db is not None and amount > 0.0:
-        shifted = mean_envelope_db(y)
+        shifted = mean_envelope_db(y if rate == an.SAMPLE_RATE else resample(y, rate, an.SAMPLE_RATE))
         if shifted is not None:
-            y = equalise(y, eq_curve(shifted, target_env_db, amount))
+            y = equalise(y, eq_curve(shifted, target_env_db, amount), rate)
             e_in, e_out = float(np.mean(x**2)), float(np.mean(y.astype(np.float64) ** 2))
             if e_out > 0.0:
                 y = (y * np.sqrt(e_in / e_out)).astype(np.float32)

@@ -25,38 +25,48 @@ from anchorvoice.plugins.dsp.analysis import HOP, N_FFT, SAMPLE_RATE
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
 
-UNVOICED_HOP = 80
+UNVOICED_HOP_S = 0.005
 """Grain spacing where there is no pitch (5 ms); grains are twice as long (Hann at 50 % overlap)."""
 GRAIN_SHRINK = 1.0
 """Raised pitch: grains are ``period / ratio**GRAIN_SHRINK`` samples either side of the mark."""
 MARK_SEARCH = 0.25
 """A pitch mark is looked for within +-a quarter period of where the previous period predicts it."""
-_SMOOTH = np.hanning(11)[1:-1] / np.hanning(11)[1:-1].sum()
-"""Short low-pass (about 2 kHz at 16 kHz) applied before picking marks: peaks of the glottal
-pulse, not of a formant ringing on top of it."""
+SMOOTH_S = 0.0006
+"""Length of the short Hann low-pass (about 2 kHz) applied before picking marks: peaks of the
+glottal pulse, not of a formant ringing on top of it."""
 
 
-def _period_track(f0: F64, voiced: npt.NDArray[np.bool_], n: int) -> F64:
-    """Period in samples at every sample (0 where unvoiced), from per-HOP frames centred at
-    ``i * HOP + N_FFT // 2`` (the layout of :func:`analysis.voiced_frames`)."""
+def _frame_of(sample: F64 | float, rate: int) -> F64:
+    """Index (fractional) of the analysis frame (16 kHz, HOP apart, centred at ``i * HOP + N_FFT // 2``,
+    the layout of :func:`analysis.voiced_frames`) at a sample position of a clip at ``rate``."""
+    return np.asarray((np.asarray(sample, dtype=np.float64) * SAMPLE_RATE / rate - N_FFT // 2) / HOP)
+
+
+def _period_track(f0: F64, voiced: npt.NDArray[np.bool_], n: int, rate: int) -> F64:
+    """Period in samples at ``rate`` at every sample (0 where unvoiced), from the per-HOP track."""
     frame_f0 = np.where(voiced, f0, 0.0)
-    idx = np.clip(np.rint((np.arange(n) - N_FFT // 2) / HOP).astype(np.int64), 0, max(0, len(frame_f0) - 1))
     if len(frame_f0) == 0:
         return np.zeros(n)
+    idx = np.clip(np.rint(_frame_of(np.arange(n, dtype=np.float64), rate)).astype(np.int64), 0, len(frame_f0) - 1)
     f = frame_f0[idx]
-    return np.where(f > 0, SAMPLE_RATE / np.maximum(f, 1e-9), 0.0)
+    return np.where(f > 0, rate / np.maximum(f, 1e-9), 0.0)
 
 
-def pitch_marks(x: F64, f0: F64, voiced: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int64], F64]:
-    """(mark positions, period at each mark in samples; 0 for an unvoiced mark) of a clip.
+def pitch_marks(
+    x: F64, f0: F64, voiced: npt.NDArray[np.bool_], rate: int = SAMPLE_RATE
+) -> tuple[npt.NDArray[np.int64], F64]:
+    """(mark positions, period at each mark in samples; 0 for an unvoiced mark) of a clip at ``rate``
+    whose pitch track ``f0``/``voiced`` was taken at 16 kHz.
 
-    Voiced runs get one mark per cycle; unvoiced stretches one every ``UNVOICED_HOP`` samples.
+    Voiced runs get one mark per cycle; unvoiced stretches one every ``UNVOICED_HOP_S``.
     The polarity of the marks (positive or negative peaks) is the clip's stronger one, so marks do
     not flip between the two from cycle to cycle.
     """
     n = len(x)
-    period = _period_track(f0, voiced, n)
-    lp = np.convolve(x, _SMOOTH, mode="same")
+    period = _period_track(f0, voiced, n, rate)
+    taps = np.hanning(max(3, int(SMOOTH_S * rate)) + 2)[1:-1]
+    unvoiced_hop = max(1, int(round(UNVOICED_HOP_S * rate)))
+    lp = np.convolve(x, taps / taps.sum(), mode="same")
     sign = 1.0 if np.max(lp, initial=0.0) >= -np.min(lp, initial=0.0) else -1.0
     lp = lp * sign
     pos: list[int] = []
@@ -68,7 +78,7 @@ def pitch_marks(x: F64, f0: F64, voiced: npt.NDArray[np.bool_]) -> tuple[npt.NDA
         if p <= 0:
             pos.append(t)
             per.append(0.0)
-            t += UNVOICED_HOP
+            t += unvoiced_hop
             in_run = False
             continue
         if in_run:
@@ -104,10 +114,45 @@ def _squeeze(g: F64, formant: float) -> F64:
     return np.interp(src, np.arange(len(g)), g, left=0.0, right=0.0)
 
 
-def shift(samples: npt.NDArray[np.floating], f0: F64, voiced: npt.NDArray[np.bool_], ratio: float | F64,
-          formant: float = 1.0) -> F32:
-    """``x`` with its pitch times ``ratio`` and its resonances times ``formant``; same length,
-    no delay. ``f0``/``voiced`` are the clip's per-HOP track (:func:`analysis.voiced_frames`);
+def bandwidth_hz(x: F64, rate: int) -> float:
+    """Upper edge of a clip's content: the highest frequency whose long-term level is within 60 dB of
+    the clip's loudest (a 16 kHz recording resampled to 48 kHz stops near 8 kHz)."""
+    size = 2048
+    if len(x) < size:
+        return rate / 2.0
+    frames = np.lib.stride_tricks.sliding_window_view(x, size)[:: size // 2]
+    power = (np.abs(np.fft.rfft(frames * np.hanning(size), axis=1)) ** 2).mean(axis=0)
+    db = 10.0 * np.log10(power + 1e-20)
+    above = np.nonzero(db > db.max() - 60.0)[0]
+    return float(above[-1] * rate / size) if len(above) else rate / 2.0
+
+
+def _refill_top(squeezed: F64, grain: F64, formant: float, edge_hz: float, rate: int) -> F64:
+    """A grain stretched by ``formant`` < 1 leaves the band from ``formant * edge_hz`` up to the
+    clip's edge empty; the original grain's content there fills it (as band replication does in
+    codecs), so a lower voice does not come out duller than the input was bright."""
+    size = 1 << int(np.ceil(np.log2(max(len(squeezed), len(grain)))))
+    freqs = np.fft.rfftfreq(size, 1.0 / rate)
+    lo = formant * edge_hz
+    fade = np.clip((freqs - lo) / max(1.0, 0.05 * edge_hz), 0.0, 1.0)
+    top = np.fft.irfft(np.fft.rfft(grain, size) * fade, size)[: len(grain)]
+    out = squeezed.copy()
+    offset = (len(out) - len(top)) // 2
+    out[offset : offset + len(top)] += top
+    return out
+
+
+def shift(
+    samples: npt.NDArray[np.floating],
+    f0: F64,
+    voiced: npt.NDArray[np.bool_],
+    ratio: float | F64,
+    formant: float = 1.0,
+    rate: int = SAMPLE_RATE,
+) -> F32:
+    """``samples`` (at ``rate``) with the pitch times ``ratio`` and the resonances times ``formant``;
+    same length, no delay. ``f0``/``voiced`` are the clip's per-HOP track at 16 kHz
+    (:func:`analysis.voiced_frames` of a 16 kHz copy), so a clip keeps its own rate and bandwidth;
     ``ratio`` is one number or one per frame of that track (a reshaped pitch contour)."""
     x = np.asarray(samples, dtype=np.float64)
     n = len(x)
@@ -119,9 +164,11 @@ def shift(samples: npt.NDArray[np.floating], f0: F64, voiced: npt.NDArray[np.boo
                          "(0.1-10 / 0.25-4)")
     if np.all(ratios == 1.0) and formant == 1.0:
         return x.astype(np.float32)
-    marks, periods = pitch_marks(x, f0, voiced)
-    y = np.zeros(n + 2 * SAMPLE_RATE // 10)
-    pad = SAMPLE_RATE // 20  # room for grains that start before sample 0
+    marks, periods = pitch_marks(x, f0, voiced, rate)
+    edge = bandwidth_hz(x, rate) if formant < 1.0 else rate / 2.0
+    unvoiced_hop = max(1, int(round(UNVOICED_HOP_S * rate)))
+    y = np.zeros(n + rate // 5)
+    pad = rate // 20  # room for grains that start before sample 0 (the longest period is 12.5 ms)
     t = 0.0
     was_voiced = False
     while t < n:
@@ -132,17 +179,18 @@ def shift(samples: npt.NDArray[np.floating], f0: F64, voiced: npt.NDArray[np.boo
         if p > 0:
             if not was_voiced:
                 t = float(marks[i])  # a voiced run starts on its first cycle, in phase
-            r = float(ratios[min(len(ratios) - 1, max(0, int(round((t - N_FFT // 2) / HOP))))])
+            r = float(ratios[min(len(ratios) - 1, max(0, int(np.rint(_frame_of(t, rate)))))])
             # This cycle's own length where the next mark is in the same run; else the track's.
             local = float(marks[i + 1] - marks[i]) if i + 1 < len(marks) and periods[i + 1] > 0 else p
             step = (local if 0.5 * p <= local <= 1.5 * p else p) / r
             half = max(1, int(round(p / max(1.0, r) ** GRAIN_SHRINK)))
             g, _ = _grain(x, int(marks[i]), half)
             if formant != 1.0:
-                g = _squeeze(g, formant)
+                squeezed = _squeeze(g, formant)
+                g = _refill_top(squeezed, g, formant, edge, rate) if formant < 1.0 else squeezed
         else:
-            step = float(UNVOICED_HOP)
-            g, _ = _grain(x, int(round(t)), UNVOICED_HOP)
+            step = float(unvoiced_hop)
+            g, _ = _grain(x, int(round(t)), unvoiced_hop)
         was_voiced = p > 0
         start = int(round(t)) - (len(g) - 1) // 2 + pad
         if 0 <= start and start + len(g) <= len(y):

@@ -8,7 +8,7 @@ from scipy.signal import lfilter
 
 from anchorvoice.errors import StageError
 from anchorvoice.frames import AudioFrame, TextFrame
-from anchorvoice.plugins.base_voice import FliteConfig, FliteVoice
+from anchorvoice.plugins.base_voice import EspeakVoice, FliteConfig, FliteVoice
 from anchorvoice.plugins.dsp import analysis as an
 from anchorvoice.plugins.dsp import offline, psola
 from anchorvoice.plugins.dsp.converter import DspConfig, DspVoiceConverter
@@ -162,3 +162,51 @@ def test_nan_in_a_clip_is_cleaned_not_spread() -> None:
     x[1000:1010] = np.nan
     y = _converter(ref).convert(AudioFrame(x, SR)).samples
     assert np.isfinite(y).all() and len(y) == len(x)
+
+
+def _band_share_db(x: np.ndarray, rate: int, lo: float) -> float:
+    """Energy above ``lo`` Hz relative to the whole clip's, in dB."""
+    spec = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
+    f = np.fft.rfftfreq(len(x), 1.0 / rate)
+    return float(10 * np.log10(spec[f >= lo].sum() / spec.sum()))
+
+
+def test_whole_clips_keep_their_own_rate_and_bandwidth() -> None:
+    """espeak-ng's 22.05 kHz speech converted toward a human voice keeps its 8-11 kHz band."""
+    spoken = EspeakVoice().synthesize(TextFrame("Welcome back to the stream, everybody.", "en"))
+    rate = spoken.sample_rate
+    assert rate > 2 * 9000
+    conv = _converter(asterisk_clip("demo-congrats"))
+    assert conv.clip_rate(rate) == rate and conv.clip_rate(8000) == SR and conv.clip_rate(96000) == 48000
+    y = conv.convert(spoken).samples
+    assert len(y) == len(spoken.samples)
+    target = conv.target_f0_hz
+    assert target is not None
+    from anchorvoice.audio_io import resample
+
+    assert median_f0(resample(y, rate, SR)) == pytest.approx(target, rel=0.10)
+    high_in = _band_share_db(spoken.samples, rate, 8500.0)
+    assert _band_share_db(y, rate, 8500.0) > high_in - 10.0 > -60.0
+    stream = _converter(asterisk_clip("demo-congrats"), offline="stream")
+    assert stream.clip_rate(rate) == SR
+    with pytest.raises(StageError, match="16000 Hz"):
+        stream.convert(spoken)
+
+
+def test_a_lower_formant_does_not_empty_the_top_of_the_band() -> None:
+    """Stretching grains (formants down) moves the clip's top edge down; the gap is refilled."""
+    from anchorvoice.audio_io import resample
+
+    x16 = vowel(120.0, formants=(700.0, 1800.0, 3200.0, 5000.0, 7000.0))
+    x = resample(x16, SR, 48000)
+    edge = psola.bandwidth_hz(x.astype(np.float64), 48000)
+    assert 7000.0 < edge < 8500.0  # 16 kHz content carried at 48 kHz
+    f0, voiced = an.voiced_frames(x16)
+    y = psola.shift(x, f0, voiced, 1.0, formant=0.85, rate=48000)
+
+    def band(z: np.ndarray) -> float:
+        spec = np.abs(np.fft.rfft(z.astype(np.float64))) ** 2
+        f = np.fft.rfftfreq(len(z), 1.0 / 48000)
+        return float(10 * np.log10(spec[(f > 0.9 * edge) & (f < edge)].sum() / spec.sum()))
+
+    assert band(y) > band(x) - 6.0
