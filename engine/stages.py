@@ -246,7 +246,8 @@ class VoiceConverter(Stage):
 
     ``process(block)`` consumes one block at ``sample_rate`` and returns the same number of samples,
     delayed by ``latency_samples``; state carries across calls until ``reset()``. ``convert`` runs
-    a whole clip offline and returns it aligned (latency removed, same length).
+    a whole clip offline and returns it aligned (latency removed, same length), at the rate
+    ``clip_rate(rate)`` names for a clip of ``rate`` Hz (``sample_rate`` unless overridden).
     ``analyze_reference(audio)`` computes the statistics the converter needs from a reference clip;
     the voice library stores the result once, under the converter's name.
     """
