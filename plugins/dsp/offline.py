@@ -141,6 +141,7 @@ def convert_clip(
     x16 = x if rate == an.SAMPLE_RATE else resample(x, rate, an.SAMPLE_RATE).astype(np.float64)
     f0, voiced = an.voiced_frames(x16)
     median_f0 = float(np.median(f0[voiced])) if voiced.any() else None
+    automatic = pitch_ratio is None
     if pitch_ratio is None:
         pitch_ratio = 1.0
         if target_f0 is not None and median_f0 is not None:
@@ -150,7 +151,7 @@ def convert_clip(
         limit = np.log(max_formant_ratio)
         formant_ratio = float(np.exp(np.clip(FORMANT_PER_PITCH * np.log(pitch_ratio), -limit, limit)))
     ratio: float | F64 = pitch_ratio
-    if target_f0_spread and median_f0 is not None:
+    if automatic and target_f0_spread and median_f0 is not None:  # a fixed shift stays a plain shift
         ratio = contour_ratios(f0, voiced, pitch_ratio, median_f0, target_f0_spread, strength)
     y = psola.shift(x, f0, voiced, ratio, formant_ratio, rate)
     amount = timbre_match * strength

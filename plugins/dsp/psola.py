@@ -95,15 +95,14 @@ def pitch_marks(
     return np.asarray(pos, dtype=np.int64), np.asarray(per, dtype=np.float64)
 
 
-def _grain(x: F64, centre: int, half: int) -> tuple[F64, F64]:
-    """Hann-windowed 2*half+1 samples of ``x`` around ``centre`` (zeros outside) and the window."""
-    w = np.hanning(2 * half + 3)[1:-1]
+def _grain(x: F64, centre: int, half: int) -> F64:
+    """Hann-windowed 2*half+1 samples of ``x`` around ``centre`` (zeros outside the clip)."""
     g = np.zeros(2 * half + 1)
     lo = centre - half
     a, b = max(0, lo), min(len(x), centre + half + 1)
     if b > a:
         g[a - lo : b - lo] = x[a:b]
-    return g * w, w
+    return g * np.hanning(2 * half + 3)[1:-1]
 
 
 def _squeeze(g: F64, formant: float) -> F64:
@@ -184,13 +183,13 @@ def shift(
             local = float(marks[i + 1] - marks[i]) if i + 1 < len(marks) and periods[i + 1] > 0 else p
             step = (local if 0.5 * p <= local <= 1.5 * p else p) / r
             half = max(1, int(round(p / max(1.0, r) ** GRAIN_SHRINK)))
-            g, _ = _grain(x, int(marks[i]), half)
+            g = _grain(x, int(marks[i]), half)
             if formant != 1.0:
                 squeezed = _squeeze(g, formant)
                 g = _refill_top(squeezed, g, formant, edge, rate) if formant < 1.0 else squeezed
         else:
             step = float(unvoiced_hop)
-            g, _ = _grain(x, int(round(t)), unvoiced_hop)
+            g = _grain(x, int(round(t)), unvoiced_hop)
         was_voiced = p > 0
         start = int(round(t)) - (len(g) - 1) // 2 + pad
         if 0 <= start and start + len(g) <= len(y):

@@ -210,3 +210,16 @@ def test_a_lower_formant_does_not_empty_the_top_of_the_band() -> None:
         return float(10 * np.log10(spec[(f > 0.9 * edge) & (f < edge)].sum() / spec.sum()))
 
     assert band(y) > band(x) - 6.0
+
+
+def test_a_fixed_shift_keeps_the_clip_s_own_pitch_range() -> None:
+    """``pitch_semitones`` is a plain shift: the voice's range reshapes only automatic conversion."""
+    x = asterisk_clip("vm-intro", "vm-options")
+    f0, voiced = an.voiced_frames(x)
+    spread_in = offline.f0_spread(f0[voiced])
+    high = FliteVoice(FliteConfig(voice="slt")).synthesize(TextFrame("Welcome back to the stream, everybody."))
+    conv = _converter(high.samples, pitch_semitones=-12.0)
+    y = conv.convert(AudioFrame(x, SR)).samples
+    f0_y, voiced_y = an.voiced_frames(y)
+    assert median_f0(y) == pytest.approx(float(np.median(f0[voiced])) / 2.0, rel=0.05)
+    assert offline.f0_spread(f0_y[voiced_y]) == pytest.approx(spread_in, rel=0.15)
