@@ -13,6 +13,9 @@ tracks the input's running median f0 and mean envelope (:mod:`anchorvoice.plugin
   resonances, not only the average,
 
 then runs the STFT shifter (:mod:`anchorvoice.plugins.dsp.shifter`). Latency 512 samples = 32 ms at 16 kHz.
+
+Whole clips (``convert``: a file, or each sentence the embedded TTS speaks) go through TD-PSOLA
+instead (:mod:`anchorvoice.plugins.dsp.offline`), at the clip's own rate, unless ``offline = "stream"``.
 """
 
 from __future__ import annotations
@@ -81,8 +84,8 @@ class DspConfig:
     offline: str = "psola"
     """How whole clips (``convert`` on a file, each sentence the embedded TTS speaks) are converted:
     ``psola`` (pitch-synchronous overlap-add over the whole clip, :mod:`anchorvoice.plugins.dsp.offline`:
-    no phase-vocoder artifacts, DNSMOS 0.2-0.8 higher) or ``stream`` (the live STFT shifter, block by
-    block). Live audio always uses the STFT shifter."""
+    no phase-vocoder artifacts: DNSMOS median +0.25 over 30 voice pairs, up to +1 on large shifts) or
+    ``stream`` (the live STFT shifter, block by block). Live audio always uses the STFT shifter."""
 
 
 def _clip_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
