@@ -46,7 +46,8 @@ def test_speak_and_convert_write_files(home: Path, tmp_path: Path) -> None:
     out = tmp_path / "s.wav"
     res = json.loads(cli("--json", "speak", "Good evening, chat.", "--voice", "anna", "-o", str(out), home=home).stdout)
     assert out.exists() and res["seconds"] > 0.5
-    assert {r["stage"] for r in res["stages"]} >= {"base_voice:espeak", "converter:dsp"}
+    # Piper (a core dependency) is the nearest base voice for a human voice: tiers cost two octaves.
+    assert {r["stage"] for r in res["stages"]} >= {"base_voice:piper", "converter:dsp"}
     audio = read_audio(out)
     assert audio.sample_rate == 48000 and np.sqrt(np.mean(audio.samples**2)) > 0.01
     conv_out = tmp_path / "c.wav"
