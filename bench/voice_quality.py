@@ -1,6 +1,10 @@
 """Quality of the default (no-download) voice path, measured with standard models on real speech.
 
-Usage: ``.venv/bin/python bench/voice_quality.py [--clips 3] [--jobs convert speak] [--json]``
+Usage: ``.venv/bin/python bench/voice_quality.py [--clips 3] [--jobs convert speak live] [--json]``
+
+Jobs: ``convert`` (``Engine.convert`` of a whole clip, as ``anchorvoice convert`` does), ``speak``
+(``Engine.speak``), ``live`` (the same clips through the vc preset's converter block by block, 10 ms
+at a time from a fresh stream, as the live loop drives it: the live path's quality).
 (needs ``pip install 'anchorvoice[bench]'``).
 
 For every job and target voice, over ``--clips`` input clips, the median of:
@@ -155,6 +159,20 @@ def speakers(texts: dict[str, str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _live(engine: Engine, audio: AudioFrame, voice: str, block_ms: int = 10) -> AudioFrame:
+    """``audio`` through the vc preset's converter as the live loop feeds it (fresh stream, blocks)."""
+    conv = engine.pipeline("vc", voice).converter
+    x = resample(audio.samples, audio.sample_rate, conv.sample_rate)
+    step = conv.sample_rate * block_ms // 1000
+    lat = conv.latency_samples
+    padded = np.concatenate([x, np.zeros(lat + step, np.float32)])
+    conv.reset()
+    blocks = range(0, len(x) + lat, step)
+    out = [conv.process(AudioFrame(padded[i : i + step], conv.sample_rate)).samples for i in blocks]
+    conv.reset()
+    return AudioFrame(np.concatenate(out)[lat : lat + len(x)], conv.sample_rate)
+
+
 def run(jobs: list[str], n_clips: int, targets: list[str], inputs: list[str]) -> list[dict[str, Any]]:
     texts = transcripts()
     spk = speakers(texts)
@@ -169,18 +187,19 @@ def run(jobs: list[str], n_clips: int, targets: list[str], inputs: list[str]) ->
             for target in targets:
                 held = np.mean([judges.encoder.embed(c) for c in spk[target]["held_out"]], axis=0)
                 target_f0 = judges.median_f0(np.concatenate(spk[target]["held_out"]))
-                sources = [s for s in inputs if s != target] if "convert" in jobs else []
-                cases: list[tuple[str, str]] = [("convert", s) for s in sources]
+                sources = [s for s in inputs if s != target]
+                cases: list[tuple[str, str]] = [(j, s) for j in ("convert", "live") if j in jobs for s in sources]
                 if "speak" in jobs:
                     cases.append(("speak", "text"))
                 for job, source in cases:
                     per: dict[str, list[float]] = {k: [] for k in
                                                    ("sim_in", "sim", "wer_in", "wer", "dnsmos_in", "dnsmos", "f0_err")}
-                    clips = spk[source]["inputs"][:n_clips] if job == "convert" else [
+                    clips = spk[source]["inputs"][:n_clips] if job != "speak" else [
                         (None, texts[n]) for n in INPUTS[:n_clips]]
                     for clip, text in clips:
-                        if job == "convert":
-                            y = engine.convert(AudioFrame(clip, SR), target)
+                        if job != "speak":
+                            y = (engine.convert(AudioFrame(clip, SR), target) if job == "convert"
+                                 else _live(engine, AudioFrame(clip, SR), target))
                             per["sim_in"].append(cosine(judges.encoder.embed(clip), held))
                             per["wer_in"].append(wer(text, judges.transcribe(clip)))
                             per["dnsmos_in"].append(judges.dnsmos(clip))
@@ -221,7 +240,7 @@ def _fmt(r: dict[str, Any]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--jobs", nargs="+", default=["convert", "speak"], choices=["convert", "speak"])
+    p.add_argument("--jobs", nargs="+", default=["convert", "speak"], choices=["convert", "speak", "live"])
     p.add_argument("--clips", type=int, default=3, help="input clips per row (median over them)")
     p.add_argument("--targets", nargs="+", default=["allison", "rms", "slt", "high", "deep"])
     p.add_argument("--inputs", nargs="+", default=["allison", "rms", "kal", "slt", "awb", "deep", "high"])
