@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from anchorvoice.plugins.cpu_kernels import linear
-from anchorvoice.plugins.gsv.t2s_int8_step import Int8StepWeights, decode_step
+from anchorvoice.plugins.gsv.t2s_int8_step import decode_step
+from anchorvoice.plugins.gsv.t2s_int8_weights import Int8StepWeights
 from anchorvoice.plugins.gsv.t2s_model import T2SLayer, Text2SemanticDecoder
 
 Precision = Literal["float32", "bfloat16", "int8"]

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from anchorvoice.plugins.gsv.kv_cache import KVCache, T2SRuntime
-from anchorvoice.plugins.gsv.t2s_int8_step import Int8StepWeights, decode_step, quantize_rows
+from anchorvoice.plugins.gsv.t2s_int8_step import decode_step
+from anchorvoice.plugins.gsv.t2s_int8_weights import Int8StepWeights, quantize_rows
 from anchorvoice.plugins.gsv.t2s_model import T2SConfig, T2SLayer, Text2SemanticDecoder
 from anchorvoice.plugins.gsv.t2s_sampling import SamplingConfig, decode_batch, decode_stream, make_generator
 from tests.gsv.t2s_models import perturbed_t2s
