@@ -57,15 +57,10 @@ Adaptive jitter buffer (:mod:`anchorvoice.streaming.jitter`): an underrun grows 
 a calm period gives the block back. ``stats()`` and ``latency`` report the current size, so
 ``total_latency_ms`` is what the listener hears.
 
-Degradation instead of crackle: when ``process`` raises, returns too little audio, or runs with a
-real-time factor above ``degrade_rtf`` for ``degrade_after_blocks`` blocks in a row, the runner
-switches to bypass (``degrade_policy``: the dry input, or silence), keeps the stream running and
-calls ``on_event({"event": "degraded", "reason": "error"|"slow", ...})``. While degraded, the real
-``process`` is retried every ``probe_every_blocks`` blocks on a side thread (inline when the worker
-is driven by ``step()``); after ``recover_after_probes`` consecutive probes that succeed with a
-real-time factor under ``recover_rtf`` it switches back and emits ``{"event": "recovered", ...}``.
-Events are emitted from the worker thread, never from the audio callback; a bug in the runner itself
-ends the worker with ``{"event": "worker_error", ...}`` and ``stats().worker_alive`` turns False.
+Degradation instead of crackle (:mod:`anchorvoice.streaming.degrade` decides): when ``process`` fails or
+keeps running slower than real time, bypass plays (``degrade_policy``) while the converter is probed, and
+``on_event`` gets ``degraded`` / ``recovered`` events, emitted from the worker thread, never from the audio
+callback; a bug in the runner itself ends the worker with ``{"event": "worker_error", ...}``.
 
 Queues: the input ring holds ``input_queue_blocks()`` blocks and by default drops the *oldest* input
 when the worker stalls (fresh audio wins); the output ring holds the jitter buffer plus
@@ -97,6 +92,7 @@ from anchorvoice.audio_io import resample
 from anchorvoice.frames import AudioFrame, FloatArray
 from anchorvoice.streaming import priority as prio
 from anchorvoice.streaming.chunker import Chunker
+from anchorvoice.streaming.degrade import DegradeGuard
 from anchorvoice.streaming.jitter import AdaptiveJitter
 from anchorvoice.streaming.latency import LatencyAccount
 from anchorvoice.streaming.live_config import LiveConfig
@@ -179,6 +175,7 @@ class LiveRunner:
         self.threads = prio.LiveThreads(cfg.realtime, cfg.rt_priority)
         self.callback_errors = 0
         self.worker_error: BaseException | None = None
+        self.guard = DegradeGuard(cfg, self.block / sr)
         self.jitter = AdaptiveJitter(
             block=self.block, sample_rate=sr, min_blocks=cfg.prefill_blocks(), max_blocks=cfg.jitter_max_blocks(),
             shrink_after=max(1, math.ceil(cfg.jitter_shrink_after_s * sr / self.block)), out_queue=self._out_queue,
@@ -227,23 +224,20 @@ class LiveRunner:
     # -- worker -------------------------------------------------------------------------------
     def _reset_state(self) -> None:
         self._level_db = -math.inf
-        self._compute_ms = 0.0
-        self._compute_avg = 0.0
-        self._compute_max = 0.0
-        self._slow_run = 0
-        self._good_probes = 0
         self._blocks = 0
         self._bypassed = 0
-        self._degraded_at = 0
-        self._errors = 0
-        self._last_error: str | None = None
-        self.degraded_reason: str | None = None
+        self.guard.reset()
         self.jitter.reset()
 
     @property
     def degraded(self) -> bool:
         """True while bypass is playing."""
-        return self.degraded_reason is not None
+        return self.guard.reason is not None
+
+    @property
+    def degraded_reason(self) -> str | None:
+        """Why bypass is playing (``"error"`` / ``"slow"``); None while the converter plays."""
+        return self.guard.reason
 
     def step(self) -> bool:
         """Process one queued input block (if any) into the output ring; returns whether it did."""
@@ -307,34 +301,12 @@ class LiveRunner:
 
     def _run(self, frame: AudioFrame) -> FloatArray | None:
         seg, dt, err = self._call(frame)
-        self._note_compute(dt)
+        self.guard.note_compute(dt)
         if err is not None:
-            self._errors += 1
-            self._last_error = err
-            self._degrade("error", error=err)
+            self._emit(self.guard.failed(err, self._blocks))
             return None
-        rtf = dt / (self.block / self.config.sample_rate)
-        self._slow_run = self._slow_run + 1 if rtf > self.config.degrade_rtf else 0
-        if self._slow_run >= self.config.degrade_after_blocks:
-            self._degrade("slow", rtf=rtf)  # this block is already computed: still play it
+        self._emit(self.guard.after_block(dt, self._blocks))  # a slow block is computed: still play it
         return seg
-
-    def _note_compute(self, dt: float) -> None:
-        self._compute_ms = dt * 1000.0
-        self._compute_max = max(self._compute_max, self._compute_ms)
-        # ~20-block EMA; the first measurement seeds it.
-        if self._compute_avg == 0.0:
-            self._compute_avg = self._compute_ms
-        else:
-            self._compute_avg = 0.95 * self._compute_avg + 0.05 * self._compute_ms
-
-    def _degrade(self, reason: str, **info: Any) -> None:
-        self.degraded_reason = reason
-        self._degraded_at = self._blocks
-        self._slow_run = 0
-        self._good_probes = 0
-        self._emit({"event": "degraded", "reason": reason, "policy": self.config.degrade_policy,
-                    "block": self._blocks, **info})
 
     def _maybe_probe(self, frame: AudioFrame) -> None:
         """While degraded, retry the real process (side thread when started) and recover if it keeps up."""
@@ -343,36 +315,23 @@ class LiveRunner:
                 return
             ok, dt, err = self._probe.result()
             self._probe = None
-            self._probe_result(ok, dt, err)
+            self._emit(self.guard.after_probe(ok, dt, self._blocks, err))
             return
-        if (self._blocks - self._degraded_at) % self.config.probe_every_blocks != 0:
+        if not self.guard.probe_due(self._blocks):
             return
         if self._prober is not None:
             self._probe = self._prober.submit(self._probe_call, frame)
         else:
-            self._probe_result(*self._probe_call(frame))
+            ok, dt, err = self._probe_call(frame)
+            self._emit(self.guard.after_probe(ok, dt, self._blocks, err))
 
     def _probe_call(self, frame: AudioFrame) -> tuple[bool, float, str | None]:
         seg, dt, err = self._call(frame)
         return seg is not None, dt, err
 
-    def _probe_result(self, ok: bool, dt: float, err: str | None) -> None:
-        rtf = dt / (self.block / self.config.sample_rate)
-        if ok:
-            self._note_compute(dt)
-        else:
-            self._errors += 1
-            self._last_error = err
-        good = ok and rtf < self.config.recover_rtf
-        self._good_probes = self._good_probes + 1 if good else 0
-        if self._good_probes >= self.config.recover_after_probes and self.degraded:
-            was = self.degraded_reason
-            self.degraded_reason = None
-            self._good_probes = 0
-            self._emit({"event": "recovered", "reason": was, "rtf": rtf, "block": self._blocks,
-                        "bypassed_blocks": self._blocks - self._degraded_at})
-
-    def _emit(self, event: dict[str, Any]) -> None:
+    def _emit(self, event: dict[str, Any] | None) -> None:
+        if event is None:
+            return
         log.info("live runner %s", event)
         if self.on_event is None:
             return
@@ -466,10 +425,10 @@ class LiveRunner:
             input_level_db=self._level_db,
             algorithmic_latency_ms=self.latency.algorithmic_ms,
             total_latency_ms=self.latency.total_ms,
-            compute_ms=self._compute_ms,
-            compute_ms_avg=self._compute_avg,
-            compute_ms_max=self._compute_max,
-            rtf=self._compute_avg / 1000.0 / block_s,
+            compute_ms=self.guard.compute_ms,
+            compute_ms_avg=self.guard.compute_avg,
+            compute_ms_max=self.guard.compute_max,
+            rtf=self.guard.compute_avg / 1000.0 / block_s,
             underruns=self.output_ring.underrun_events,
             overruns=self.input_ring.overrun_events + self.output_ring.overrun_events,
             dropped_samples=self.input_ring.overrun_samples + self.output_ring.overrun_samples + self.jitter.skipped,
@@ -477,8 +436,8 @@ class LiveRunner:
             degraded_reason=self.degraded_reason,
             blocks_processed=self._blocks,
             blocks_bypassed=self._bypassed,
-            errors=self._errors,
-            last_error=self._last_error,
+            errors=self.guard.errors,
+            last_error=self.guard.last_error,
             callback_errors=self.callback_errors,
             worker_alive=self._thread is not None and self._thread.is_alive(),
             jitter_buffer_ms=self.latency.jitter_buffer_ms,
