@@ -212,6 +212,12 @@ TO_DB = 20.0 / np.log(10.0)
 """Natural-log magnitude -> dB."""
 
 
+def voiced_log_envelopes(x: npt.NDArray[np.floating], voiced: npt.NDArray[np.bool_]) -> F64:
+    """(V, N_FFT//2+1) natural-log envelopes of the voiced frames (``voiced`` from :func:`voiced_frames`)."""
+    spec = spectra(x)[: len(voiced)]
+    return log_envelopes(np.log(np.abs(spec[voiced[: len(spec)]]) + 1e-9))
+
+
 def voiced_frames(x: npt.NDArray[np.floating]) -> tuple[F64, npt.NDArray[np.bool_]]:
     """Per-HOP f0 track of a whole clip and its voiced mask, aligned with :func:`spectra` frames.
 

@@ -94,8 +94,7 @@ def _clip_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     f0, voiced = an.voiced_frames(x)
     if not voiced.any():
         return np.zeros(0), np.zeros(an.N_FFT // 2 + 1), np.zeros((0, an.N_FFT // 2 + 1))
-    spec = an.spectra(x)[: len(voiced)]
-    log_env = an.log_envelopes(np.log(np.abs(spec[voiced]) + 1e-9))
+    log_env = an.voiced_log_envelopes(x, voiced)
     env_db = an.normalise(log_env * an.TO_DB)
     return f0[voiced], env_db.mean(axis=0), log_env
 

@@ -85,8 +85,7 @@ def mean_envelope_db(x: npt.NDArray[np.floating], f0: F64 | None = None,
         f0, voiced = an.voiced_frames(x)
     if not voiced.any():
         return None
-    spec = an.spectra(x)[: len(voiced)]
-    log_env = an.log_envelopes(np.log(np.abs(spec[voiced[: len(spec)]]) + 1e-9))
+    log_env = an.voiced_log_envelopes(x, voiced)
     return np.asarray(an.normalise(log_env * an.TO_DB).mean(axis=0), dtype=np.float64)
 
 
@@ -158,8 +157,5 @@ def convert_clip(
     if target_env_db is not None and amount > 0.0:
         shifted = mean_envelope_db(y if rate == an.SAMPLE_RATE else resample(y, rate, an.SAMPLE_RATE))
         if shifted is not None:
-            y = equalise(y, eq_curve(shifted, target_env_db, amount), rate)
-            e_in, e_out = float(np.mean(x**2)), float(np.mean(y.astype(np.float64) ** 2))
-            if e_out > 0.0:
-                y = (y * np.sqrt(e_in / e_out)).astype(np.float32)
+            y = psola.match_level(equalise(y, eq_curve(shifted, target_env_db, amount), rate), x)
     return y.astype(np.float32), ClipShift(pitch_ratio, formant_ratio, median_f0)

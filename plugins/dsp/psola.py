@@ -198,9 +198,11 @@ def shift(
         if 0 <= start and start + len(g) <= len(y):
             y[start : start + len(g)] += g
         t += max(step, 1.0)
-    out = y[pad : pad + n]
     # Grains land closer together or further apart than they were cut: bring the level back.
-    e_in, e_out = float(np.mean(x**2)), float(np.mean(out**2))
-    if e_out > 0.0:
-        out *= np.sqrt(e_in / e_out)
-    return out.astype(np.float32)
+    return match_level(y[pad : pad + n], x)
+
+
+def match_level(y: npt.NDArray[np.floating], like: npt.NDArray[np.floating]) -> F32:
+    """``y`` scaled to the mean power of ``like`` (unchanged when ``y`` is silent)."""
+    e_in, e_out = float(np.mean(np.square(like, dtype=np.float64))), float(np.mean(np.square(y, dtype=np.float64)))
+    return np.asarray(y * np.sqrt(e_in / e_out) if e_out > 0.0 else y, dtype=np.float32)
