@@ -75,7 +75,8 @@ def test_wheel_holds_one_package_and_the_presets(wheel: Path) -> None:
     for needed in ("anchorvoice/engine/stages.py", "anchorvoice/plugins/gsv/plugin.py", "anchorvoice/errors.py",
                    "anchorvoice/plugins/text_common/symbols_v2.json", "anchorvoice/py.typed",
                    "anchorvoice/plugins/text_en/lexicon_gsv.txt.gz", "anchorvoice/plugins/text_en/LEXICON_NOTICE.md",
-                   "anchorvoice/plugins/text_en/oov_model.txt"):
+                   "anchorvoice/plugins/text_en/homographs.txt", "anchorvoice/plugins/text_en/g2p_en_checkpoint20.npz",
+                   "anchorvoice/plugins/text_en/G2P_EN_LICENSE.txt"):
         assert needed in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "anchorvoice = anchorvoice.engine.cli.main:main" in entry_points

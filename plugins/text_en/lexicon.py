@@ -10,15 +10,15 @@ order follows the official ``en_G2p.__call__`` / ``qryword``:
 1. a single letter: "A" (capital) is EY1, others the letter's dictionary reading;
 2. the dictionary (first pronunciation);
 3. a word written with one capital ("Aakash"): the name dictionary;
-4. words of at most 3 characters are spelled out letter by letter (an apostrophe or hyphen in them
-   is the mark "-");
+4. words of at most 3 characters are spelled out letter by letter (an apostrophe is the mark "-", other
+   marks stay themselves);
 5. possessive "'s": the stem, then S after a voiceless consonant, AH0 Z after a sibilant, else Z;
-6. hyphenated words part by part, and compounds of dictionary words ("birdsong" -> "bird" + "song");
-   the official code uses the wordsegment package here, we split on the dictionary itself;
-7. the letter-context model of :mod:`anchorvoice.plugins.text_en.oov_model` instead of g2p_en's neural model.
+6. the word split into words by the wordsegment package, as the official code does ("unmuted" -> "un" +
+   "muted", "well-known", "www.example.org"), each part read from step 2 on;
+7. a word that does not split: g2p_en's neural model (:mod:`anchorvoice.plugins.text_en.g2p_neural`).
 
-The official code reads a few homographs by part of speech (g2p_en's list, NLTK's tagger); we have no
-tagger and take one reading for "read" and "complex" (below); other homographs read as the dictionary.
+Before all of these, a word of g2p_en's homograph list is read by its part-of-speech tag when the caller
+gives one (:mod:`anchorvoice.plugins.text_en.homographs`), as the official ``__call__`` does.
 """
 
 from __future__ import annotations
@@ -29,16 +29,13 @@ import re
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from types import MappingProxyType
+from typing import Any
 
 from anchorvoice.errors import PluginError
-from anchorvoice.plugins.text_en.oov_model import OovModel
+from anchorvoice.plugins.text_en.g2p_neural import NeuralG2p
+from anchorvoice.plugins.text_en.homographs import homograph_table, reading
 
 DATA_FILE = "lexicon_gsv.txt.gz"
-# The homograph readings the official code picks when the tagger says present tense / noun.
-_HOMOGRAPHS: dict[str, list[str]] = {
-    "read": ["R", "IY1", "D"],
-    "complex": ["K", "AA1", "M", "P", "L", "EH0", "K", "S"],
-}
 _VOICELESS = frozenset(("P", "T", "K", "F", "TH", "HH"))
 _SIBILANT = frozenset(("S", "Z", "SH", "ZH", "CH", "JH"))
 _MIN_COMPOUND_PART = 3
@@ -97,9 +94,18 @@ def _load_lexicon() -> tuple[Mapping[str, list[list[str]]], Mapping[str, list[st
             "GPT-SoVITS/GPT_SoVITS`)"
         ) from None
     words, names = read_lexicon(gzip.decompress(data).decode("utf-8"))
-    for w, phones in _HOMOGRAPHS.items():
-        words._raw[w] = " ".join(phones)
     return words, MappingProxyType(names)
+
+
+@functools.cache
+def _load_segmenter() -> Any:
+    """One wordsegment segmenter per process (its unigram and bigram counts, about 60 MB of tables, are only
+    read after loading, so every frontend shares them)."""
+    import wordsegment
+
+    seg = wordsegment.Segmenter()
+    seg.load()
+    return seg
 
 
 class Lexicon:
@@ -108,7 +114,7 @@ class Lexicon:
     def __init__(self) -> None:
         self._words: Mapping[str, list[list[str]]] | None = None
         self._names: Mapping[str, list[str]] = {}
-        self.oov = OovModel()
+        self.oov = NeuralG2p()
 
     @property
     def words(self) -> Mapping[str, list[list[str]]]:
@@ -127,23 +133,35 @@ class Lexicon:
         return list(entry[0]) if entry else None
 
     def spell(self, word: str) -> list[str]:
-        """Letter names ("tv" -> T IY1 V IY1); lower-case "a" is EY1, "'" and "-" the mark "-" (official)."""
+        """Letter names ("tv" -> T IY1 V IY1); lower-case "a" is EY1, "'" the mark "-", other marks themselves
+        (official)."""
         phones: list[str] = []
         for ch in word:
             if ch == "a":
                 phones.append("EY1")
             elif ch.isalpha():
                 phones.extend(self.lookup(ch) or self.oov.pronounce(ch))
-            elif ch in "'-":
-                phones.append("-")
+            else:
+                phones.append("-" if ch == "'" else ch)
         return phones
 
-    def word(self, token: str) -> list[str]:
-        """Phones of one word token (letters, optionally with inner apostrophes or hyphens)."""
+    def word(self, token: str, tag: str | None = None) -> list[str]:
+        """Phones of one token as the official ``__call__`` reads it: a single letter, else a homograph by
+        its part-of-speech ``tag`` (None: no tag, the dictionary's reading), else :meth:`query`."""
         low = token.lower()
         if len(low) == 1:
             return ["EY1"] if token == "A" else (self.lookup(low) or self.spell(low))
-        found = self.lookup(low)
+        if tag is not None:
+            entry = homograph_table().get(low)
+            if entry is not None:
+                return reading(entry, tag)
+        return self.query(token)
+
+    def query(self, token: str) -> list[str]:
+        """The official ``qryword``: dictionary, names, short words spelled, possessives, then the word split
+        into words (wordsegment) read one by one, or, when it does not split, the neural model."""
+        low = token.lower()
+        found = self.lookup(low) if len(low) > 1 else None
         if found is not None:
             return found
         if token.istitle() and low in self.names:
@@ -151,31 +169,18 @@ class Lexicon:
         if len(low) <= 3:
             return self.spell(low)
         if re.fullmatch(r"[a-z]+'s", low):
-            stem = self.word(low[:-2])
+            stem = self.query(low[:-2])
             if stem and stem[-1] in _VOICELESS:
                 return [*stem, "S"]
             if stem and stem[-1] in _SIBILANT:
                 return [*stem, "AH0", "Z"]
             return [*stem, "Z"]
-        if "-" in low:
-            return [ph for part in low.split("-") if part for ph in self.word(part)]
-        parts = self.compound(low)
-        if parts:
-            return [ph for part in parts for ph in (self.lookup(part) or [])]
-        return self.oov.pronounce(low)
+        parts = self.segmenter.segment(low)
+        if len(parts) == 1:
+            return self.oov.pronounce(low)
+        return [ph for part in parts for ph in self.query(part)]
 
-    def compound(self, word: str) -> list[str] | None:
-        """Split ``word`` into the fewest dictionary words of 3+ letters (longest first part wins)."""
-        n = len(word)
-        best: list[list[str] | None] = [None] * (n + 1)
-        best[n] = []
-        for start in range(n - _MIN_COMPOUND_PART, -1, -1):
-            for end in range(n, start + _MIN_COMPOUND_PART - 1, -1):
-                tail = best[end]
-                if tail is None or word[start:end] not in self.words:
-                    continue
-                cand = [word[start:end], *tail]
-                if best[start] is None or len(cand) < len(best[start] or []):
-                    best[start] = cand
-        result = best[0]
-        return result if result is not None and len(result) > 1 else None
+    @property
+    def segmenter(self) -> Any:
+        """wordsegment's segmenter (its word counts read on first use, about 0.4 s, then shared)."""
+        return _load_segmenter()

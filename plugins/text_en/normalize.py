@@ -161,8 +161,12 @@ def normalize_numbers(text: str) -> str:
     return text
 
 
-def normalize(text: str) -> str:
-    """Official english.text_normalize: punctuation map, expansion, filter, collapse repeated marks."""
+def normalize(text: str, keep_pauses: bool = True) -> str:
+    """Official english.text_normalize: punctuation map, expansion, filter, collapse repeated marks.
+
+    ``keep_pauses``: keep as pauses the marks the official rules drop ("…", and a mark after a space as
+    in "the first ..."), and trim the ends; False follows the official rules there (the dataset step, so
+    that its text column equals the official ``2-name2text.txt``)."""
     text = text.translate(FULLWIDTH_TO_ASCII)
     for pattern, words in _ABBREVIATIONS:
         text = re.sub(pattern, functools.partial(_spaced, words=words), text)
@@ -174,12 +178,15 @@ def normalize(text: str) -> str:
     text = "".join(c for c in text if unicodedata.category(c) != "Mn")  # strip accents
     text = re.sub("%", lambda m: _spaced(m, "percent"), text)
     # The official filter drops "…" and collapses "..." to "."; both become "." here.
-    text = text.replace("…", ".")
+    if keep_pauses:
+        text = text.replace("…", ".")
     text = re.sub(r"[^ A-Za-z'.,?!\-]+", _gap, text)
     # Official: a capital inside a word starts a new one ("NASA" -> "N A S A", "iPhone" -> "i Phone").
     text = re.sub(r"(?<!^)(?<!\s)([A-Z])", r" \1", text)
     # Spaces are kept as written (the official text column keeps "logged on.  Please"); only the ends
     # are trimmed. A mark after spaces would be dropped by the official collapse rule below ("nine !"):
     # attach it.
+    if not keep_pauses:  # the official rules keep the space left where a mark was dropped ("first ")
+        return collapse_repeated_punctuation(text.lstrip(), after_space=True)
     text = re.sub(r" +(?=[.,?!])", "", text.strip())
     return collapse_repeated_punctuation(text, after_space=True).strip()

@@ -23,7 +23,7 @@ from anchorvoice.plugins.text_common.base import FrontendConfig, GsvFrontend, Ph
 from anchorvoice.plugins.text_common.langsplit import split_language_runs
 from anchorvoice.plugins.text_common.punctuation import FULLWIDTH_TO_ASCII, is_speakable_char
 from anchorvoice.plugins.text_common.symbols import PUNCTUATION, UNKNOWN
-from anchorvoice.plugins.text_en.frontend import EnglishFrontend
+from anchorvoice.plugins.text_en.frontend import EnglishConfig, EnglishFrontend
 from anchorvoice.plugins.text_zh.normalize import normalize
 from anchorvoice.plugins.text_zh.pinyin_map import syllable_phones
 from anchorvoice.plugins.text_zh.tone_sandhi import ToneSandhi
@@ -102,7 +102,7 @@ class ChineseFrontend(GsvFrontend):
     def english(self) -> EnglishFrontend:
         """The frontend for Latin runs (its own short-text rule off: the rule applies to the whole)."""
         if self._english is None:
-            self._english = EnglishFrontend(FrontendConfig(min_phones=0))
+            self._english = EnglishFrontend(EnglishConfig(min_phones=0))
         return self._english
 
     def prepare(self, voice: Voice | None) -> None:
