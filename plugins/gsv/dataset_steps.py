@@ -32,6 +32,7 @@ from anchorvoice.engine.stages import DatasetClip, DatasetStep, TextFrontend
 from anchorvoice.errors import DatasetError, StageError
 from anchorvoice.plugins.text_common.base import GsvFrontend
 from anchorvoice.plugins.text_common.registry import frontend_for_language
+from anchorvoice.plugins.text_en.pos_tagger import find_tagger
 
 FAMILY = "gpt-sovits"
 WAV_MAX, WAV_ALPHA = 0.95, 0.5
@@ -86,7 +87,11 @@ class GsvTextStep(DatasetStep):
         self._frontends: dict[str, TextFrontend] = {}
 
     def fingerprint(self) -> str:
-        return _folder_fingerprint(self._bert) if self._bert else ""
+        """The BERT model and the English homograph tagger: either changes what this step writes."""
+        tagger = find_tagger("auto")
+        tag_key = f"tagger={tagger}" if tagger is not None else ""
+        bert = _folder_fingerprint(self._bert) if self._bert else ""
+        return "|".join(k for k in (bert, tag_key) if k)
 
     def _frontend(self, language: str) -> TextFrontend:
         if language not in self._frontends:
@@ -94,6 +99,8 @@ class GsvTextStep(DatasetStep):
             cfg = cls.Config()
             if self._bert is not None and hasattr(cfg, "bert_path"):
                 cfg.bert_path = str(self._bert)
+            if hasattr(cfg, "keep_pauses"):
+                cfg.keep_pauses = False  # the official text column drops the marks it drops
             fe = cls(cfg)
             fe.prepare(None)
             self._frontends[language] = fe
