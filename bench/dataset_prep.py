@@ -29,7 +29,9 @@ Prints the median over ``--repeats`` per step, both end-to-end figures with the 
 issue 14: ours >= 1.5x faster), and whether the files agree (last repeat): 2-name2text and
 6-name2semantic line by line, 4-cnhubert max abs difference, 5-wav32k max sample difference. The
 official English g2p reads homographs with NLTK's tagger; without its data the stub tags every word
-``NN``, so those lines may differ for that reason alone. The official English dictionary cache is built
+``NN`` while ours reads them by rules, so those lines may differ for that reason alone. ``--nltk-data DIR``
+gives both sides the same tagger files (e.g. the stand-in ``bench/peer_drivers/standins.py tagger DIR``
+writes; NLTK's real one where installed). The official English dictionary cache is built
 once in the private copy of the official tree before timing, as an installed checkout has it.
 ``--no-official`` times ours only.
 """
@@ -274,7 +276,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="official GPT_SoVITS folder (default %(default)s)")
     ap.add_argument("--no-official", action="store_true", help="time ours only")
     ap.add_argument("--keep", action="store_true", help="keep the working folder")
+    ap.add_argument("--nltk-data", type=Path, default=None,
+                    help="nltk_data folder with taggers/averaged_perceptron_tagger_eng: both sides tag homographs "
+                         "with it (NLTK on the official side, our reader of its files on ours)")
     a = ap.parse_args(argv)
+    if a.nltk_data is not None:
+        os.environ["NLTK_DATA"] = str(a.nltk_data.resolve())  # inherited by both sides' processes
+    from anchorvoice.plugins.text_en.pos_tagger import find_tagger
+
+    print(f"homograph tagger: {find_tagger('auto') or 'none found: ours by rules, official every word NN'}", flush=True)
     print(f"machine: {json.dumps(machine_info())}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="dataset-prep-"))
     try:

@@ -3,12 +3,16 @@
 Usage::
 
     PYTHONPATH=/tmp/oracle-pkgs python bench/text_en_official.py [--official /work/official/GPT_SoVITS]
+        [--nltk-data DIR]
 
 The official side needs ``nltk g2p_en wordsegment inflect`` (+ what they import; see
 ``tests/fixtures/make_dataset_oracle.py``). Its ``text`` folder is copied to a temporary folder first
 (the official g2p writes a dictionary cache next to its code). NLTK data it cannot find is stubbed as
 the oracle does: ``pos_tag`` tags every token ``NN``, so g2p_en's homographs (read by part of speech)
-are counted apart, and out-of-vocabulary words go through g2p_en's own neural model.
+are counted apart, and out-of-vocabulary words go through g2p_en's own neural model. With
+``--nltk-data DIR`` (an nltk_data folder holding ``taggers/averaged_perceptron_tagger_eng``, e.g. the
+stand-in ``bench/peer_drivers/standins.py tagger DIR`` writes), both sides tag with that tagger: NLTK's
+own ``pos_tag`` on the official side, our reader of its files (``pos_tagger = DIR``) on ours.
 
 Input: every transcript of ``core-sounds-en.txt.gz`` that is speech (not ``[beep]``), with ``%`` and
 ``￥`` replaced as ``1-get-text.py`` does. Prints, as JSON: lines whose normalised text / phones differ;
@@ -46,7 +50,7 @@ def transcripts() -> list[tuple[str, str]]:
     return out
 
 
-def official_module(official: Path, work: Path) -> Any:
+def official_module(official: Path, work: Path, nltk_data: Path | None) -> Any:
     shutil.copytree(official / "text", work / "text")
     sys.path.insert(0, str(work))
     import nltk
@@ -54,19 +58,23 @@ def official_module(official: Path, work: Path) -> Any:
 
     nltk.download = lambda *a, **k: False
     nltk.corpus.cmudict = type("_Cmu", (), {"dict": staticmethod(lambda: {})})()
-    nltk.pos_tag = lambda tokens, *a, **k: [(t, "NN") for t in tokens]
+    if nltk_data is None:
+        nltk.pos_tag = lambda tokens, *a, **k: [(t, "NN") for t in tokens]
+    else:
+        nltk.data.path.insert(0, str(nltk_data))
     import text.english as english  # type: ignore[import-not-found]
 
     return english
 
 
-def compare(english: Any, show: int) -> dict[str, Any]:
+def compare(english: Any, show: int, nltk_data: Path | None) -> dict[str, Any]:
     from nltk.tokenize import TweetTokenizer
 
-    from anchorvoice.plugins.text_en.frontend import EnglishFrontend
+    from anchorvoice.plugins.text_en.frontend import EnglishConfig, EnglishFrontend
 
     tokenize = TweetTokenizer().tokenize
-    ours = EnglishFrontend()
+    # keep_pauses off, as the dataset step runs it (the TTS default keeps "..." after a space as a pause)
+    ours = EnglishFrontend(EnglishConfig(pos_tagger=str(nltk_data) if nltk_data else "rules", keep_pauses=False))
     cmu, homographs = english._g2p.cmu, set(english._g2p.homograph2features)
     lines = transcripts()
     text_differ = phones_differ = in_dict = dict_differ = 0
@@ -100,6 +108,8 @@ def compare(english: Any, show: int) -> dict[str, Any]:
             else:
                 not_in_dict.add(token)
     return {
+        "tagger": {"official": f"nltk {nltk_data}" if nltk_data else "stub: every token NN",
+                   "ours": ours.tagger_name},
         "lines": len(lines), "lines_text_differ": text_differ, "lines_phones_differ": phones_differ,
         "dictionary_word_tokens": in_dict, "dictionary_word_tokens_differ": dict_differ,
         "words_differ": {w: {"official": o, "ours": u} for w, (o, u) in sorted(words_differ.items())},
@@ -112,14 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", type=Path, default=Path("/work/official/GPT_SoVITS"))
     ap.add_argument("--show", type=int, default=0, help="print this many differing lines")
+    ap.add_argument("--nltk-data", type=Path, default=None,
+                    help="nltk_data folder with taggers/averaged_perceptron_tagger_eng, used by both sides")
     a = ap.parse_args(argv)
     if not TRANSCRIPTS.exists():
         sys.exit(f"{TRANSCRIPTS} not found: apt-get install asterisk-core-sounds-en")
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     with tempfile.TemporaryDirectory() as tmp:
-        english = official_module(a.official, Path(tmp))
-        print(json.dumps(compare(english, a.show), indent=1))
+        english = official_module(a.official, Path(tmp), a.nltk_data)
+        print(json.dumps(compare(english, a.show, a.nltk_data), indent=1))
     return 0
 
 
