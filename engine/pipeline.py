@@ -24,7 +24,14 @@ import numpy as np
 from anchorvoice.audio_io import read_audio, resample
 from anchorvoice.engine.base_voice_choice import Choice
 from anchorvoice.engine.base_voice_picker import BaseVoicePicker
-from anchorvoice.engine.pipeline_config import SLOT_KINDS, PipelineConfig, StageSpec, build_stage
+from anchorvoice.engine.pipeline_config import (
+    SLOT_KINDS,
+    PipelineConfig,
+    StageSpec,
+    build_stage,
+    frontend_class,
+    frontend_config,
+)
 from anchorvoice.engine.plugins import PluginManager
 from anchorvoice.engine.stages import (
     BaseVoice,
@@ -225,12 +232,12 @@ class Pipeline:
     def frontend(self, language: str) -> TextFrontend:
         """The text frontend for ``language`` (the first registered one that lists it)."""
         if language not in self._frontends:
-            for cls in self.pm.stages("text_frontend"):
-                if language in getattr(cls, "languages", ()):
-                    fe = cls()
-                    fe.prepare(self.voice)
-                    self._frontends[language] = fe  # type: ignore[assignment]
-                    break
+            cls = frontend_class(self.pm, language)
+            if cls is not None:
+                params = self.config.frontends.get(language, {})
+                fe = cls(frontend_config(self.pm, language, params, self.config.source))
+                fe.prepare(self.voice)
+                self._frontends[language] = fe
             else:
                 have = sorted({lg for c in self.pm.stages("text_frontend") for lg in getattr(c, "languages", ())})
                 raise UnsupportedLanguageError(

@@ -101,6 +101,9 @@ class PipelineConfig:
     base_voices: list[BaseVoiceCandidate] = field(default_factory=list)
     """Base voices the embedded default TTS chooses from, per language, the one nearest the target voice
     (pitch and a spectral speaker embedding); empty: always ``[slots.base_voice]``."""
+    frontends: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """``[frontends.<language>]``: values for the Config of the text frontend that speaks that language (e.g.
+    ``[frontends.en] pos_tagger = "rules"``)."""
     live: dict[str, Any] = field(default_factory=dict)
     """The ``[live]`` table: fields of ``anchorvoice.streaming.live_config.LiveConfig`` (``engine.live`` reads it)."""
     source: str = "<memory>"
@@ -134,7 +137,27 @@ def parse_pipeline(data: dict[str, Any], pm: PluginManager, source: str = "<memo
     for i, cand in enumerate(cfg.base_voices):
         if cand.plugin in pm.names("base_voice"):
             _validate_stage(pm, "base_voice", StageSpec(cand.plugin, cand.params), source, f"base_voices[{i}]")
+    for language, params in cfg.frontends.items():
+        frontend_config(pm, language, params, source)
     return cfg
+
+
+def frontend_class(pm: PluginManager, language: str) -> Any | None:
+    """The first registered text frontend that speaks ``language`` (None if none does)."""
+    for cls in pm.stages("text_frontend"):
+        if language in getattr(cls, "languages", ()):
+            return cls
+    return None
+
+
+def frontend_config(pm: PluginManager, language: str, params: dict[str, Any], source: str = "<memory>") -> Any:
+    """The validated Config of ``language``'s text frontend from ``[frontends.<language>]`` values."""
+    cls = frontend_class(pm, language)
+    if cls is None:
+        have = sorted({lg for c in pm.stages("text_frontend") for lg in getattr(c, "languages", ())})
+        raise ConfigError(f"no text frontend speaks {language!r}; languages: {', '.join(have) or 'none'}",
+                          source=source, key=f"frontends.{language}")
+    return from_dict(cls.Config, params, source=source, prefix=f"frontends.{language}")
 
 
 def load_pipeline(path: str | Path, pm: PluginManager) -> PipelineConfig:

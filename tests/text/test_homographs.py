@@ -244,3 +244,28 @@ def test_rules_read_real_prompts_as_a_reader_would() -> None:
     assert decided == 57
     assert rules_right >= 55
     assert dictionary_right < rules_right - 10
+
+
+def test_a_preset_sets_the_english_frontend(tmp_path: Path) -> None:
+    """``[frontends.en]`` in a preset reaches the frontend the pipeline builds; a typo or a language no
+    frontend speaks fails when the preset is read."""
+    from anchorvoice.engine.pipeline import Pipeline
+    from anchorvoice.engine.pipeline_config import parse_pipeline
+    from anchorvoice.engine.plugins import PluginManager
+    from anchorvoice.errors import ConfigError
+
+    pm = PluginManager()
+    pm.load_entry_points(third_party=False)
+    base = {"pipeline": {"name": "t", "mode": "tts"},
+            "slots": {"base_voice": {"plugin": "espeak"}, "converter": {"plugin": "dsp"}}}
+    cfg = parse_pipeline({**base, "frontends": {"en": {"pos_tagger": "rules", "keep_pauses": False}}}, pm)
+    fe = Pipeline(cfg, pm, None).frontend("en")
+    assert isinstance(fe, EnglishFrontend) and fe.tagger_name == "rules"
+    assert fe.g2p("Press ...")[0] == "Press "
+    with pytest.raises(ConfigError, match="pos_taggr"):
+        parse_pipeline({**base, "frontends": {"en": {"pos_taggr": "rules"}}}, pm)
+    with pytest.raises(ConfigError, match="no text frontend speaks 'xx'"):
+        parse_pipeline({**base, "frontends": {"xx": {}}}, pm)
+    missing = parse_pipeline({**base, "frontends": {"en": {"pos_tagger": str(tmp_path)}}}, pm)
+    with pytest.raises(PluginError, match="nltk_data"):
+        Pipeline(missing, pm, None).frontend("en")
