@@ -391,6 +391,15 @@ class DatasetStep(Stage):
         """Identity of the models this step's outputs depend on ('' when none)."""
         return ""
 
+    def settings_key(self) -> str:
+        """Identity of settings that change this step's outputs but not the models they belong to (e.g. which
+        tagger read the text): when it changes, every clip is done again instead of the dataset being refused."""
+        return ""
+
+    def notes(self) -> list[str]:
+        """Warnings for ``dataset show`` after a run (e.g. a capability read by a weaker fallback)."""
+        return []
+
     @abstractmethod
     def outputs(self, clip: DatasetClip, folder: Path) -> list[Path]:
         """Files ``process`` writes for ``clip`` (all present = done)."""

@@ -99,6 +99,9 @@ def run_steps(folder: Path, manifest: Manifest, steps: list[DatasetStep], report
         state = manifest.steps.setdefault(step.name, {"fingerprint": step.fingerprint(), "hashes": {}})
         state["fingerprint"] = step.fingerprint()
         hashes: dict[str, str] = state.setdefault("hashes", {})
+        if state.get("settings", "") != step.settings_key():
+            hashes.clear()  # other settings: every clip's outputs are done again
+            state["settings"] = step.settings_key()
         for stale in [n for n in hashes if n not in manifest.clips]:
             del hashes[stale]
         phase = PhaseProgress(step.name, len(clips), report)
@@ -125,4 +128,6 @@ def run_steps(folder: Path, manifest: Manifest, steps: list[DatasetStep], report
                 save_manifest(folder, manifest)
             done += len(group)
         step.finish(clips, folder)
+        manifest.warnings = [w for w in manifest.warnings if not w.startswith(f"{step.name}: ")]
+        manifest.warnings += [f"{step.name}: {note}" for note in step.notes()]
         save_manifest(folder, manifest)

@@ -32,7 +32,7 @@ from anchorvoice.engine.stages import DatasetClip, DatasetStep, TextFrontend
 from anchorvoice.errors import DatasetError, StageError
 from anchorvoice.plugins.text_common.base import GsvFrontend
 from anchorvoice.plugins.text_common.registry import frontend_for_language
-from anchorvoice.plugins.text_en.pos_tagger import find_tagger
+from anchorvoice.plugins.text_en.pos_tagger import TAGGER_NAME, find_tagger
 
 FAMILY = "gpt-sovits"
 WAV_MAX, WAV_ALPHA = 0.95, 0.5
@@ -85,13 +85,23 @@ class GsvTextStep(DatasetStep):
         self._plugins = plugins
         self._bert = models.get("bert")
         self._frontends: dict[str, TextFrontend] = {}
+        self._languages: set[str] = set()
 
     def fingerprint(self) -> str:
-        """The BERT model and the English homograph tagger: either changes what this step writes."""
+        return _folder_fingerprint(self._bert) if self._bert else ""
+
+    def settings_key(self) -> str:
+        """Which homograph tagger the English frontend uses: installing NLTK's redoes the text."""
         tagger = find_tagger("auto")
-        tag_key = f"tagger={tagger}" if tagger is not None else ""
-        bert = _folder_fingerprint(self._bert) if self._bert else ""
-        return "|".join(k for k in (bert, tag_key) if k)
+        return f"tagger={tagger}" if tagger is not None else "tagger=rules"
+
+    def notes(self) -> list[str]:
+        if "en" not in self._languages or find_tagger("auto") is not None:
+            return []
+        return [f"English homographs (use, record, read...) were read by built-in rules: NLTK's "
+                f"{TAGGER_NAME} was not found, and the official prepare scripts read them with it. For the "
+                "official readings set NLTK_DATA to the nltk_data folder of a GPT-SoVITS install and run "
+                "`dataset make` again (only the text is redone)"]
 
     def _frontend(self, language: str) -> TextFrontend:
         if language not in self._frontends:
@@ -132,6 +142,7 @@ class GsvTextStep(DatasetStep):
         atomic_write(folder / ".cache" / "text" / f"{clip.name}.txt", f"{clip.name}\t{' '.join(phones)}\t{w2p}\t{norm}")
 
     def finish(self, clips: list[DatasetClip], folder: Path) -> None:
+        self._languages = {c.language for c in clips}
         lines = [(folder / ".cache" / "text" / f"{c.name}.txt").read_text(encoding="utf-8") for c in clips]
         atomic_write(folder / "2-name2text.txt", "\n".join(lines) + "\n")
 
