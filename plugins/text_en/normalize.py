@@ -161,19 +161,27 @@ def normalize_numbers(text: str) -> str:
     return text
 
 
+_OFFICIAL_MARKS = {k: v for k, v in EN_PUNCTUATION_MAP.items() if k in "。！？"}
+"""The entries of the official English punctuation map that take effect."""
+
+
 def normalize(text: str, keep_pauses: bool = True) -> str:
     """Official english.text_normalize: punctuation map, expansion, filter, collapse repeated marks.
 
-    ``keep_pauses``: keep as pauses the marks the official rules drop ("…", and a mark after a space as
-    in "the first ..."), and trim the ends; False follows the official rules there (the dataset step, so
+    ``keep_pauses``: keep as pauses the marks the official rules drop ("…", ";", ":", a mark after a space
+    as in "the first ..."), and trim the ends; False follows the official rules there (the dataset step, so
     that its text column equals the official ``2-name2text.txt``)."""
     text = text.translate(FULLWIDTH_TO_ASCII)
+    if not keep_pauses:  # the official collapse drops marks written after a space ("the first ...", "nine !")
+        text = re.sub(r"(\s)[.,?!…\-]+(?![\d.])", r"\1", text)
     for pattern, words in _ABBREVIATIONS:
         text = re.sub(pattern, functools.partial(_spaced, words=words), text)
     # Numbers first: the official order maps ":" to "," before its time rule, so "13:30" never
     # matched there; expanding first reads clock times as intended.
     text = normalize_numbers(text)
-    text = map_punctuation(text, EN_PUNCTUATION_MAP)
+    # The official map's ";:" and quote entries never match (its keys are escaped as literal strings), so
+    # those marks are filtered out there; we read ";" and ":" as pauses unless following the official rules.
+    text = map_punctuation(text, EN_PUNCTUATION_MAP if keep_pauses else _OFFICIAL_MARKS)
     text = unicodedata.normalize("NFD", text)
     text = "".join(c for c in text if unicodedata.category(c) != "Mn")  # strip accents
     text = re.sub("%", lambda m: _spaced(m, "percent"), text)
@@ -186,7 +194,8 @@ def normalize(text: str, keep_pauses: bool = True) -> str:
     # Spaces are kept as written (the official text column keeps "logged on.  Please"); only the ends
     # are trimmed. A mark after spaces would be dropped by the official collapse rule below ("nine !"):
     # attach it.
-    if not keep_pauses:  # the official rules keep the space left where a mark was dropped ("first ")
-        return collapse_repeated_punctuation(text.lstrip(), after_space=True)
-    text = re.sub(r" +(?=[.,?!])", "", text.strip())
-    return collapse_repeated_punctuation(text, after_space=True).strip()
+    # keep_pauses off: the marks the writer put after a space went at the start; the official rules keep the
+    # space left where such a mark was ("the first "), so only the start is trimmed.
+    text = re.sub(r" +(?=[.,?!])", "", text.strip() if keep_pauses else text.lstrip())
+    text = collapse_repeated_punctuation(text, after_space=True)
+    return text.strip() if keep_pauses else text

@@ -113,3 +113,19 @@ def test_out_of_vocabulary_words_read_as_the_official_frontend_reads_them(en: En
     frame = en.phonemize(TextFrame("Glimmerwhisk zorblaxes quietly.", "en"))
     assert all(s in en.table for s in frame.symbols)
     assert frame.symbols[-1] == "."
+
+
+@pytest.mark.parametrize(("text", "official"), [
+    ("Please enter the first ...", "Please enter the first "),  # what the official text_normalize returns
+    ("Press ...", "Press "),
+    ("To hear the next message press 6, to repeat", "To hear the next message press six, to repeat"),
+    ("Hello world.", "Hello world."),
+    ("not at their desk; I will try", "not at their desk I will try"),  # its ";" entry never matches
+])
+def test_dataset_text_follows_the_official_mark_rules(text: str, official: str) -> None:
+    """keep_pauses off (the dataset step): marks after a space are dropped and the space kept, as the official
+    normalisation does; the TTS default keeps them as pauses."""
+    from anchorvoice.plugins.text_en.normalize import normalize
+
+    assert normalize(text, keep_pauses=False) == official
+    assert normalize("Please enter the first ...") == "Please enter the first."
