@@ -191,6 +191,11 @@ class Engine:
             extra=extra,
         )
 
+    def store_model_delta(self, kind: str, base: str | Path, delta: Mapping[str, Any], fmt: str = "lora") -> Path:
+        """A voice's change to a base model file (e.g. LoRA adapters) as a delta blob on the stored base; pass the
+        returned path as ``add_voice(models={kind: path})`` (see :mod:`anchorvoice.engine.store.blobs`)."""
+        return self.voices.store_delta(kind, Path(base), delta, self.plugins.import_model, fmt)
+
     def status(self) -> dict[str, Any]:
         """Plugins, load failures and voices, as plain data."""
         return {

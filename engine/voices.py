@@ -325,6 +325,18 @@ class VoiceLibrary:
                     return other
         return None
 
+    def store_delta(self, kind: str, base: Path, delta: Mapping[str, Any], importer: ModelImporter,
+                    fmt: str = "lora") -> Path:
+        """Store what one voice changed on the base model file ``base`` (imported once, shared by every voice on
+        it) as a delta blob; returns the blob's path, which ``add(models={kind: path})`` takes as it is."""
+        got = importer(kind, Path(base))
+        if got is None:
+            raise VoiceError(f"no plugin stores {kind} models, so a {kind} delta has no base to go on")
+        tensors, meta = got
+        with home_lock(self.home):
+            base_sha = self.blobs.put(tensors, {**meta, "kind": kind})
+            return self.blobs.path(self.blobs.put_delta(base_sha, delta, fmt=fmt))
+
     def _import_models(self, paths: Mapping[str, Path], importer: ModelImporter | None) -> dict[str, str]:
         blobs: dict[str, str] = {}
         for kind, p in paths.items():

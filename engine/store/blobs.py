@@ -14,7 +14,9 @@ A **delta blob** holds what one voice changed on a shared base; its metadata has
   fine-tune stored this way gives the fine-tuned file's outputs bit for bit).
 * ``"add"``: ``W = base + delta`` (computed in float32, cast back to the base tensor's dtype).
 * ``"lora"``: for each ``<key>.lora_A`` (r, in) and ``<key>.lora_B`` (out, r),
-  ``W = base + scale * (B @ A)`` reshaped to the base tensor (convolution kernels flattened to (out, in*k)).
+  ``W = base + scale * (B @ A)`` reshaped to the base tensor (convolution kernels flattened to (out, in*k));
+  a tensor under a plain key replaces the base's (e.g. the per-row norms of a weight-normed layer whose
+  direction the pair moves).
 
 The base's ``kind`` and other metadata carry through; the delta's own metadata (except ``delta``)
 overrides them.
@@ -169,6 +171,12 @@ def _compose(base: dict[str, torch.Tensor], part: Mapping[str, torch.Tensor], fm
             out[k] = (base[k].float() + v.float()).to(base[k].dtype)
         return out
     if fmt == "lora":
+        for k, v in part.items():
+            if k.endswith((".lora_A", ".lora_B")):
+                continue
+            if k not in base or base[k].shape != v.shape:
+                raise CorruptCheckpointError(f"LoRA blob {path}: {k} does not match the base model's tensor")
+            out[k] = v.to(base[k].dtype)
         for ka, a in part.items():
             if not ka.endswith(".lora_A"):
                 continue

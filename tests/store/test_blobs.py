@@ -70,6 +70,13 @@ def test_lora_and_add_deltas_compose_onto_the_base(tmp_path: Path) -> None:
     assert torch.allclose(got["w"], 0.5 * (b @ a)) and torch.equal(got["c"], base["c"])
     add = store.put_delta(base_sha, {"c": torch.full((3,), 2.0)}, fmt="add")
     assert torch.equal(read_blob(store.path(add))[0]["c"], torch.full((3,), 3.0))
+    # a plain tensor in a LoRA blob replaces the base's (a weight-normed layer's new norms)
+    mixed = store.put_delta(base_sha, {"w.lora_A": a, "w.lora_B": b, "c": torch.full((3,), 7.0)}, fmt="lora")
+    got, _ = read_blob(store.path(mixed))
+    assert torch.allclose(got["w"], b @ a) and torch.equal(got["c"], torch.full((3,), 7.0))
+    bad = store.put_delta(base_sha, {"w.lora_A": a, "w.lora_B": b, "c": torch.ones(4)}, fmt="lora")
+    with pytest.raises(CorruptCheckpointError, match="c does not match"):
+        read_blob(store.path(bad))
 
 
 def test_gc_keeps_referenced_blobs_and_the_bases_of_their_deltas(tmp_path: Path) -> None:

@@ -33,8 +33,8 @@ of each weight. The adapted module keeps its class's behaviour through a subclas
 the flow's GEMM taps) sees the adapted one and caches none (``weight_is_computed``).
 
 :func:`merged_copy` folds the adapters into plain weights (weight-normed convs get the (g, v) pair of
-the merged weight), so the exported files are ordinary official-format models; :func:`lora_state` is
-what a voice costs over its base: at rank 8 on the full-size v2 models, 1.16 M SoVITS parameters
+the merged weight), so the exported files are ordinary official-format models; the voice store keeps only
+the adapters (:mod:`anchorvoice.plugins.gsv.training.lora_export`), what a voice costs over its base: at rank 8 on the full-size v2 models, 1.16 M SoVITS parameters
 (2.3 MB fp16, the generator is 42.4 M) and 1.57 M GPT parameters (3.1 MB).
 """
 

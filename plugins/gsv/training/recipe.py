@@ -67,6 +67,9 @@ class TrainResult:
     """Its transcript."""
     reference_lang: str = "en"
     """Its language."""
+    lora: dict[str, Path] = field(default_factory=dict)
+    """With ``--lora`` and a base: per stage (``sovits``, ``gpt``) the adapters as a voice-store ``"lora"``
+    delta on the base file (:mod:`anchorvoice.plugins.gsv.training.lora_export`)."""
 
 
 def _rank() -> tuple[int, int]:
@@ -112,6 +115,7 @@ class FineTune:
                 f"{self.batch * self.world} ({self.batch} x {self.world} processes); lower --batch-size or add clips"
             )
         self.sovits_ckpt = load_sovits(opts.base_sovits) if opts.base_sovits else None
+        self.lora_files: dict[str, Path] = {}
         self.sovits_cfg = self._sovits_config()
         self._check_dataset()
 
@@ -194,6 +198,7 @@ class FineTune:
                 log.close()
         ref = self._reference()
         result.reference, result.reference_text, result.reference_lang = ref
+        result.lora = dict(self.lora_files)
         return result
 
     def _reference(self) -> tuple[Path, str, str]:
@@ -303,8 +308,12 @@ class FineTune:
             s2_export: nn.Module = model
             if opts.lora:
                 from anchorvoice.plugins.gsv.training.lora import merged_copy
+                from anchorvoice.plugins.gsv.training.lora_export import store_delta, write_delta
 
                 s2_export = merged_copy(model)
+                if self.sovits_ckpt is not None:
+                    self.lora_files["sovits"] = write_delta(self.run_dir / f"{opts.name}-sovits.lora.safetensors",
+                                                            store_delta(model, self.sovits_ckpt.weights))
             info = f"{epochs}epoch_{final}iteration"
             write_sovits(out, s2_export, self._base_config(), info, self.sovits_cfg.version)
             write_discriminator(self.run_dir / f"{opts.name}-disc.pth", _unwrap(disc))
@@ -326,7 +335,9 @@ class FineTune:
             cfg = T2SConfig.from_checkpoint_config(ck.config)
             t2s = load_t2s_weights(cfg, ck.weights)
             config = dict(ck.config)
+            base_weights: dict[str, Tensor] | None = ck.weights
         else:
+            base_weights = None
             torch.manual_seed(opts.seed)
             cfg = T2SConfig()
             t2s = Text2SemanticDecoder(cfg)
@@ -391,8 +402,12 @@ class FineTune:
             export: nn.Module = t2s
             if opts.lora:
                 from anchorvoice.plugins.gsv.training.lora import merged_copy
+                from anchorvoice.plugins.gsv.training.lora_export import store_delta, write_delta
 
                 export = merged_copy(t2s)
+                if base_weights is not None:
+                    self.lora_files["gpt"] = write_delta(self.run_dir / f"{opts.name}-gpt.lora.safetensors",
+                                                         store_delta(t2s, base_weights))
             write_gpt(out, export, config, f"GPT-e{max(1, final // max(1, per_epoch))}")
         return out, final
 

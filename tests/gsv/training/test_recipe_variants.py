@@ -54,3 +54,52 @@ def test_sovits_lora_exports_an_ordinary_official_file(tmp_path: Path, small_dat
     assert torch.equal(ck.weights["enc_p.text_embedding.weight"], base.weights["enc_p.text_embedding.weight"])  # frozen
     assert not torch.equal(ck.weights["dec.conv_pre.weight"], base.weights["dec.conv_pre.weight"])  # adapter merged
     SynthesizerTrn.from_checkpoint(ck)
+
+
+def _effective(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every weight as the model uses it: weight-normed pairs folded into ``g * v / |v|``."""
+    out = {}
+    for k, v in weights.items():
+        if k.endswith("weight_g"):
+            continue
+        if k.endswith("weight_v"):
+            g = weights[k[:-1] + "g"].float()
+            out[k[:-2]] = g * v.float() / torch.norm_except_dim(v.float(), 2, 0)
+        else:
+            out[k] = v.float()
+    return out
+
+
+@pytest.mark.slow
+def test_lora_adapters_become_a_small_store_delta_that_composes_to_the_trained_model(
+    tmp_path: Path, small_dataset: Path, gsv_reference: Path
+) -> None:
+    """What a LoRA voice costs over its base: the run writes each stage's adapters as a voice-store "lora"
+    delta, which the store composes onto the base into the same weights as the merged official file."""
+    from safetensors.torch import load_file
+
+    from anchorvoice.engine.store.blobs import BlobStore, read_blob
+    from anchorvoice.plugins.gsv.checkpoints import load_gpt
+
+    opts = _opts(tmp_path, small_dataset, gsv_reference, lora=4, lr_scale=100.0)
+    opts.max_steps = 3  # the GPT's warm-up starts near zero
+    result = FineTune(opts).run()
+    assert set(result.lora) == {"sovits", "gpt"}
+    store = BlobStore(tmp_path / "blobs")
+    for kind, base_file, trained_file, load in (
+        ("sovits", gsv_reference / "s2_v2_small.pth", result.sovits, load_sovits),
+        ("gpt", gsv_reference / "s1_v2_small.ckpt", result.gpt, load_gpt),
+    ):
+        base, trained = load(base_file).weights, load(trained_file).weights
+        delta = load_file(str(result.lora[kind]))
+        assert any(k.endswith(".lora_A") for k in delta)
+        assert result.lora[kind].stat().st_size < base_file.stat().st_size / 4
+        sha = store.put_delta(store.put(base, {"kind": kind}), delta, fmt="lora")
+        composed = _effective(read_blob(store.path(sha))[0])
+        want = _effective(trained)
+        moved = 0
+        for k, w in want.items():
+            scale = float(w.abs().max()) + 1e-3
+            assert torch.allclose(composed[k], w, atol=2e-3 * scale, rtol=2e-3), k
+            moved += not torch.allclose(w, _effective(base)[k])
+        assert moved > 0, kind  # the adapters did change weights

@@ -84,3 +84,38 @@ def test_lora_lr_scale_needs_lora_and_a_positive_factor(tmp_path: Path, capsys: 
     assert "together with --lora RANK" in capsys.readouterr().err
     assert main([*base, "0", "--lora", "8"]) == 2
     assert "positive factor" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_lora_voices_keep_only_their_adapters_on_one_shared_base(tmp_path: Path, small_dataset: Path,
+                                                                gsv_reference: Path) -> None:
+    """`train --lora`: each voice's models are delta blobs on the base, stored once for every voice on it; they
+    load as whole models (the composed weights) through the safe loaders."""
+    from anchorvoice.engine.engine import Engine, EngineConfig
+    from anchorvoice.plugins.gsv.sovits import SynthesizerTrn
+    from anchorvoice.plugins.gsv.t2s_model import T2SConfig, load_t2s_weights
+
+    torch.manual_seed(0)
+    disc = write_discriminator(tmp_path / "s2D.pth", MultiPeriodDiscriminator())
+    home = tmp_path / "home"
+    for name in ("mira", "kai"):
+        args = _args(home, small_dataset, gsv_reference, disc, "--lora", "4", "--max-steps", "2")
+        args[args.index("mira")] = name
+        assert main(args) == 0
+    engine = Engine(EngineConfig(home=home))
+    try:
+        blobs = engine.voices.blobs
+        bases = {}
+        for name in ("mira", "kai"):
+            voice = engine.voices.get(name)
+            for kind, base_file in (("sovits", "s2_v2_small.pth"), ("gpt", "s1_v2_small.ckpt")):
+                info = blobs.info(voice.blobs[kind])
+                assert info.base, f"{name} {kind} is a whole model, not a delta"
+                assert info.size < (gsv_reference / base_file).stat().st_size / 4
+                bases.setdefault(kind, set()).add(info.base)
+            SynthesizerTrn.from_checkpoint(load_sovits(voice.models["sovits"]))
+            gpt = load_gpt(voice.models["gpt"])
+            load_t2s_weights(T2SConfig.from_checkpoint_config(gpt.config), gpt.weights)
+        assert all(len(shas) == 1 for shas in bases.values())  # one stored base per kind for both voices
+    finally:
+        engine.close()
