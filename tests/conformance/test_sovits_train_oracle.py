@@ -70,7 +70,8 @@ def _state(module: nn.Module, prefix: str = "") -> dict[str, Tensor]:
 
 
 def _grads(trainer: SovitsTrainer) -> dict[str, Tensor]:
-    """Each parameter's ``.grad`` left by the step (the discriminator's after the generator's backward)."""
+    """Each parameter's ``.grad`` left by the step: the gradient its optimiser stepped with (the generator step
+    computes no discriminator weight gradient, which the official one computes and discards)."""
     named = [*trainer.model.named_parameters(), *(("disc." + k, p) for k, p in trainer.disc.named_parameters())]
     return {k: p.grad.detach() for k, p in named if p.grad is not None}
 
@@ -146,8 +147,7 @@ def test_gradients_match_official(stepped) -> None:
         if name.endswith(KEY_BIAS):
             continue
         g = grads[name].reshape(-1).double()
-        want = _stored(arrays, "grad_end", name)
-        want = _stored(arrays, "grad", name) if want is None else want
+        want = _stored(arrays, "grad", name)  # the gradient the optimiser stepped with
         assert want is not None, name
         rms = float(want.pow(2).mean().sqrt()) + 1e-30
         err = float((g[_positions(arrays, name, g.numel())] - want).abs().max()) / rms

@@ -34,8 +34,9 @@ the flow's GEMM taps) sees the adapted one and caches none (``weight_is_computed
 
 :func:`merged_copy` folds the adapters into plain weights (weight-normed convs get the (g, v) pair of
 the merged weight), so the exported files are ordinary official-format models; the voice store keeps only
-the adapters (:mod:`anchorvoice.plugins.gsv.training.lora_export`), what a voice costs over its base: at rank 8 on the full-size v2 models, 1.16 M SoVITS parameters
-(2.3 MB fp16, the generator is 42.4 M) and 1.57 M GPT parameters (3.1 MB).
+the adapters (:mod:`anchorvoice.plugins.gsv.training.lora_export`), what a voice costs over its base: at
+rank 8 on the full-size v2 models, 1.16 M SoVITS parameters (2.3 MB fp16, the generator is 42.4 M) and
+1.57 M GPT parameters (3.1 MB).
 """
 
 from __future__ import annotations

@@ -350,17 +350,25 @@ class SovitsTrainer:
         self.optim_d.zero_grad()
         self.scaler.scale(loss_disc).backward()
         self.scaler.step(self.optim_d)
-        with self._autocast():
-            real, fake, fmap_r, fmap_g = self.disc(y, y_hat)
-            loss_mel = F.l1_loss(y_mel, y_hat_mel) * self.tcfg.c_mel
-            loss_kl = kl_loss(out["z_p"], out["logs_q"], out["m_p"], out["logs_p"], out["y_mask"]) * self.tcfg.c_kl
-            loss_fm = feature_loss(fmap_r, fmap_g)
-            loss_gen = generator_loss(fake)
-            loss_all = loss_gen + loss_fm + loss_mel + out["commit_loss"] + loss_kl
-        if not torch.isfinite(loss_all):
-            raise NonFiniteLoss(f"SoVITS generator loss is {float(loss_all)}")
-        self.optim_g.zero_grad()
-        self.scaler.scale(loss_all).backward()
+        # The generator step needs the discriminator's gradient with respect to y_hat only: the official
+        # trainer also computes (and all-reduces) its weight gradients here and throws them away. Frozen and
+        # outside its DDP wrapper, its convolutions skip that half of their backward; the numbers are the same.
+        disc = _plain(self.disc)
+        disc.requires_grad_(False)
+        try:
+            with self._autocast():
+                real, fake, fmap_r, fmap_g = disc(y, y_hat)
+                loss_mel = F.l1_loss(y_mel, y_hat_mel) * self.tcfg.c_mel
+                loss_kl = kl_loss(out["z_p"], out["logs_q"], out["m_p"], out["logs_p"], out["y_mask"]) * self.tcfg.c_kl
+                loss_fm = feature_loss(fmap_r, fmap_g)
+                loss_gen = generator_loss(fake)
+                loss_all = loss_gen + loss_fm + loss_mel + out["commit_loss"] + loss_kl
+            if not torch.isfinite(loss_all):
+                raise NonFiniteLoss(f"SoVITS generator loss is {float(loss_all)}")
+            self.optim_g.zero_grad()
+            self.scaler.scale(loss_all).backward()
+        finally:
+            disc.requires_grad_(True)
         self.scaler.step(self.optim_g)
         self.scaler.update()
         named = {"loss_disc": loss_disc, "loss_gen": loss_gen, "loss_fm": loss_fm, "loss_mel": loss_mel,
@@ -378,3 +386,8 @@ class SovitsTrainer:
         self.sched_g.load_state_dict(state["sched_g"])
         self.sched_d.load_state_dict(state["sched_d"])
         self.scaler.load_state_dict(state["scaler"])
+
+
+def _plain(m: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (or the module itself)."""
+    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
