@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,29 @@ def nltk_data_roots() -> list[Path]:
 
 
 def tagger_files(folder: Path) -> dict[str, Path] | None:
-    """The three JSON files if ``folder`` holds them (the tagger folder itself or an ``nltk_data`` root)."""
+    """The three JSON files if ``folder`` holds them (the tagger folder itself or an ``nltk_data`` root); in a
+    zip (``taggers/averaged_perceptron_tagger_eng.zip``, as NLTK's downloader leaves it) each path is the zip
+    followed by the member's name."""
     for cand in (folder, folder / "taggers" / TAGGER_NAME):
         files = {part: cand / f"{TAGGER_NAME}.{part}.json" for part in PARTS}
         if all(f.is_file() for f in files.values()):
             return files
+    archive = folder / "taggers" / f"{TAGGER_NAME}.zip"
+    if archive.is_file():
+        try:
+            with zipfile.ZipFile(archive) as z:
+                names = set(z.namelist())
+        except (OSError, zipfile.BadZipFile):
+            return None
+        files = {part: archive / TAGGER_NAME / f"{TAGGER_NAME}.{part}.json" for part in PARTS}
+        if all(f"{TAGGER_NAME}/{f.name}" in names for f in files.values()):
+            return files
     return None
+
+
+def _home(folder: Path, files: dict[str, Path]) -> Path:
+    """The folder to name the tagger by: its own folder, or for a zip the nltk_data folder holding it."""
+    return folder if files["weights"].parent.parent.suffix == ".zip" else files["weights"].parent
 
 
 def find_tagger(setting: str) -> Path | None:
@@ -63,25 +81,33 @@ def find_tagger(setting: str) -> Path | None:
         for root in nltk_data_roots():
             files = tagger_files(root)
             if files is not None:
-                return files["weights"].parent
+                return _home(root, files)
         return None
-    files = tagger_files(Path(setting).expanduser())
+    folder = Path(setting).expanduser()
+    files = tagger_files(folder)
     if files is None:
         raise PluginError(
             f"pos_tagger {setting!r} holds no {TAGGER_NAME} (want the folder with {TAGGER_NAME}.weights.json, "
             ".tagdict.json and .classes.json, or the nltk_data folder above it; GPT-SoVITS installs it as "
             "nltk_data in its Python folder); or set pos_tagger to \"auto\" or \"rules\""
         )
-    return files["weights"].parent
+    return _home(folder, files)
 
 
 def _read_json(path: Path) -> Any:
     try:
+        archive = next((p for p in path.parents if p.suffix == ".zip" and p.is_file()), None)
+        if archive is not None:  # a member of NLTK's zip: read it from the archive, never extracted to disk
+            with zipfile.ZipFile(archive) as z:
+                member = z.getinfo(path.relative_to(archive).as_posix())
+                if member.file_size > MAX_FILE_BYTES:
+                    raise PluginError(f"{path} is {member.file_size} bytes: not an NLTK tagger file")
+                return json.loads(z.read(member).decode("utf-8"))
         if path.stat().st_size > MAX_FILE_BYTES:
             raise PluginError(f"{path} is {path.stat().st_size} bytes: not an NLTK tagger file")
         with path.open(encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, KeyError, UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile) as e:
         raise PluginError(f"cannot read the POS tagger file {path}: {e} (reinstall NLTK's {TAGGER_NAME})") from None
 
 

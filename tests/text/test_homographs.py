@@ -269,3 +269,20 @@ def test_a_preset_sets_the_english_frontend(tmp_path: Path) -> None:
     missing = parse_pipeline({**base, "frontends": {"en": {"pos_tagger": str(tmp_path)}}}, pm)
     with pytest.raises(PluginError, match="nltk_data"):
         Pipeline(missing, pm, None).frontend("en")
+
+
+def test_the_tagger_is_read_from_nltks_zip_too(tagger_dir: Path, tmp_path: Path, nltk_tagger: object) -> None:
+    """NLTK's downloader leaves ``taggers/averaged_perceptron_tagger_eng.zip``; its members are read in place."""
+    import zipfile
+
+    root = tmp_path / "nltk_data"
+    (root / "taggers").mkdir(parents=True)
+    with zipfile.ZipFile(root / "taggers" / f"{TAGGER_NAME}.zip", "w") as z:
+        for f in sorted((tagger_dir / "taggers" / TAGGER_NAME).iterdir()):
+            z.write(f, f"{TAGGER_NAME}/{f.name}")
+    fe = EnglishFrontend(EnglishConfig(pos_tagger=str(root)))
+    fe.prepare(None)
+    assert fe.tagger_name == f"nltk {root}"
+    tokens = ["Please", "record", "your", "message", "."]
+    ref: Any = nltk_tagger
+    assert fe.tagger.tag(tokens) == [t for _, t in ref.tag(tokens)]
