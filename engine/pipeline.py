@@ -281,7 +281,7 @@ class Pipeline:
         fe = self.frontend(lang)
         key = feature_key("prompt", file_identity(clip), text, lang,
                           {k: file_identity(p) for k, p in sorted(self.voice.models.items())},
-                          [(st.name, repr(getattr(st, "config", None))) for st in (prosody, fx, tok, fe)])
+                          [(st.name, st.cache_key()) for st in (prosody, fx, tok, fe)])
 
         def compute() -> dict[str, np.ndarray]:
             self._prepared("feature_extractor"), self._prepared("tokenizer")

@@ -57,6 +57,11 @@ class Stage(ABC):  # noqa: B024 - abstract through its kind bases
         """Algorithmic latency this stage adds, in samples at its own sample rate."""
         return 0
 
+    def cache_key(self) -> str:
+        """What this stage's outputs depend on besides its inputs (cached features are keyed by it): its
+        config, and whatever a subclass adds (e.g. which model files it found at prepare)."""
+        return repr(self.config)
+
     def set_param(self, key: str, value: Any) -> None:
         """Change one ``Config`` field live (control API). Raises ``ConfigError`` if unknown."""
         from anchorvoice.engine.config import coerce_field

@@ -77,6 +77,10 @@ class EnglishFrontend(GsvFrontend):
         first sentence does not wait."""
         _ = self.lexicon.words, self.lexicon.oov.weights(), self.lexicon.segmenter, self.tagger
 
+    def cache_key(self) -> str:
+        """The config and the homograph tagger in use (installing NLTK's changes a reference's phones)."""
+        return f"{self.config!r}|{self.tagger_name or 'unprepared'}"
+
     @property
     def tagger(self) -> Tagger:
         """The part-of-speech tagger for homographs (chosen by ``pos_tagger`` on first use)."""

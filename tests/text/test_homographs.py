@@ -286,3 +286,17 @@ def test_the_tagger_is_read_from_nltks_zip_too(tagger_dir: Path, tmp_path: Path,
     tokens = ["Please", "record", "your", "message", "."]
     ref: Any = nltk_tagger
     assert fe.tagger.tag(tokens) == [t for _, t in ref.tag(tokens)]
+
+
+def test_cached_prompts_are_keyed_by_the_tagger_found(tagger_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installing NLTK's tagger changes a reference text's phones under the same "auto" config, so the key
+    that caches a voice's prompt must change too."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NLTK_DATA", str(tmp_path / "none"))
+    before = EnglishFrontend()
+    before.prepare(None)
+    monkeypatch.setenv("NLTK_DATA", str(tagger_dir))
+    after = EnglishFrontend()
+    after.prepare(None)
+    assert before.config == after.config and before.cache_key() != after.cache_key()
