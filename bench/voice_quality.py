@@ -159,9 +159,16 @@ def speakers(texts: dict[str, str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+LIVE_SET: dict[str, str] = {}
+"""``--live-set KEY=VALUE``: converter parameters for the live job (e.g. ``live=psola``)."""
+
+
 def _live(engine: Engine, audio: AudioFrame, voice: str, block_ms: int = 10) -> AudioFrame:
     """``audio`` through the vc preset's converter as the live loop feeds it (fresh stream, blocks)."""
     conv = engine.pipeline("vc", voice).converter
+    for key, value in LIVE_SET.items():
+        conv.set_param(key, value)
+    conv.reset()  # a fresh stream, with those settings (they may change the latency)
     x = resample(audio.samples, audio.sample_rate, conv.sample_rate)
     step = conv.sample_rate * block_ms // 1000
     lat = conv.latency_samples
@@ -245,7 +252,12 @@ def main() -> None:
     p.add_argument("--targets", nargs="+", default=["allison", "rms", "slt", "high", "deep"])
     p.add_argument("--inputs", nargs="+", default=["allison", "rms", "kal", "slt", "awb", "deep", "high"])
     p.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
+    p.add_argument("--live-set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="converter parameters for the live job, e.g. live=psola")
     a = p.parse_args()
+    LIVE_SET.update(kv.split("=", 1) for kv in a.live_set)
+    if LIVE_SET:
+        print(f"live job converter settings: {LIVE_SET}")
     print(machine_line())
     print(HEADER)
     rows = run(a.jobs, a.clips, a.targets, a.inputs)

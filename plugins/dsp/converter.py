@@ -13,6 +13,8 @@ tracks the input's running median f0 and mean envelope (:mod:`anchorvoice.plugin
   resonances, not only the average,
 
 then runs the STFT shifter (:mod:`anchorvoice.plugins.dsp.shifter`). Latency 512 samples = 32 ms at 16 kHz.
+With ``live = "psola"`` the shifter only analyses (its frames feed the same statistics) and a causal
+TD-PSOLA (:mod:`anchorvoice.plugins.dsp.psola_stream`, 40 ms) shifts with the ratios they give.
 
 Whole clips (``convert``: a file, or each sentence the embedded TTS speaks) go through TD-PSOLA
 instead (:mod:`anchorvoice.plugins.dsp.offline`), at the clip's own rate, unless ``offline = "stream"``.
@@ -31,7 +33,7 @@ from anchorvoice.engine.stages import VoiceConverter
 from anchorvoice.errors import ReferenceAudioError, StageError, VoiceError
 from anchorvoice.frames import AudioFrame
 from anchorvoice.plugins.dsp import analysis as an
-from anchorvoice.plugins.dsp import offline
+from anchorvoice.plugins.dsp import offline, psola_stream
 from anchorvoice.plugins.dsp.shifter import LATENCY, Shifter
 from anchorvoice.plugins.dsp.timbre import FrameMatcher, build_codebook
 from anchorvoice.plugins.dsp.tracker import InputTracker
@@ -44,6 +46,8 @@ STATS_VERSION = 2
 2: pitch from pYIN + continuity path, ``envelope_codebook`` for frame-wise timbre matching."""
 OFFLINE_METHODS = ("psola", "stream")
 """Values of ``DspConfig.offline``."""
+LIVE_METHODS = ("stft", "psola")
+"""Values of ``DspConfig.live``."""
 MAX_CLIP_RATE = 48000
 """Highest rate a whole clip is converted at (a 96 kHz file is taken down to 48 kHz)."""
 MIN_VOICED_FRAMES = 63
@@ -85,7 +89,11 @@ class DspConfig:
     """How whole clips (``convert`` on a file, each sentence the embedded TTS speaks) are converted:
     ``psola`` (pitch-synchronous overlap-add over the whole clip, :mod:`anchorvoice.plugins.dsp.offline`:
     no phase-vocoder artifacts: DNSMOS median +0.25 over 30 voice pairs, up to +1 on large shifts) or
-    ``stream`` (the live STFT shifter, block by block). Live audio always uses the STFT shifter."""
+    ``stream`` (the live STFT shifter, block by block)."""
+    live: str = "stft"
+    """How live audio is shifted: ``stft`` (the STFT shifter, 32 ms) or ``psola`` (causal TD-PSOLA,
+    :mod:`anchorvoice.plugins.dsp.psola_stream`, 40 ms; no frame-wise timbre matching or equaliser).
+    Takes effect at the next stream (``reset``)."""
 
 
 def _clip_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,6 +125,9 @@ class DspVoiceConverter(VoiceConverter):
         self._target_spread: float | None = None
         """Log interquartile ratio of the voice's pitch (its range), from its statistics."""
         self._matcher: FrameMatcher | None = None
+        self._live = self.config.live
+        self._psola = psola_stream.StreamPsola()
+        self._shifter.analyse_only = self._live == "psola"
         self._dry = np.zeros(LATENCY, np.float32)
         self._seed: tuple[np.ndarray, np.ndarray] | None = None
         self._locked = False
@@ -141,8 +152,8 @@ class DspVoiceConverter(VoiceConverter):
 
     @property
     def latency_samples(self) -> int:
-        """512 samples (32 ms at 16 kHz): one STFT frame."""
-        return LATENCY
+        """512 samples (32 ms at 16 kHz, one STFT frame); 640 (40 ms) with ``live = "psola"``."""
+        return psola_stream.LATENCY if self._live == "psola" else LATENCY
 
     @classmethod
     def analyze_reference(cls, audio: AudioFrame) -> dict[str, Any]:
@@ -219,7 +230,12 @@ class DspVoiceConverter(VoiceConverter):
             self._matcher.reset()
         if self._seed is not None:
             self._tracker.seed(*self._seed)
-        self._dry = np.zeros(LATENCY, np.float32)
+        if self.config.live not in LIVE_METHODS:
+            raise StageError(f"dsp live = {self.config.live!r}; use one of {', '.join(LIVE_METHODS)}")
+        self._live = self.config.live
+        self._shifter.analyse_only = self._live == "psola"
+        self._psola.reset()
+        self._dry = np.zeros(self.latency_samples, np.float32)
 
     def convert(self, audio: AudioFrame, block_size: int = 4096) -> AudioFrame:
         """Offline conversion of a whole clip (aligned, same length).
@@ -323,11 +339,14 @@ class DspVoiceConverter(VoiceConverter):
         # A NaN would stay in the overlap-add and phase state; clean (and log) it at the door.
         x = clean_samples(block.samples, "dsp converter input")
         wet = self._shifter.process(x, self._on_frame)
+        if self._live == "psola":  # the shifter only analysed: its tracker set the ratios
+            sh = self._shifter
+            wet = self._psola.process(x, sh.ratio, sh.formant_ratio)
         mix = float(np.clip(self.config.mix, 0.0, 1.0))
         if mix < 1.0:
             self._dry = np.concatenate([self._dry, x])
             dry, self._dry = self._dry[: len(wet)], self._dry[len(wet) :]
             wet = (mix * wet + (1.0 - mix) * dry).astype(np.float32)
         else:
-            self._dry = np.concatenate([self._dry, x])[-LATENCY:]
+            self._dry = np.concatenate([self._dry, x])[-self.latency_samples:]
         return block.with_samples(wet)

@@ -11,8 +11,8 @@ copied through with short overlapping windows.
 Unlike a phase vocoder no frame-wise phase is rebuilt, so there is no "phasiness": measured with
 DNSMOS on real and synthetic speech (bench/voice_quality.py) it keeps most of the input's quality
 where the streaming STFT shifter loses 0.3-1.3 points. It needs one period of look-ahead and a
-pitch track of the whole clip, which is why the live path keeps the STFT shifter
-(:mod:`anchorvoice.plugins.dsp.shifter`).
+pitch track of the whole clip; live audio uses the STFT shifter (:mod:`anchorvoice.plugins.dsp.shifter`)
+or, with ``live = "psola"``, the causal variant of :mod:`anchorvoice.plugins.dsp.psola_stream`.
 """
 
 from __future__ import annotations

@@ -146,6 +146,8 @@ class Shifter:
         self.keep_loudness = True
         self.envelope_fn: Callable[[F64], F64] | None = None
         """Optional per-frame map of the (warped) natural-log envelope to the one to impose."""
+        self.analyse_only = False
+        """Run the analysis and ``on_frame`` only, output silence (another synthesis uses the ratios)."""
         self.reset()
 
     def reset(self) -> None:
@@ -184,6 +186,8 @@ class Shifter:
         log_env = log_envelopes(np.log(mag + 1e-9))
         if on_frame is not None:
             on_frame(frame, log_env)
+        if self.analyse_only:
+            return np.zeros(HOP)
         flat = spec / np.exp(log_env)
         re, im, rot = _shift_frame(
             mag, flat.real, flat.imag, phase, self._prev_phase, self._prev_rot,
