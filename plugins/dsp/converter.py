@@ -339,9 +339,13 @@ class DspVoiceConverter(VoiceConverter):
         # A NaN would stay in the overlap-add and phase state; clean (and log) it at the door.
         x = clean_samples(block.samples, "dsp converter input")
         wet = self._shifter.process(x, self._on_frame)
-        if self._live == "psola":  # the shifter only analysed: its tracker set the ratios
-            sh = self._shifter
-            wet = self._psola.process(x, sh.ratio, sh.formant_ratio)
+        if self._live == "psola":  # the shifter only analysed: its tracker set the pitch ratio
+            sh, cfg = self._shifter, self.config
+            formant = cfg.formant_ratio
+            if formant is None:  # as for whole clips: a quarter of the pitch move (offline.FORMANT_PER_PITCH)
+                limit = math.log(cfg.max_formant_ratio)
+                formant = math.exp(float(np.clip(offline.FORMANT_PER_PITCH * math.log(sh.ratio), -limit, limit)))
+            wet = self._psola.process(x, sh.ratio, formant)
         mix = float(np.clip(self.config.mix, 0.0, 1.0))
         if mix < 1.0:
             self._dry = np.concatenate([self._dry, x])
