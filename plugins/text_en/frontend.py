@@ -85,12 +85,13 @@ class EnglishFrontend(GsvFrontend):
     def tagger(self) -> Tagger:
         """The part-of-speech tagger for homographs (chosen by ``pos_tagger`` on first use)."""
         if self._tagger is None:
-            folder = find_tagger(getattr(self.config, "pos_tagger", "auto"))
+            setting = getattr(self.config, "pos_tagger", "auto")  # a plain FrontendConfig has none
+            folder = find_tagger(setting)
             if folder is not None:
                 self._tagger, self.tagger_name = PerceptronTagger.load(folder), f"nltk {folder}"
             else:
                 self._tagger, self.tagger_name = RuleTagger(), "rules"
-                if getattr(self.config, "pos_tagger", "auto") == "auto":
+                if setting == "auto":
                     log.info("English homographs are tagged by built-in rules: NLTK's %s was not found "
                              "(set NLTK_DATA to a GPT-SoVITS install's nltk_data for the official readings)",
                              TAGGER_NAME)

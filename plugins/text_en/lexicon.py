@@ -38,7 +38,6 @@ from anchorvoice.plugins.text_en.homographs import homograph_table, reading
 DATA_FILE = "lexicon_gsv.txt.gz"
 _VOICELESS = frozenset(("P", "T", "K", "F", "TH", "HH"))
 _SIBILANT = frozenset(("S", "Z", "SH", "ZH", "CH", "JH"))
-_MIN_COMPOUND_PART = 3
 
 
 class Pronunciations(Mapping[str, list[list[str]]]):
