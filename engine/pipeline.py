@@ -31,6 +31,7 @@ from anchorvoice.engine.pipeline_config import (
     build_stage,
     frontend_class,
     frontend_config,
+    frontend_languages,
 )
 from anchorvoice.engine.plugins import PluginManager
 from anchorvoice.engine.stages import (
@@ -233,17 +234,16 @@ class Pipeline:
         """The text frontend for ``language`` (the first registered one that lists it)."""
         if language not in self._frontends:
             cls = frontend_class(self.pm, language)
-            if cls is not None:
-                params = self.config.frontends.get(language, {})
-                fe = cls(frontend_config(self.pm, language, params, self.config.source))
-                fe.prepare(self.voice)
-                self._frontends[language] = fe
-            else:
-                have = sorted({lg for c in self.pm.stages("text_frontend") for lg in getattr(c, "languages", ())})
+            if cls is None:
                 raise UnsupportedLanguageError(
                     f"no text frontend for language {language!r}; installed languages: "
-                    f"{', '.join(have) or 'none'} (add a language plugin, see `anchorvoice plugins`)"
+                    f"{', '.join(frontend_languages(self.pm)) or 'none'} "
+                    "(add a language plugin, see `anchorvoice plugins`)"
                 )
+            params = self.config.frontends.get(language, {})
+            fe = cls(frontend_config(cls, language, params, self.config.source))
+            fe.prepare(self.voice)
+            self._frontends[language] = fe
         return self._frontends[language]
 
     def prompt_ready(self, style: str | None = None) -> str:

@@ -138,7 +138,12 @@ def parse_pipeline(data: dict[str, Any], pm: PluginManager, source: str = "<memo
         if cand.plugin in pm.names("base_voice"):
             _validate_stage(pm, "base_voice", StageSpec(cand.plugin, cand.params), source, f"base_voices[{i}]")
     for language, params in cfg.frontends.items():
-        frontend_config(pm, language, params, source)
+        cls = frontend_class(pm, language)
+        if cls is None:
+            have = ", ".join(frontend_languages(pm)) or "none"
+            raise ConfigError(f"no text frontend speaks {language!r}; languages: {have}",
+                              source=source, key=f"frontends.{language}")
+        frontend_config(cls, language, params, source)
     return cfg
 
 
@@ -150,13 +155,13 @@ def frontend_class(pm: PluginManager, language: str) -> Any | None:
     return None
 
 
-def frontend_config(pm: PluginManager, language: str, params: dict[str, Any], source: str = "<memory>") -> Any:
-    """The validated Config of ``language``'s text frontend from ``[frontends.<language>]`` values."""
-    cls = frontend_class(pm, language)
-    if cls is None:
-        have = sorted({lg for c in pm.stages("text_frontend") for lg in getattr(c, "languages", ())})
-        raise ConfigError(f"no text frontend speaks {language!r}; languages: {', '.join(have) or 'none'}",
-                          source=source, key=f"frontends.{language}")
+def frontend_languages(pm: PluginManager) -> list[str]:
+    """Every language a registered text frontend speaks, sorted."""
+    return sorted({lg for c in pm.stages("text_frontend") for lg in getattr(c, "languages", ())})
+
+
+def frontend_config(cls: Any, language: str, params: dict[str, Any], source: str = "<memory>") -> Any:
+    """The validated Config of the text frontend ``cls`` from ``[frontends.<language>]`` values."""
     return from_dict(cls.Config, params, source=source, prefix=f"frontends.{language}")
 
 
