@@ -158,11 +158,11 @@ def run_train(args: argparse.Namespace) -> int:
         try:
             assert result.reference is not None
             # --lora: the voice keeps only its adapters, as a delta on the shared base (a few MB, not a model)
+            from safetensors.torch import load_file
+
             bases = {"sovits": opts.base_sovits, "gpt": opts.base_gpt}
             for kind, delta_file in result.lora.items():
                 if bases.get(kind):
-                    from safetensors.torch import load_file
-
                     models[kind] = engine.store_model_delta(kind, bases[kind], load_file(str(delta_file)))
             voice = engine.add_voice(args.name, [result.reference], ref_text=result.reference_text,
                                      ref_lang=result.reference_lang, models=models, overwrite=args.overwrite)

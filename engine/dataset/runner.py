@@ -99,9 +99,10 @@ def run_steps(folder: Path, manifest: Manifest, steps: list[DatasetStep], report
         state = manifest.steps.setdefault(step.name, {"fingerprint": step.fingerprint(), "hashes": {}})
         state["fingerprint"] = step.fingerprint()
         hashes: dict[str, str] = state.setdefault("hashes", {})
-        if state.get("settings", "") != step.settings_key():
+        settings = step.settings_key()
+        if state.get("settings", "") != settings:
             hashes.clear()  # other settings: every clip's outputs are done again
-            state["settings"] = step.settings_key()
+            state["settings"] = settings
         for stale in [n for n in hashes if n not in manifest.clips]:
             del hashes[stale]
         phase = PhaseProgress(step.name, len(clips), report)
