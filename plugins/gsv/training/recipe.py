@@ -305,15 +305,7 @@ class FineTune:
         out = self.run_dir / f"{opts.name}-sovits.pth"
         if self.rank == 0:
             epochs = max(1, final // max(1, per_epoch))
-            s2_export: nn.Module = model
-            if opts.lora:
-                from anchorvoice.plugins.gsv.training.lora import merged_copy
-                from anchorvoice.plugins.gsv.training.lora_export import store_delta, write_delta
-
-                s2_export = merged_copy(model)
-                if self.sovits_ckpt is not None:
-                    self.lora_files["sovits"] = write_delta(self.run_dir / f"{opts.name}-sovits.lora.safetensors",
-                                                            store_delta(model, self.sovits_ckpt.weights))
+            s2_export = self._export(model, "sovits", self.sovits_ckpt.weights if self.sovits_ckpt else None)
             info = f"{epochs}epoch_{final}iteration"
             write_sovits(out, s2_export, self._base_config(), info, self.sovits_cfg.version)
             write_discriminator(self.run_dir / f"{opts.name}-disc.pth", _unwrap(disc))
@@ -399,17 +391,21 @@ class FineTune:
         final = loop.run(start)
         out = self.run_dir / f"{opts.name}-gpt.ckpt"
         if self.rank == 0:
-            export: nn.Module = t2s
-            if opts.lora:
-                from anchorvoice.plugins.gsv.training.lora import merged_copy
-                from anchorvoice.plugins.gsv.training.lora_export import store_delta, write_delta
-
-                export = merged_copy(t2s)
-                if base_weights is not None:
-                    self.lora_files["gpt"] = write_delta(self.run_dir / f"{opts.name}-gpt.lora.safetensors",
-                                                         store_delta(t2s, base_weights))
-            write_gpt(out, export, config, f"GPT-e{max(1, final // max(1, per_epoch))}")
+            write_gpt(out, self._export(t2s, "gpt", base_weights), config, f"GPT-e{max(1, final // max(1, per_epoch))}")
         return out, final
+
+    def _export(self, model: nn.Module, kind: str, base_weights: dict[str, Tensor] | None) -> nn.Module:
+        """The model to write in the official format: with ``--lora`` the adapters merged, and, when there is
+        a base, the adapters also written as a voice-store delta on it (``<name>-<kind>.lora.safetensors``)."""
+        if not self.opts.lora:
+            return model
+        from anchorvoice.plugins.gsv.training.lora import merged_copy
+        from anchorvoice.plugins.gsv.training.lora_export import store_delta, write_delta
+
+        if base_weights is not None:
+            path = self.run_dir / f"{self.opts.name}-{kind}.lora.safetensors"
+            self.lora_files[kind] = write_delta(path, store_delta(model, base_weights))
+        return merged_copy(model)
 
     def _pending_path(self, rank: int) -> Path:
         return self.run_dir / f"pending-gpt-r{rank}.pt"
