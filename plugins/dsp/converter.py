@@ -341,10 +341,9 @@ class DspVoiceConverter(VoiceConverter):
         wet = self._shifter.process(x, self._on_frame)
         if self._live == "psola":  # the shifter only analysed: its tracker set the pitch ratio
             sh, cfg = self._shifter, self.config
-            formant = cfg.formant_ratio
-            if formant is None:  # as for whole clips: a quarter of the pitch move (offline.FORMANT_PER_PITCH)
-                limit = math.log(cfg.max_formant_ratio)
-                formant = math.exp(float(np.clip(offline.FORMANT_PER_PITCH * math.log(sh.ratio), -limit, limit)))
+            formant = cfg.formant_ratio  # else as for whole clips: a quarter of the pitch move
+            if formant is None:
+                formant = offline.formant_for_pitch(sh.ratio, cfg.max_formant_ratio)
             wet = self._psola.process(x, sh.ratio, formant)
         mix = float(np.clip(self.config.mix, 0.0, 1.0))
         if mix < 1.0:

@@ -54,6 +54,13 @@ class ClipShift:
     input_median_f0_hz: float | None
 
 
+def formant_for_pitch(pitch_ratio: float, max_formant_ratio: float) -> float:
+    """The formant ratio that goes with ``pitch_ratio``: ``pitch_ratio ** FORMANT_PER_PITCH`` within
+    ``max_formant_ratio`` (and its inverse)."""
+    limit = np.log(max_formant_ratio)
+    return float(np.exp(np.clip(FORMANT_PER_PITCH * np.log(pitch_ratio), -limit, limit)))
+
+
 def equalise(x: npt.NDArray[np.floating], gain_db: F64, rate: int = an.SAMPLE_RATE) -> F32:
     """``x`` (at ``rate``) filtered by the smooth gain curve ``gain_db`` (N_FFT//2+1 bins of the
     16 kHz analysis frame; above 8 kHz its last value holds), zero-phase, same length
@@ -147,8 +154,7 @@ def convert_clip(
             limit = np.log(max_pitch_ratio)
             pitch_ratio = float(np.exp(np.clip(strength * np.log(target_f0 / median_f0), -limit, limit)))
     if formant_ratio is None:
-        limit = np.log(max_formant_ratio)
-        formant_ratio = float(np.exp(np.clip(FORMANT_PER_PITCH * np.log(pitch_ratio), -limit, limit)))
+        formant_ratio = formant_for_pitch(pitch_ratio, max_formant_ratio)
     ratio: float | F64 = pitch_ratio
     if automatic and target_f0_spread and median_f0 is not None:  # a fixed shift stays a plain shift
         ratio = contour_ratios(f0, voiced, pitch_ratio, median_f0, target_f0_spread, strength)

@@ -98,7 +98,7 @@ def pitch_marks(
     return np.asarray(pos, dtype=np.int64), np.asarray(per, dtype=np.float64)
 
 
-def _grain(x: F64, centre: int, half: int) -> F64:
+def grain(x: F64, centre: int, half: int) -> F64:
     """Hann-windowed 2*half+1 samples of ``x`` around ``centre`` (zeros outside the clip)."""
     g = np.zeros(2 * half + 1)
     lo = centre - half
@@ -129,19 +129,29 @@ def bandwidth_hz(x: F64, rate: int) -> float:
     return float(above[-1] * rate / size) if len(above) else rate / 2.0
 
 
-def _refill_top(squeezed: F64, grain: F64, formant: float, edge_hz: float, rate: int) -> F64:
+def _refill_top(squeezed: F64, original: F64, formant: float, edge_hz: float, rate: int) -> F64:
     """A grain stretched by ``formant`` < 1 leaves the band from ``formant * edge_hz`` up to the
     clip's edge empty; the original grain's content there fills it (as band replication does in
     codecs), so a lower voice does not come out duller than the input was bright."""
-    size = 1 << int(np.ceil(np.log2(max(len(squeezed), len(grain)))))
+    size = 1 << int(np.ceil(np.log2(max(len(squeezed), len(original)))))
     freqs = np.fft.rfftfreq(size, 1.0 / rate)
     lo = formant * edge_hz
     fade = np.clip((freqs - lo) / max(1.0, 0.05 * edge_hz), 0.0, 1.0)
-    top = np.fft.irfft(np.fft.rfft(grain, size) * fade, size)[: len(grain)]
+    top = np.fft.irfft(np.fft.rfft(original, size) * fade, size)[: len(original)]
     out = squeezed.copy()
     offset = (len(out) - len(top)) // 2
     out[offset : offset + len(top)] += top
     return out
+
+
+def shaped_grain(x: F64, centre: int, half: int, formant: float, edge_hz: float, rate: int) -> F64:
+    """The voiced grain around ``centre``, squeezed in time by ``formant`` (resonances times ``formant``);
+    a lower formant's emptied top band (up to ``edge_hz``) refilled from the original grain."""
+    g = grain(x, centre, half)
+    if formant == 1.0:
+        return g
+    squeezed = _squeeze(g, formant)
+    return _refill_top(squeezed, g, formant, edge_hz, rate) if formant < 1.0 else squeezed
 
 
 def shift(
@@ -186,13 +196,10 @@ def shift(
             local = float(marks[i + 1] - marks[i]) if i + 1 < len(marks) and periods[i + 1] > 0 else p
             step = (local if 0.5 * p <= local <= 1.5 * p else p) / r
             half = max(1, int(round(p / max(1.0, r) ** GRAIN_SHRINK)))
-            g = _grain(x, int(marks[i]), half)
-            if formant != 1.0:
-                squeezed = _squeeze(g, formant)
-                g = _refill_top(squeezed, g, formant, edge, rate) if formant < 1.0 else squeezed
+            g = shaped_grain(x, int(marks[i]), half, formant, edge, rate)
         else:
             step = float(unvoiced_hop)
-            g = _grain(x, int(round(t)), unvoiced_hop)
+            g = grain(x, int(round(t)), unvoiced_hop)
         was_voiced = p > 0
         start = int(round(t)) - (len(g) - 1) // 2 + pad
         if 0 <= start and start + len(g) <= len(y):

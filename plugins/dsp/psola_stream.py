@@ -16,10 +16,12 @@ together or further apart than they were cut).
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 import numpy.typing as npt
 
-from anchorvoice.plugins.dsp.psola import GRAIN_SHRINK, MARK_SEARCH, SMOOTH_S, _grain, _refill_top, _squeeze
+from anchorvoice.plugins.dsp.psola import GRAIN_SHRINK, MARK_SEARCH, SMOOTH_S, grain, shaped_grain
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
@@ -54,7 +56,8 @@ class StreamPsola:
         self._x0 = -LATENCY
         self._y: F64 = np.zeros(LATENCY + 4 * MAX_LAG)  # output accumulator from _y0 on
         self._y0 = -LATENCY
-        self._marks: list[tuple[int, float]] = []  # (absolute position, period; 0 = unvoiced)
+        self._pos: list[int] = []  # mark positions (absolute, increasing)
+        self._per: list[float] = []  # their periods (0 = unvoiced)
         self._next = 0  # where the next mark is looked for
         self._sign = 1.0
         self._ts = 0.0  # synthesis time of the next grain
@@ -124,12 +127,13 @@ class StreamPsola:
         """Place every mark whose grain the input already holds."""
         while True:
             t = self._next
-            prev = self._marks[-1][1] if self._marks else 0.0
+            prev = self._per[-1] if self._per else 0.0
             p = self._period(t, prev)
             if p <= 0:
                 if t + UNVOICED_HOP > self._n_in:
                     return
-                self._marks.append((t, 0.0))
+                self._pos.append(t)
+                self._per.append(0.0)
                 self._next = t + UNVOICED_HOP
                 continue
             in_run = prev > 0
@@ -141,34 +145,30 @@ class StreamPsola:
                 seg = self._x[lo - self._x0 : hi - self._x0]
                 self._sign = 1.0 if seg.max(initial=0.0) >= -seg.min(initial=0.0) else -1.0
             m = lo + int(np.argmax(self._lowpassed(lo, hi)))
-            self._marks.append((m, p))
+            self._pos.append(m)
+            self._per.append(p)
             self._next = max(m + 1, int(round(m + p)))
 
     # -- synthesis ------------------------------------------------------------------------
     def _synthesise(self, ratio: float, formant: float) -> None:
-        marks = self._marks
-        while marks:
-            pos = np.fromiter((m for m, _ in marks), dtype=np.int64, count=len(marks))
-            i = int(np.searchsorted(pos, self._ts))
-            if i >= len(marks):  # the nearest mark may still come
+        pos, per = self._pos, self._per
+        while pos:
+            i = bisect.bisect_left(pos, self._ts)
+            if i >= len(pos):  # the nearest mark may still come
                 return
             if i > 0 and self._ts - pos[i - 1] <= pos[i] - self._ts:
                 i -= 1
-            m, p = marks[i]
+            m, p = pos[i], per[i]
             if p > 0:
                 if not self._was_voiced:
                     self._ts = float(m)
-                nxt = marks[i + 1] if i + 1 < len(marks) else None
-                local = float(nxt[0] - m) if nxt is not None and nxt[1] > 0 else p
+                local = float(pos[i + 1] - m) if i + 1 < len(pos) and per[i + 1] > 0 else p
                 step = (local if 0.5 * p <= local <= 1.5 * p else p) / ratio
                 half = min(MAX_HALF, max(1, int(round(p / max(1.0, ratio) ** GRAIN_SHRINK))))
-                g = _grain(self._x, m - self._x0, half)
-                if formant != 1.0:
-                    sq = _squeeze(g, formant)
-                    g = _refill_top(sq, g, formant, RATE / 2.0, RATE) if formant < 1.0 else sq
+                g = shaped_grain(self._x, m - self._x0, half, formant, RATE / 2.0, RATE)
             else:
                 step = float(UNVOICED_HOP)
-                g = _grain(self._x, int(round(self._ts)) - self._x0, UNVOICED_HOP)
+                g = grain(self._x, int(round(self._ts)) - self._x0, UNVOICED_HOP)
             self._was_voiced = p > 0
             start = int(round(self._ts)) - (len(g) - 1) // 2 - self._y0
             end = start + len(g)
@@ -180,9 +180,9 @@ class StreamPsola:
                 self._y[: max(0, end)] += g[-start:] if end > 0 else 0.0
             self._ts += max(step, 1.0)
             # marks far behind the synthesis point are no longer needed
-            drop = int(np.searchsorted(pos, self._ts - 2 * MAX_LAG))
-            if drop > 1:
-                del marks[: drop - 1]
+            drop = bisect.bisect_left(pos, self._ts - 2 * MAX_LAG) - 1
+            if drop > 0:
+                del pos[:drop], per[:drop]
 
     # -- blocks ---------------------------------------------------------------------------
     def process(self, block: npt.NDArray[np.floating], ratio: float, formant: float = 1.0) -> F32:
