@@ -236,3 +236,28 @@ def voiced_frames(x: npt.NDArray[np.floating]) -> tuple[F64, npt.NDArray[np.bool
     loud = np.percentile(level, 95) if len(level) else 0.0
     voiced = (f0 > 0) & (level > loud - 30.0) & (level > -60.0)
     return f0, voiced
+
+
+class LevelFollower:
+    """Gain that keeps a processed signal's running energy equal to its input's: both energies are
+    averaged with ``memory`` per update, and the correction stays within x``limit`` / x1/``limit``
+    (beyond that the estimate is not speech). Pitch and formant shifts change the energy (a partial
+    moved toward a formant gets louder); a voice changer should not."""
+
+    def __init__(self, memory: float, limit: float = 2.0) -> None:
+        self.memory = memory
+        self.limit = limit
+        self.reset()
+
+    def reset(self) -> None:
+        self._in = 0.0
+        self._out = 0.0
+
+    def gain(self, energy_in: float, energy_out: float) -> float:
+        """The amplitude factor for the update whose input and output energies are given."""
+        a = self.memory
+        self._in = a * self._in + energy_in
+        self._out = a * self._out + energy_out
+        if self._out <= 0.0:
+            return 1.0
+        return float(np.clip(np.sqrt(self._in / self._out), 1 / self.limit, self.limit))

@@ -21,6 +21,7 @@ import bisect
 import numpy as np
 import numpy.typing as npt
 
+from anchorvoice.plugins.dsp.analysis import LevelFollower
 from anchorvoice.plugins.dsp.psola import GRAIN_SHRINK, MARK_SEARCH, SMOOTH_S, grain, shaped_grain
 
 F64 = npt.NDArray[np.float64]
@@ -64,8 +65,7 @@ class StreamPsola:
         self._was_voiced = False
         self._n_in = 0
         self._n_out = -LATENCY
-        self._e_in = 0.0
-        self._e_out = 0.0
+        self._level = LevelFollower(_LEVEL_MEMORY, _LEVEL_LIMIT)
 
     # -- analysis -------------------------------------------------------------------------
     def _period(self, end: int, previous: float) -> float:
@@ -197,17 +197,9 @@ class StreamPsola:
         if len(out) < len(x):
             out = np.concatenate([out, np.zeros(len(x) - len(out))])
         self._n_out += len(x)
-        out *= self._level(x, out)
+        out *= self._level.gain(float(np.dot(x, x)), float(np.dot(out, out)))
         self._trim()
         return out.astype(np.float32)
-
-    def _level(self, x: F64, out: F64) -> float:
-        a = _LEVEL_MEMORY
-        self._e_in = a * self._e_in + float(np.dot(x, x))
-        self._e_out = a * self._e_out + float(np.dot(out, out))
-        if self._e_out <= 0.0:
-            return 1.0
-        return float(np.clip(np.sqrt(self._e_in / self._e_out), 1 / _LEVEL_LIMIT, _LEVEL_LIMIT))
 
     def _trim(self) -> None:
         keep_from = min(self._next, int(self._ts)) - _KEEP

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from anchorvoice.plugins.dsp.analysis import HOP, N_FFT, log_envelopes, warp
+from anchorvoice.plugins.dsp.analysis import HOP, N_FFT, LevelFollower, log_envelopes, warp
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -159,8 +159,7 @@ class Shifter:
         self._prev_phase: F64 = np.zeros(_K)
         self._prev_rot: F64 = np.zeros(_K)
         self._frame_index = 0
-        self._energy_in = 0.0
-        self._energy_out = 0.0
+        self._level = LevelFollower(_LOUDNESS_MEMORY, _LOUDNESS_LIMIT)
 
     def process(self, block: F32, on_frame: FrameHook | None = None) -> F32:
         """Consume ``block``; return ``len(block)`` output samples delayed by LATENCY."""
@@ -201,22 +200,10 @@ class Shifter:
             target = self.envelope_fn(target)
         out_spec = (re + 1j * im) * np.exp(target + self.eq)
         if self.keep_loudness:
-            out_spec *= self._loudness_gain(mag, out_spec)
+            out_spec *= self._level.gain(float(np.sum(mag**2)), float(np.sum(np.abs(out_spec) ** 2)))
         synth = np.roll(np.fft.irfft(out_spec, N_FFT), N_FFT // 2) * _WINDOW / _OLA_GAIN
         self._ola += synth
         done = self._ola[:HOP].copy()
         self._ola = np.concatenate([self._ola[HOP:], np.zeros(HOP)])
         return done
 
-    def _loudness_gain(self, mag: F64, out_spec: npt.NDArray[np.complex128]) -> float:
-        """Amplitude factor keeping the output's running energy equal to the input's.
-
-        Moving partials along the envelope changes the energy (a pitch raised toward the first
-        formant gets louder, one lowered away from it quieter); a voice changer should not.
-        """
-        a = _LOUDNESS_MEMORY
-        self._energy_in = a * self._energy_in + float(np.sum(mag**2))
-        self._energy_out = a * self._energy_out + float(np.sum(np.abs(out_spec) ** 2))
-        if self._energy_out <= 0.0:
-            return 1.0
-        return float(np.clip(np.sqrt(self._energy_in / self._energy_out), 1 / _LOUDNESS_LIMIT, _LOUDNESS_LIMIT))
