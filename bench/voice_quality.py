@@ -159,14 +159,11 @@ def speakers(texts: dict[str, str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-LIVE_SET: dict[str, str] = {}
-"""``--live-set KEY=VALUE``: converter parameters for the live job (e.g. ``live=psola``)."""
-
-
-def _live(engine: Engine, audio: AudioFrame, voice: str, block_ms: int = 10) -> AudioFrame:
-    """``audio`` through the vc preset's converter as the live loop feeds it (fresh stream, blocks)."""
+def _live(engine: Engine, audio: AudioFrame, voice: str, settings: dict[str, str], block_ms: int = 10) -> AudioFrame:
+    """``audio`` through the vc preset's converter as the live loop feeds it (fresh stream, blocks), with the
+    converter parameters ``settings`` (``--live-set``)."""
     conv = engine.pipeline("vc", voice).converter
-    for key, value in LIVE_SET.items():
+    for key, value in settings.items():
         conv.set_param(key, value)
     conv.reset()  # a fresh stream, with those settings (they may change the latency)
     x = resample(audio.samples, audio.sample_rate, conv.sample_rate)
@@ -180,7 +177,8 @@ def _live(engine: Engine, audio: AudioFrame, voice: str, block_ms: int = 10) -> 
     return AudioFrame(np.concatenate(out)[lat : lat + len(x)], conv.sample_rate)
 
 
-def run(jobs: list[str], n_clips: int, targets: list[str], inputs: list[str]) -> list[dict[str, Any]]:
+def run(jobs: list[str], n_clips: int, targets: list[str], inputs: list[str],
+        live_set: dict[str, str] | None = None) -> list[dict[str, Any]]:
     texts = transcripts()
     spk = speakers(texts)
     judges = Judges()
@@ -206,7 +204,7 @@ def run(jobs: list[str], n_clips: int, targets: list[str], inputs: list[str]) ->
                     for clip, text in clips:
                         if job != "speak":
                             y = (engine.convert(AudioFrame(clip, SR), target) if job == "convert"
-                                 else _live(engine, AudioFrame(clip, SR), target))
+                                 else _live(engine, AudioFrame(clip, SR), target, live_set or {}))
                             per["sim_in"].append(cosine(judges.encoder.embed(clip), held))
                             per["wer_in"].append(wer(text, judges.transcribe(clip)))
                             per["dnsmos_in"].append(judges.dnsmos(clip))
@@ -255,12 +253,12 @@ def main() -> None:
     p.add_argument("--live-set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="converter parameters for the live job, e.g. live=psola")
     a = p.parse_args()
-    LIVE_SET.update(kv.split("=", 1) for kv in a.live_set)
-    if LIVE_SET:
-        print(f"live job converter settings: {LIVE_SET}")
+    live_set = dict(kv.split("=", 1) for kv in a.live_set)
+    if live_set:
+        print(f"live job converter settings: {live_set}")
     print(machine_line())
     print(HEADER)
-    rows = run(a.jobs, a.clips, a.targets, a.inputs)
+    rows = run(a.jobs, a.clips, a.targets, a.inputs, live_set)
     if a.json:
         print(json.dumps(rows, indent=1))
 
