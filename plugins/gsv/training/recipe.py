@@ -48,6 +48,7 @@ from anchorvoice.plugins.gsv.training.sovits_step import (
     SovitsTrainModel,
     collate_sovits,
     item_randomness,
+    unwrap_ddp,
 )
 
 
@@ -277,7 +278,7 @@ class FineTune:
         start = 0
         if state is not None:
             model.load_state_dict(state["model"])
-            _unwrap(disc).load_state_dict(state["disc"])
+            unwrap_ddp(disc).load_state_dict(state["disc"])
             trainer.load_state_dict(state["trainer"])
             start = int(state["step"])
             self.say(f"resuming SoVITS at step {start}")
@@ -295,7 +296,7 @@ class FineTune:
 
         def save(at: int) -> None:
             if self.rank == 0:
-                atomic_save({"model": model.state_dict(), "disc": _unwrap(disc).state_dict(),
+                atomic_save({"model": model.state_dict(), "disc": unwrap_ddp(disc).state_dict(),
                              "trainer": trainer.state_dict(), "step": at}, self._state_path("sovits"))
 
         loop = StageLoop("sovits", opts.sovits_epochs, per_epoch, step, save,
@@ -308,7 +309,7 @@ class FineTune:
             s2_export = self._export(model, "sovits", self.sovits_ckpt.weights if self.sovits_ckpt else None)
             info = f"{epochs}epoch_{final}iteration"
             write_sovits(out, s2_export, self._base_config(), info, self.sovits_cfg.version)
-            write_discriminator(self.run_dir / f"{opts.name}-disc.pth", _unwrap(disc))
+            write_discriminator(self.run_dir / f"{opts.name}-disc.pth", unwrap_ddp(disc))
         if opts.unfreeze_quantizer:
             tokens = self._extract_tokens(model)
             self.data.with_semantic({k: v.tolist() for k, v in tokens.items()})
@@ -431,7 +432,3 @@ class FineTune:
             grads = obj["grads"]
         if grads is not None:
             trainer.load_pending(grads)
-
-
-def _unwrap(m: nn.Module) -> nn.Module:
-    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m

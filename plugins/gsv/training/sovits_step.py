@@ -263,9 +263,14 @@ def generator_loss(fake: list[Tensor]) -> Tensor:
     return torch.stack([torch.mean((1 - g.float()) ** 2) for g in fake]).sum()
 
 
+def unwrap_ddp(m: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
+
+
 def _core(model: nn.Module) -> SovitsTrainModel:
     """The model inside a DistributedDataParallel wrapper (or the model itself)."""
-    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    inner = unwrap_ddp(model)
     if not isinstance(inner, SovitsTrainModel):
         raise TypeError(f"SovitsTrainer needs a SovitsTrainModel, got {type(inner).__name__}")
     return inner
@@ -353,7 +358,7 @@ class SovitsTrainer:
         # The generator step needs the discriminator's gradient with respect to y_hat only: the official
         # trainer also computes (and all-reduces) its weight gradients here and throws them away. Frozen and
         # outside its DDP wrapper, its convolutions skip that half of their backward; the numbers are the same.
-        disc = _plain(self.disc)
+        disc = unwrap_ddp(self.disc)
         disc.requires_grad_(False)
         try:
             with self._autocast():
@@ -386,8 +391,3 @@ class SovitsTrainer:
         self.sched_g.load_state_dict(state["sched_g"])
         self.sched_d.load_state_dict(state["sched_d"])
         self.scaler.load_state_dict(state["scaler"])
-
-
-def _plain(m: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (or the module itself)."""
-    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
