@@ -7,7 +7,8 @@ Stages timed, each on the same ~6 s English paragraph:
 * ``espeak``: espeak-ng synthesis (an external program; wall time includes starting it);
 * ``flite``: flite synthesis (the other base voice);
 * ``dsp offline``: ``DspVoiceConverter.convert`` of the paragraph toward a reference voice;
-* ``dsp live``: the same through ``process`` in 10 ms blocks, as the live loop feeds it;
+* ``dsp live``: the same through ``process`` in 10 ms blocks, as the live loop feeds it; ``dsp live psola``
+  the same with ``live = "psola"``;
 * ``highpass`` / ``noise_gate`` / ``compressor`` / ``gain``: each effect at 48 kHz in 10 ms blocks;
 * ``analyze_reference``: the one-off analysis run when a voice is added (per second of reference).
 
@@ -98,7 +99,7 @@ def worker(threads: int, repeats: int) -> dict[str, Any]:
     from anchorvoice.engine.voices import Voice
     from anchorvoice.frames import TextFrame
     from anchorvoice.plugins.base_voice import EspeakVoice, FliteVoice
-    from anchorvoice.plugins.dsp.converter import DspVoiceConverter
+    from anchorvoice.plugins.dsp.converter import DspConfig, DspVoiceConverter
     from anchorvoice.plugins.effects.compressor import CompressorEffect
     from anchorvoice.plugins.effects.gain import GainConfig, GainEffect
     from anchorvoice.plugins.effects.gate import NoiseGateEffect
@@ -125,6 +126,9 @@ def worker(threads: int, repeats: int) -> dict[str, Any]:
     speech = spoken.with_samples(resample(spoken.samples, spoken.sample_rate, sr), sr)
     record("dsp offline", speech.duration, lambda: conv.convert(speech))
     record("dsp live (10 ms blocks)", speech.duration, lambda: _blocks(conv, speech, sr // 100))
+    psola = DspVoiceConverter(DspConfig(live="psola"))
+    psola.prepare(voice)
+    record("dsp live psola (10 ms blocks)", speech.duration, lambda: _blocks(psola, speech, sr // 100))
 
     out_sr = 48000
     loud = spoken.with_samples(resample(spoken.samples, spoken.sample_rate, out_sr), out_sr)
