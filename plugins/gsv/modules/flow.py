@@ -71,6 +71,7 @@ class WN(nn.Module):
     def _forward_one(self, x: Tensor, mask: Tensor, cond: Tensor | None, taps: list[Tensor]) -> Tensor:
         """One item: ``x`` (T, h), ``mask`` (T, 1), ``cond`` (2h*n_layers,), ``taps`` of each layer -> (T, h)."""
         h, t = self.hidden_channels, x.size(0)
+        autocast = torch.is_autocast_enabled(x.device.type)
         output: Tensor | None = None
         layers = zip(self._convs(self.in_layers), taps, self._convs(self.res_skip_layers))
         for i, (in_layer, w, res_skip_layer) in enumerate(layers):
@@ -83,7 +84,11 @@ class WN(nn.Module):
                 bias = bias + cond[i * 2 * h : (i + 1) * 2 * h]
             x_in = torch.addmm(bias, padded[:t], w[0])  # (T, 2h)
             for j in range(1, len(w)):
-                x_in.addmm_(padded[j * dilation : j * dilation + t], w[j])
+                rows = padded[j * dilation : j * dilation + t]
+                if autocast:  # in-place ops are not autocast: x_in is bf16 there, rows and w are not
+                    x_in = torch.addmm(x_in, rows, w[j])
+                else:
+                    x_in.addmm_(rows, w[j])
             acts = torch.tanh(x_in[:, :h]) * torch.sigmoid(x_in[:, h:])
             res_skip = F.linear(acts, res_skip_layer.weight[:, :, 0], res_skip_layer.bias)
             if i < self.n_layers - 1:

@@ -61,6 +61,7 @@ from torch import Tensor, nn
 from anchorvoice.engine.training import NonFiniteLoss
 from anchorvoice.errors import TrainingError
 from anchorvoice.plugins.gsv.t2s_model import SelfAttention, T2SLayer, Text2SemanticDecoder
+from anchorvoice.plugins.gsv.training.precision import autocast, training_precision
 from anchorvoice.plugins.gsv.training.scaled_adam import ScaledAdam
 
 OPTIMIZERS = ("scaled_adam", "adamw")
@@ -248,7 +249,7 @@ class GptTrainer:
         self.model, self.cfg, self.loss_scale = model, cfg, loss_scale
         self.batches_per_epoch = batches_per_epoch
         self.device = next(model.parameters()).device
-        self.precision = precision if self.device.type == "cuda" else "fp32"
+        self.precision = training_precision(precision, self.device)
         self.params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
         self.optim: torch.optim.Optimizer
         if cfg.optimizer == "scaled_adam":
@@ -274,12 +275,11 @@ class GptTrainer:
         batch = batch.to(self.device)
         self.model.train()
         due = self.steps_here(index)
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
         # Under DDP a batch that does not step keeps its gradient local (no all-reduce); the batch that
         # steps all-reduces the sum of the cycle: the same mean gradient with one reduction per step.
         local = not due and isinstance(self.model, nn.parallel.DistributedDataParallel)
         with self.model.no_sync() if local else nullcontext():  # type: ignore[operator]
-            with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            with autocast(self.device, self.precision):
                 loss, n, acc = self.model(batch)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"GPT loss is {float(loss)} at optimiser step {self.steps}, batch {index}")

@@ -48,7 +48,7 @@ class TrainOptions:
     device: str = "cpu"
     """``cpu`` or ``cuda`` (``cuda:N`` per process under torchrun)."""
     precision: str = "fp32"
-    """``fp32``, ``fp16`` or ``bf16`` (autocast on CUDA only)."""
+    """``fp32``, ``fp16`` or ``bf16`` autocast (:mod:`.precision`: fp16 on CUDA only, bf16 also on AVX-512 CPUs)."""
     unfreeze_quantizer: bool = False
     """Train ``ssl_proj`` + codebook too (forces SoVITS first and token re-extraction)."""
     lora: int = 0

@@ -37,6 +37,7 @@ from anchorvoice.plugins.gsv.modules.weight_norm import official_key_shapes, tra
 from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn
 from anchorvoice.plugins.gsv.training.lora import is_adapter
 from anchorvoice.plugins.gsv.training.mel import magnitude, mel_filterbank, spec_to_mel
+from anchorvoice.plugins.gsv.training.precision import autocast, training_precision
 
 
 @dataclass
@@ -289,7 +290,7 @@ class SovitsTrainer:
     ) -> None:
         self.model, self.disc, self.tcfg = model, disc, tcfg
         self.device = next(model.parameters()).device
-        self.precision = precision if self.device.type == "cuda" else "fp32"
+        self.precision = training_precision(precision, self.device)
         core = _core(model)
         self.core = core
         if tcfg.freeze_quantizer:
@@ -322,8 +323,7 @@ class SovitsTrainer:
         self.mel_basis = self.mel_basis.to(self.device)
 
     def _autocast(self) -> Any:
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+        return autocast(self.device, self.precision)
 
     def end_epoch(self) -> None:
         """Decay both learning rates (official: once per epoch)."""

@@ -8,19 +8,23 @@ import pytest
 import torch
 
 from anchorvoice.engine.checkpoint_unpickler import load_pickled
+from anchorvoice.errors import TrainingError
 from anchorvoice.plugins.gsv.checkpoint_writer import write_discriminator, write_sovits
 from anchorvoice.plugins.gsv.checkpoints import load_sovits
 from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn
 from anchorvoice.plugins.gsv.spectrogram import linear_spectrogram
 from anchorvoice.plugins.gsv.training.bases import load_discriminator
 from anchorvoice.plugins.gsv.training.dataset import GsvDataset, match_length
+from anchorvoice.plugins.gsv.training import precision as precision_module
 from anchorvoice.plugins.gsv.training.discriminator import MultiPeriodDiscriminator
+from anchorvoice.plugins.gsv.training.precision import training_precision
 from anchorvoice.plugins.gsv.training.sovits_step import (
     SovitsTrainConfig,
     SovitsTrainer,
     SovitsTrainModel,
     collate_sovits,
 )
+from tests.conftest import needs_bf16_kernels
 
 
 def _setup(ref: Path, freeze: bool = True) -> tuple[SovitsTrainModel, SovitsTrainer, dict]:
@@ -110,3 +114,47 @@ def test_mel_loss_decreases_over_steps(gsv_reference: Path, small_dataset: Path)
     for _ in range(6):
         last = trainer.step(batch, slice_starts=torch.tensor([4, 6]))["loss_mel"]
     assert last < min(first)
+
+
+def test_training_precision_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    assert training_precision("fp32", cpu) == "fp32"
+    with pytest.raises(TrainingError, match="needs a CUDA GPU.*bf16"):
+        training_precision("fp16", cpu)
+    with pytest.raises(TrainingError, match="fp32, fp16, bf16"):
+        training_precision("float64", cpu)
+    monkeypatch.setattr(precision_module, "bf16_kernels", lambda: False)  # an AVX2-only CPU
+    with pytest.raises(TrainingError, match="--precision fp32 here"):
+        training_precision("bf16", cpu)
+    monkeypatch.setattr(precision_module, "bf16_kernels", lambda: True)
+    monkeypatch.setattr(precision_module, "native_bf16", lambda: True)
+    assert training_precision("bf16", cpu) == "bf16"
+    assert training_precision("fp16", torch.device("cuda")) == "fp16"  # checked, not run: no GPU needed
+
+
+def test_flow_runs_under_cpu_bf16_autocast(gsv_reference: Path) -> None:
+    """The flow's time-major WN accumulates its taps in place; under autocast that must not mix dtypes."""
+    model, _, _ = _setup(gsv_reference)
+    z = torch.randn(1, model.cfg.inter_channels, 12)
+    mask, g = torch.ones(1, 1, 12), torch.randn(1, model.cfg.gin_channels, 1)
+    with torch.no_grad():
+        exact = model.flow(z, mask, g)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model.flow(z, mask, g)
+    assert low.shape == exact.shape and torch.isfinite(low).all()
+    torch.testing.assert_close(low.float(), exact, atol=0.1, rtol=0.05)
+
+
+@pytest.mark.slow
+@needs_bf16_kernels
+def test_cpu_bf16_step_tracks_the_fp32_step(gsv_reference: Path, small_dataset: Path) -> None:
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        model, _, _ = _setup(gsv_reference)
+        ck = load_sovits(gsv_reference / "s2_v2_small.pth")
+        tcfg = SovitsTrainConfig.from_checkpoint_config(ck.config, segment_size=4 * 640)
+        torch.manual_seed(1)
+        trainer = SovitsTrainer(model, MultiPeriodDiscriminator(), tcfg, precision)
+        losses[precision] = trainer.step(_batch(small_dataset))
+    for name in ("loss_mel", "loss_kl", "loss_disc"):
+        assert losses["bf16"][name] == pytest.approx(losses["fp32"][name], rel=0.05), name
