@@ -74,12 +74,30 @@ def native_bf16() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
+@functools.cache
+def bf16_kernels() -> bool:
+    """Whether PyTorch's oneDNN runs bfloat16 convolutions on this CPU at all. It needs AVX512-BW/VL/DQ,
+    AVX-NE-CONVERT or AMX (emulated, slower than float32, without :func:`native_bf16`); on an AVX2-only
+    CPU it refuses them, and ``precision = "bfloat16"`` cannot run there."""
+    probe = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except RuntimeError:
+        return False
+
+
 def resolve_precision(precision: str, device: str = "cpu") -> InferencePrecision:
     """A stage's ``precision`` option -> the one its model runs in: ``"auto"`` is ``"bfloat16"`` on a CPU
-    with :func:`native_bf16`, else ``"float32"``; anything but float32/bfloat16/auto is refused."""
+    with :func:`native_bf16`, else ``"float32"``; anything but float32/bfloat16/auto is refused, and so is
+    ``"bfloat16"`` on a CPU without :func:`bf16_kernels`."""
     if precision == "auto":
         return "bfloat16" if device == "cpu" and native_bf16() else "float32"
-    return check_precision(precision, "'float32', 'bfloat16' or 'auto'")
+    chosen = check_precision(precision, "'float32', 'bfloat16' or 'auto'")
+    if chosen == "bfloat16" and device == "cpu" and not bf16_kernels():
+        raise ValueError("precision 'bfloat16' needs a CPU with AVX512-BW/VL/DQ, AVX-NE-CONVERT or AMX, which "
+                         "this one lacks (oneDNN refuses bf16 convolutions here): use 'auto' (float32 on this "
+                         "CPU) or 'float32'")
+    return chosen
 
 
 def check_precision(precision: str, allowed: str = "'float32' or 'bfloat16'") -> InferencePrecision:
@@ -101,6 +119,8 @@ def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, add: Tensor | None) 
     nothing for autograd to record (the op has no backward). Cheap first: it runs per call, per token."""
     dtype = x.dtype
     if x.device.type != "cpu" or dtype not in _DTYPES or weight.dtype != dtype or not weight.is_contiguous():
+        return False
+    if dtype == torch.bfloat16 and not bf16_kernels():  # oneDNN has no bf16 inner product on this CPU
         return False
     if (bias is not None and bias.dtype != dtype) or (add is not None and (add.dtype != dtype or add.is_cuda)):
         return False

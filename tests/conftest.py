@@ -8,9 +8,15 @@ import pytest
 
 from anchorvoice.engine.engine import Engine, EngineConfig
 from anchorvoice.engine.plugins import PluginManager
+from anchorvoice.plugins.cpu_kernels import bf16_kernels
 
 REPO = Path(__file__).resolve().parent.parent
 ASTERISK_EN = Path("/usr/share/asterisk/sounds/en")
+
+needs_bf16_kernels = pytest.mark.skipif(
+    not bf16_kernels(), reason="this CPU cannot run oneDNN's bf16 kernels (AVX2 only: no AVX512-BW/VL/DQ, "
+    "AVX-NE-CONVERT or AMX); tests/gsv/test_reduced_precision.py checks the refusal instead")
+"""For tests that run bfloat16 convolutions or GEMMs: they cannot run on an AVX2-only CPU."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

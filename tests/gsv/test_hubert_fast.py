@@ -14,6 +14,7 @@ from anchorvoice.plugins.gsv.hubert_fast import (
     grouped_spectrum,
     overlap_save_size,
 )
+from tests.conftest import needs_bf16_kernels
 
 SMALL = {
     "conv_dim": [32] * 7,
@@ -160,7 +161,7 @@ def test_forward_equals_the_plain_path_and_follows_new_weights() -> None:
         assert step == 1 or not torch.allclose(model(wav).detach(), ref, atol=1e-3)
 
 
-@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.parametrize("precision", ["float32", pytest.param("bfloat16", marks=needs_bf16_kernels)])
 def test_packed_utterances_give_what_each_gives_alone(precision: str) -> None:
     """forward_packed stacks the clips' rows for the row-wise GEMMs; attention, the positional conv and the
     first GroupNorm must still see each clip alone (clips of different loudness and length)."""

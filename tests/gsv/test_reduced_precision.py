@@ -12,8 +12,10 @@ from anchorvoice.plugins.gsv.hifigan import Generator, HiFiGANConfig
 from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel
 from anchorvoice.plugins.gsv.stages_sovits import GsvHifiganConfig, GsvHifiganVocoder
 from bench.metrics import si_snr_db
+from tests.conftest import needs_bf16_kernels
 
 
+@needs_bf16_kernels
 def test_generator_bfloat16_agrees_with_float32_and_switches_back() -> None:
     torch.manual_seed(3)
     cfg = HiFiGANConfig(initial_channel=8, upsample_initial_channel=64, gin_channels=4)
@@ -45,11 +47,17 @@ def test_vocoder_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch)
     assert voc.precision == "bfloat16"
     monkeypatch.setattr(cpu_kernels, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert voc.precision == "float32"
+    monkeypatch.setattr(cpu_kernels, "bf16_kernels", lambda: True)
     assert GsvHifiganVocoder(GsvHifiganConfig(precision="bfloat16")).precision == "bfloat16"
+    monkeypatch.setattr(cpu_kernels, "bf16_kernels", lambda: False)  # an AVX2-only CPU: refused, not a oneDNN crash
+    with pytest.raises(StageError, match="AVX512-BW.*use 'auto'"):
+        _ = GsvHifiganVocoder(GsvHifiganConfig(precision="bfloat16")).precision
+    monkeypatch.setattr(cpu_kernels, "bf16_kernels", lambda: True)
     with pytest.raises(StageError, match="channels_last"):
         _ = GsvHifiganVocoder(GsvHifiganConfig(precision="bfloat16", channels_last=False)).precision
 
 
+@needs_bf16_kernels
 def test_hubert_bfloat16_agrees_with_float32() -> None:
     torch.manual_seed(0)
     small = {"conv_dim": [32] * 7, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,

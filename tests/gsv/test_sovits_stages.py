@@ -14,6 +14,7 @@ from anchorvoice.errors import CheckpointError, StageError, TextInputError
 from anchorvoice.frames import FeatureFrame, PhonemeFrame, TokenFrame
 from anchorvoice.plugins.gsv.stages_sovits import GsvHifiganConfig, GsvHifiganVocoder, GsvSovitsConfig, GsvSovitsDecoder
 from tests.conformance.conftest import require_reference_dir
+from tests.conftest import needs_bf16_kernels
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,7 @@ def test_block_dft_is_opt_in_and_keeps_the_official_audio(root: Path, voice: Voi
     np.testing.assert_allclose(opted.synthesize(latent).samples, case["exp_audio"], atol=1e-4, rtol=0)
 
 
+@needs_bf16_kernels
 def test_precision_change_takes_effect_on_the_next_prepare(root: Path, voice: Voice) -> None:
     """A params.set of ``precision`` on a loaded vocoder reaches its generator without a reload."""
     voc = GsvHifiganVocoder()
