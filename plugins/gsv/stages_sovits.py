@@ -209,8 +209,8 @@ class GsvHifiganConfig:
     chunk_frames: int = 10
     """``stream()``: latent frames in the first chunk (doubling up to ``max_chunk_frames``)."""
     max_chunk_frames: int = 400
-    """``stream()``/``open_stream()``: largest chunk in latent frames (400 = 8 s). Every chunk re-decodes
-    22 frames of context, so large late chunks cost less: 16 s streamed as the TTS pipeline feeds it
+    """``stream()``/``open_stream()``: largest chunk in latent frames (400 = 8 s). With ``windows`` every chunk
+    re-decodes 22 frames of context, so large late chunks cost less: 16 s streamed as the TTS pipeline feeds it
     took 5.5 s with 100, 4.7 s with 400 (one-shot 3.6 s; full size, 2 threads)."""
 
 

@@ -19,6 +19,10 @@ per push, not one per doubling step). Latency: the first chunk needs
 ``chunk_frames + overlap_frames + lookahead_frames`` latent frames (20 ms each at 50 Hz).
 
 Sans-I/O: :meth:`ChunkedDecoder.push` takes frames and returns the samples that became final.
+
+``gsv-hifigan`` streams with :class:`anchorvoice.plugins.gsv.hifigan_stream.IncrementalDecoder` by default
+(same contract, no frame decoded twice, equal to one-shot); this windowed decoder is its
+``streaming = "windows"`` and the one that also runs the plain conv1d layout.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from anchorvoice.plugins.gsv.checkpoint_writer import write_discriminator, write
 from anchorvoice.plugins.gsv.checkpoints import load_sovits
 from anchorvoice.plugins.gsv.sovits import SovitsConfig, SynthesizerTrn
 from anchorvoice.plugins.gsv.spectrogram import linear_spectrogram
+from anchorvoice.plugins.gsv.training import precision as precision_module
 from anchorvoice.plugins.gsv.training.bases import load_discriminator
 from anchorvoice.plugins.gsv.training.dataset import GsvDataset, match_length
-from anchorvoice.plugins.gsv.training import precision as precision_module
 from anchorvoice.plugins.gsv.training.discriminator import MultiPeriodDiscriminator
 from anchorvoice.plugins.gsv.training.precision import training_precision
 from anchorvoice.plugins.gsv.training.sovits_step import (
