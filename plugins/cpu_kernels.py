@@ -86,6 +86,16 @@ def bf16_kernels() -> bool:
         return False
 
 
+def int8_reduce_range() -> bool:
+    """Whether fbgemm's dynamic int8 linears must quantize activations to 7 bits (``reduce_range``).
+
+    Without VNNI, x86 int8 products go through ``vpmaddubsw``, which adds two u8 x s8 products into a
+    saturating int16: full-range activations overflow it (measured on an AVX2-only AMD EPYC: logits of a
+    small T2S 9% off float32, against 2% on AVX512-VNNI). With AVX512-VNNI, AVX-VNNI or AMX the products
+    accumulate in int32 and the full 8 bits are kept."""
+    return not (cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
 def resolve_precision(precision: str, device: str = "cpu") -> InferencePrecision:
     """A stage's ``precision`` option -> the one its model runs in: ``"auto"`` is ``"bfloat16"`` on a CPU
     with :func:`native_bf16`, else ``"float32"``; anything but float32/bfloat16/auto is refused, and so is

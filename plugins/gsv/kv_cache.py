@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from anchorvoice.plugins.cpu_kernels import linear
+from anchorvoice.plugins.cpu_kernels import int8_reduce_range, linear
 from anchorvoice.plugins.gsv.t2s_int8_step import decode_step
 from anchorvoice.plugins.gsv.t2s_int8_weights import Int8StepWeights
 from anchorvoice.plugins.gsv.t2s_model import T2SLayer, Text2SemanticDecoder
@@ -123,14 +123,16 @@ class _Linear:
     def __call__(self, x: Tensor, add: Tensor | None = None) -> Tensor:
         """x W^T + b, plus ``add`` (a residual) when given."""
         if self.packed is not None:
-            y: Tensor = torch.ops.quantized.linear_dynamic(x, self.packed)
+            y: Tensor = torch.ops.quantized.linear_dynamic(x, self.packed, int8_reduce_range())
             return y if add is None else y + add
         return linear(x, self.weight, self.bias, add=add)
 
     def relu(self, x: Tensor) -> Tensor:
         """relu(x W^T + b); one fused kernel on the int8 path."""
         if self.packed is not None:
-            return torch.ops.quantized.linear_relu_dynamic(x, self.packed)  # type: ignore[no-any-return]
+            return torch.ops.quantized.linear_relu_dynamic(  # type: ignore[no-any-return]
+                x, self.packed, int8_reduce_range()
+            )
         return linear(x, self.weight, self.bias, act="relu")
 
 

@@ -85,3 +85,11 @@ def test_linear_module_keeps_nn_linear_state_dict() -> None:
     x = torch.randn(3, 48)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), plain(x), rtol=1e-5, atol=1e-5)
+
+
+def test_int8_activations_keep_8_bits_only_where_products_accumulate_in_int32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AVX2 without VNNI sums u8 x s8 pairs in a saturating int16: fbgemm needs 7-bit activations there."""
+    for flags, reduce in ((set(), True), ({"avx2", "fma"}, True), ({"avx2", "avx512_vnni"}, False),
+                          ({"avx2", "avx_vnni"}, False), ({"amx_int8"}, False)):
+        monkeypatch.setattr(cpu_kernels, "cpu_flags", lambda f=flags: frozenset(f))
+        assert cpu_kernels.int8_reduce_range() is reduce, flags
