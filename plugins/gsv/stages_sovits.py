@@ -202,9 +202,9 @@ class GsvHifiganConfig:
     streaming: Literal["incremental", "windows"] = "incremental"
     """How ``stream()``/``open_stream()`` decode. ``incremental``: every convolution keeps the inputs its next
     outputs need, so each sample is decoded once and equals a one-shot decode up to rounding
-    (:mod:`anchorvoice.plugins.gsv.hifigan_stream`; a 16 s sentence in the TTS pipeline's pieces costs what a
-    one-shot decode costs, 12% less than ``windows``). ``windows``: each chunk is decoded in a window with
-    22 frames of context (:class:`ChunkedDecoder`; joins within 1e-4); the only choice with
+    (:mod:`anchorvoice.plugins.gsv.hifigan_stream`; as fast as ``windows`` within noise on an AVX2 CPU,
+    ``bench/vocoder_stream.py``, with a slightly earlier first chunk). ``windows``: each chunk is decoded in a
+    window with 22 frames of context (:class:`ChunkedDecoder`; joins within 1e-4); the only choice with
     ``channels_last = false``."""
     chunk_frames: int = 10
     """``stream()``: latent frames in the first chunk (doubling up to ``max_chunk_frames``)."""
