@@ -42,7 +42,10 @@ of the rms (decoder convs; the mel loss's STFT sums many cancelling terms), the 
 against itself by up to 2.2e-3."""
 GRAD_NORM_RTOL = 1e-3
 """Whole tensors: the gradient's norm, and its +-1 projection, within this fraction of the norm
-(measured: at most 3.5e-5 and 1e-3)."""
+(measured: at most 3.5e-5 and 1e-3 on the AVX-512 CPU the oracle ran on). The projection gets
+PROJECTION_FACTOR times this: it sums every element's noise, and on an AVX2-only CPU (other oneDNN
+kernels, another summation order) one decoder bias measured 5.6x (norm 4.7e-4, max |diff| / rms 3e-2)."""
+PROJECTION_FACTOR = 8.0
 NOISE_FLOOR = 1e-2
 """An element whose official gradient is below this fraction of its tensor's rms gradient has no
 float32-stable sign: Adam's first step moves it by +-lr either way (the official code against
@@ -152,9 +155,9 @@ def test_gradients_match_official(stepped) -> None:
         rms = float(want.pow(2).mean().sqrt()) + 1e-30
         err = float((g[_positions(arrays, name, g.numel())] - want).abs().max()) / rms
         proj = float((g * sign_pattern(name, g.numel())).sum())
-        # whole tensor: its norm, and its +-1 projection (which sums every element's noise: 5x)
+        # whole tensor: its norm, and its +-1 projection (which sums every element's noise)
         if err > GRAD_RTOL or abs(float(g.norm()) - want_norm) > GRAD_NORM_RTOL * want_norm \
-                or abs(proj - want_proj) > 5 * GRAD_NORM_RTOL * want_norm:
+                or abs(proj - want_proj) > PROJECTION_FACTOR * GRAD_NORM_RTOL * want_norm:
             bad.append(f"{name}: max |diff| / rms {err:.1e}, norm {float(g.norm()):.5e} vs {want_norm:.5e}, "
                        f"projection {proj:.5e} vs {want_proj:.5e}")
     assert not bad, f"{len(bad)} gradients differ from the official step:\n" + "\n".join(bad[:40])
