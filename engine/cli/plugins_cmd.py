@@ -10,7 +10,7 @@ import argparse
 from dataclasses import asdict
 
 from anchorvoice.engine.cli.common import emit, make_engine
-from anchorvoice.plugins.cpu_kernels import linear_kernel, native_bf16
+from anchorvoice.plugins.cpu_kernels import bf16_kernels, int8_reduce_range, linear_kernel, native_bf16
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,13 +33,17 @@ def run_plugins(args: argparse.Namespace) -> int:
         for f in pm.failures:
             hook = f" in {f.hook}" if f.hook else ""
             lines.append(f"  {f.name} [{f.origin}]{hook}: {f.error}")
-    kernels = {"cpu_linear": linear_kernel(), "native_bf16": native_bf16()}
+    kernels = {"cpu_linear": linear_kernel(), "native_bf16": native_bf16(), "bf16_kernels": bf16_kernels(),
+               "int8_activation_bits": 7 if int8_reduce_range() else 8}
     lines.append("")
     lines.append(f"CPU inference linears: {kernels['cpu_linear']} (float32 and bfloat16 GEMMs of the built-in models)")
     lines.append(
         "CPU bfloat16: " + ("native (precision 'auto' runs bfloat16)" if kernels["native_bf16"]
-                            else "not native (precision 'auto' runs float32)")
+                            else "emulated (precision 'auto' runs float32)" if kernels["bf16_kernels"]
+                            else "unavailable: no AVX-512 (precision 'auto' runs float32, 'bfloat16' is refused)")
     )
+    lines.append(f"CPU int8 GPT activations: {kernels['int8_activation_bits']} bits"
+                 + (" (no VNNI: 8-bit activations would saturate)" if kernels["int8_activation_bits"] == 7 else ""))
     emit(
         args,
         {"plugins": [asdict(i) for i in infos], "failures": [asdict(f) for f in pm.failures], "kernels": kernels},

@@ -98,3 +98,26 @@ def test_cli_plugins_reports_failures(third_party: Path, tmp_path: Path) -> None
         capture_output=True, text=True, env=dict(env, ANCHORVOICE_PLUGINS="avtest_good"), cwd=REPO, timeout=120,
     )
     assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+@pytest.mark.parametrize(("bf16", "native", "reduce", "says"), [
+    (False, False, True, "unavailable: no AVX-512"),  # an AVX2-only desktop CPU
+    (True, False, False, "emulated"),
+    (True, True, False, "native"),
+])
+def test_cli_plugins_names_what_the_cpu_can_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    bf16: bool, native: bool, reduce: bool, says: str,
+) -> None:
+    from anchorvoice.engine.cli import plugins_cmd
+    from anchorvoice.engine.cli.main import build_parser
+
+    monkeypatch.setenv("ANCHORVOICE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ANCHORVOICE_PLUGINS", "")
+    monkeypatch.setattr(plugins_cmd, "bf16_kernels", lambda: bf16)
+    monkeypatch.setattr(plugins_cmd, "native_bf16", lambda: native)
+    monkeypatch.setattr(plugins_cmd, "int8_reduce_range", lambda: reduce)
+    plugins_cmd.run_plugins(build_parser().parse_args(["plugins"]))
+    out = capsys.readouterr().out
+    assert f"CPU bfloat16: {says}" in out
+    assert f"CPU int8 GPT activations: {7 if reduce else 8} bits" in out
