@@ -40,6 +40,7 @@ off by default: ``Generator(block_dft=BlockDFTRule())`` or the ``gsv-hifigan`` p
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,6 +136,12 @@ class _Conv4d:
             return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
 
+    def unpadded(self) -> _Conv4d:
+        """The same conv (same weight tensors) without its zero padding: streaming supplies the neighbours."""
+        c = copy.copy(self)
+        c.padding = [0, 0]
+        return c
+
 
 def _mkldnn_fusion_available() -> bool:
     ops = getattr(torch.ops, "mkldnn", None)
@@ -169,20 +176,25 @@ class ChannelsLastOps(ConvOps):
         return self.plan[m](x)
 
     def conv_lrelu(self, m: nn.Module, x: Tensor, slope: float) -> Tensor:
-        c = self.plan[m]
-        if not self.fused or c.transposed:
-            return super().conv_lrelu(m, x, slope)
-        return torch.ops.mkldnn._convolution_pointwise(  # type: ignore[no-any-return]
-            x, c.weight, c.bias, c.padding, c.stride, c.dilation, 1, "leaky_relu", [slope], ""
-        )
+        return self.run(self.plan[m], x, slope=slope)
 
     def conv_add(self, m: nn.Module, x: Tensor, other: Tensor) -> Tensor:
-        c = self.plan[m]
-        if not self.fused or c.transposed:
-            return super().conv_add(m, x, other)
-        return torch.ops.mkldnn._convolution_pointwise.binary(  # type: ignore[no-any-return]
-            x, other, c.weight, c.bias, c.padding, c.stride, c.dilation, 1, "add", 1.0, None, [], None
-        )
+        return self.run(self.plan[m], x, add=other)
+
+    def run(self, c: _Conv4d, x: Tensor, slope: float | None = None, add: Tensor | None = None) -> Tensor:
+        """``c(x)``, then leaky ReLU (``slope``) or ``+ add`` when given: oneDNN post-ops where available."""
+        if self.fused and not c.transposed and slope is not None:
+            return torch.ops.mkldnn._convolution_pointwise(  # type: ignore[no-any-return]
+                x, c.weight, c.bias, c.padding, c.stride, c.dilation, 1, "leaky_relu", [slope], ""
+            )
+        if self.fused and not c.transposed and add is not None:
+            return torch.ops.mkldnn._convolution_pointwise.binary(  # type: ignore[no-any-return]
+                x, add, c.weight, c.bias, c.padding, c.stride, c.dilation, 1, "add", 1.0, None, [], None
+            )
+        y = c(x)
+        if slope is not None:
+            return F.leaky_relu_(y, slope)
+        return y.add_(add) if add is not None else y
 
 
 class ResBlock1(nn.Module):

@@ -67,8 +67,8 @@ class _Fifo:
 class _ConvStream:
     """A 'same'-padded conv (padding ``p = dilation * (kernel - 1) / 2``) run on arriving samples."""
 
-    def __init__(self, conv: _Conv4d, fused: bool) -> None:
-        self.conv, self.fused = conv, fused
+    def __init__(self, conv: _Conv4d, ops: ChannelsLastOps) -> None:
+        self.conv, self.ops = conv.unpadded(), ops
         self.reach = conv.dilation[1] * (conv.weight.shape[-1] - 1)  # input samples beyond one output's
         self.buf: Tensor | None = None  # inputs still needed; starts as the left zero padding
 
@@ -83,31 +83,14 @@ class _ConvStream:
         self.buf = buf[..., _width(buf) - self.reach :] if self.reach else buf[..., :0]
         return buf
 
-    def out_width(self, x: Tensor, final: bool) -> int:
-        """How many outputs the next :meth:`push` of ``x`` returns."""
-        pad = self.reach // 2
-        have = (_width(self.buf) if self.buf is not None else pad) + _width(x) + (pad if final else 0)
-        return max(0, have - self.reach)
-
-    def push(self, x: Tensor, final: bool, slope: float | None = None, add: Tensor | None = None) -> Tensor:
-        """Outputs that became computable: conv, then leaky ReLU (``slope``) or ``+ add`` if given."""
+    def push(self, x: Tensor, final: bool, slope: float | None = None, residual: _Fifo | None = None) -> Tensor:
+        """Outputs that became computable: conv, then leaky ReLU (``slope``) or ``+`` as many samples of
+        ``residual`` as there are outputs."""
         buf = self._window(x, final)
-        c = self.conv
         if buf is None:
-            return x.new_zeros((x.shape[0], c.weight.shape[0], 1, 0))
-        zero = [0, 0]
-        if self.fused and slope is not None:
-            return torch.ops.mkldnn._convolution_pointwise(  # type: ignore[no-any-return]
-                buf, c.weight, c.bias, zero, c.stride, c.dilation, 1, "leaky_relu", [slope], ""
-            )
-        if self.fused and add is not None:
-            return torch.ops.mkldnn._convolution_pointwise.binary(  # type: ignore[no-any-return]
-                buf, add, c.weight, c.bias, zero, c.stride, c.dilation, 1, "add", 1.0, None, [], None
-            )
-        y = F.conv2d(buf, c.weight, c.bias, c.stride, zero, c.dilation)
-        if slope is not None:
-            return F.leaky_relu_(y, slope)
-        return y.add_(add) if add is not None else y
+            return x.new_zeros((x.shape[0], self.conv.weight.shape[0], 1, 0))
+        add = residual.take(_width(buf) - self.reach) if residual is not None else None
+        return self.ops.run(self.conv, buf, slope=slope, add=add)
 
 
 class _ConvTransposeStream:
@@ -148,10 +131,10 @@ class _ResBlockStream:
     def __init__(self, blk: ResBlock1 | ResBlock2, ops: ChannelsLastOps) -> None:
         self.type1 = isinstance(blk, ResBlock1)
         if isinstance(blk, ResBlock1):
-            self.first = [_ConvStream(ops.plan[m], ops.fused) for m in blk.convs1]
-            self.second = [_ConvStream(ops.plan[m], ops.fused) for m in blk.convs2]
+            self.first = [_ConvStream(ops.plan[m], ops) for m in blk.convs1]
+            self.second = [_ConvStream(ops.plan[m], ops) for m in blk.convs2]
         else:
-            self.first, self.second = [], [_ConvStream(ops.plan[m], ops.fused) for m in blk.convs]
+            self.first, self.second = [], [_ConvStream(ops.plan[m], ops) for m in blk.convs]
         self.residual = [_Fifo() for _ in self.second]
 
     def push(self, x: Tensor, x_act: Tensor, final: bool) -> Tensor:
@@ -159,8 +142,7 @@ class _ResBlockStream:
         for i in range(n):
             self.residual[i].put(x)
             h = self.first[i].push(x_act, final, slope=LRELU_SLOPE) if self.type1 else x_act
-            conv = self.second[i]
-            x = conv.push(h, final, add=self.residual[i].take(conv.out_width(h, final)))
+            x = self.second[i].push(h, final, residual=self.residual[i])
             if i < n - 1:
                 x_act = F.leaky_relu(x, LRELU_SLOPE)
         return x
@@ -205,14 +187,14 @@ class IncrementalDecoder:
         ops = dec._ops()
         assert isinstance(ops, ChannelsLastOps)
         self.dtype = ops.dtype
-        self.pre = _ConvStream(ops.plan[dec.conv_pre], ops.fused)
+        self.pre = _ConvStream(ops.plan[dec.conv_pre], ops)
         self.ups = [_ConvTransposeStream(ops.plan[up]) for up in dec.ups]
         k = dec.num_kernels
         self.scales = [
             _ScaleStream([_ResBlockStream(b, ops) for b in dec.resblocks[i * k : (i + 1) * k]])  # type: ignore[arg-type]
             for i in range(len(dec.ups))
         ]
-        self.post = _ConvStream(ops.plan[dec.conv_post], ops.fused)
+        self.post = _ConvStream(ops.plan[dec.conv_post], ops)
         self.cond: Tensor | None = None
         if self.ge is not None and hasattr(dec, "cond"):
             g = self.ge.to(self.dtype).unsqueeze(2)
