@@ -102,6 +102,7 @@ class _Linear:
 
     def __init__(self, weight: Tensor, bias: Tensor | None, precision: Precision) -> None:
         self.packed: object | None = None
+        self.reduce_range = int8_reduce_range()  # 7-bit activations where int8 sums would saturate (no VNNI)
         self.weight = weight
         self.bias = bias
         if precision == "int8":
@@ -123,7 +124,7 @@ class _Linear:
     def __call__(self, x: Tensor, add: Tensor | None = None) -> Tensor:
         """x W^T + b, plus ``add`` (a residual) when given."""
         if self.packed is not None:
-            y: Tensor = torch.ops.quantized.linear_dynamic(x, self.packed, int8_reduce_range())
+            y: Tensor = torch.ops.quantized.linear_dynamic(x, self.packed, self.reduce_range)
             return y if add is None else y + add
         return linear(x, self.weight, self.bias, add=add)
 
@@ -131,7 +132,7 @@ class _Linear:
         """relu(x W^T + b); one fused kernel on the int8 path."""
         if self.packed is not None:
             return torch.ops.quantized.linear_relu_dynamic(  # type: ignore[no-any-return]
-                x, self.packed, int8_reduce_range()
+                x, self.packed, self.reduce_range
             )
         return linear(x, self.weight, self.bias, act="relu")
 
