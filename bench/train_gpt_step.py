@@ -1,6 +1,6 @@
 """Seconds per GPT (s1) training step, ours against the official ``training_step``, same batch, same run.
 
-    python -m bench.train_gpt_step [--size full|tiny] [--batch 4] [--threads 2] [--repeats 5]
+    python -m bench.train_gpt_step [--size full|tiny] [--batch 4] [--threads 2] [--repeats 5] [--bf16]
     python -m bench.train_gpt_step --compare [--compare-batches 240]     # ScaledAdam vs AdamW held-out loss
 
 Both sides start from the same random full-size v2 s1 file (``bench/fullsize.py``) with dropout off
@@ -14,7 +14,9 @@ subclass that supplies what a Lightning ``Trainer`` would (``optimizers``, ``lr_
 by a stand-in here; the line says which). Peak memory: each side runs one cycle in a child process
 and reports its own peak RSS. ``--compare`` trains a fixture-size model from the same start with
 ScaledAdam (official rates) and AdamW, on synthetic data where phones determine the tokens, and
-prints the held-out loss per token.
+prints the held-out loss per token. ``--bf16`` adds a third side, our trainer under CPU bf16 autocast
+(``--precision bf16``); the official trainer's CPU mode is float32 (Lightning's ``precision`` there
+is set for CUDA).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import torch
 from bench.fullsize import write_gpt
 from bench.official_stubs import stub_module
 from bench.soak import machine_info
-from bench.timing import time_alternately
+from bench.timing import roomy_onednn_cache, time_alternately
 
 OFFICIAL = Path("/work/official/GPT_SoVITS")
 OPTIMIZER_SECTION = {"lr": 0.01, "lr_init": 1e-5, "lr_end": 1e-4, "warmup_steps": 2000, "decay_steps": 40000}
@@ -117,12 +119,12 @@ def official_module(folder: Path, ckpt: Path, out_dir: Path) -> tuple[Any, str]:
     return module.train(), "real: " + ", ".join(real) if real else "stubbed pytorch_lightning and torchmetrics"
 
 
-def ours_trainer(ckpt: Path) -> Any:
+def ours_trainer(ckpt: Path, precision: str = "fp32") -> Any:
     from anchorvoice.plugins.gsv.t2s_model import load_t2s
     from anchorvoice.plugins.gsv.training.gpt_step import GptTrainConfig, GptTrainer, GptTrainModel
 
     model = GptTrainModel(load_t2s(ckpt).requires_grad_(True), dropout=0.0)
-    return GptTrainer(model, GptTrainConfig(), batches_per_epoch=1000)
+    return GptTrainer(model, GptTrainConfig(), precision, batches_per_epoch=1000)
 
 
 def as_gpt_batch(batch: dict[str, torch.Tensor]) -> Any:
@@ -137,8 +139,8 @@ def cycle(args: argparse.Namespace, ckpt: Path, tmp: Path, side: str) -> tuple[A
     and how the official side was harnessed."""
     batch = make_batch(args.batch, args.phones, args.tokens, sizes(args.size).phoneme_vocab_size)
     losses: list[float] = []
-    if side == "ours":
-        ours, gb = ours_trainer(ckpt), as_gpt_batch(batch)
+    if side in ("ours", "ours-bf16"):
+        ours, gb = ours_trainer(ckpt, "bf16" if side == "ours-bf16" else "fp32"), as_gpt_batch(batch)
 
         def run_ours() -> None:
             for i in range(1, 5):
@@ -184,23 +186,29 @@ def peak_rss_mb(args: argparse.Namespace, ckpt: Path, tmp: Path, side: str) -> d
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
+    roomy_onednn_cache()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         ckpt = write_gpt(tmp / "s1.ckpt", sizes=sizes(args.size))
         run_ours, l_ours, _ = cycle(args, ckpt, tmp, "ours")
         run_official, l_off, mode = cycle(args, ckpt, tmp, "official")
-        for run in (run_ours, run_official, run_ours, run_official):  # two cycles: the second after a step
-            run()
-        first = {"ours": list(l_ours), "official": list(l_off)}
-        times = time_alternately({"ours": run_ours, "official": run_official}, args.repeats)
-        del run_ours, run_official
-        peaks = {side: peak_rss_mb(args, ckpt, tmp, side) for side in ("ours", "official")}
+        runs, lists = {"ours": run_ours, "official": run_official}, {"ours": l_ours, "official": l_off}
+        if args.bf16:
+            runs["ours-bf16"], lists["ours-bf16"], _ = cycle(args, ckpt, tmp, "ours-bf16")
+        for _ in range(2):  # two cycles: the second after a step
+            for run in runs.values():
+                run()
+        first = {k: list(v) for k, v in lists.items()}
+        times = time_alternately(runs, args.repeats)
+        del run_ours, run_official, runs
+        peaks = {side: peak_rss_mb(args, ckpt, tmp, side) for side in times}
     return {"machine": machine_info(), "size": args.size, "batch": args.batch, "phones": args.phones,
             "tokens": args.tokens, "threads": args.threads, "repeats": args.repeats, "official_harness": mode,
-            "losses_two_cycles": first,
+            "onednn_primitive_cache": roomy_onednn_cache(), "losses_two_cycles": first,
             "seconds_per_cycle": {k: round(v["median_s"], 4) for k, v in times.items()},
             "seconds_per_batch": {k: round(v["median_s"] / 4, 4) for k, v in times.items()},
-            "speedup": round(times["official"]["median_s"] / times["ours"]["median_s"], 3),
+            "speedup": {k: round(times["official"]["median_s"] / v["median_s"], 3) for k, v in times.items()
+                        if k != "official"},
             "peak_rss_mb": peaks}
 
 
@@ -213,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--official", type=Path, default=OFFICIAL)
+    ap.add_argument("--bf16", action="store_true", help="also time our trainer under CPU bf16 autocast")
     ap.add_argument("--compare", action="store_true", help="ScaledAdam vs AdamW held-out loss instead of timing")
     ap.add_argument("--compare-batches", type=int, default=240)
     args = ap.parse_args(argv)

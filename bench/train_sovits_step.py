@@ -1,7 +1,7 @@
 """Seconds per SoVITS (s2) training step on CPU, ours and the official trainer's on the same batch.
 
 Usage: ``.venv/bin/python bench/train_sovits_step.py --official GPT_SoVITS_DIR [--repeats 5] [--threads 2]
-[--batch 4] [--seconds 4] [--tiny] [--json]``
+[--batch 4] [--seconds 4] [--bf16] [--tiny] [--json]``
 
 Workload: the full-size v2 generator of the official ``configs/s2.json`` (random weights, with the
 posterior encoder ``enc_q``) and the multi-period discriminator, a batch of ``--batch`` utterances of
@@ -28,6 +28,7 @@ missing. ``--tiny`` shrinks everything for a smoke run (no figures worth reporti
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import resource
@@ -47,7 +48,7 @@ import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from bench.soak import machine_info  # noqa: E402
-from bench.timing import time_alternately  # noqa: E402
+from bench.timing import roomy_onednn_cache, time_alternately  # noqa: E402
 
 TINY_MODEL = {"inter_channels": 64, "filter_channels": 256, "n_layers": 2, "upsample_initial_channel": 64}
 """--tiny: the reduced sizes of the reference fixture's s2 (hidden 192 and gin 512 are fixed by MRTE)."""
@@ -99,7 +100,8 @@ def make_batch(cfg: dict[str, Any], n: int, seconds: float, seed: int = 0) -> di
             "in_text": b.text, "in_text_lengths": b.text_lengths}
 
 
-def build(cfg: dict[str, Any], batch: dict[str, Tensor], official: Path | None, ours: bool = True) -> dict[str, Any]:
+def build(cfg: dict[str, Any], batch: dict[str, Tensor], official: Path | None, ours: bool = True,
+          bf16: bool = False) -> dict[str, Any]:
     """Our trainer, the official modules and optimisers on the same weights, and the injected randomness
     (``ours=False``: our modules only lend their weights to the official ones and are dropped)."""
     from anchorvoice.plugins.gsv.sovits import SovitsConfig
@@ -140,8 +142,11 @@ def build(cfg: dict[str, Any], batch: dict[str, Tensor], official: Path | None, 
                 m.p = 0.0
         optim_g, optim_d = official_optimizers(net_g, net_d, hps.train)
         out["official"] = (off, net_g, net_d, optim_g, optim_d, hps)
+    tcfg = SovitsTrainConfig.from_checkpoint_config(cfg)
+    if bf16:
+        out["trainer_bf16"] = SovitsTrainer(copy.deepcopy(model), copy.deepcopy(disc), tcfg, "bf16")
     if ours:
-        out["trainer"] = SovitsTrainer(model, disc, SovitsTrainConfig.from_checkpoint_config(cfg))
+        out["trainer"] = SovitsTrainer(model, disc, tcfg)
     return out
 
 
@@ -150,6 +155,9 @@ def step_fns(b: dict[str, Any]) -> dict[str, Any]:
     fns = {}
     if "trainer" in b:
         fns["anchorvoice"] = lambda: b["trainer"].step(b["ours_batch"], slice_starts=b["starts"], noise=b["noise"])
+    if "trainer_bf16" in b:
+        fns["anchorvoice-bf16"] = lambda: b["trainer_bf16"].step(b["ours_batch"], slice_starts=b["starts"],
+                                                                 noise=b["noise"])
     if "official" in b:
         from tests.fixtures.make_train_oracle_sovits import official_train_step
 
@@ -176,7 +184,8 @@ def _memory_only(args: argparse.Namespace) -> None:
     cfg = _config(args.tiny)
     batch = make_batch(cfg, args.batch, args.seconds)
     side = args.memory_only
-    b = build(cfg, batch, args.official if side == "official" else None, ours=side == "anchorvoice")
+    b = build(cfg, batch, args.official if side == "official" else None, ours=side == "anchorvoice",
+              bf16=side == "anchorvoice-bf16")
     gc.collect()
     before, peak, done = _rss_mib(), [0.0], threading.Event()
 
@@ -206,7 +215,7 @@ def _peak(args: argparse.Namespace, side: str) -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = _config(args.tiny)
     batch = make_batch(cfg, args.batch, args.seconds)
-    b = build(cfg, batch, args.official)
+    b = build(cfg, batch, args.official, bf16=args.bf16)
     fns = step_fns(b)
     first = {name: fn() for name, fn in fns.items()}  # same weights, same batch, same randomness
     timing = time_alternately(fns, args.repeats)
@@ -217,7 +226,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "peak_memory": {side: _peak(args, side) for side in fns},
     }
     if "official" in timing:
-        res["speedup"] = timing["official"]["median_s"] / timing["anchorvoice"]["median_s"]
+        res["speedup"] = {n: timing["official"]["median_s"] / timing[n]["median_s"] for n in timing if n != "official"}
     return res
 
 
@@ -228,11 +237,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=4.0, help="longest utterance (the others down to 0.8x)")
+    ap.add_argument("--bf16", action="store_true", help="also time our trainer under CPU bf16 autocast")
     ap.add_argument("--tiny", action="store_true", help="small model and slice: a smoke run, no figures")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--memory-only", choices=("anchorvoice", "official"), help=argparse.SUPPRESS)
+    ap.add_argument("--memory-only", choices=("anchorvoice", "anchorvoice-bf16", "official"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    onednn_cache = roomy_onednn_cache()
     if args.memory_only:
         _memory_only(args)
         return
@@ -242,7 +253,8 @@ def main() -> None:
         return
     m = res["machine"]
     print(f"cpu: {m['cpu']} ({m['cores']} cores; {', '.join(m['isa']) or 'no AVX-512/AMX'}), "
-          f"load average {m['load_avg']}, torch {res['torch']}, {res['threads']} threads")
+          f"load average {m['load_avg']}, torch {res['torch']}, {res['threads']} threads, oneDNN primitive cache "
+          f"{onednn_cache}")
     print(f"batch {res['batch']} (frames {res['frames']}), decoder slice {res['segment_size']} samples"
           + (" [--tiny: smoke run]" if res["tiny"] else ""))
     names = list(res["first_step_losses"])
@@ -253,7 +265,8 @@ def main() -> None:
         print(f"{n:12s} {t['median_s']:.3f} s/step (median of {args.repeats}, min {t['min_s']:.3f}); RSS "
               f"{mem['rss_before_step_mib']} MiB before the step, peak {mem['rss_peak_in_step_mib']} MiB in it")
     if "speedup" in res:
-        print(f"speed-up vs the official step: {res['speedup']:.2f}x")
+        for n, x in res["speedup"].items():
+            print(f"speed-up vs the official float32 step: {n} {x:.2f}x")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,9 @@ class WN(nn.Module):
         cond = self.cond_layer(g) if g is not None else None  # (B, 2h*n_layers, 1)
         xt, mt = x.transpose(1, 2), x_mask.transpose(1, 2)  # (B, T, h), (B, T, 1)
         taps = self._tap_weights()
+        if torch.is_autocast_enabled(x.device.type):  # cast each tap once, not once per item and GEMM
+            dtype = torch.get_autocast_dtype(x.device.type)
+            taps = [w.to(dtype) for w in taps]
         out = [self._forward_one(xt[i], mt[i], None if cond is None else cond[i, :, 0], taps) for i in range(x.size(0))]
         return torch.stack(out).transpose(1, 2)
 
@@ -78,6 +81,8 @@ class WN(nn.Module):
             dilation, pad = in_layer.dilation[0], in_layer.padding
             assert isinstance(pad, tuple)
             padded = F.pad(x, (0, 0, pad[0], pad[0]))
+            if autocast:  # the k row views then share one cast
+                padded = padded.to(w.dtype)
             bias = in_layer.bias
             assert bias is not None  # every in_layer is built with a bias (official layout)
             if cond is not None:

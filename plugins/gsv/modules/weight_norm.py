@@ -17,10 +17,12 @@ weight with gradients to both.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 
 class WeightNormed(nn.Module):
@@ -49,7 +51,10 @@ class WeightNormed(nn.Module):
         if name == "weight":
             params = self.__dict__.get("_parameters")
             if params is not None and "weight_v" in params:
-                return torch._weight_norm(params["weight_v"], params["weight_g"], 0)
+                shared = self.__dict__.get("_shared_weights")
+                if shared is None:
+                    return torch._weight_norm(params["weight_v"], params["weight_g"], 0)
+                return _shared_weight(shared, params["weight_v"], params["weight_g"])
         return super().__getattr__(name)
 
     def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
@@ -83,6 +88,35 @@ def train_weight_norm(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, WeightNormed):
             m.train_weight_norm()
+
+
+def _shared_weight(shared: dict[tuple[torch.dtype, bool], Tensor], v: Tensor, g: Tensor) -> Tensor:
+    """The weight of a (g, v) pair computed once per :func:`shared_weights` block, per grad mode and dtype
+    (under autocast also cast once: autocast recasts a computed weight on every use, it caches leaves only)."""
+    grad = torch.is_grad_enabled()
+    dtype = torch.get_autocast_dtype(v.device.type) if torch.is_autocast_enabled(v.device.type) else v.dtype
+    w = shared.get((dtype, grad))
+    if w is None:
+        base = shared.get((v.dtype, grad))
+        if base is None:
+            base = shared[(v.dtype, grad)] = torch._weight_norm(v, g, 0)
+        w = shared[(dtype, grad)] = base.to(dtype)
+    return w
+
+
+@contextlib.contextmanager
+def shared_weights(model: nn.Module) -> Iterator[None]:
+    """Within the block, each trained (g, v) conv of ``model`` computes its weight once, however often it
+    runs (a discriminator on real then generated audio): one weight-norm and one autocast cast per layer
+    instead of one per call. Gradients are the same: autograd sums the uses of the shared weight."""
+    layers = [m for m in model.modules() if isinstance(m, WeightNormed) and m.trains_weight_norm]
+    for m in layers:
+        m.__dict__["_shared_weights"] = {}
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.__dict__.pop("_shared_weights", None)
 
 
 def computes_weights(layers: list[Any]) -> bool:

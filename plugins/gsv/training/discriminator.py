@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, WNConv2d, train_weight_norm
+from anchorvoice.plugins.gsv.modules.weight_norm import WNConv1d, WNConv2d, shared_weights, train_weight_norm
 
 LRELU_SLOPE = 0.1
 PERIODS = (2, 3, 5, 7, 11)
@@ -82,8 +82,9 @@ class MultiPeriodDiscriminator(nn.Module):
     ) -> tuple[list[Tensor], list[Tensor], list[list[Tensor]], list[list[Tensor]]]:
         rs, gs, frs, fgs = [], [], [], []
         for d in self.discriminators:
-            r, fr = d(y)
-            g, fg = d(y_hat)
+            with shared_weights(d):  # one weight per conv for both passes
+                r, fr = d(y)
+                g, fg = d(y_hat)
             rs.append(r)
             gs.append(g)
             frs.append(fr)

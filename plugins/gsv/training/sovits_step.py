@@ -342,9 +342,8 @@ class SovitsTrainer:
         with self._autocast():
             out = self.model(batch, seg_frames, slice_starts, noise)
             y_hat, starts = out["y_hat"], out["starts"]
-            mel = spec_to_mel(batch.spec.float(), self.mel_basis)
-            y_mel = slice_segments(mel, starts, seg_frames)
-            with torch.autocast(self.device.type, enabled=False):
+            with torch.autocast(self.device.type, enabled=False):  # the mel loss compares float32 mels
+                y_mel = slice_segments(spec_to_mel(batch.spec.float(), self.mel_basis), starts, seg_frames)
                 y_hat_mel = spec_to_mel(magnitude(y_hat.squeeze(1).float(), s.n_fft, s.hop_length, s.win_length),
                                         self.mel_basis)
             y = slice_segments(batch.wav, starts * s.hop_length, self.tcfg.segment_size)
