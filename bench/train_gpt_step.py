@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import multiprocessing as mp
-import resource
 import sys
 import tempfile
 from pathlib import Path
@@ -164,13 +163,22 @@ def cycle(args: argparse.Namespace, ckpt: Path, tmp: Path, side: str) -> tuple[A
     return run_official, losses, mode
 
 
+def _vm_hwm_mb() -> float:
+    """Peak resident set of this process's own memory (``VmHWM``): ``ru_maxrss`` would also count the
+    parent, whose peak a spawned child inherits across fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def _peak_child(args: argparse.Namespace, ckpt: str, tmp: str, side: str, queue: Any) -> None:
     torch.set_num_threads(args.threads)
     sizes(args.size)  # the imports both sides share, before the baseline
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    baseline = _vm_hwm_mb()
     run, _, _ = cycle(args, Path(ckpt), Path(tmp), side)
     run()
-    queue.put((baseline, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    queue.put((baseline, _vm_hwm_mb()))
 
 
 def peak_rss_mb(args: argparse.Namespace, ckpt: Path, tmp: Path, side: str) -> dict[str, float]:
