@@ -17,7 +17,7 @@ def _operands(shape: tuple[int, ...], k: int = 48, n: int = 40) -> tuple[torch.T
     return torch.randn(*shape, k, generator=gen), torch.randn(n, k, generator=gen), torch.randn(n, generator=gen)
 
 
-@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (2, 3, 4)])
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (2, 3, 4), (16,), (4, 8), (2, 9, 3)])
 def test_matches_f_linear_in_every_mode(shape: tuple[int, ...]) -> None:
     x, w, b = _operands(shape)
     want = F.linear(x, w, b)
@@ -48,7 +48,7 @@ def test_bfloat16_inputs() -> None:
 
 @needs_onednn
 def test_inference_does_not_go_through_f_linear(monkeypatch: pytest.MonkeyPatch) -> None:
-    x, w, b = _operands((4,))
+    x, w, b = _operands((cpu_kernels.ONEDNN_MIN_ROWS,))
     want = F.linear(x, w, b)
 
     def refuse(*args: object, **kwargs: object) -> torch.Tensor:
@@ -58,6 +58,24 @@ def test_inference_does_not_go_through_f_linear(monkeypatch: pytest.MonkeyPatch)
     with torch.inference_mode():
         torch.testing.assert_close(linear(x, w, b), want, rtol=1e-5, atol=1e-5)
     assert linear_kernel() == "oneDNN"
+
+
+@needs_onednn
+def test_float32_matrix_vector_products_stay_with_f_linear(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-token decode step's products only stream the weights: MKL's GEMV is faster there."""
+    calls = []
+    real = F.linear
+
+    def counting(*args: torch.Tensor) -> torch.Tensor:
+        calls.append(args[0].shape)
+        return real(*args)
+
+    monkeypatch.setattr(cpu_kernels.F, "linear", counting)
+    with torch.inference_mode():
+        for rows in (1, cpu_kernels.ONEDNN_MIN_ROWS - 1, cpu_kernels.ONEDNN_MIN_ROWS):
+            x, w, b = _operands((1, rows))
+            torch.testing.assert_close(linear(x, w, b, act="relu"), F.relu(real(x, w, b)), rtol=1e-5, atol=1e-5)
+    assert [c[1] for c in calls] == [1, cpu_kernels.ONEDNN_MIN_ROWS - 1]  # not the 16-row product
 
 
 def test_training_keeps_autograd() -> None:
