@@ -31,6 +31,8 @@ def roomy_onednn_cache(capacity: int = 8192) -> str:
     convolution: oneDNN reads the variable when it creates its cache). With the default 1024 entries, the
     official trainer's, our float32 and our bf16 convolutions (each shape forward, backward-data,
     backward-weights) evict one another, and each side re-JITs its kernels every step: measured 1.3 s
-    of a 3.8 s bf16 SoVITS step. A real run has one side and fits the default. Returns the setting."""
+    of a 3.8 s bf16 SoVITS step; `bench/vc_live_rtf.py`'s bf16 250 ms block took 231 ms instead of 128 after
+    its 125 ms variants. A real run has one configuration and gains nothing from more room (the `tts`
+    preset measured the same with 8192). Returns the setting."""
     os.environ.setdefault(ONEDNN_CACHE, str(capacity))
     return os.environ[ONEDNN_CACHE]

@@ -38,6 +38,7 @@ from bench.fullsize import write_hubert, write_sovits
 from bench.hubert_rtf import speech_like
 from bench.machine import machine_line
 from bench.metrics import si_snr_db
+from bench.timing import roomy_onednn_cache
 
 SR = 32000
 WHOLE = 10**6
@@ -65,6 +66,7 @@ def main() -> None:
                          "their SI-SNR against bf16 at 12 (float32 ones against float32 where the CPU has no bf16)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    roomy_onednn_cache()  # the variants and block sizes each have their own conv shapes
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         write_sovits(d / "s2.pth")
