@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from anchorvoice.plugins.gsv.checkpoints import load_hubert
 from anchorvoice.plugins.gsv.hubert import HubertConfig, HubertModel, build_hubert
 from bench.machine import machine_line
-from bench.timing import time_alternately
+from bench.timing import roomy_onednn_cache, time_alternately
 
 PROMPTS = "/usr/share/asterisk/sounds/en"
 
@@ -173,6 +173,7 @@ def main() -> None:
     print(machine_line(args.threads))
 
     torch.set_num_threads(args.threads)
+    roomy_onednn_cache()  # float32, bf16 and transformers each have their own kernels
     torch.manual_seed(0)
     model = build_hubert(load_hubert(args.hubert)) if args.hubert else HubertModel(HubertConfig()).eval()
     n_params = sum(p.numel() for p in model.parameters())

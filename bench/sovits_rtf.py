@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))  # run as a script: bench.* and the packages come 
 
 from bench.machine import machine_line  # noqa: E402
 from bench.metrics import si_snr_db  # noqa: E402
-from bench.timing import time_alternately  # noqa: E402
+from bench.timing import roomy_onednn_cache, time_alternately  # noqa: E402
 
 OFFICIAL_DECODE_S = 2.47  # BASELINE.md: official v2 decode, 250 codes, 120 phones, 5 s ref, 2 threads
 OFFICIAL_DEC_S = 2.40  # BASELINE.md: of which the HiFi-GAN decoder
@@ -128,6 +128,7 @@ def run(repeats: int, threads: int, official: Path | None = None) -> dict[str, A
     from anchorvoice.plugins.gsv.spectrogram import linear_spectrogram
 
     torch.set_num_threads(threads)
+    roomy_onednn_cache()  # the variants (ours, NCW, chunked, block-DFT, bf16, official) each have their own kernels
     torch.manual_seed(0)
     model = SynthesizerTrn(SovitsConfig.from_checkpoint_config(official_v2_config())).eval().requires_grad_(False)
     with torch.no_grad():  # a usable random codebook (the default buffer is zeros)
