@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from anchorvoice.engine.training import read_losses
 from anchorvoice.plugins.gsv.checkpoint_writer import write_discriminator
 from anchorvoice.plugins.gsv.checkpoints import load_gpt, load_sovits
 from anchorvoice.plugins.gsv.training.discriminator import MultiPeriodDiscriminator
+from tests.conftest import needs_bf16_kernels
 from tests.gsv_voice import make_hubert_768
 
 
@@ -119,3 +121,23 @@ def test_lora_voices_keep_only_their_adapters_on_one_shared_base(tmp_path: Path,
         assert all(len(shas) == 1 for shas in bases.values())  # one stored base per kind for both voices
     finally:
         engine.close()
+
+
+@pytest.mark.slow
+@needs_bf16_kernels
+def test_cpu_bf16_training_makes_a_voice(tmp_path: Path, small_dataset: Path, gsv_reference: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    disc = write_discriminator(tmp_path / "s2D.pth", MultiPeriodDiscriminator())
+    home = tmp_path / "home"
+    assert main(_args(home, small_dataset, gsv_reference, disc, "--precision", "bf16", "--max-steps", "2")) == 0
+    run = home / "training" / "mira"
+    rows = read_losses(run / "losses.csv")
+    assert [(r["stage"], r["step"]) for r in rows] == [("sovits", "1"), ("sovits", "2"), ("gpt", "1"), ("gpt", "2")]
+    losses = [float(v) for r in rows for k, v in r.items() if k.startswith("loss")]
+    assert len(losses) >= 4 and all(math.isfinite(v) for v in losses)
+    s2 = load_sovits(run / "mira-sovits.pth")  # the official formats, whatever the autocast dtype was
+    assert all(torch.isfinite(t.float()).all() for t in s2.weights.values() if t.is_floating_point())
+    assert load_gpt(run / "mira-gpt.ckpt").version == "v2"
+    assert main(["--home", str(home), "voices", "list", "--json"]) == 0
+    assert "mira" in capsys.readouterr().out
