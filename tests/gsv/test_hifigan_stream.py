@@ -69,17 +69,24 @@ def test_audio_comes_out_once_its_receptive_field_has_arrived(dec: Generator) ->
 
 
 @needs_bf16_kernels
-def test_bfloat16_incremental_equals_bfloat16_one_shot() -> None:
+def test_bfloat16_incremental_is_as_close_to_float32_as_a_bfloat16_one_shot() -> None:
     torch.manual_seed(3)
     gen = Generator(HiFiGANConfig(initial_channel=8, upsample_initial_channel=64, gin_channels=4)).eval()
-    gen.use_precision("bfloat16")
     z, g = torch.randn(8, 40), torch.randn(1, 4, 1)
     with torch.inference_mode():
+        exact = gen(z[None], g=g)[0, 0].numpy()
+        gen.use_precision("bfloat16")
         ref = gen(z[None], g=g)[0, 0].numpy()
     out = np.concatenate(_stream(IncrementalDecoder(gen, g), z, [9, 9, 9, 13]))
     assert out.shape == ref.shape
-    # bf16 products: the streamed windows change oneDNN's rounding, not the arithmetic
-    assert np.abs(out - ref).max() < 0.02 * np.abs(ref).max()
+
+    def rel(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+    # bf16 products: the streamed windows change oneDNN's kernels and rounding (on an AMX CPU single samples
+    # differ by 3% of the peak), not the arithmetic: the stream is as far from float32 as the one-shot is
+    assert rel(out, ref) < 0.02
+    assert rel(out, exact) < 1.1 * rel(ref, exact) + 1e-4
 
 
 def test_vocoder_streams_incrementally_by_default_and_windows_on_request(dec: Generator, tmp_path: Path) -> None:
