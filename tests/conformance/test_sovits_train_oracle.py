@@ -40,12 +40,15 @@ GRAD_RTOL = 5e-2
 rounding noise is that large: our step against itself at 1 and 2 threads differs by up to 3.8e-2
 of the rms (decoder convs; the mel loss's STFT sums many cancelling terms), the official code
 against itself by up to 2.2e-3."""
-GRAD_NORM_RTOL = 1e-3
+GRAD_NORM_RTOL = 2e-3
 """Whole tensors: the gradient's norm, and its +-1 projection, within this fraction of the norm
-(measured: at most 3.5e-5 and 1e-3 on the AVX-512 CPU the oracle ran on). The projection gets
-PROJECTION_FACTOR times this: it sums every element's noise, and on an AVX2-only CPU (other oneDNN
-kernels, another summation order) one decoder bias measured 5.6x (norm 4.7e-4, max |diff| / rms 3e-2)."""
-PROJECTION_FACTOR = 8.0
+(measured: at most 3.5e-5 and 1e-3 on the AVX-512 AMD EPYC the oracle ran on). Another CPU sums in
+another order: the official code itself on an AMX Intel Xeon gave norms up to 8.4e-4 and projections
+up to 3.2e-3 of the norm from its own output on the EPYC (our step there: 1.05e-3 for one decoder bias,
+and it matches an oracle made on that Xeon like every other). The projection gets PROJECTION_FACTOR
+times this: it sums every element's noise, and on an AVX2-only CPU (other oneDNN kernels, another
+summation order) one decoder bias measured 5.6e-3 (norm 4.7e-4, max |diff| / rms 3e-2)."""
+PROJECTION_FACTOR = 4.0
 NOISE_FLOOR = 1e-2
 """An element whose official gradient is below this fraction of its tensor's rms gradient has no
 float32-stable sign: Adam's first step moves it by +-lr either way (the official code against
