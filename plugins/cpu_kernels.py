@@ -177,14 +177,18 @@ def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, add: Tensor | None) 
 
 
 def linear(
-    x: Tensor, weight: Tensor, bias: Tensor | None = None, act: Activation = "none", add: Tensor | None = None
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, act: Activation = "none", add: Tensor | None = None,
+    gemv: bool = False,
 ) -> Tensor:
     """``act(x @ weight.T + bias)``, plus ``add`` when given (a residual, same shape as the result; only
-    with ``act="none"``), x (..., K), weight (N, K): one oneDNN pass for CPU inference (on Intel, float32
-    from :data:`ONEDNN_MIN_ROWS` rows), ``F.linear`` and separate ops otherwise. The result is a new tensor."""
+    with ``act="none"``), x (..., K), weight (N, K): one oneDNN pass for CPU inference, ``F.linear`` and
+    separate ops otherwise. ``gemv=True`` (the GPT's decode step) leaves float32 products under
+    :data:`ONEDNN_MIN_ROWS` rows to MKL on Intel CPUs. Only there: MKL's results depend on the operands'
+    memory alignment (its reproducible mode is off), which moved the SoVITS training oracle's gradients
+    from run to run when every caller took it. The result is a new tensor."""
     if add is not None and act != "none":
         raise ValueError("linear(): add= (a residual) goes with act='none' only")
-    few_rows = x.dtype == torch.float32 and x.numel() < ONEDNN_MIN_ROWS * x.shape[-1] and few_rows_on_mkl()
+    few_rows = gemv and x.dtype == torch.float32 and x.numel() < ONEDNN_MIN_ROWS * x.shape[-1] and few_rows_on_mkl()
     if not few_rows and _onednn(x, weight, bias, add):
         if not x.is_contiguous():
             x = x.contiguous()
