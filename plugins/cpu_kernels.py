@@ -56,17 +56,22 @@ def onednn_linear_ok() -> bool:
     )
 
 
-@functools.cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (Linux; empty elsewhere), read once per process."""
+def _cpuinfo(field: str) -> str:
+    """The first ``field`` line's value in ``/proc/cpuinfo`` (Linux; empty elsewhere)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return frozenset()
+    return ""
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (Linux; empty elsewhere), read once per process."""
+    return frozenset(_cpuinfo("flags").split())
 
 
 def native_bf16() -> bool:
@@ -121,8 +126,8 @@ def check_precision(precision: str, allowed: str = "'float32' or 'bfloat16'") ->
 
 
 ONEDNN_MIN_ROWS = 16
-"""On an Intel CPU, float32 products of fewer rows (the GPT's one-token decode step, small batches) stay
-with ``F.linear`` (MKL): matrix-vector products that only stream the weights, where MKL took 7.1 ms and
+"""On an Intel CPU, float32 products of fewer rows in the GPT's decode step (``linear(..., gemv=True)``) go
+to ``F.linear`` (MKL): matrix-vector products that only stream the weights, where MKL took 7.1 ms and
 oneDNN 10.8 for the full-size T2S layers' weights at 1 row (7.5 / 15.4 at 2, 15.8 / 19.8 at 8; oneDNN is
 faster from 16 rows: 23.3 / 28.7) on 2 cores of an AMX Intel Xeon, and the whole float32 decode step went
 from 25.9 to 20.5 ms/token. On the AMD EPYC it is the other way round (oneDNN 15.7 ms against MKL's 30 for
@@ -132,14 +137,7 @@ one row): see :func:`few_rows_on_mkl`. bf16 goes to oneDNN either way."""
 @functools.cache
 def cpu_vendor() -> str:
     """``vendor_id`` from ``/proc/cpuinfo`` (``GenuineIntel``, ``AuthenticAMD``...; empty where unknown)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    return _cpuinfo("vendor_id")
 
 
 @functools.cache
