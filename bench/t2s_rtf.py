@@ -11,7 +11,7 @@ differing token, and teacher-forced top-1 agreement (both fed the float32 tokens
 dropped) over all steps. Random weights give flatter logits than a trained model, so these
 agreement figures are a pessimistic proxy.
 
-``int8`` decode steps run the numba weight-only-int8 step (:mod:`anchorvoice.plugins.gsv.t2s_int8_step`) with
+``int8`` decode steps run the numba weight-only-int8 step (:mod:`anchorvoice.plugins.gsv.t2s_step`) with
 ``--threads`` numba threads; its one-time JIT compile (or on-disk cache load) falls in the warm-up,
 whose time is printed.
 

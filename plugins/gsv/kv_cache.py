@@ -11,11 +11,19 @@ projection, FFN, LayerNorm parameters) so the per-layer loop is a handful of ATe
 ``nn.Module`` dispatch. Precision:
 
 * ``float32``: the model's own weights; results equal the uncached forward to float32 noise.
+  One-token decode steps (T == 1) on CPU run all layers in one numba call,
+  :func:`anchorvoice.plugins.gsv.t2s_step.decode_step`, on a float32 copy of the layers' weights in the
+  step's layout (302 MB more memory at full size; 1.3x faster than the per-layer ATen calls on 2 cores,
+  which pay ~250 dispatches and thread-pool fork/joins per token). ``fused_step=False`` keeps the
+  decode in ATen (and the memory).
 * ``bfloat16``: weights, activations and cache in bf16 (fast where the CPU has AVX512-bf16/AMX).
 * ``int8``: prefill (T > 1) runs the linear layers as dynamically quantized int8 (per-output-channel
-  weight scales, fbgemm; uses VNNI). One-token decode steps (T == 1) on CPU run all layers in one
-  numba call, :func:`anchorvoice.plugins.gsv.t2s_int8_step.decode_step` (weight-only int8, float32
-  activations). The embeddings, ``bert_proj`` and the prediction head stay float32.
+  weight scales, fbgemm; uses VNNI). One-token decode steps (T == 1) on CPU run the same numba step
+  on weight-only int8 (float32 activations). The embeddings, ``bert_proj`` and the prediction head
+  stay float32.
+
+A step mask must be one per batch row (the batched decode's (B, 1, 1, length)) for the numba step; in
+``float32`` a mask that differs between heads takes the ATen layers, in ``int8`` it is refused.
 """
 
 from __future__ import annotations
@@ -29,9 +37,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from anchorvoice.plugins.cpu_kernels import int8_reduce_range, linear
-from anchorvoice.plugins.gsv.t2s_int8_step import decode_step
-from anchorvoice.plugins.gsv.t2s_int8_weights import Int8StepWeights
 from anchorvoice.plugins.gsv.t2s_model import T2SLayer, Text2SemanticDecoder
+from anchorvoice.plugins.gsv.t2s_step import decode_step
+from anchorvoice.plugins.gsv.t2s_step_weights import StepWeights
 
 Precision = Literal["float32", "bfloat16", "int8"]
 
@@ -152,12 +160,12 @@ class T2SRuntime:
 
     ``forward(x, cache, attend)``: x (B, T, D) in float32 -> logits of the LAST position (B, V)
     float32; writes T positions into ``cache``. ``attend`` is None (see every cached position) or a
-    bool mask broadcastable to (B, H, T, cache.length + T), True = may attend. In ``int8``, a
-    T == 1 step takes the same mask for every head (e.g. the batched decode's (B, 1, 1, length));
-    a mask that differs between heads is refused there.
+    bool mask broadcastable to (B, H, T, cache.length + T), True = may attend. A T == 1 step on CPU
+    runs the fused numba step (float32 and int8; see the module docstring) when the mask is the same
+    for every head (e.g. the batched decode's (B, 1, 1, length)); ``step_weights`` is its weights.
     """
 
-    def __init__(self, model: Text2SemanticDecoder, precision: Precision = "float32") -> None:
+    def __init__(self, model: Text2SemanticDecoder, precision: Precision = "float32", fused_step: bool = True) -> None:
         if precision not in ("float32", "bfloat16", "int8"):
             raise ValueError(f"precision must be 'float32', 'bfloat16' or 'int8', got {precision!r}")
         if precision == "int8" and model.ar_predict_layer.weight.device.type != "cpu":
@@ -189,9 +197,10 @@ class T2SRuntime:
                 )
             )
         self.head_weight = model.ar_predict_layer.weight.detach()
-        self.step_weights: Int8StepWeights | None = None
-        if precision == "int8":
-            self.step_weights = Int8StepWeights.from_layers(model_layers)
+        self.step_weights: StepWeights | None = None
+        on_cpu = model.ar_predict_layer.weight.device.type == "cpu"
+        if precision == "int8" or (precision == "float32" and fused_step and on_cpu):
+            self.step_weights = StepWeights.from_layers(model_layers, quantize=precision == "int8")
 
     def new_cache(self, batch: int, capacity: int, device: torch.device | None = None) -> KVCache:
         """An empty cache sized for ``capacity`` positions (grows in blocks if exceeded)."""
@@ -202,7 +211,9 @@ class T2SRuntime:
         h, hd = self.heads, self.head_dim
         cache.reserve(t)
         if self.step_weights is not None and t == 1 and x.device.type == "cpu":
-            return self._int8_step(self.step_weights, x, cache, attend)
+            mask = self._row_mask(attend, b, cache.length)
+            if mask is not False:
+                return self._fused_step(self.step_weights, x, cache, mask)
         x = x.to(self.dtype)
         for i, layer in enumerate(self.layers):
             qkv = layer.qkv(x).view(b, t, 3, h, hd).transpose(1, 3)  # (B, H, 3, T, hd)
@@ -215,20 +226,27 @@ class T2SRuntime:
         cache.advance(t)
         return linear(x[:, -1].float(), self.head_weight)
 
-    def _int8_step(self, weights: Int8StepWeights, x: Tensor, cache: KVCache, attend: Tensor | None) -> Tensor:
-        """One decode position (x (B, 1, D)) through the numba int8 step; same contract as forward."""
-        b, length = x.shape[0], cache.length
-        mask = None
-        if attend is not None:
-            if attend.dtype != torch.bool:
-                raise ValueError(f"attend must be a bool mask (True = may attend), got {attend.dtype}")
-            full = attend.reshape((1,) * max(0, 4 - attend.dim()) + tuple(attend.shape))
-            if full.dim() != 4 or full.shape[1] != 1 or full.shape[2] != 1:
-                raise ValueError(
-                    f"the int8 decode step takes one mask per batch row (B, 1, 1, {length + 1}), got "
-                    f"{tuple(attend.shape)}; use precision 'float32' for per-head masks"
-                )
-            mask = full.expand(b, 1, 1, length + 1).reshape(b, length + 1)
-        hidden = decode_step(weights, x[:, 0], cache.keys, cache.values, length, mask)
+    def _row_mask(self, attend: Tensor | None, b: int, length: int) -> Tensor | None | Literal[False]:
+        """The step's mask (B, length + 1) from ``attend``; None for no mask; False where the mask differs
+        between heads (float32 then runs the ATen layers; int8 refuses it)."""
+        if attend is None:
+            return None
+        if attend.dtype != torch.bool:
+            if self.precision == "float32":
+                return False
+            raise ValueError(f"attend must be a bool mask (True = may attend), got {attend.dtype}")
+        full = attend.reshape((1,) * max(0, 4 - attend.dim()) + tuple(attend.shape))
+        if full.dim() != 4 or full.shape[1] != 1 or full.shape[2] != 1:
+            if self.precision == "float32":
+                return False
+            raise ValueError(
+                f"the int8 decode step takes one mask per batch row (B, 1, 1, {length + 1}), got "
+                f"{tuple(attend.shape)}; use precision 'float32' for per-head masks"
+            )
+        return full.expand(b, 1, 1, length + 1).reshape(b, length + 1)
+
+    def _fused_step(self, weights: StepWeights, x: Tensor, cache: KVCache, mask: Tensor | None) -> Tensor:
+        """One decode position (x (B, 1, D)) through the numba step; same contract as forward."""
+        hidden = decode_step(weights, x[:, 0], cache.keys, cache.values, cache.length, mask)
         cache.advance(1)
         return linear(hidden, self.head_weight)

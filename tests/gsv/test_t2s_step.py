@@ -1,18 +1,19 @@
-"""The numba int8 decode step computes exactly the weight-only-int8 model, and the runtime uses it."""
+"""The numba decode step computes exactly the weight-only-int8 model (or the float32 one), and the runtime uses it."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from anchorvoice.plugins.gsv.kv_cache import KVCache, T2SRuntime
-from anchorvoice.plugins.gsv.t2s_int8_step import decode_step
-from anchorvoice.plugins.gsv.t2s_int8_weights import Int8StepWeights, quantize_rows
 from anchorvoice.plugins.gsv.t2s_model import T2SConfig, T2SLayer, Text2SemanticDecoder
 from anchorvoice.plugins.gsv.t2s_sampling import SamplingConfig, decode_batch, decode_stream, make_generator
+from anchorvoice.plugins.gsv.t2s_step import decode_step
+from anchorvoice.plugins.gsv.t2s_step_weights import StepWeights, quantize_rows
 from tests.gsv.t2s_models import perturbed_t2s
 
 # head_dim 18 and FFN 288: row counts that are not multiples of the kernels' 4-row and 64-unit blocks
@@ -29,7 +30,7 @@ def _layers(model: Text2SemanticDecoder) -> list[T2SLayer]:
 
 
 def _reference_step(
-    weights: Int8StepWeights, model: Text2SemanticDecoder, x: torch.Tensor, cache: KVCache, mask: torch.Tensor | None
+    weights: StepWeights, model: Text2SemanticDecoder, x: torch.Tensor, cache: KVCache, mask: torch.Tensor | None
 ) -> torch.Tensor:
     """Plain torch with the dequantized weights: x (B, D) -> last hidden (B, D); writes the cache at length."""
     b, d = x.shape
@@ -63,10 +64,14 @@ def test_quantize_rows_rounds_to_nearest_per_row() -> None:
     assert bool((err <= 0.5 * scale[:, None] * (1 + 1e-5)).all())
 
 
+@pytest.mark.parametrize("quantize", [True, False], ids=["int8", "float32"])
 @pytest.mark.parametrize("batch", [1, 2])
-def test_step_equals_dequantized_reference(model: Text2SemanticDecoder, batch: int) -> None:
+def test_step_equals_dequantized_reference(model: Text2SemanticDecoder, batch: int, quantize: bool) -> None:
     """Several steps over a filled cache; with B = 2 a per-row mask hides some positions from row 1."""
-    weights = Int8StepWeights.from_layers(_layers(model))
+    weights = StepWeights.from_layers(_layers(model), quantize=quantize)
+    if not quantize:  # float32: the model's own weights, unscaled
+        assert weights.qkv.dtype == np.float32
+        torch.testing.assert_close(weights.dequantized(1)["linear2.weight"], _layers(model)[1].linear2.weight)
     torch.manual_seed(2)
     hd = CFG.hidden_dim // CFG.head
     cache = KVCache(CFG.n_layer, batch, CFG.head, hd, capacity=16)
@@ -124,6 +129,40 @@ def test_runtime_int8_decode_step_uses_the_step_and_tracks_float32(model: Text2S
             scale = float(logits["float32"].abs().max())
             assert float((logits["int8"] - logits["float32"]).abs().max()) < 0.05 * scale
     assert caches["int8"].length == caches["float32"].length == 11
+
+
+def test_runtime_float32_decode_runs_the_step_and_equals_the_aten_layers(model: Text2SemanticDecoder) -> None:
+    """float32 one-token steps go through the numba step (float32 weights); per-head masks take ATen."""
+    fused, aten = T2SRuntime(model, "float32"), T2SRuntime(model, "float32", fused_step=False)
+    assert fused.step_weights is not None and fused.step_weights.qkv.dtype == np.float32
+    assert aten.step_weights is None
+    torch.manual_seed(6)
+    calls = 0
+
+    def counting(*args: object) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        return decode_step(*args)  # type: ignore[arg-type]
+
+    with torch.inference_mode(), pytest.MonkeyPatch.context() as mp:
+        mp.setattr("anchorvoice.plugins.gsv.kv_cache.decode_step", counting)
+        caches = [rt.new_cache(1, 8) for rt in (fused, aten)]  # small: the cache grows mid-decode
+        prefill = torch.randn(1, 6, CFG.hidden_dim)
+        for rt, cache in zip((fused, aten), caches, strict=True):
+            rt.forward(prefill, cache)
+        for _ in range(5):
+            x = torch.randn(1, 1, CFG.hidden_dim)
+            got, expected = (rt.forward(x, cache) for rt, cache in zip((fused, aten), caches, strict=True))
+            torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-5)
+        assert calls == 5
+        per_head = torch.ones(1, CFG.head, 1, caches[0].length + 1, dtype=torch.bool)
+        per_head[:, 0, :, :3] = False
+        x = torch.randn(1, 1, CFG.hidden_dim)
+        got, expected = (rt.forward(x, cache, per_head) for rt, cache in zip((fused, aten), caches, strict=True))
+        assert calls == 5  # not the step: its mask is per batch row
+        torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-5)
+        keys = [cache.keys[:, :, :, : cache.length] for cache in caches]
+        torch.testing.assert_close(keys[0], keys[1], atol=2e-5, rtol=1e-5)
 
 
 def test_runtime_int8_refuses_per_head_masks(model: Text2SemanticDecoder) -> None:

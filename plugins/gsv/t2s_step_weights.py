@@ -1,10 +1,14 @@
-"""Weights of the int8 T2S decode step (:mod:`anchorvoice.plugins.gsv.t2s_int8_step`): per-row int8
-quantization and the stacked, contiguous per-kind layout the numba step reads.
+"""Weights of the fused T2S decode step (:mod:`anchorvoice.plugins.gsv.t2s_step`): the stacked,
+contiguous per-kind layout the numba step reads, as int8 with per-row scales or as float32.
 
 Quantization (:func:`quantize_rows`): per output row symmetric, ``scale = max|w_row| / 127``,
-``q = round(w / scale)`` in [-127, 127]. ``out_proj`` and ``linear2`` are stored transposed
-(input-major) so that a partial sum over input columns reads contiguous rows; their scales stay per
-output row of the original matrix.
+``q = round(w / scale)`` in [-127, 127]. Unquantized (float32) weights carry scales of exactly 1, so
+the step's ``scale * (w @ x) + bias`` is the plain float32 product. ``out_proj`` and ``linear2`` are
+stored transposed (input-major) so that a partial sum over input columns reads contiguous rows (and
+skips the rows ReLU zeroed); their scales stay per output row of the original matrix.
+
+The float32 form is a copy of the layers' weights in this layout (302 MB for the full-size v2 GPT),
+held next to the model's own.
 """
 
 from __future__ import annotations
@@ -31,24 +35,25 @@ def quantize_rows(weight: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @dataclass
-class Int8StepWeights:
+class StepWeights:
     """All layers' weights, stacked per kind, as contiguous numpy arrays (L = n_layer, D = width, F = 4 D).
 
-    ``qkv`` (L, 3D, D) int8 rows q | k | v; ``out_t`` (L, D, D) int8 = out_proj^T (input-major);
-    ``ff1`` (L, F, D) int8; ``ff2_t`` (L, F, D) int8 = linear2^T (input-major). ``*_scale`` and
-    ``*_bias`` (L, N) float32 per output row. ``norm*`` (L, D) float32 LayerNorm weight / bias.
+    ``qkv`` (L, 3D, D) rows q | k | v; ``out_t`` (L, D, D) = out_proj^T (input-major); ``ff1`` (L, F, D);
+    ``ff2_t`` (L, F, D) = linear2^T (input-major); all four int8 or all float32. ``*_scale`` and
+    ``*_bias`` (L, N) float32 per output row (scales all 1 for float32). ``norm*`` (L, D) float32
+    LayerNorm weight / bias.
     """
 
-    qkv: I8
+    qkv: I8 | F32
     qkv_scale: F32
     qkv_bias: F32
-    out_t: I8
+    out_t: I8 | F32
     out_scale: F32
     out_bias: F32
-    ff1: I8
+    ff1: I8 | F32
     ff1_scale: F32
     ff1_bias: F32
-    ff2_t: I8
+    ff2_t: I8 | F32
     ff2_scale: F32
     ff2_bias: F32
     norm1_weight: F32
@@ -58,8 +63,9 @@ class Int8StepWeights:
     eps: float
 
     @classmethod
-    def from_layers(cls, layers: list[T2SLayer]) -> Int8StepWeights:
-        """Quantize a list of :class:`anchorvoice.plugins.gsv.t2s_model.T2SLayer` (all with one LayerNorm eps)."""
+    def from_layers(cls, layers: list[T2SLayer], quantize: bool = True) -> StepWeights:
+        """Stack a list of :class:`anchorvoice.plugins.gsv.t2s_model.T2SLayer` (all with one LayerNorm eps):
+        int8 per-row quantized (``quantize``) or float32 as they are."""
         parts: dict[str, list[np.ndarray]] = {}
 
         def add(name: str, value: Tensor) -> None:
@@ -69,7 +75,7 @@ class Int8StepWeights:
 
         eps = {float(layer.norm1.eps) for layer in layers} | {float(layer.norm2.eps) for layer in layers}
         if len(eps) != 1:
-            raise ValueError(f"the int8 step needs one LayerNorm eps for all layers, got {sorted(eps)}")
+            raise ValueError(f"the decode step needs one LayerNorm eps for all layers, got {sorted(eps)}")
         for layer in layers:
             attn = layer.self_attn
             for name, lin_w, lin_b, transpose in (
@@ -78,7 +84,10 @@ class Int8StepWeights:
                 ("ff1", layer.linear1.weight, layer.linear1.bias, False),
                 ("ff2", layer.linear2.weight, layer.linear2.bias, True),
             ):
-                q, scale = quantize_rows(lin_w)
+                if quantize:
+                    q, scale = quantize_rows(lin_w)
+                else:
+                    q, scale = lin_w.detach().float(), torch.ones(lin_w.shape[0])
                 add(name + ("_t" if transpose else ""), q.t() if transpose else q)
                 add(name + "_scale", scale)
                 add(name + "_bias", lin_b)
@@ -92,7 +101,7 @@ class Int8StepWeights:
     def dequantized(self, layer: int) -> dict[str, Tensor]:
         """Float32 weights of one layer in the torch layout (N, K), for reference computations."""
 
-        def deq(q: I8, scale: F32, transposed: bool) -> Tensor:
+        def deq(q: I8 | F32, scale: F32, transposed: bool) -> Tensor:
             w = torch.from_numpy(q.astype(np.float32))
             return (w.t() if transposed else w) * torch.from_numpy(scale)[:, None]
 

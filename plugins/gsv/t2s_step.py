@@ -1,14 +1,16 @@
-"""One-token T2S decode step with weight-only int8 linears, all layers in one numba function.
+"""One-token T2S decode step, all layers in one numba function, on int8 or float32 weights.
 
 A decode step multiplies one hidden vector per batch row by every weight matrix of the 24 layers
-and reads every cached key/value once: it is bound by memory traffic (~75 MB of int8 weights plus
-``length`` x 24 layers x 4 KB of float32 cache per token on the full-size model). Through torch it
-also pays ~250 small ATen calls; :func:`decode_step` runs the whole step in one compiled call.
+and reads every cached key/value once: it is bound by memory traffic (~75 MB of int8 weights, or
+302 MB of float32, plus ``length`` x 24 layers x 4 KB of float32 cache per token on the full-size
+model). Through torch it also pays ~250 small ATen calls and as many fork/joins of the thread pool;
+:func:`decode_step` runs the whole step in one compiled call.
 
-Weights: :class:`anchorvoice.plugins.gsv.t2s_int8_weights.Int8StepWeights`, int8 per output row
-(``scale = max|w_row| / 127``, ``q = round(w / scale)`` in [-127, 127]). Activations stay float32
-(no activation quantization), so ``y = scale * (q @ x) + bias`` is the float32 product with the
-dequantized weight ``q * scale``.
+Weights: :class:`anchorvoice.plugins.gsv.t2s_step_weights.StepWeights`. int8 per output row
+(``scale = max|w_row| / 127``, ``q = round(w / scale)`` in [-127, 127]) with float32 activations (no
+activation quantization), so ``y = scale * (q @ x) + bias`` is the float32 product with the
+dequantized weight ``q * scale``; or float32 with scales of 1, the model's own product in another
+summation order (numba compiles one version of the step per weight dtype).
 
 Work split: 2 parallel regions per layer (one per matrix would mean 4 fork/joins of the thread
 pool), each cut into one contiguous chunk per thread with its own partial sum, added in a fixed
@@ -45,7 +47,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from torch import Tensor
 
-from anchorvoice.plugins.gsv.t2s_int8_weights import Int8StepWeights
+from anchorvoice.plugins.gsv.t2s_step_weights import StepWeights
 
 F32 = npt.NDArray[np.float32]
 I8 = npt.NDArray[np.int8]
@@ -62,7 +64,7 @@ FFN_BLOCK = 64
 """Hidden units per block of the FFN; each thread takes a contiguous run of blocks."""
 
 PREFETCH_ROWS = 16
-"""Weight rows prefetched ahead of the one being read (8 KB at 512 int8 per row).
+"""Weight rows prefetched ahead of the one being read (8 KB at 512 int8 per row, 32 KB at float32).
 
 One core streams from DRAM at ~7 GB/s with the hardware prefetcher alone and ~8.5 GB/s with
 these software hints (~11 -> ~14 GB/s on 2 cores; measured on the 2-core dev VM, int8 GEMV).
@@ -107,7 +109,7 @@ def _prefetch_rows(a: npt.NDArray[np.generic], row0: int, rows: int) -> None:
 
 
 @numba.njit(fastmath=FAST, cache=True)
-def _dot_rows(w: I8, row0: int, rows: int, x: F32, out: F32) -> None:
+def _dot_rows(w: I8 | F32, row0: int, rows: int, x: F32, out: F32) -> None:
     """out[r] = sum_i w[row0 + r, i] * x[i] for r < rows; 4 rows share each load of x."""
     k = x.shape[0]
     whole = rows - rows % 4
@@ -136,7 +138,7 @@ def _dot_rows(w: I8, row0: int, rows: int, x: F32, out: F32) -> None:
 
 
 @numba.njit(fastmath=FAST, cache=True)
-def _axpy_rows(w_t: I8, row0: int, coef: F32, acc: F32) -> None:
+def _axpy_rows(w_t: I8 | F32, row0: int, coef: F32, acc: F32) -> None:
     """acc[n] += sum_j coef[j] * w_t[row0 + j, n]; rows with coef 0 are skipped (ReLU zeros)."""
     n_out = acc.shape[0]
     for j in range(coef.shape[0]):
@@ -212,16 +214,16 @@ def _add_partials(x: F32, partials: F32, scale: F32, bias: F32, tmp: F32) -> Non
 @numba.njit(parallel=True, fastmath=FAST, cache=True)
 def _step(
     x: F32,
-    qkv: I8,
+    qkv: I8 | F32,
     qkv_scale: F32,
     qkv_bias: F32,
-    out_t: I8,
+    out_t: I8 | F32,
     out_scale: F32,
     out_bias: F32,
-    ff1: I8,
+    ff1: I8 | F32,
     ff1_scale: F32,
     ff1_bias: F32,
-    ff2_t: I8,
+    ff2_t: I8 | F32,
     ff2_scale: F32,
     ff2_bias: F32,
     norm1_weight: F32,
@@ -301,7 +303,7 @@ def _step(
 
 
 def decode_step(
-    weights: Int8StepWeights, x: Tensor, keys: Tensor, values: Tensor, length: int, attend: Tensor | None
+    weights: StepWeights, x: Tensor, keys: Tensor, values: Tensor, length: int, attend: Tensor | None
 ) -> Tensor:
     """Run all layers for one new position per batch row.
 
@@ -312,7 +314,7 @@ def decode_step(
     """
     batch, d = x.shape
     if keys.dtype != torch.float32 or keys.device.type != "cpu" or not keys.is_contiguous():
-        raise ValueError("the int8 decode step needs a contiguous float32 CPU cache")
+        raise ValueError("the fused decode step needs a contiguous float32 CPU cache")
     if keys.shape[3] <= length:
         raise ValueError(f"cache capacity {keys.shape[3]} has no room for position {length}")
     if keys.shape[1] != batch or keys.shape[2] * keys.shape[4] != d:
