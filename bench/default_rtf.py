@@ -36,6 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.machine import machine_line  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 TEXT = (
     "Welcome back to the stream, everybody. Today we are going to try the new voice, "
@@ -165,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(runs, indent=2))
         return 0
+    print(machine_line())
     print(f"embedded default, median of {args.repeats} runs; reference voice: {runs[0]['reference']}")
     labels = [f"{r['threads']} thread(s): RTF (cpu)" for r in runs]
     header = f"{'stage':<28}" + "".join(f"{label:>26}" for label in labels)

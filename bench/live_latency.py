@@ -36,6 +36,7 @@ from anchorvoice.streaming.converter_stream import ConverterProcess
 from anchorvoice.streaming.live_config import LiveConfig
 from anchorvoice.streaming.live_session import LiveSession
 from anchorvoice.streaming.virtual_mic import VirtualMic
+from bench.machine import machine_line
 from tests.integration.pulse import PulseDaemon, onset
 
 RATE = 48000
@@ -125,6 +126,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
+    print(machine_line())
     print(f"live {result['converter']} path through PulseAudio (block {result['block_ms']} ms, jitter "
           f"{result['jitter_ms']} ms, device latency {result['device_latency']}):")
     print(f"  algorithmic {result['algorithmic_ms']} ms, accounted total {result['accounted_total_ms']} ms")

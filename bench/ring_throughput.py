@@ -16,14 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
 from anchorvoice.streaming.live_config import LiveConfig
 from anchorvoice.streaming.ring import RingBuffer
 from anchorvoice.streaming.runner import LiveRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.machine import machine_line  # noqa: E402
 
 
 def single_thread(block: int, seconds: float) -> float:
@@ -102,6 +107,7 @@ def main() -> None:
         meds, p99s = zip(*(callback_cost(frames, 2000) for _ in range(args.repeats)))
         result[f"callback_{frames}x2_median_us"] = statistics.median(meds)
         result[f"callback_{frames}x2_p99_us"] = statistics.median(p99s)
+    print(machine_line())
     for key, value in result.items():
         print(f"{key:42s} {value:>16,.1f}")
     print(json.dumps(result))

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from anchorvoice.plugins.gsv.kv_cache import T2SRuntime  # noqa: E402
 from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder, prefix_mask  # noqa: E402
 from anchorvoice.plugins.gsv.t2s_sampling import SamplingConfig, decode_stream, make_generator, sample_tokens  # noqa: E402
+from bench.machine import machine_line  # noqa: E402
 
 OFFICIAL_PREFILL_S = 0.29  # BASELINE.md: T2S prefill, 60 phones + 150 prompt tokens
 OFFICIAL_DECODE_MS = 32.5  # BASELINE.md: T2S decode, KV cache, batch 1, 250 tokens, EOS off
@@ -169,7 +170,12 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=250)
     ap.add_argument("--phones", type=int, default=60)
     ap.add_argument("--prompt", type=int, default=150)
-    ap.add_argument("--precisions", default="float32,int8", help="comma list of float32, bfloat16, int8")
+    ap.add_argument(
+        "--precisions",
+        default="float32,int8",
+        help="comma list of float32, bfloat16, int8, and float32-aten (float32 decode steps through the "
+        "per-layer ATen calls instead of the fused numba step)",
+    )
     ap.add_argument("--official", type=Path, default=None, help="GPT-SoVITS checkout's GPT_SoVITS folder")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -186,9 +192,13 @@ def main() -> None:
     if args.official:
         timers["official"] = official_timer(args.official, model)
     for prec in precisions:
-        runtime = T2SRuntime(model, prec)  # type: ignore[arg-type]
+        if prec == "float32-aten":
+            runtime = T2SRuntime(model, "float32", fused_step=False)
+        else:
+            runtime = T2SRuntime(model, prec)  # type: ignore[arg-type]
         timers[prec] = lambda *a, rt=runtime: time_ours(rt, *a)
 
+    print(machine_line(args.threads), flush=True)
     load = os.getloadavg()[0]
     print(f"T2S full-size v2, random weights, {args.threads} threads, {args.phones} phones + {args.prompt} prompt, "
           f"{args.tokens} tokens, median of {args.repeats}; load average at start {load:.1f}", flush=True)  # fmt: skip
@@ -218,7 +228,7 @@ def main() -> None:
             ours = statistics.median(d for _, d in runs[name])
             print(f"{name}: {off / ours:.2f}x the official decode tokens/s in this run (same machine, same load)")
     for prec in precisions:
-        if prec != "float32":
+        if not prec.startswith("float32"):
             first_diff, agree = agreement(model, prec, phones, bert, prompt, args.tokens)
             print(f"{prec} vs float32 (greedy): identical for the first {first_diff} of {args.tokens} tokens; "
                   f"teacher-forced top-1 agreement {100 * agree:.1f}%", flush=True)  # fmt: skip

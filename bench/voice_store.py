@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -46,19 +45,7 @@ from anchorvoice.engine.store.resident import MB, StoreConfig
 from anchorvoice.engine.voices import VoiceLibrary
 from anchorvoice.plugins.gsv.checkpoints import load_gpt, load_sovits
 from anchorvoice.plugins.gsv.model_import import import_gsv_model
-
-
-def cpu_line() -> str:
-    model, flags = platform.processor() or "?", ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        model = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
-        have = set(next(line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")))
-        flags = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile", "fma") if f in have)
-    except (OSError, StopIteration):
-        pass
-    return f"{model} [{flags}], {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
-
+from bench.machine import machine_line
 
 TINY_HUBERT = {"conv_dim": [8] * 7, "hidden_size": 768, "num_hidden_layers": 1, "num_attention_heads": 4,
                "intermediate_size": 32, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 16}
@@ -172,7 +159,7 @@ def main() -> None:
         ap.error("--drop-caches writes /proc/sys/vm/drop_caches, which needs root; run as root or leave it out "
                  "(cold switches then read the blobs from the page cache)")
     torch.set_num_threads(args.threads)
-    print(f"{cpu_line()}; {args.threads} threads (shared machine: timings move with other load)", flush=True)
+    print(f"{machine_line(args.threads)} (shared machine: timings move with other load)", flush=True)
     work = Path(tempfile.mkdtemp(prefix="av-store-bench-"))
     try:
         if args.voices:

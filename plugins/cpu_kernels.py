@@ -5,8 +5,9 @@ ran, oneDNN's matmul (``torch.ops.mkldnn._linear_pointwise``, the op PyTorch's o
 emits for linears) does the same product about 2x faster for one row (the GPT's token-by-token
 decode: 15.7 vs 30 ms over 302 MB of weights) and 1.1-1.3x faster for 200-800 rows (HuBERT, SoVITS),
 with the same float32 arithmetic in another summation order (differences at rounding level, ~1e-6
-relative). It can also apply GELU to the output in the same pass. On an Intel CPU MKL is the faster of
-the two for products of a few rows (:data:`ONEDNN_MIN_ROWS`), and takes those.
+relative). It can also apply GELU to the output in the same pass. (On an AMX Intel Xeon MKL's one-row
+products were the faster ones, 7.1 against 10.8 ms; the GPT's one-token decode steps, float32 and int8,
+now run all layers in one numba call instead: :mod:`anchorvoice.plugins.gsv.t2s_step`.)
 
 :func:`linear` takes that path only where it is exact in meaning: CPU tensors of one float dtype,
 no gradient to record (training keeps ``F.linear``, whose backward autograd knows), and a PyTorch
@@ -125,36 +126,9 @@ def check_precision(precision: str, allowed: str = "'float32' or 'bfloat16'") ->
     raise ValueError(f"precision must be {allowed}, got {precision!r}")
 
 
-ONEDNN_MIN_ROWS = 16
-"""On an Intel CPU, float32 products of fewer rows in the GPT's decode step (``linear(..., gemv=True)``) go
-to ``F.linear`` (MKL): matrix-vector products that only stream the weights, where MKL took 7.1 ms and
-oneDNN 10.8 for the full-size T2S layers' weights at 1 row (7.5 / 15.4 at 2, 15.8 / 19.8 at 8; oneDNN is
-faster from 16 rows: 23.3 / 28.7) on 2 cores of an AMX Intel Xeon, and the whole float32 decode step went
-from 25.9 to 20.5 ms/token. On the AMD EPYC it is the other way round (oneDNN 15.7 ms against MKL's 30 for
-one row): see :func:`few_rows_on_mkl`. bf16 goes to oneDNN either way."""
-
-
-@functools.cache
-def cpu_vendor() -> str:
-    """``vendor_id`` from ``/proc/cpuinfo`` (``GenuineIntel``, ``AuthenticAMD``...; empty where unknown)."""
-    return _cpuinfo("vendor_id")
-
-
-@functools.cache
-def few_rows_on_mkl() -> bool:
-    """Whether float32 products under :data:`ONEDNN_MIN_ROWS` rows go to MKL: on Intel CPUs only (MKL's
-    matrix-vector kernels are tuned for them; on the AMD EPYC they ran at half oneDNN's speed)."""
-    return cpu_vendor() == "GenuineIntel"
-
-
 def linear_kernel() -> str:
     """The kernel :func:`linear` uses for CPU inference: ``"oneDNN"`` or ``"ATen"`` (MKL sgemm)."""
     return "oneDNN" if onednn_linear_ok() else "ATen"
-
-
-def few_rows_kernel() -> str:
-    """The kernel of :func:`linear`'s float32 products under :data:`ONEDNN_MIN_ROWS` rows."""
-    return "ATen" if few_rows_on_mkl() or not onednn_linear_ok() else "oneDNN"
 
 
 def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, add: Tensor | None) -> bool:
@@ -175,19 +149,14 @@ def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, add: Tensor | None) 
 
 
 def linear(
-    x: Tensor, weight: Tensor, bias: Tensor | None = None, act: Activation = "none", add: Tensor | None = None,
-    gemv: bool = False,
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, act: Activation = "none", add: Tensor | None = None
 ) -> Tensor:
     """``act(x @ weight.T + bias)``, plus ``add`` when given (a residual, same shape as the result; only
     with ``act="none"``), x (..., K), weight (N, K): one oneDNN pass for CPU inference, ``F.linear`` and
-    separate ops otherwise. ``gemv=True`` (the GPT's decode step) leaves float32 products under
-    :data:`ONEDNN_MIN_ROWS` rows to MKL on Intel CPUs. Only there: MKL's results depend on the operands'
-    memory alignment (its reproducible mode is off), which moved the SoVITS training oracle's gradients
-    from run to run when every caller took it. The result is a new tensor."""
+    separate ops otherwise. The result is a new tensor."""
     if add is not None and act != "none":
         raise ValueError("linear(): add= (a residual) goes with act='none' only")
-    few_rows = gemv and x.dtype == torch.float32 and x.numel() < ONEDNN_MIN_ROWS * x.shape[-1] and few_rows_on_mkl()
-    if not few_rows and _onednn(x, weight, bias, add):
+    if _onednn(x, weight, bias, add):
         if not x.is_contiguous():
             x = x.contiguous()
         op = torch.ops.mkldnn._linear_pointwise

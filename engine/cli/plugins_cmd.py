@@ -10,14 +10,7 @@ import argparse
 from dataclasses import asdict
 
 from anchorvoice.engine.cli.common import emit, make_engine
-from anchorvoice.plugins.cpu_kernels import (
-    ONEDNN_MIN_ROWS,
-    bf16_kernels,
-    few_rows_kernel,
-    int8_reduce_range,
-    linear_kernel,
-    native_bf16,
-)
+from anchorvoice.plugins.cpu_kernels import bf16_kernels, int8_reduce_range, linear_kernel, native_bf16
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,13 +33,12 @@ def run_plugins(args: argparse.Namespace) -> int:
         for f in pm.failures:
             hook = f" in {f.hook}" if f.hook else ""
             lines.append(f"  {f.name} [{f.origin}]{hook}: {f.error}")
-    kernels = {"cpu_linear": linear_kernel(), "cpu_linear_few_rows": few_rows_kernel(), "native_bf16": native_bf16(),
+    kernels = {"cpu_linear": linear_kernel(), "native_bf16": native_bf16(),
                "bf16_kernels": bf16_kernels(),
                "int8_activation_bits": 7 if int8_reduce_range() else 8}
     lines.append("")
     lines.append(f"CPU inference linears: {kernels['cpu_linear']} (float32 and bfloat16 GEMMs of the built-in models); "
-                 f"float32 under {ONEDNN_MIN_ROWS} rows (the GPT's decode step): "
-                 + ("ATen (MKL, on Intel)" if kernels["cpu_linear_few_rows"] == "ATen" else "oneDNN"))
+                 "the GPT's one-token decode steps (float32 and int8): one numba call for all layers")
     lines.append(
         "CPU bfloat16: " + ("native (precision 'auto' runs bfloat16)" if kernels["native_bf16"]
                             else "emulated (precision 'auto' runs float32)" if kernels["bf16_kernels"]

@@ -134,7 +134,7 @@ class _Linear:
         if self.packed is not None:
             y: Tensor = torch.ops.quantized.linear_dynamic(x, self.packed, self.reduce_range)
             return y if add is None else y + add
-        return linear(x, self.weight, self.bias, add=add, gemv=True)
+        return linear(x, self.weight, self.bias, add=add)
 
     def relu(self, x: Tensor) -> Tensor:
         """relu(x W^T + b); one fused kernel on the int8 path."""
@@ -142,7 +142,7 @@ class _Linear:
             return torch.ops.quantized.linear_relu_dynamic(  # type: ignore[no-any-return]
                 x, self.packed, self.reduce_range
             )
-        return linear(x, self.weight, self.bias, act="relu", gemv=True)
+        return linear(x, self.weight, self.bias, act="relu")
 
 
 @dataclass

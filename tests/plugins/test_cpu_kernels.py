@@ -48,7 +48,7 @@ def test_bfloat16_inputs() -> None:
 
 @needs_onednn
 def test_inference_does_not_go_through_f_linear(monkeypatch: pytest.MonkeyPatch) -> None:
-    x, w, b = _operands((cpu_kernels.ONEDNN_MIN_ROWS,))
+    x, w, b = _operands((1,))
     want = F.linear(x, w, b)
 
     def refuse(*args: object, **kwargs: object) -> torch.Tensor:
@@ -58,33 +58,6 @@ def test_inference_does_not_go_through_f_linear(monkeypatch: pytest.MonkeyPatch)
     with torch.inference_mode():
         torch.testing.assert_close(linear(x, w, b), want, rtol=1e-5, atol=1e-5)
     assert linear_kernel() == "oneDNN"
-
-
-@needs_onednn
-def test_float32_matrix_vector_products_stay_with_f_linear(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A one-token decode step's products only stream the weights: on Intel, MKL's GEMV is faster there."""
-    calls = []
-    real = F.linear
-
-    def counting(*args: torch.Tensor) -> torch.Tensor:
-        calls.append(args[0].shape)
-        return real(*args)
-
-    monkeypatch.setattr(cpu_kernels.F, "linear", counting)
-    for vendor, on_mkl in (("GenuineIntel", True), ("AuthenticAMD", False), ("", False)):
-        monkeypatch.setattr(cpu_kernels, "cpu_vendor", lambda v=vendor: v)
-        cpu_kernels.few_rows_on_mkl.cache_clear()
-        calls.clear()
-        with torch.inference_mode():
-            for rows in (1, cpu_kernels.ONEDNN_MIN_ROWS - 1, cpu_kernels.ONEDNN_MIN_ROWS):
-                x, w, b = _operands((1, rows))
-                got = linear(x, w, b, act="relu", gemv=True)
-                torch.testing.assert_close(got, F.relu(real(x, w, b)), rtol=1e-5, atol=1e-5)
-                linear(x, w, b)  # without gemv=True: oneDNN everywhere (MKL's rounding follows alignment)
-        # on Intel MKL takes the few-row products, never the 16-row one; elsewhere oneDNN takes them all
-        assert [c[1] for c in calls] == ([1, cpu_kernels.ONEDNN_MIN_ROWS - 1] if on_mkl else []), vendor
-        assert cpu_kernels.few_rows_kernel() == ("ATen" if on_mkl else "oneDNN"), vendor
-    cpu_kernels.few_rows_on_mkl.cache_clear()
 
 
 def test_training_keeps_autograd() -> None:
