@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -110,6 +111,24 @@ class _OnGpu(torch.Tensor):
     @property
     def device(self) -> torch.device:  # type: ignore[override]
         return torch.device("cuda", 0)
+
+
+def test_footprint_reaches_a_runtime_inside_a_stage_and_counts_its_arrays() -> None:
+    """A pipeline holds its stages in a dict, a stage its runtime, a runtime the model and the fused decode
+    step's numpy weights: all of it is loaded memory (the budget had missed the GPT's runtime)."""
+
+    class Holder:
+        def __init__(self, **kw: object) -> None:
+            self.__dict__.update(kw)
+
+    model = Model()  # 1 MiB of parameters
+    arrays = Holder(qkv=np.zeros((256, 256), np.float32), view=None)  # 256 KiB
+    arrays.view = arrays.qkv[:10]  # a view of the same memory: not counted again
+    shared = torch.from_numpy(arrays.qkv)  # a tensor on the same memory: not counted again
+    runtime = Holder(model=model, step_weights=arrays, shared=shared, me=None)
+    runtime.me = runtime  # a cycle ends the walk
+    pipeline = Holder(stages={"prosody": Holder(runtime=runtime)})
+    assert footprint(pipeline) == Footprint(host=MB + 256 * 256 * 4)
 
 
 def test_footprint_counts_host_and_gpu_apart() -> None:
