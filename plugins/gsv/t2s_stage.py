@@ -77,6 +77,10 @@ class GsvT2SConfig:
     """Decoder arithmetic: float32 (exact) or a reduced mode (faster, tokens may differ; see bench/t2s_rtf.py)."""
     device: str = "cpu"
     """torch device."""
+    fused_step: bool = True
+    """On CPU, run each float32 decode step as one numba call for all layers, on a float32 copy of the
+    layers' weights (302 MB more memory at full size, ~1.3x faster); False keeps the per-layer ATen calls
+    and the memory. int8 always runs its step fused."""
     adaptive_threads: bool = True
     """On CPU, run each decode step on all of torch's threads or on one, whichever the last steps
     measured faster (:mod:`anchorvoice.streaming.thread_governor`): on a busy PC two threads can be
@@ -93,7 +97,7 @@ class GsvT2S(ProsodyModel):
         super().__init__(config)
         self._runtime: T2SRuntime | None = None
         self._loaded: Path | None = None
-        self._runtime_key: tuple[str, str] = ("", "")
+        self._runtime_key: tuple[str, str, bool] = ("", "", True)
         self.threads = AdaptiveThreads()
 
     # -- model binding ---------------------------------------------------------------------
@@ -120,10 +124,10 @@ class GsvT2S(ProsodyModel):
         """Use an already built model (tests, benchmarks, a caller that shares one model)."""
         model = model.to(self.config.device).eval()
         try:
-            self._runtime = T2SRuntime(model, self.config.precision)
+            self._runtime = T2SRuntime(model, self.config.precision, fused_step=self.config.fused_step)
         except ValueError as exc:
             raise StageError(f"gsv-t2s: {exc} (fix params.precision / params.device)") from None
-        self._runtime_key = (self.config.precision, self.config.device)
+        self._runtime_key = self._key()
         self._loaded = None
 
     @property
@@ -133,9 +137,13 @@ class GsvT2S(ProsodyModel):
     def _ready(self) -> T2SRuntime:
         if self._runtime is None:
             raise StageError("gsv-t2s: prepare(voice) must load a GPT model before generate()")
-        if self._runtime_key != (self.config.precision, self.config.device):  # changed live via set_param
+        if self._runtime_key != self._key():  # changed live via set_param
             self.load_model(self._runtime.model)
         return self._runtime
+
+    def _key(self) -> tuple[str, str, bool]:
+        """The settings a runtime is built for."""
+        return (self.config.precision, self.config.device, self.config.fused_step)
 
     def close(self) -> None:
         self._runtime, self._loaded = None, None

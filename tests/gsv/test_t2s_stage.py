@@ -209,3 +209,14 @@ def test_precision_is_validated_and_can_change_live(model: Text2SemanticDecoder)
     stage.set_param("precision", "bfloat16")  # control API: rebuilt on the next utterance
     out = np.concatenate([f.tokens for f in stage.generate(_phones(6, 1))])
     assert stage._ready().precision == "bfloat16" and len(out) == len(ref)
+
+
+def test_fused_step_setting_keeps_the_tokens_and_can_change_live(model: Text2SemanticDecoder) -> None:
+    """``fused_step = false`` (no float32 weight copy) decodes the same greedy tokens through ATen."""
+    stage = _stage(model, top_k=1, early_stop_num=11)
+    assert stage._ready().step_weights is not None  # float32 on CPU: the fused step by default
+    fused = np.concatenate([f.tokens for f in stage.generate(_phones(6, 1))])
+    stage.set_param("fused_step", False)
+    aten = np.concatenate([f.tokens for f in stage.generate(_phones(6, 1))])
+    assert stage._ready().step_weights is None
+    assert aten.tolist() == fused.tolist()
