@@ -1,6 +1,6 @@
 """Seconds per GPT (s1) training step, ours against the official ``training_step``, same batch, same run.
 
-    python -m bench.train_gpt_step [--size full|tiny] [--batch 4] [--threads 2] [--repeats 5] [--bf16]
+    python -m bench.train_gpt_step [--size full|tiny] [--batch 4] [--threads 2] [--repeats 5] [--bf16] [--keep-heap]
     python -m bench.train_gpt_step --compare [--compare-batches 240]     # ScaledAdam vs AdamW held-out loss
 
 Both sides start from the same random full-size v2 s1 file (``bench/fullsize.py``) with dropout off
@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from anchorvoice.engine.cli.heap import keep_heap
 from bench.fullsize import write_gpt
 from bench.official_stubs import stub_module
 from bench.soak import machine_info
@@ -174,6 +175,8 @@ def _vm_hwm_mb() -> float:
 
 def _peak_child(args: argparse.Namespace, ckpt: str, tmp: str, side: str, queue: Any) -> None:
     torch.set_num_threads(args.threads)
+    if args.keep_heap:
+        keep_heap()
     sizes(args.size)  # the imports both sides share, before the baseline
     baseline = _vm_hwm_mb()
     run, _, _ = cycle(args, Path(ckpt), Path(tmp), side)
@@ -195,6 +198,7 @@ def peak_rss_mb(args: argparse.Namespace, ckpt: Path, tmp: Path, side: str) -> d
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     roomy_onednn_cache()
+    heap = keep_heap() if args.keep_heap else "memory: allocator defaults"
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         ckpt = write_gpt(tmp / "s1.ckpt", sizes=sizes(args.size))
@@ -212,7 +216,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         peaks = {side: peak_rss_mb(args, ckpt, tmp, side) for side in times}
     return {"machine": machine_info(), "size": args.size, "batch": args.batch, "phones": args.phones,
             "tokens": args.tokens, "threads": args.threads, "repeats": args.repeats, "official_harness": mode,
-            "onednn_primitive_cache": roomy_onednn_cache(), "losses_two_cycles": first,
+            "onednn_primitive_cache": roomy_onednn_cache(), "heap": heap, "losses_two_cycles": first,
             "seconds_per_cycle": {k: round(v["median_s"], 4) for k, v in times.items()},
             "seconds_per_batch": {k: round(v["median_s"] / 4, 4) for k, v in times.items()},
             "speedup": {k: round(times["official"]["median_s"] / v["median_s"], 3) for k, v in times.items()
@@ -230,6 +234,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--official", type=Path, default=OFFICIAL)
     ap.add_argument("--bf16", action="store_true", help="also time our trainer under CPU bf16 autocast")
+    ap.add_argument(
+        "--keep-heap",
+        action="store_true",
+        help="apply `anchorvoice train`'s heap policy (engine/cli/heap.py: freed memory stays in the heap) to "
+        "this process and its memory children; every side then runs with it",
+    )
     ap.add_argument("--compare", action="store_true", help="ScaledAdam vs AdamW held-out loss instead of timing")
     ap.add_argument("--compare-batches", type=int, default=240)
     args = ap.parse_args(argv)

@@ -1,7 +1,7 @@
 """Seconds per SoVITS (s2) training step on CPU, ours and the official trainer's on the same batch.
 
 Usage: ``.venv/bin/python bench/train_sovits_step.py --official GPT_SoVITS_DIR [--repeats 5] [--threads 2]
-[--batch 4] [--seconds 4] [--bf16] [--tiny] [--json]``
+[--batch 4] [--seconds 4] [--bf16] [--keep-heap] [--tiny] [--json]``
 
 Workload: the full-size v2 generator of the official ``configs/s2.json`` (random weights, with the
 posterior encoder ``enc_q``) and the multi-period discriminator, a batch of ``--batch`` utterances of
@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
+from anchorvoice.engine.cli.heap import keep_heap  # noqa: E402
 from bench.soak import machine_info  # noqa: E402
 from bench.timing import roomy_onednn_cache, time_alternately  # noqa: E402
 
@@ -206,6 +207,7 @@ def _memory_only(args: argparse.Namespace) -> None:
 def _peak(args: argparse.Namespace, side: str) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--memory-only", side, "--batch", str(args.batch), "--seconds", str(args.seconds),
            "--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
+    cmd += ["--keep-heap"] if args.keep_heap else []
     if args.official is not None:
         cmd += ["--official", str(args.official)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -239,11 +241,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="longest utterance (the others down to 0.8x)")
     ap.add_argument("--bf16", action="store_true", help="also time our trainer under CPU bf16 autocast")
     ap.add_argument("--tiny", action="store_true", help="small model and slice: a smoke run, no figures")
+    ap.add_argument(
+        "--keep-heap",
+        action="store_true",
+        help="apply `anchorvoice train`'s heap policy (engine/cli/heap.py: freed memory stays in the heap) to "
+        "this process and its memory children; every side then runs with it",
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--memory-only", choices=("anchorvoice", "anchorvoice-bf16", "official"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     onednn_cache = roomy_onednn_cache()
+    heap = keep_heap() if args.keep_heap else "memory: allocator defaults"
     if args.memory_only:
         _memory_only(args)
         return
@@ -254,7 +263,7 @@ def main() -> None:
     m = res["machine"]
     print(f"cpu: {m['cpu']} ({m['cores']} cores; {', '.join(m['isa']) or 'no AVX-512/AMX'}), "
           f"load average {m['load_avg']}, torch {res['torch']}, {res['threads']} threads, oneDNN primitive cache "
-          f"{onednn_cache}")
+          f"{onednn_cache}; {heap}")
     print(f"batch {res['batch']} (frames {res['frames']}), decoder slice {res['segment_size']} samples"
           + (" [--tiny: smoke run]" if res["tiny"] else ""))
     names = list(res["first_step_losses"])

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from anchorvoice.engine.cli.common import emit, home_of, make_engine, progress
+from anchorvoice.engine.cli.heap import keep_heap
 from anchorvoice.engine.training import Progress, RunLock
 from anchorvoice.errors import TrainingError
 
@@ -138,6 +139,9 @@ def run_train(args: argparse.Namespace) -> int:
         if lock:
             lock.__enter__()
         try:
+            heap = keep_heap()  # each step frees and reallocates the same tensors: keep them off mmap
+            if rank == 0:
+                progress(args, heap)
             job = FineTune(opts, log=lambda m: progress(args, m) if rank == 0 else None, progress=bar)
             result = job.run()
         finally:
