@@ -1,7 +1,7 @@
 """Seconds per SoVITS (s2) training step on CPU, ours and the official trainer's on the same batch.
 
 Usage: ``.venv/bin/python bench/train_sovits_step.py --official GPT_SoVITS_DIR [--repeats 5] [--threads 2]
-[--batch 4] [--seconds 4] [--bf16] [--keep-heap] [--tiny] [--json]``
+[--batch 4] [--seconds 4] [--bf16] [--keep-heap | --alone] [--tiny] [--json]``
 
 Workload: the full-size v2 generator of the official ``configs/s2.json`` (random weights, with the
 posterior encoder ``enc_q``) and the multi-period discriminator, a batch of ``--batch`` utterances of
@@ -214,13 +214,30 @@ def _peak(args: argparse.Namespace, side: str) -> dict[str, float]:
     return dict(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
+def _alone(args: argparse.Namespace, side: str) -> dict[str, float]:
+    """``side`` timed in a fresh process of its own, as a user runs one trainer: ours with the heap policy
+    that `anchorvoice train` applies, the official trainer with the allocator's defaults."""
+    cmd = [sys.executable, __file__, "--only", side, "--json", "--repeats", str(args.repeats), "--batch",
+           str(args.batch), "--seconds", str(args.seconds), "--threads", str(args.threads)]
+    cmd += (["--tiny"] if args.tiny else []) + (["--bf16"] if side.endswith("bf16") else [])
+    cmd += ["--keep-heap"] if side != "official" else []
+    if args.official is not None:
+        cmd += ["--official", str(args.official)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return dict(json.loads(res.stdout)["seconds_per_step"][side])
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = _config(args.tiny)
     batch = make_batch(cfg, args.batch, args.seconds)
     b = build(cfg, batch, args.official, bf16=args.bf16)
     fns = step_fns(b)
+    if args.only:
+        fns = {args.only: fns[args.only]}
     first = {name: fn() for name, fn in fns.items()}  # same weights, same batch, same randomness
-    timing = time_alternately(fns, args.repeats)
+    if args.only:
+        return {"seconds_per_step": time_alternately(fns, args.repeats)}
+    timing = {side: _alone(args, side) for side in fns} if args.alone else time_alternately(fns, args.repeats)
     res: dict[str, Any] = {
         "machine": machine_info(), "threads": args.threads, "batch": args.batch,
         "frames": b["ours_batch"].spec_lengths.tolist(), "segment_size": cfg["train"]["segment_size"],
@@ -247,7 +264,14 @@ def main() -> None:
         help="apply `anchorvoice train`'s heap policy (engine/cli/heap.py: freed memory stays in the heap) to "
         "this process and its memory children; every side then runs with it",
     )
+    ap.add_argument(
+        "--alone",
+        action="store_true",
+        help="time each side in a fresh process of its own instead of alternating in one: ours with "
+        "`anchorvoice train`'s heap policy, the official trainer with the allocator's defaults (as users run them)",
+    )
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--only", choices=("anchorvoice", "anchorvoice-bf16", "official"), help=argparse.SUPPRESS)
     ap.add_argument("--memory-only", choices=("anchorvoice", "anchorvoice-bf16", "official"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -257,13 +281,14 @@ def main() -> None:
         _memory_only(args)
         return
     res = run(args)
+    res["heap"] = "ours: policy, official: defaults (--alone)" if args.alone else heap
     if args.json:
         print(json.dumps(res, indent=1))
         return
     m = res["machine"]
     print(f"cpu: {m['cpu']} ({m['cores']} cores; {', '.join(m['isa']) or 'no AVX-512/AMX'}), "
           f"load average {m['load_avg']}, torch {res['torch']}, {res['threads']} threads, oneDNN primitive cache "
-          f"{onednn_cache}; {heap}")
+          f"{onednn_cache}; {res['heap']}")
     print(f"batch {res['batch']} (frames {res['frames']}), decoder slice {res['segment_size']} samples"
           + (" [--tiny: smoke run]" if res["tiny"] else ""))
     names = list(res["first_step_losses"])
