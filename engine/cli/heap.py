@@ -3,13 +3,17 @@
 A training step allocates and frees the same large tensors every step (activations of a few to tens
 of MB). glibc's malloc serves blocks that large with ``mmap`` and returns them to the kernel on
 ``free``, and trims the heap top back to the kernel too, so every step faults the same memory in
-again, page by page, zero-filled. Measured on 2 cores of an AMX Intel Xeon (full-size v2, batch 4,
-`bench/train_sovits_step.py` / `python -m bench.train_gpt_step`, ``--keep-heap`` against without):
-SoVITS step 6.5 s against 7.3-8.6 s, GPT cycle 12.3 s against 12.5-13.3 s (230,000 page faults in
-a cycle down to none), the peak resident memory 1-2% higher. :func:`keep_heap` turns both off for
+again, page by page, zero-filled. Measured on 2 cores of an AMX Intel Xeon (full-size v2, batch 4):
+our SoVITS step alone 6.5 s with the policy against 7.3-8.6 s without (`bench/train_sovits_step.py`);
+in `python -m bench.train_gpt_step`, which alternates ours and the official trainer in one process, our
+GPT cycle took 12.4 s either way and the official's 13.7 s with the policy against 16.1 s without (it
+allocates more per step); peak resident memory 2-11% higher. :func:`keep_heap` turns both off for
 the rest of the process: no allocation is ``mmap``-ed and the heap is never trimmed, so a step
-reuses what the previous one freed. It is for processes that run one long job and exit; a live
-stream or a server keeps glibc's defaults.
+reuses what the previous one freed. It is for processes that run one long job and exit. Elsewhere
+it gained nothing measurable (`dataset make` on 2 minutes of speech 9.78 against 9.85 s,
+`bench/dataset_prep.py`; the `tts` preset's first audio and RTF the same, `bench/tts_first_audio.py`), and a
+live stream or a server should give an evicted voice's memory back to the system: they keep glibc's
+defaults.
 
 Process-wide and irreversible, so only the CLI's top floor calls it, when a job starts (never at
 import).
