@@ -65,15 +65,17 @@ def footprint(obj: Any, depth: int = 8) -> Footprint:
 
     ``depth`` bounds how many plain objects or containers deep the walk goes: a pipeline holds its stages
     in a dict, a stage its runtime, a runtime its model and the kernels' own weight arrays (the GPT's
-    fused decode step keeps 75 MB of int8 or 302 MB of float32 weights as numpy arrays)."""
+    fused decode step keeps 75 MB of int8 or 302 MB of float32 weights as numpy arrays). An object whose
+    class defines ``hidden_host_bytes()`` adds what it holds outside tensors and arrays (e.g. weights
+    packed inside a kernel library's opaque object)."""
     import numpy as np
     import torch
 
-    seen: set[int] = set()
+    seen: set[object] = set()
     visited: set[int] = set()
     total = Footprint()
 
-    def count(key: int, n: int, on_gpu: bool) -> None:
+    def count(key: object, n: int, on_gpu: bool) -> None:
         nonlocal total
         if key in seen:
             return
@@ -95,6 +97,9 @@ def footprint(obj: Any, depth: int = 8) -> Footprint:
             if d <= 0 or isinstance(o, str | bytes | int | float | bool) or o is None or id(o) in visited:
                 return
             visited.add(id(o))
+            hidden = getattr(type(o), "hidden_host_bytes", None)
+            if callable(hidden):
+                count(("hidden", id(o)), int(hidden(o)), False)
             items = o.values() if isinstance(o, dict) else o if isinstance(o, list | tuple | set) else \
                 vars(o).values() if hasattr(o, "__dict__") else ()
             for x in list(items):

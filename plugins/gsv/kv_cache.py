@@ -110,6 +110,7 @@ class _Linear:
 
     def __init__(self, weight: Tensor, bias: Tensor | None, precision: Precision) -> None:
         self.packed: object | None = None
+        self._packed_bytes = 0
         self.reduce_range = int8_reduce_range()  # 7-bit activations where int8 sums would saturate (no VNNI)
         self.weight = weight
         self.bias = bias
@@ -122,12 +123,18 @@ class _Linear:
                 warnings.simplefilter("ignore", UserWarning)
                 qw = torch.quantize_per_channel(w, scale, zero, 0, torch.qint8)
                 self.packed = torch.ops.quantized.linear_prepack(qw, None if bias is None else bias.float())
+            # int8 weights, float32 bias and per-row scale / zero point, inside fbgemm's packed object
+            self._packed_bytes = w.numel() + 4 * w.shape[0] + 16 * w.shape[0]
         elif precision == "bfloat16":
             self.weight = weight.detach().to(torch.bfloat16)
             self.bias = None if bias is None else bias.detach().to(torch.bfloat16)
         else:
             self.weight = weight.detach()
             self.bias = None if bias is None else bias.detach()
+
+    def hidden_host_bytes(self) -> int:
+        """Bytes of the fbgemm-packed weights, which the resident budget cannot see as tensors."""
+        return self._packed_bytes
 
     def __call__(self, x: Tensor, add: Tensor | None = None) -> Tensor:
         """x W^T + b, plus ``add`` (a residual) when given."""

@@ -200,3 +200,18 @@ def test_int8_decodes_from_two_threads_at_once_match_one_at_a_time(model: Text2S
     with ThreadPoolExecutor(max_workers=2) as pool:  # e.g. the speech queue and a second pipeline
         together = list(pool.map(run, inputs * 3))
     assert together == alone * 3
+
+
+def test_resident_budget_sees_every_weight_copy_of_an_int8_runtime(model: Text2SemanticDecoder) -> None:
+    """The model, the step's int8 arrays and fbgemm's packed prefill weights all count as loaded memory."""
+    from anchorvoice.engine.store.resident import footprint
+
+    runtime = T2SRuntime(model, "int8")
+    assert runtime.step_weights is not None
+    model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    step_bytes = sum(a.nbytes for a in vars(runtime.step_weights).values() if isinstance(a, np.ndarray))
+    linears = [lin for layer in runtime.layers for lin in (layer.qkv, layer.out, layer.ff1, layer.ff2)]
+    packed = sum(lin.hidden_host_bytes() for lin in linears)
+    layer_weights = sum(lin.weight.numel() for lin in linears)
+    assert packed >= layer_weights  # one int8 byte per weight at least
+    assert footprint({"stage": {"runtime": runtime}}).host == model_bytes + step_bytes + packed

@@ -131,6 +131,15 @@ def test_footprint_reaches_a_runtime_inside_a_stage_and_counts_its_arrays() -> N
     assert footprint(pipeline) == Footprint(host=MB + 256 * 256 * 4)
 
 
+def test_footprint_adds_the_bytes_an_object_hides_once() -> None:
+    class Packed:
+        def hidden_host_bytes(self) -> int:
+            return 4096
+
+    packed = Packed()
+    assert footprint({"a": packed, "b": [packed], "w": torch.zeros(256)}) == Footprint(host=4096 + 256 * 4)
+
+
 def test_footprint_counts_host_and_gpu_apart() -> None:
     host = torch.zeros(256, 256)  # 256 KiB
     gpu = torch.Tensor._make_subclass(_OnGpu, torch.zeros(512, 512))  # 1 MiB "on the GPU"
