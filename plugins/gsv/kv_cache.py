@@ -125,6 +125,7 @@ class _Linear:
                 self.packed = torch.ops.quantized.linear_prepack(qw, None if bias is None else bias.float())
             # int8 weights, float32 bias and per-row scale / zero point, inside fbgemm's packed object
             self._packed_bytes = w.numel() + 4 * w.shape[0] + 16 * w.shape[0]
+            self.weight, self.bias = weight.new_empty(0), None  # the packed object holds them
         elif precision == "bfloat16":
             self.weight = weight.detach().to(torch.bfloat16)
             self.bias = None if bias is None else bias.detach().to(torch.bfloat16)
@@ -208,6 +209,20 @@ class T2SRuntime:
         on_cpu = model.ar_predict_layer.weight.device.type == "cpu"
         if precision == "int8" or (precision == "float32" and fused_step and on_cpu):
             self.step_weights = StepWeights.from_layers(model_layers, quantize=precision == "int8")
+
+    @property
+    def layers_released(self) -> bool:
+        """Whether :meth:`release_layers` dropped the model's float32 layer weights."""
+        return any(p.is_meta for p in self.model.h.parameters())
+
+    def release_layers(self) -> None:
+        """Free the model's float32 transformer-layer weights, which an ``int8`` CPU runtime never reads
+        again (prefill runs fbgemm's packed copies, decode steps the numba step's): 302 MB of the
+        full-size model. The embeddings and the prediction head stay. The model's uncached forward and
+        another runtime built from it need the weights loaded again."""
+        if self.precision != "int8" or self.step_weights is None:
+            raise ValueError("only an int8 CPU runtime runs without the model's float32 layer weights")
+        self.model.h.to("meta")
 
     def new_cache(self, batch: int, capacity: int, device: torch.device | None = None) -> KVCache:
         """An empty cache sized for ``capacity`` positions (grows in blocks if exceeded)."""

@@ -119,6 +119,13 @@ class GsvT2S(ProsodyModel):
                     check_phoneme_vocab(model.config.phoneme_vocab_size, rows)
             self.load_model(model)
             self._loaded = path
+            self._release()
+
+    def _release(self) -> None:
+        """An int8 CPU runtime of a model this stage loaded itself runs without the model's float32 layer
+        weights: free them (302 MB at full size); a live change of precision loads the file again."""
+        if self._runtime is not None and self._runtime.precision == "int8" and self._runtime.step_weights is not None:
+            self._runtime.release_layers()
 
     def load_model(self, model: Text2SemanticDecoder) -> None:
         """Use an already built model (tests, benchmarks, a caller that shares one model)."""
@@ -132,13 +139,24 @@ class GsvT2S(ProsodyModel):
 
     @property
     def model(self) -> Text2SemanticDecoder:
+        """The loaded GPT. After ``prepare`` in ``int8`` on CPU its transformer layers are on the ``meta``
+        device (released: only the runtime's int8 copies remain); config, embeddings and head are real."""
         return self._ready().model
 
     def _ready(self) -> T2SRuntime:
         if self._runtime is None:
             raise StageError("gsv-t2s: prepare(voice) must load a GPT model before generate()")
         if self._runtime_key != self._key():  # changed live via set_param
-            self.load_model(self._runtime.model)
+            source = self._loaded
+            if self._runtime.layers_released:
+                if source is None:
+                    raise StageError("gsv-t2s: the model's layer weights were released; prepare the voice again")
+                self.load_model(load_t2s(source))  # int8 released the float32 layers: read them again
+                self._loaded = source
+                self._release()
+            else:
+                self.load_model(self._runtime.model)
+                self._loaded = source
         return self._runtime
 
     def _key(self) -> tuple[str, str, bool]:

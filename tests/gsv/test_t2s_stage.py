@@ -12,7 +12,7 @@ from anchorvoice.engine.stages import ProsodyModel
 from anchorvoice.errors import CheckpointError, StageError, TextInputError
 from anchorvoice.frames import PhonemeFrame, TokenFrame
 from anchorvoice.plugins.gsv.kv_cache import T2SRuntime
-from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder
+from anchorvoice.plugins.gsv.t2s_model import T2SConfig, Text2SemanticDecoder, load_t2s
 from anchorvoice.plugins.gsv.t2s_sampling import SamplingConfig, decode, decode_batch, make_generator
 from anchorvoice.plugins.gsv.t2s_stage import GsvT2S, GsvT2SConfig
 from tests.conformance.conftest import require_reference_dir
@@ -220,3 +220,27 @@ def test_fused_step_setting_keeps_the_tokens_and_can_change_live(model: Text2Sem
     aten = np.concatenate([f.tokens for f in stage.generate(_phones(6, 1))])
     assert stage._ready().step_weights is None
     assert aten.tolist() == fused.tolist()
+
+
+def test_int8_voice_releases_the_float32_layers_and_reloads_them_for_a_live_change() -> None:
+    """An int8 stage that loaded its own GPT frees the float32 layer weights (only its int8 copies run);
+    the resident budget sees the smaller voice, and a live switch to float32 reads the file again."""
+    from anchorvoice.engine.store.resident import footprint
+
+    root = require_reference_dir()
+    gpt = root / "s1_v2_small.ckpt"
+    params = {"gpt_path": str(gpt), "top_k": 1, "early_stop_num": 9, "precision": "int8"}
+    stage = GsvT2S(GsvT2SConfig(**params))  # type: ignore[arg-type]
+    stage.prepare(None)
+    kept = GsvT2S(GsvT2SConfig(**params))  # type: ignore[arg-type]
+    kept.load_model(load_t2s(gpt))  # a caller's model: never released
+    assert stage._ready().layers_released and not kept._ready().layers_released
+    layer_bytes = sum(p.numel() * 4 for p in kept.model.h.parameters())
+    assert footprint(stage).host <= footprint(kept).host - layer_bytes + 64 * 1024  # LayerNorm copies stay
+    tokens = [np.concatenate([f.tokens for f in s.generate(_phones(6, 1))]).tolist() for s in (stage, kept)]
+    assert tokens[0] == tokens[1]
+    stage.set_param("precision", "float32")
+    out = np.concatenate([f.tokens for f in stage.generate(_phones(6, 1))])
+    assert stage._ready().precision == "float32" and not stage._ready().layers_released and len(out) == len(tokens[0])
+    with pytest.raises(ValueError, match="int8"):
+        stage._ready().release_layers()
