@@ -157,6 +157,8 @@ class GsvT2S(ProsodyModel):
             else:
                 self.load_model(self._runtime.model)
                 self._loaded = source
+                if source is not None:  # a model this stage loaded itself: back to int8, free the layers again
+                    self._release()
         return self._runtime
 
     def _key(self) -> tuple[str, str, bool]:

@@ -244,3 +244,6 @@ def test_int8_voice_releases_the_float32_layers_and_reloads_them_for_a_live_chan
     assert stage._ready().precision == "float32" and not stage._ready().layers_released and len(out) == len(tokens[0])
     with pytest.raises(ValueError, match="int8"):
         stage._ready().release_layers()
+    stage.set_param("precision", "int8")  # and back: the stage's own model is released again
+    assert stage._ready().layers_released
+    assert np.concatenate([f.tokens for f in stage.generate(_phones(6, 1))]).tolist() == tokens[0]
