@@ -249,23 +249,21 @@ class T2SRuntime:
         return linear(x[:, -1].float(), self.head_weight)
 
     def _row_mask(self, attend: Tensor | None, b: int, length: int) -> Tensor | None | Literal[False]:
-        """The step's mask (B, length + 1) from ``attend``; None for no mask; False where the mask differs
-        between heads (float32 then runs the ATen layers; int8 refuses it)."""
+        """The step's mask (B, length + 1) from ``attend``; None for no mask; False where it is not one bool
+        mask per batch row (float32 then runs the ATen layers; int8 refuses it)."""
         if attend is None:
             return None
-        if attend.dtype != torch.bool:
-            if self.precision == "float32":
-                return False
-            raise ValueError(f"attend must be a bool mask (True = may attend), got {attend.dtype}")
         full = attend.reshape((1,) * max(0, 4 - attend.dim()) + tuple(attend.shape))
-        if full.dim() != 4 or full.shape[1] != 1 or full.shape[2] != 1:
-            if self.precision == "float32":
-                return False
-            raise ValueError(
-                f"the int8 decode step takes one mask per batch row (B, 1, 1, {length + 1}), got "
-                f"{tuple(attend.shape)}; use precision 'float32' for per-head masks"
-            )
-        return full.expand(b, 1, 1, length + 1).reshape(b, length + 1)
+        if attend.dtype == torch.bool and full.dim() == 4 and full.shape[1] == 1 and full.shape[2] == 1:
+            return full.expand(b, 1, 1, length + 1).reshape(b, length + 1)
+        if self.precision == "float32":
+            return False
+        if attend.dtype != torch.bool:
+            raise ValueError(f"attend must be a bool mask (True = may attend), got {attend.dtype}")
+        raise ValueError(
+            f"the int8 decode step takes one mask per batch row (B, 1, 1, {length + 1}), got "
+            f"{tuple(attend.shape)}; use precision 'float32' for per-head masks"
+        )
 
     def _fused_step(self, weights: StepWeights, x: Tensor, cache: KVCache, mask: Tensor | None) -> Tensor:
         """One decode position (x (B, 1, D)) through the numba step; same contract as forward."""

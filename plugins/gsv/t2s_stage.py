@@ -117,25 +117,25 @@ class GsvT2S(ProsodyModel):
                 rows = sovits_text_rows(Path(sovits))
                 if rows is not None:
                     check_phoneme_vocab(model.config.phoneme_vocab_size, rows)
-            self.load_model(model)
-            self._loaded = path
-            self._release()
-
-    def _release(self) -> None:
-        """An int8 CPU runtime of a model this stage loaded itself runs without the model's float32 layer
-        weights: free them (302 MB at full size); a live change of precision loads the file again."""
-        if self._runtime is not None and self._runtime.precision == "int8" and self._runtime.step_weights is not None:
-            self._runtime.release_layers()
+            self._bind(model, path)
 
     def load_model(self, model: Text2SemanticDecoder) -> None:
-        """Use an already built model (tests, benchmarks, a caller that shares one model)."""
+        """Use an already built model (tests, benchmarks, a caller that shares one model); it is never
+        released (see :meth:`_bind`)."""
+        self._bind(model, None)
+
+    def _bind(self, model: Text2SemanticDecoder, source: Path | None) -> None:
+        """Build the runtime for ``model``. ``source``: the file this stage loaded it from itself; an int8
+        CPU runtime of such a model runs without the model's float32 layer weights, so they are freed
+        (302 MB at full size) and a live change of precision reads the file again."""
         model = model.to(self.config.device).eval()
         try:
-            self._runtime = T2SRuntime(model, self.config.precision, fused_step=self.config.fused_step)
+            runtime = T2SRuntime(model, self.config.precision, fused_step=self.config.fused_step)
         except ValueError as exc:
             raise StageError(f"gsv-t2s: {exc} (fix params.precision / params.device)") from None
-        self._runtime_key = self._key()
-        self._loaded = None
+        self._runtime, self._runtime_key, self._loaded = runtime, self._key(), source
+        if source is not None and runtime.precision == "int8":
+            runtime.release_layers()
 
     @property
     def model(self) -> Text2SemanticDecoder:
@@ -147,18 +147,11 @@ class GsvT2S(ProsodyModel):
         if self._runtime is None:
             raise StageError("gsv-t2s: prepare(voice) must load a GPT model before generate()")
         if self._runtime_key != self._key():  # changed live via set_param
-            source = self._loaded
-            if self._runtime.layers_released:
-                if source is None:
-                    raise StageError("gsv-t2s: the model's layer weights were released; prepare the voice again")
-                self.load_model(load_t2s(source))  # int8 released the float32 layers: read them again
-                self._loaded = source
-                self._release()
+            source = self._loaded  # only a model read from a file is ever released
+            if source is not None and self._runtime.layers_released:
+                self._bind(load_t2s(source), source)
             else:
-                self.load_model(self._runtime.model)
-                self._loaded = source
-                if source is not None:  # a model this stage loaded itself: back to int8, free the layers again
-                    self._release()
+                self._bind(self._runtime.model, source)
         return self._runtime
 
     def _key(self) -> tuple[str, str, bool]:
