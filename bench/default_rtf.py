@@ -36,10 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 from bench.machine import machine_line  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 TEXT = (
     "Welcome back to the stream, everybody. Today we are going to try the new voice, "
     "and if it sounds strange, please tell me in the chat. Thanks for the follow!"

@@ -36,3 +36,17 @@ def roomy_onednn_cache(capacity: int = 8192) -> str:
     preset measured the same with 8192). Returns the setting."""
     os.environ.setdefault(ONEDNN_CACHE, str(capacity))
     return os.environ[ONEDNN_CACHE]
+
+
+KEEP_HEAP_HELP = (
+    "apply `anchorvoice train`'s heap policy (engine/cli/heap.py: freed memory stays in the heap) to this "
+    "process and its memory children; every side then runs with it"
+)
+
+
+def heap_policy(keep: bool) -> str:
+    """Apply `anchorvoice train`'s heap policy when ``keep`` (the training benches' ``--keep-heap``); the line
+    that says which memory policy the figures ran under."""
+    from anchorvoice.engine.cli.heap import keep_heap
+
+    return keep_heap() if keep else "memory: allocator defaults"

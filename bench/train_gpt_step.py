@@ -32,11 +32,10 @@ from typing import Any
 
 import torch
 
-from anchorvoice.engine.cli.heap import keep_heap
 from bench.fullsize import write_gpt
 from bench.official_stubs import stub_module
 from bench.soak import machine_info
-from bench.timing import roomy_onednn_cache, time_alternately
+from bench.timing import KEEP_HEAP_HELP, heap_policy, roomy_onednn_cache, time_alternately
 
 OFFICIAL = Path("/work/official/GPT_SoVITS")
 OPTIMIZER_SECTION = {"lr": 0.01, "lr_init": 1e-5, "lr_end": 1e-4, "warmup_steps": 2000, "decay_steps": 40000}
@@ -175,8 +174,7 @@ def _vm_hwm_mb() -> float:
 
 def _peak_child(args: argparse.Namespace, ckpt: str, tmp: str, side: str, queue: Any) -> None:
     torch.set_num_threads(args.threads)
-    if args.keep_heap:
-        keep_heap()
+    heap_policy(args.keep_heap)
     sizes(args.size)  # the imports both sides share, before the baseline
     baseline = _vm_hwm_mb()
     run, _, _ = cycle(args, Path(ckpt), Path(tmp), side)
@@ -198,7 +196,7 @@ def peak_rss_mb(args: argparse.Namespace, ckpt: Path, tmp: Path, side: str) -> d
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     roomy_onednn_cache()
-    heap = keep_heap() if args.keep_heap else "memory: allocator defaults"
+    heap = heap_policy(args.keep_heap)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         ckpt = write_gpt(tmp / "s1.ckpt", sizes=sizes(args.size))
@@ -237,8 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--keep-heap",
         action="store_true",
-        help="apply `anchorvoice train`'s heap policy (engine/cli/heap.py: freed memory stays in the heap) to "
-        "this process and its memory children; every side then runs with it",
+        help=KEEP_HEAP_HELP,
     )
     ap.add_argument("--compare", action="store_true", help="ScaledAdam vs AdamW held-out loss instead of timing")
     ap.add_argument("--compare-batches", type=int, default=240)

@@ -47,9 +47,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
-from anchorvoice.engine.cli.heap import keep_heap  # noqa: E402
 from bench.soak import machine_info  # noqa: E402
-from bench.timing import roomy_onednn_cache, time_alternately  # noqa: E402
+from bench.timing import KEEP_HEAP_HELP, heap_policy, roomy_onednn_cache, time_alternately  # noqa: E402
 
 TINY_MODEL = {"inter_channels": 64, "filter_channels": 256, "n_layers": 2, "upsample_initial_channel": 64}
 """--tiny: the reduced sizes of the reference fixture's s2 (hidden 192 and gin 512 are fixed by MRTE)."""
@@ -261,8 +260,7 @@ def main() -> None:
     ap.add_argument(
         "--keep-heap",
         action="store_true",
-        help="apply `anchorvoice train`'s heap policy (engine/cli/heap.py: freed memory stays in the heap) to "
-        "this process and its memory children; every side then runs with it",
+        help=KEEP_HEAP_HELP,
     )
     ap.add_argument(
         "--alone",
@@ -276,7 +274,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     onednn_cache = roomy_onednn_cache()
-    heap = keep_heap() if args.keep_heap else "memory: allocator defaults"
+    heap = heap_policy(args.keep_heap)
     if args.memory_only:
         _memory_only(args)
         return

@@ -33,8 +33,7 @@ def run_plugins(args: argparse.Namespace) -> int:
         for f in pm.failures:
             hook = f" in {f.hook}" if f.hook else ""
             lines.append(f"  {f.name} [{f.origin}]{hook}: {f.error}")
-    kernels = {"cpu_linear": linear_kernel(), "native_bf16": native_bf16(),
-               "bf16_kernels": bf16_kernels(),
+    kernels = {"cpu_linear": linear_kernel(), "native_bf16": native_bf16(), "bf16_kernels": bf16_kernels(),
                "int8_activation_bits": 7 if int8_reduce_range() else 8}
     lines.append("")
     lines.append(f"CPU inference linears: {kernels['cpu_linear']} (float32 and bfloat16 GEMMs of the built-in models); "
