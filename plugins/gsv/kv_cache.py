@@ -13,7 +13,7 @@ projection, FFN, LayerNorm parameters) so the per-layer loop is a handful of ATe
 * ``float32``: the model's own weights; results equal the uncached forward to float32 noise.
   One-token decode steps (T == 1) on CPU run all layers in one numba call,
   :func:`anchorvoice.plugins.gsv.t2s_step.decode_step`, on a float32 copy of the layers' weights in the
-  step's layout (302 MB more memory at full size; 1.3x faster than the per-layer ATen calls on 2 cores,
+  step's layout (302 MB more memory at full size; 1.25-1.5x faster than the per-layer ATen calls on 2 cores,
   which pay ~250 dispatches and thread-pool fork/joins per token). ``fused_step=False`` keeps the
   decode in ATen (and the memory).
 * ``bfloat16``: weights, activations and cache in bf16 (fast where the CPU has AVX512-bf16/AMX).

@@ -79,7 +79,7 @@ class GsvT2SConfig:
     """torch device."""
     fused_step: bool = True
     """On CPU, run each float32 decode step as one numba call for all layers, on a float32 copy of the
-    layers' weights (302 MB more memory at full size, ~1.3x faster); False keeps the per-layer ATen calls
+    layers' weights (302 MB more memory at full size, 1.25-1.5x faster); False keeps the per-layer ATen calls
     and the memory. int8 always runs its step fused."""
     adaptive_threads: bool = True
     """On CPU, run each decode step on all of torch's threads or on one, whichever the last steps
