@@ -118,14 +118,27 @@ def official_timer(folder: Path, model: Text2SemanticDecoder) -> Callable[..., t
     return run
 
 
-def agreement(model: Text2SemanticDecoder, precision: str, phones, bert, prompt, tokens: int) -> tuple[int, float]:
+VARIANTS = {
+    "float32-aten": dict(precision="float32", fused_step=False),
+    "int8-f32cache": dict(precision="int8", int8_cache=False),
+}
+"""Variants besides the plain precisions: float32 decode steps through the per-layer ATen calls; int8
+weights attending over the float32 cache instead of its int8 copy."""
+
+
+def runtime_for(model: Text2SemanticDecoder, variant: str) -> T2SRuntime:
+    """The runtime of a ``--precisions`` entry (a precision or a name in VARIANTS)."""
+    return T2SRuntime(model, **VARIANTS.get(variant, {"precision": variant}))  # type: ignore[arg-type]
+
+
+def agreement(model: Text2SemanticDecoder, variant: str, phones, bert, prompt, tokens: int) -> tuple[int, float]:
     """(first greedy step where the tokens differ or ``tokens``, teacher-forced top-1 agreement)."""
     cfg = SamplingConfig(top_k=1, early_stop_num=tokens - 1)
     ref = list(decode_stream(T2SRuntime(model), phones, bert, prompt, cfg, make_generator(0)))
-    red = list(decode_stream(T2SRuntime(model, precision), phones, bert, prompt, cfg, make_generator(0)))  # type: ignore[arg-type]
+    red = list(decode_stream(runtime_for(model, variant), phones, bert, prompt, cfg, make_generator(0)))
     first_diff = next((i for i, (a, b) in enumerate(zip(ref, red, strict=True)) if a != b), tokens)
     same = 0
-    runtimes = [T2SRuntime(model), T2SRuntime(model, precision)]  # type: ignore[arg-type]
+    runtimes = [T2SRuntime(model), runtime_for(model, variant)]
     with torch.inference_mode():
         xy = torch.cat([model.embed_text(phones[None], bert[None]), model.embed_audio(prompt[None])], dim=1)
         caches = [rt.new_cache(1, xy.shape[1] + tokens) for rt in runtimes]
@@ -140,8 +153,8 @@ def agreement(model: Text2SemanticDecoder, precision: str, phones, bert, prompt,
     return first_diff, same / len(ref)
 
 
-def fixture_agreement(precision: str) -> str:
-    """Greedy tokens of the official fixture cases (shared/gsv_reference, small s1) in ``precision``."""
+def fixture_agreement(variant: str) -> str:
+    """Greedy tokens of the official fixture cases (shared/gsv_reference, small s1) in ``variant``."""
     import numpy as np
 
     from anchorvoice.plugins.gsv.t2s_model import load_t2s
@@ -149,7 +162,7 @@ def fixture_agreement(precision: str) -> str:
     root = Path(__file__).resolve().parents[2] / "shared" / "gsv_reference"
     if not (root / "s1_v2_small.ckpt").is_file():
         return "fixtures not found"
-    runtime = T2SRuntime(load_t2s(root / "s1_v2_small.ckpt"), precision)  # type: ignore[arg-type]
+    runtime = runtime_for(load_t2s(root / "s1_v2_small.ckpt"), variant)
     cfg = SamplingConfig(top_k=1, early_stop_num=29)
     same, total = 0, 0
     for case in ("t2s_prompted_greedy", "t2s_eos", "t2s_ref_free"):
@@ -173,8 +186,8 @@ def main() -> None:
     ap.add_argument(
         "--precisions",
         default="float32,int8",
-        help="comma list of float32, bfloat16, int8, and float32-aten (float32 decode steps through the "
-        "per-layer ATen calls instead of the fused numba step)",
+        help="comma list of float32, bfloat16, int8, float32-aten (float32 decode steps through the "
+        "per-layer ATen calls instead of the fused numba step) and int8-f32cache (int8 weights, float32 cache)",
     )
     ap.add_argument("--official", type=Path, default=None, help="GPT-SoVITS checkout's GPT_SoVITS folder")
     ap.add_argument("--seed", type=int, default=0)
@@ -192,10 +205,7 @@ def main() -> None:
     if args.official:
         timers["official"] = official_timer(args.official, model)
     for prec in precisions:
-        if prec == "float32-aten":
-            runtime = T2SRuntime(model, "float32", fused_step=False)
-        else:
-            runtime = T2SRuntime(model, prec)  # type: ignore[arg-type]
+        runtime = runtime_for(model, prec)
         timers[prec] = lambda *a, rt=runtime: time_ours(rt, *a)
 
     print(machine_line(args.threads), flush=True)

@@ -19,8 +19,9 @@ projection, FFN, LayerNorm parameters) so the per-layer loop is a handful of ATe
 * ``bfloat16``: weights, activations and cache in bf16 (fast where the CPU has AVX512-bf16/AMX).
 * ``int8``: prefill (T > 1) runs the linear layers as dynamically quantized int8 (per-output-channel
   weight scales, fbgemm; uses VNNI). One-token decode steps (T == 1) on CPU run the same numba step
-  on weight-only int8 (float32 activations). The embeddings, ``bert_proj`` and the prediction head
-  stay float32.
+  on weight-only int8 (float32 activations), attending over an int8 copy of the cache (one scale per
+  position and head, kept beside the float32 one; ``int8_cache=False`` attends over the float32 cache).
+  The embeddings, ``bert_proj`` and the prediction head stay float32.
 
 A step mask must be one per batch row (the batched decode's (B, 1, 1, length)) for the numba step; in
 ``float32`` a mask that differs between heads takes the ATen layers, in ``int8`` it is refused.
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from anchorvoice.plugins.cpu_kernels import int8_reduce_range, linear
+from anchorvoice.plugins.gsv.t2s_attention import LAUNCH, quantize_positions
 from anchorvoice.plugins.gsv.t2s_model import T2SLayer, Text2SemanticDecoder
 from anchorvoice.plugins.gsv.t2s_step import decode_step
 from anchorvoice.plugins.gsv.t2s_step_weights import StepWeights
@@ -61,6 +63,7 @@ class KVCache:
         dtype: torch.dtype = torch.float32,
         device: torch.device | None = None,
         block: int = 256,
+        int8: bool = False,
     ) -> None:
         shape = (n_layer, batch, heads, capacity, head_dim)
         # empty, not zeros: positions >= length are never read (every view stops at length)
@@ -68,6 +71,19 @@ class KVCache:
         self.values = torch.empty(shape, dtype=dtype, device=device)
         self.length = 0
         self.block = block
+        self.int8: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+        """(keys_q, keys_scale, values_q, values_scale): the fused int8 step's copy of the cache, one
+        int8 row and scale per position and head (:func:`anchorvoice.plugins.gsv.t2s_step.decode_step`)."""
+        self.int8_length = 0
+        """Positions of ``int8`` that hold the float32 cache's values (the rest: :meth:`sync_int8`)."""
+        if int8:
+            scales = shape[:4]
+            self.int8 = (
+                torch.empty(shape, dtype=torch.int8, device=device),
+                torch.empty(scales, dtype=torch.float32, device=device),
+                torch.empty(shape, dtype=torch.int8, device=device),
+                torch.empty(scales, dtype=torch.float32, device=device),
+            )
 
     @property
     def capacity(self) -> int:
@@ -83,11 +99,17 @@ class KVCache:
         if need <= self.capacity:
             return
         grown = need + self.block
-        for name in ("keys", "values"):
-            old = getattr(self, name)
-            new = old.new_empty(*old.shape[:3], grown, old.shape[4])
-            new[:, :, :, : self.length] = old[:, :, :, : self.length]
-            setattr(self, name, new)
+
+        def grow(old: Tensor, filled: int) -> Tensor:
+            new = old.new_empty(*old.shape[:3], grown, *old.shape[4:])
+            new[:, :, :, :filled] = old[:, :, :, :filled]
+            return new
+
+        self.keys = grow(self.keys, self.length)
+        self.values = grow(self.values, self.length)
+        if self.int8 is not None:
+            kq, ks, vq, vs = (grow(t, self.int8_length) for t in self.int8)
+            self.int8 = (kq, ks, vq, vs)
 
     def write(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store k, v (B, H, T, hd) at ``length``; return views of all ``length + T`` positions."""
@@ -96,13 +118,32 @@ class KVCache:
         self.values[layer, :, :, self.length : end] = v
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
-    def advance(self, positions: int) -> None:
+    def advance(self, positions: int, int8_written: bool = False) -> None:
+        """``positions`` more are filled; ``int8_written``: the int8 copy got them too."""
+        if int8_written:
+            if self.int8_length != self.length:
+                raise RuntimeError("the int8 cache was written before it caught up (call sync_int8 first)")
+            self.int8_length += positions
         self.length += positions
+
+    def sync_int8(self) -> None:
+        """Quantize the positions the float32 cache got since the int8 copy was last written (after a
+        prefill through the ATen layers) with the fused step's own row quantizer."""
+        if self.int8 is None or self.int8_length >= self.length:
+            return
+        kq, ks, vq, vs = self.int8
+        with LAUNCH:
+            quantize_positions(self.keys.numpy(), kq.numpy(), ks.numpy(), self.int8_length, self.length)
+            quantize_positions(self.values.numpy(), vq.numpy(), vs.numpy(), self.int8_length, self.length)
+        self.int8_length = self.length
 
     def keep_rows(self, rows: Tensor) -> None:
         """Keep only batch rows ``rows`` (1-D int64, ascending), e.g. after some items stopped."""
         self.keys = self.keys[:, rows].contiguous()
         self.values = self.values[:, rows].contiguous()
+        if self.int8 is not None:
+            kq, ks, vq, vs = (t[:, rows].contiguous() for t in self.int8)
+            self.int8 = (kq, ks, vq, vs)
 
 
 class _Linear:
@@ -173,12 +214,18 @@ class T2SRuntime:
     for every head (e.g. the batched decode's (B, 1, 1, length)); ``step_weights`` is its weights.
     """
 
-    def __init__(self, model: Text2SemanticDecoder, precision: Precision = "float32", fused_step: bool = True) -> None:
+    def __init__(
+        self, model: Text2SemanticDecoder, precision: Precision = "float32", fused_step: bool = True,
+        int8_cache: bool = True,
+    ) -> None:
         if precision not in ("float32", "bfloat16", "int8"):
             raise ValueError(f"precision must be 'float32', 'bfloat16' or 'int8', got {precision!r}")
         if precision == "int8" and model.ar_predict_layer.weight.device.type != "cpu":
             raise ValueError("precision 'int8' uses CPU kernels (fbgemm); use 'bfloat16' or 'float32' on a GPU")
         self.precision: Precision = precision
+        self.int8_cache = precision == "int8" and int8_cache
+        """Whether the fused step attends over an int8 copy of the cache (``int8`` precision only; float32 is
+        the exact mode)."""
         self.model = model
         cfg = model.config
         self.heads = cfg.head
@@ -226,7 +273,10 @@ class T2SRuntime:
 
     def new_cache(self, batch: int, capacity: int, device: torch.device | None = None) -> KVCache:
         """An empty cache sized for ``capacity`` positions (grows in blocks if exceeded)."""
-        return KVCache(len(self.layers), batch, self.heads, self.head_dim, capacity, dtype=self.dtype, device=device)
+        int8 = self.int8_cache and self.step_weights is not None and (device is None or device.type == "cpu")
+        return KVCache(
+            len(self.layers), batch, self.heads, self.head_dim, capacity, dtype=self.dtype, device=device, int8=int8
+        )
 
     def forward(self, x: Tensor, cache: KVCache, attend: Tensor | None = None) -> Tensor:
         b, t, d = x.shape
@@ -267,6 +317,7 @@ class T2SRuntime:
 
     def _fused_step(self, weights: StepWeights, x: Tensor, cache: KVCache, mask: Tensor | None) -> Tensor:
         """One decode position (x (B, 1, D)) through the numba step; same contract as forward."""
-        hidden = decode_step(weights, x[:, 0], cache.keys, cache.values, cache.length, mask)
-        cache.advance(1)
+        cache.sync_int8()
+        hidden = decode_step(weights, x[:, 0], cache.keys, cache.values, cache.length, mask, cache.int8)
+        cache.advance(1, int8_written=cache.int8 is not None)
         return linear(hidden, self.head_weight)

@@ -3,8 +3,9 @@
 A decode step multiplies one hidden vector per batch row by every weight matrix of the 24 layers
 and reads every cached key/value once: it is bound by memory traffic (~75 MB of int8 weights, or
 302 MB of float32, plus ``length`` x 24 layers x 4 KB of float32 cache per token on the full-size
-model). Through torch it also pays ~250 small ATen calls and as many fork/joins of the thread pool;
-:func:`decode_step` runs the whole step in one compiled call.
+model, or 1 KB and two scales on the int8 copy of the cache that int8 attends over:
+:mod:`anchorvoice.plugins.gsv.t2s_attention`). Through torch it also pays ~250 small ATen calls and as
+many fork/joins of the thread pool; :func:`decode_step` runs the whole step in one compiled call.
 
 Weights: :class:`anchorvoice.plugins.gsv.t2s_step_weights.StepWeights`. int8 per output row
 (``scale = max|w_row| / 127``, ``q = round(w / scale)`` in [-127, 127]) with float32 activations (no
@@ -35,7 +36,6 @@ partial sum over input columns reads contiguous rows; their scales stay per outp
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numba
@@ -47,18 +47,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from torch import Tensor
 
+from anchorvoice.plugins.gsv.t2s_attention import FAST, LAUNCH, attend, attend_int8, quantize_row
 from anchorvoice.plugins.gsv.t2s_step_weights import StepWeights
 
 F32 = npt.NDArray[np.float32]
 I8 = npt.NDArray[np.int8]
-
-FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
-"""numba fastmath flags: reassociation (vectorised sums) but not 'ninf': masked scores are -inf."""
-
-_LAUNCH = threading.Lock()
-"""One step at a time per process: numba's fallback threading layer (workqueue, used where no OpenMP
-or TBB runtime loads) aborts on parallel launches from two threads at once; two concurrent steps
-would only fight over the same cores anyway."""
 
 FFN_BLOCK = 64
 """Hidden units per block of the FFN; each thread takes a contiguous run of blocks."""
@@ -168,40 +161,6 @@ def _layer_norm(x: F32, weight: F32, bias: F32, eps: float) -> None:
 
 
 @numba.njit(fastmath=FAST, cache=True)
-def _attend(
-    q: F32, k_cache: F32, v_cache: F32, pos: int, mask_row: npt.NDArray[np.bool_], score: F32, out: F32
-) -> None:
-    """out (hd,) = softmax(q . k[t] / sqrt(hd), t < pos, masked t left out) weighted sum of v[t].
-
-    k_cache/v_cache (capacity, hd); mask_row (pos,) bool or empty (no mask); score (>= pos,) scratch.
-    """
-    hd = q.shape[0]
-    use_mask = mask_row.shape[0] > 0
-    inv_sqrt = np.float32(1.0 / np.sqrt(hd))
-    top = np.float32(-np.inf)
-    for t in range(pos):
-        s = np.float32(0.0)
-        for r in range(hd):
-            s += q[r] * k_cache[t, r]
-        s *= inv_sqrt
-        if use_mask and not mask_row[t]:
-            s = np.float32(-np.inf)
-        score[t] = s
-        top = max(top, s)
-    out[:] = 0.0
-    total = np.float32(0.0)
-    for t in range(pos):
-        if score[t] != -np.inf:
-            e = np.float32(np.exp(score[t] - top))
-            total += e
-            for r in range(hd):
-                out[r] += e * v_cache[t, r]
-    inv_total = np.float32(1.0) / total
-    for r in range(hd):
-        out[r] *= inv_total
-
-
-@numba.njit(fastmath=FAST, cache=True)
 def _add_partials(x: F32, partials: F32, scale: F32, bias: F32, tmp: F32) -> None:
     """x (D,) += scale * sum_c partials[c] + bias; partials (C, D) summed in a fixed order."""
     tmp[:] = partials[0]
@@ -233,6 +192,10 @@ def _step(
     eps: float,
     keys: F32,
     values: F32,
+    keys_q: I8,
+    keys_scale: F32,
+    values_q: I8,
+    values_scale: F32,
     length: int,
     mask: npt.NDArray[np.bool_],
     threads: int,
@@ -258,6 +221,7 @@ def _step(
     hidden = np.empty((ffn_chunks, FFN_BLOCK), dtype=np.float32)
     tmp = np.empty(d, dtype=np.float32)
     no_mask = np.empty(0, dtype=np.bool_)
+    quantized = keys_q.shape[0] > 0
     for layer in range(n_layer):
         w_qkv = qkv[layer]
         w_out = out_t[layer]
@@ -278,7 +242,14 @@ def _step(
                     k_cache[length] = pr[hd : 2 * hd]
                     v_cache[length] = pr[2 * hd :]
                     mask_row = mask[b] if mask.shape[1] > 0 else no_mask
-                    _attend(pr[:hd], k_cache, v_cache, pos, mask_row, score[c], attn[c])
+                    if quantized:
+                        kq, ks = keys_q[layer, b, h], keys_scale[layer, b, h]
+                        vq, vs = values_q[layer, b, h], values_scale[layer, b, h]
+                        ks[length] = quantize_row(k_cache[length], kq[length])
+                        vs[length] = quantize_row(v_cache[length], vq[length])
+                        attend_int8(pr[:hd], kq, ks, vq, vs, pos, mask_row, score[c], attn[c])
+                    else:
+                        attend(pr[:hd], k_cache, v_cache, pos, mask_row, score[c], attn[c])
                     _axpy_rows(w_out, h * hd, attn[c], part_attn[c, b])
         for b in range(batch):
             _add_partials(x[b], part_attn[:, b], out_scale[layer], out_bias[layer], tmp)
@@ -303,7 +274,13 @@ def _step(
 
 
 def decode_step(
-    weights: StepWeights, x: Tensor, keys: Tensor, values: Tensor, length: int, attend: Tensor | None
+    weights: StepWeights,
+    x: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    length: int,
+    attend: Tensor | None,
+    int8_cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Run all layers for one new position per batch row.
 
@@ -311,6 +288,11 @@ def decode_step(
     tensors (written in place at ``length``, so capacity > length); attend None or bool
     (B, length + 1), True = may attend (every row needs at least one True). Returns the last
     layer's output (B, D) float32 (a new tensor). The cache length is not advanced here.
+
+    ``int8_cache``: (keys_q, keys_scale, values_q, values_scale), int8 (L, B, H, capacity, hd) and
+    float32 (L, B, H, capacity), holding positions ``[0, length)`` quantized
+    (:func:`anchorvoice.plugins.gsv.t2s_attention.quantize_row`); attention then reads them instead of
+    the float32 cache, and the new position is written to both.
     """
     batch, d = x.shape
     if keys.dtype != torch.float32 or keys.device.type != "cpu" or not keys.is_contiguous():
@@ -325,9 +307,16 @@ def decode_step(
         if attend.dtype != torch.bool or attend.shape != (batch, length + 1):
             raise ValueError(f"attend must be bool ({batch}, {length + 1}), got {attend.dtype} {tuple(attend.shape)}")
         mask = np.ascontiguousarray(attend.numpy())
+    quant: tuple[npt.NDArray[Any], ...]
+    if int8_cache is None:
+        quant = (np.empty((0,) * 5, np.int8), np.empty((0,) * 4, np.float32)) * 2
+    else:
+        if any(t.shape[:4] != keys.shape[:4] or not t.is_contiguous() for t in int8_cache):
+            raise ValueError("the int8 cache must be contiguous and shaped like the float32 cache")
+        quant = tuple(t.numpy() for t in int8_cache)
     out = x.detach().to(torch.float32, copy=True).contiguous()
     w = weights
-    with _LAUNCH:
+    with LAUNCH:
         _step(
             out.numpy(),
             w.qkv,
@@ -349,6 +338,10 @@ def decode_step(
             w.eps,
             keys.numpy(),
             values.numpy(),
+            quant[0],
+            quant[1],
+            quant[2],
+            quant[3],
             length,
             mask,
             _threads(),

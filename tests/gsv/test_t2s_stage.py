@@ -222,6 +222,16 @@ def test_fused_step_setting_keeps_the_tokens_and_can_change_live(model: Text2Sem
     assert aten.tolist() == fused.tolist()
 
 
+def test_int8_cache_setting_changes_live(model: Text2SemanticDecoder) -> None:
+    """int8 attends over the int8 copy of the cache by default; ``int8_cache = false`` over the float32 one."""
+    stage = _stage(model, top_k=1, early_stop_num=11, precision="int8")
+    assert stage._ready().new_cache(1, 4).int8 is not None
+    out = np.concatenate([f.tokens for f in stage.generate(_phones(6, 1))])
+    stage.set_param("int8_cache", False)
+    assert stage._ready().new_cache(1, 4).int8 is None
+    assert len(np.concatenate([f.tokens for f in stage.generate(_phones(6, 1))])) == len(out)
+
+
 def test_int8_voice_releases_the_float32_layers_and_reloads_them_for_a_live_change() -> None:
     """An int8 stage that loaded its own GPT frees the float32 layer weights (only its int8 copies run);
     the resident budget sees the smaller voice, and a live switch to float32 reads the file again."""

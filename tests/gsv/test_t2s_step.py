@@ -119,16 +119,19 @@ def test_runtime_int8_decode_step_uses_the_step_and_tracks_float32(model: Text2S
             rt.forward(prefill, caches[p])
         for x in xs:
             before = caches["int8"].keys.clone(), caches["int8"].values.clone()
-            check = KVCache(CFG.n_layer, 1, CFG.head, CFG.hidden_dim // CFG.head, caches["int8"].capacity + 1)
+            size = caches["int8"].capacity + 1
+            check = KVCache(CFG.n_layer, 1, CFG.head, CFG.hidden_dim // CFG.head, size, int8=True)
             check.keys[:, :, :, : before[0].shape[3]] = before[0]
             check.values[:, :, :, : before[1].shape[3]] = before[1]
             check.length = caches["int8"].length
+            check.sync_int8()  # the runtime attends over the int8 copy of the cache
             logits = {p: rt.forward(x, caches[p]) for p, rt in runtimes.items()}
-            hidden = decode_step(step_weights, x[:, 0], check.keys, check.values, check.length, None)
+            hidden = decode_step(step_weights, x[:, 0], check.keys, check.values, check.length, None, check.int8)
             torch.testing.assert_close(logits["int8"], F.linear(hidden, model.ar_predict_layer.weight))
             scale = float(logits["float32"].abs().max())
             assert float((logits["int8"] - logits["float32"]).abs().max()) < 0.05 * scale
     assert caches["int8"].length == caches["float32"].length == 11
+    assert caches["int8"].int8 is not None and caches["int8"].int8_length == 11
 
 
 def test_runtime_float32_decode_runs_the_step_and_equals_the_aten_layers(model: Text2SemanticDecoder) -> None:
