@@ -4,7 +4,9 @@ Usage: ``.venv/bin/python bench/voice_quality.py [--clips 3] [--jobs convert spe
 
 Jobs: ``convert`` (``Engine.convert`` of a whole clip, as ``anchorvoice convert`` does), ``speak``
 (``Engine.speak``), ``live`` (the same clips through the vc preset's converter block by block, 10 ms
-at a time from a fresh stream, as the live loop drives it: the live path's quality).
+at a time, each clip a new stream, as the live loop drives it: the live path's quality). A row's first
+clip starts cold (the converter forgets the input); its later clips carry what the converter keeps from
+the earlier streams of the same speaker (the dsp converter's ``carry_input``), as a streamer's do.
 (needs ``pip install 'anchorvoice[bench]'``).
 
 For every job and target voice, over ``--clips`` input clips, the median of:
@@ -159,13 +161,18 @@ def speakers(texts: dict[str, str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _live(engine: Engine, audio: AudioFrame, voice: str, settings: dict[str, str], block_ms: int = 10) -> AudioFrame:
-    """``audio`` through the vc preset's converter as the live loop feeds it (fresh stream, blocks), with the
-    converter parameters ``settings`` (``--live-set``)."""
+def _live(engine: Engine, audio: AudioFrame, voice: str, settings: dict[str, Any], block_ms: int = 10,
+          cold: bool = True) -> AudioFrame:
+    """``audio`` through the vc preset's converter as the live loop feeds it (a new stream, blocks), with the
+    converter parameters ``settings`` (``--live-set``). ``cold``: the converter first forgets the input it
+    has seen (the dsp converter carries the pitch estimates of one stream into the next, ``carry_input``)."""
     conv = engine.pipeline("vc", voice).converter
     for key, value in settings.items():
         conv.set_param(key, value)
-    conv.reset()  # a fresh stream, with those settings (they may change the latency)
+    forget = getattr(conv, "forget_input", None)
+    if cold and forget is not None:
+        forget()
+    conv.reset()  # a new stream, with those settings (they may change the latency)
     x = resample(audio.samples, audio.sample_rate, conv.sample_rate)
     step = conv.sample_rate * block_ms // 1000
     lat = conv.latency_samples
@@ -178,7 +185,7 @@ def _live(engine: Engine, audio: AudioFrame, voice: str, settings: dict[str, str
 
 
 def run(jobs: list[str], n_clips: int, targets: list[str], inputs: list[str],
-        live_set: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        live_set: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     texts = transcripts()
     spk = speakers(texts)
     judges = Judges()
@@ -201,10 +208,10 @@ def run(jobs: list[str], n_clips: int, targets: list[str], inputs: list[str],
                                                    ("sim_in", "sim", "wer_in", "wer", "dnsmos_in", "dnsmos", "f0_err")}
                     clips = spk[source]["inputs"][:n_clips] if job != "speak" else [
                         (None, texts[n]) for n in INPUTS[:n_clips]]
-                    for clip, text in clips:
+                    for i, (clip, text) in enumerate(clips):
                         if job != "speak":
                             y = (engine.convert(AudioFrame(clip, SR), target) if job == "convert"
-                                 else _live(engine, AudioFrame(clip, SR), target, live_set or {}))
+                                 else _live(engine, AudioFrame(clip, SR), target, live_set or {}, cold=i == 0))
                             per["sim_in"].append(cosine(judges.encoder.embed(clip), held))
                             per["wer_in"].append(wer(text, judges.transcribe(clip)))
                             per["dnsmos_in"].append(judges.dnsmos(clip))
@@ -243,6 +250,14 @@ def _fmt(r: dict[str, Any]) -> str:
             f"{f('f0_max', 8)}")
 
 
+def _value(text: str) -> Any:
+    """A ``--live-set`` value: true/false, a number, or the text itself (``live=psola``)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--jobs", nargs="+", default=["convert", "speak"], choices=["convert", "speak", "live"])
@@ -253,7 +268,7 @@ def main() -> None:
     p.add_argument("--live-set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="converter parameters for the live job, e.g. live=psola")
     a = p.parse_args()
-    live_set = dict(kv.split("=", 1) for kv in a.live_set)
+    live_set = {k: _value(v) for k, v in (kv.split("=", 1) for kv in a.live_set)}
     if live_set:
         print(f"live job converter settings: {live_set}")
     print(machine_line())

@@ -90,6 +90,11 @@ class DspConfig:
     ``psola`` (pitch-synchronous overlap-add over the whole clip, :mod:`anchorvoice.plugins.dsp.offline`:
     no phase-vocoder artifacts: DNSMOS median +0.25 over 30 voice pairs, up to +1 on large shifts) or
     ``stream`` (the live STFT shifter, block by block)."""
+    carry_input: bool = True
+    """A new stream, and a switch of voice, start from the last ~2 s of the input's pitch estimates (the
+    same microphone, usually the same speaker: :meth:`InputTracker.carry_from`), so the first words get the
+    speaker's long-run pitch ratio instead of the first phrase's; a voice 1.7x away after 0.5 s of speech
+    drops them. False: every stream starts from nothing (``forget_input`` does it once)."""
     live: str = "stft"
     """How live audio is shifted: ``stft`` (the STFT shifter, 32 ms) or ``psola`` (causal TD-PSOLA,
     :mod:`anchorvoice.plugins.dsp.psola_stream`, 40 ms; no frame-wise timbre matching or equaliser).
@@ -148,6 +153,7 @@ class DspVoiceConverter(VoiceConverter):
             "formant_ratio": self._shifter.formant_ratio,
             "input_median_f0_hz": self._tracker.median_f0,
             "target_median_f0_hz": self._target_f0,
+            "carried_pitch_estimates": self._tracker.carried_estimates,
         }
 
     @property
@@ -219,12 +225,15 @@ class DspVoiceConverter(VoiceConverter):
         self.reset()
 
     def reset(self) -> None:
-        """New stream: forget signal state and the input statistics."""
+        """New stream: forget signal state and the input statistics (but for the pitch estimates that
+        ``carry_input`` carries)."""
         self._shifter.reset()
         self._shifter.ratio = 1.0
         self._shifter.formant_ratio = 1.0
         self._shifter.eq = np.zeros(an.N_FFT // 2 + 1)
-        self._tracker = InputTracker(self.config.silence_db)
+        previous, self._tracker = self._tracker, InputTracker(self.config.silence_db)
+        if self.config.carry_input:
+            self._tracker.carry_from(previous)
         self._locked = False
         if self._matcher is not None:
             self._matcher.reset()
@@ -236,6 +245,11 @@ class DspVoiceConverter(VoiceConverter):
         self._shifter.analyse_only = self._live == "psola"
         self._psola.reset()
         self._dry = np.zeros(self.latency_samples, np.float32)
+
+    def forget_input(self) -> None:
+        """Start the next stream from nothing, as for a new speaker (``carry_input`` carries nothing once)."""
+        self._tracker = InputTracker(self.config.silence_db)
+        self.reset()
 
     def convert(self, audio: AudioFrame, block_size: int = 4096) -> AudioFrame:
         """Offline conversion of a whole clip (aligned, same length).

@@ -51,6 +51,19 @@ REFIT_EVERY = 25
 """Frames between formant-ratio / equaliser refits (200 ms); the grid search costs ~1 ms."""
 EQ_LIMIT_DB = 12.0
 """Largest equaliser gain or cut: beyond this the correction is chasing noise, not timbre."""
+PRIOR_ESTIMATES = 64
+"""Pitch estimates a new stream carries from the previous one (:meth:`InputTracker.carry_from`): evenly
+spaced quantiles of all that stream saw (and carried), as many as about 2 s of speech gives. They enter the
+running median beside the new stream's own, so the first words are shifted by the speaker's long-run median
+instead of the first phrase's (phrase-initial pitch reads 15-60% high on the Asterisk speaker), and weigh
+less as the stream's own estimates grow."""
+PRIOR_CHECK_AFTER = 32
+"""Own estimates (about 1 s of speech) after which the carried ones are checked against them."""
+PRIOR_MAX_RATIO = 1.45
+"""Own median this far (either way) from the carried median after ``PRIOR_CHECK_AFTER``: another speaker
+(women and men differ by ~1.7-2x); the carried estimates are dropped. On the Asterisk speaker the running
+median of one stream's first second stayed within 1.25x of its final (within 1.6x at 0.5 s, too early to
+tell)."""
 
 
 class InputTracker:
@@ -72,7 +85,32 @@ class InputTracker:
         self._since_fit = REFIT_EVERY
         self._loud_db = -120.0
         self._follower = PitchFollower(steps=PITCH_EVERY)
+        self._prior: F64 = np.zeros(0)
         self.frozen = False
+
+    def carry_from(self, previous: InputTracker) -> None:
+        """Start from :data:`PRIOR_ESTIMATES` quantiles of the pitch estimates of the stream ``previous``
+        watched (the same microphone, usually the same speaker); a ``frozen`` (offline) one passes on only
+        what it carried itself. They steer the pitch ratio from the first word; the pitch path's register
+        waits for the new stream's own."""
+        own = np.zeros(0) if previous.frozen else previous._own_f0()
+        pool = np.sort(np.concatenate([previous._prior, own]))
+        if len(pool) > PRIOR_ESTIMATES:  # evenly spaced in rank: the whole stream's distribution, not its end
+            pool = pool[np.linspace(0, len(pool) - 1, PRIOR_ESTIMATES).round().astype(int)]
+        self._prior = pool
+
+    @property
+    def carried_estimates(self) -> int:
+        """How many pitch estimates from the previous stream the median includes (0 once dropped)."""
+        return 0 if self.frozen else len(self._prior)
+
+    def _own_f0(self) -> F64:
+        """This stream's voiced pitch estimates, oldest first."""
+        n = min(self._n_f0, F0_HISTORY)
+        if self._n_f0 <= F0_HISTORY:
+            return self._f0[:n].copy()
+        start = self._n_f0 % F0_HISTORY
+        return np.concatenate([self._f0[start:], self._f0[:start]])
 
     def seed(self, f0_values: F64, mean_envelope_db: F64) -> None:
         """Use known statistics (offline: the whole clip's) and stop updating them (``frozen``).
@@ -101,7 +139,7 @@ class InputTracker:
             # Probabilistic YIN candidates, chosen by the continuity path so far: an octave jump
             # between 32 ms steps is all but ruled out, and so is leaving the running register.
             freqs, probs = pitch_candidates(self._recent[None, :])
-            register = self.median_f0 if self._n_f0 >= REGISTER_AFTER else None
+            register = self._own_median() if self._n_f0 >= REGISTER_AFTER else None
             f0 = self._follower.step(freqs[0], probs[0], register)
             level = float(rms_db(self._recent[None, :])[0])
             self._loud_db = max(level, self._loud_db - LOUD_DECAY_DB)
@@ -110,6 +148,10 @@ class InputTracker:
             if self._voiced:
                 self._f0[self._n_f0 % F0_HISTORY] = f0
                 self._n_f0 += 1
+                if self._n_f0 == PRIOR_CHECK_AFTER and len(self._prior):
+                    own, prior = self._own_median(), float(np.median(self._prior))
+                    if abs(np.log(own / prior)) > np.log(PRIOR_MAX_RATIO):
+                        self._prior = np.zeros(0)  # another speaker: start from their own pitch
         if self._voiced:
             env_db = normalise(log_env * TO_DB)
             if self._env_mean is None:
@@ -121,9 +163,14 @@ class InputTracker:
 
     @property
     def median_f0(self) -> float | None:
-        """Running median f0 of the input's voiced frames (Hz); None before the first one."""
-        if self._n_f0 == 0:
+        """Running median f0 of the input's voiced frames (Hz), with the estimates carried from the previous
+        stream (:meth:`carry_from`); None before any."""
+        prior = self._prior if not self.frozen else np.zeros(0)  # seeded: exactly the clip's
+        if self._n_f0 == 0 and not len(prior):
             return None
+        return float(np.median(np.concatenate([prior, self._f0[: min(self._n_f0, F0_HISTORY)]])))
+
+    def _own_median(self) -> float:
         return float(np.median(self._f0[: min(self._n_f0, F0_HISTORY)]))
 
     @property

@@ -64,7 +64,7 @@ def test_block_invariance_in_automatic_mode(male_voice: Voice, speech: np.ndarra
     conv = DspVoiceConverter()
     conv.prepare(male_voice)
     whole = conv.process(AudioFrame(x, SR)).samples
-    conv.reset()
+    conv.forget_input()  # a new stream that carried the first one's pitch would start elsewhere
     edges = [0, *sorted(set(cuts)), len(x)]
     parts = [conv.process(AudioFrame(x[a:b], SR)).samples for a, b in zip(edges[:-1], edges[1:])]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
@@ -102,12 +102,14 @@ def test_set_param_changes_the_pitch_live(speech: np.ndarray) -> None:
 
 
 def test_reset_forgets_the_stream(male_voice: Voice, speech: np.ndarray) -> None:
-    conv = DspVoiceConverter()
-    conv.prepare(male_voice)
-    a = _stream(conv, speech[: 2 * SR], 512)
-    _stream(conv, speech[2 * SR : 3 * SR], 512)
-    conv.reset()
-    np.testing.assert_array_equal(_stream(conv, speech[: 2 * SR], 512), a)
+    """Without ``carry_input`` a new stream starts from nothing; with it, ``forget_input`` does."""
+    for carry in (False, True):
+        conv = DspVoiceConverter(DspConfig(carry_input=carry))
+        conv.prepare(male_voice)
+        a = _stream(conv, speech[: 2 * SR], 512)
+        _stream(conv, speech[2 * SR : 3 * SR], 512)
+        conv.forget_input() if carry else conv.reset()
+        np.testing.assert_array_equal(_stream(conv, speech[: 2 * SR], 512), a)
 
 
 def test_compute_rtf_on_one_core(male_voice: Voice, speech: np.ndarray) -> None:
