@@ -127,19 +127,23 @@ def build_live(engine: Any, voice: str | None, *, preset: str = "vc", overrides:
             key=f"live.{windowed[0]}",
         )
     converter = pipe.converter
-    say(f"measuring the converter at {cfg.block_ms:.0f} ms blocks")
-    converter.process(speech_like_signal(converter.sample_rate, 0.1))  # first-call compile/load
-    rtf = measure_rtf(converter, cfg.block_ms)
-    if rtf > MAX_LIVE_RTF and not force:
-        raise DeviceError(
-            f"voice {voice!r} is too slow for live conversion on this machine: {converter.name!r} measured RTF "
-            f"{rtf:.2f} at {cfg.block_ms:.0f} ms blocks (needs <= {MAX_LIVE_RTF}); try a larger block "
-            f"(--block-ms / [live] block_ms), fewer --threads competitors, a GPU, or --force to start anyway"
-        )
-    say(f"converter RTF {rtf:.2f} at {cfg.block_ms:.0f} ms blocks")
-    process = ConverterProcess(converter, cfg.sample_rate, cfg.samples(cfg.block_ms))
-    say("warming up the converter")
-    process.warm_up()  # JIT and first-call allocations before the device starts, not in its first blocks
+    memory = converter.input_memory()  # the test signals below are not the speaker: put it back after them
+    try:
+        say(f"measuring the converter at {cfg.block_ms:.0f} ms blocks")
+        converter.process(speech_like_signal(converter.sample_rate, 0.1))  # first-call compile/load
+        rtf = measure_rtf(converter, cfg.block_ms)
+        if rtf > MAX_LIVE_RTF and not force:
+            raise DeviceError(
+                f"voice {voice!r} is too slow for live conversion on this machine: {converter.name!r} measured RTF "
+                f"{rtf:.2f} at {cfg.block_ms:.0f} ms blocks (needs <= {MAX_LIVE_RTF}); try a larger block "
+                f"(--block-ms / [live] block_ms), fewer --threads competitors, a GPU, or --force to start anyway"
+            )
+        say(f"converter RTF {rtf:.2f} at {cfg.block_ms:.0f} ms blocks")
+        process = ConverterProcess(converter, cfg.sample_rate, cfg.samples(cfg.block_ms))
+        say("warming up the converter")
+        process.warm_up()  # JIT and first-call allocations before the device starts, not in its first blocks
+    finally:
+        converter.restore_input_memory(memory)
     effects, fx_latency_ms = pipe.live_effects(cfg.sample_rate)
     run = LiveRun(pipeline=pipe, config=cfg, process=process, effects=effects, rtf=rtf)
     run.session = LiveSession(cfg, run.convert, extra_latency_ms=process.latency_ms + fx_latency_ms,

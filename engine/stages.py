@@ -290,6 +290,16 @@ class VoiceConverter(Stage):
         """Statistics of a reference clip (JSON/TOML-serialisable). Default: none needed."""
         return {}
 
+    def input_memory(self) -> Any:
+        """What the converter carries from one stream into the next about its input (the dsp converter: the
+        speaker's pitch), as JSON-serialisable data; None when it carries nothing (the default)."""
+        return None
+
+    def restore_input_memory(self, memory: Any) -> None:
+        """Put back what :meth:`input_memory` returned and start a new stream: the engine does this after
+        feeding test signals (speed measurement, warm-up) that are not the speaker. Default: ``reset``."""
+        self.reset()
+
 
 class AudioSource(Stage):
     """Yields mono float32 blocks from a device, file or network (opened by ``open``)."""

@@ -99,6 +99,17 @@ class InputTracker:
             pool = pool[np.linspace(0, len(pool) - 1, PRIOR_ESTIMATES).round().astype(int)]
         self._prior = pool
 
+    def carry_prior(self, f0_values: F64) -> None:
+        """Carry these pitch estimates (Hz), as :meth:`carry_from` would carry a stream's."""
+        previous = InputTracker(self.silence_db)
+        previous._prior = np.asarray(f0_values, dtype=np.float64)
+        self.carry_from(previous)
+
+    @property
+    def carried_f0(self) -> F64:
+        """The carried pitch estimates (Hz), ascending."""
+        return self._prior.copy()
+
     @property
     def carried_estimates(self) -> int:
         """How many pitch estimates from the previous stream the median includes (0 once dropped)."""

@@ -75,3 +75,22 @@ def test_gain_scales_the_converted_block(slow: Engine) -> None:
     run.process.reset()
     run.gain = 0.5
     np.testing.assert_allclose(run.convert(x).samples, 0.5 * loud, atol=1e-6)
+
+
+def test_building_a_session_keeps_what_the_converter_knows_of_the_speaker(engine: Engine) -> None:
+    """The speed measurement and the warm-up feed test signals; the pitch the dsp converter carries into the
+    next stream (its ``input_memory``) is the speaker's before and after, not the test signal's."""
+    engine.add_voice("anna", [asterisk_clip("demo-congrats")])
+    fresh = live.build_live(engine, "anna", overrides=files())
+    assert fresh.pipeline.converter.input_memory() == []  # nothing heard yet: nothing carried
+    conv = fresh.pipeline.converter
+    speech = asterisk_clip("vm-intro")
+    from anchorvoice.audio_io import read_audio
+
+    clip = read_audio(speech, conv.sample_rate)
+    for i in range(0, len(clip.samples), 160):
+        conv.process(clip.with_samples(clip.samples[i : i + 160]))
+    heard = conv.input_memory()
+    assert len(heard) > 0 and 150 < sorted(heard)[len(heard) // 2] < 260  # the prompts' female voice
+    again = live.build_live(engine, "anna", overrides=files())
+    assert again.pipeline.converter is conv and conv.input_memory() == heard

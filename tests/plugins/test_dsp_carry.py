@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from anchorvoice.engine.voices import Voice
+from anchorvoice.errors import StageError
 from anchorvoice.frames import AudioFrame
 from anchorvoice.plugins.dsp import analysis as an
 from anchorvoice.plugins.dsp.converter import DspConfig, DspVoiceConverter
@@ -102,3 +103,21 @@ def test_a_voice_switch_keeps_the_input_and_an_offline_job_does_not_use_it(
     fresh.prepare(other_voice)
     np.testing.assert_array_equal(conv.convert(clip).samples, fresh.convert(clip).samples)
     assert conv.current["carried_pitch_estimates"] == PRIOR_ESTIMATES  # still there for the next stream
+
+
+def test_input_memory_round_trips_and_bad_memory_is_refused(male_voice: Voice) -> None:
+    conv = DspVoiceConverter()
+    conv.prepare(male_voice)
+    assert conv.input_memory() == []
+    _ratios(conv, asterisk_clip("vm-intro"))
+    memory = conv.input_memory()
+    assert len(memory) == PRIOR_ESTIMATES and memory == sorted(memory)
+    other = DspVoiceConverter()
+    other.prepare(male_voice)
+    other.restore_input_memory(memory)
+    assert other.input_memory() == memory and other.current["carried_pitch_estimates"] == PRIOR_ESTIMATES
+    with pytest.raises(StageError, match="outside"):
+        other.restore_input_memory([5000.0])
+    assert other.input_memory() == memory  # a refused memory changes nothing
+    other.restore_input_memory(None)
+    assert other.input_memory() == []
