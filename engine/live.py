@@ -7,7 +7,9 @@ loads), binds the voice's pipeline, measures
 the converter and refuses one too slow for real time (``MAX_LIVE_RTF``; ``force`` starts anyway), wraps it
 in a :class:`~anchorvoice.streaming.converter_stream.ConverterProcess` for the runner's block mode, warms it
 up, chains the preset's effects and an output gain, and returns a :class:`LiveRun` whose ``session`` is
-ready to ``start()``.
+ready to ``start()``. What the converter carries from stream to stream about the speaker survives the
+speed measurement and the warm-up (their test signals are not the speaker), and, through
+:mod:`anchorvoice.engine.live_memory`, the end of the process: ``LiveRun.remember`` stores it at stop.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from anchorvoice.audio_io import speech_like_signal
+from anchorvoice.engine import live_memory
 from anchorvoice.engine.config import from_dict
 from anchorvoice.engine.pipeline import Pipeline
 from anchorvoice.errors import ConfigError, DeviceError
@@ -90,6 +94,13 @@ class LiveRun:
     """Ready to ``start()``; ``stop()`` ends it."""
     gain: float = 1.0
     """Linear output gain after the effects (0 mutes); read every block, so it changes live."""
+    home: Path | None = None
+    """Where :meth:`remember` keeps what the converter learned of the speaker (:mod:`.live_memory`)."""
+
+    def remember(self) -> None:
+        """Store what the converter carries into the next stream for the next live run (after ``stop``)."""
+        if self.home is not None:
+            live_memory.save(self.pipeline.converter, self.home)
 
     def convert(self, frame: AudioFrame) -> AudioFrame:
         """The session's process: converter, effects, gain."""
@@ -144,8 +155,12 @@ def build_live(engine: Any, voice: str | None, *, preset: str = "vc", overrides:
         process.warm_up()  # JIT and first-call allocations before the device starts, not in its first blocks
     finally:
         converter.restore_input_memory(memory)
+    home_dir = getattr(getattr(engine, "config", None), "home", None)
+    home = Path(home_dir) if home_dir is not None else None
+    if home is not None and live_memory.restore(converter, home):
+        say("starting from what the converter heard of the speaker in the last live run")
     effects, fx_latency_ms = pipe.live_effects(cfg.sample_rate)
-    run = LiveRun(pipeline=pipe, config=cfg, process=process, effects=effects, rtf=rtf)
+    run = LiveRun(pipeline=pipe, config=cfg, process=process, effects=effects, rtf=rtf, home=home)
     run.session = LiveSession(cfg, run.convert, extra_latency_ms=process.latency_ms + fx_latency_ms,
                               on_event=on_event, **kwargs)
     return run

@@ -100,6 +100,7 @@ def run_live(args: argparse.Namespace) -> int:
     finally:
         final = session.snapshot()
         session.stop()
+        run.remember()  # the speaker's pitch, for the first words of the next run
     elapsed = time.perf_counter() - t0
     if tty and not getattr(args, "json", False):
         print(file=sys.stderr)

@@ -72,6 +72,7 @@ class EngineLive:
     def stop(self) -> None:
         if self._run is not None:
             self._run.session.stop()
+            self._run.remember()
             self._run = None
 
     def stats(self) -> dict[str, Any]:
