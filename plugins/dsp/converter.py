@@ -91,9 +91,9 @@ class DspConfig:
     no phase-vocoder artifacts: DNSMOS median +0.25 over 30 voice pairs, up to +1 on large shifts) or
     ``stream`` (the live STFT shifter, block by block)."""
     carry_input: bool = True
-    """A new stream, and a switch of voice, start from the last ~2 s of the input's pitch estimates (the
+    """A new stream, and a switch of voice, start from 64 quantiles of the input's pitch heard before (the
     same microphone, usually the same speaker: :meth:`InputTracker.carry_from`), so the first words get the
-    speaker's long-run pitch ratio instead of the first phrase's; a voice 1.7x away after 0.5 s of speech
+    speaker's long-run pitch ratio instead of the first phrase's; a voice 1.45x away after 1 s of speech
     drops them. False: every stream starts from nothing (``forget_input`` does it once)."""
     live: str = "stft"
     """How live audio is shifted: ``stft`` (the STFT shifter, 32 ms) or ``psola`` (causal TD-PSOLA,
