@@ -248,23 +248,19 @@ class DspVoiceConverter(VoiceConverter):
 
     def input_memory(self) -> list[float]:
         """The pitch estimates (Hz) a new stream would start from (see ``carry_input``)."""
-        follower = InputTracker(self.config.silence_db)
-        follower.carry_from(self._tracker)
-        return [float(v) for v in follower.carried_f0]
+        return [float(v) for v in self._tracker.next_prior()]
 
     def restore_input_memory(self, memory: Any) -> None:
         """Start the next stream from ``memory`` (:meth:`input_memory`'s list of Hz); None or [] from nothing."""
         values = np.asarray(memory if memory is not None else [], dtype=np.float64).ravel()
         if values.size and not np.all((values >= an.F0_MIN) & (values <= an.F0_MAX)):
             raise StageError(f"dsp input memory holds pitches outside {an.F0_MIN:.0f}-{an.F0_MAX:.0f} Hz")
-        self._tracker = InputTracker(self.config.silence_db)
-        self._tracker.carry_prior(values)
         self.reset()
+        self._tracker.carry_prior(values)
 
     def forget_input(self) -> None:
         """Start the next stream from nothing, as for a new speaker (``carry_input`` carries nothing once)."""
-        self._tracker = InputTracker(self.config.silence_db)
-        self.reset()
+        self.restore_input_memory(None)
 
     def convert(self, audio: AudioFrame, block_size: int = 4096) -> AudioFrame:
         """Offline conversion of a whole clip (aligned, same length).

@@ -89,39 +89,25 @@ class InputTracker:
         self.frozen = False
 
     def carry_from(self, previous: InputTracker) -> None:
-        """Start from :data:`PRIOR_ESTIMATES` quantiles of the pitch estimates of the stream ``previous``
-        watched (the same microphone, usually the same speaker); a ``frozen`` (offline) one passes on only
-        what it carried itself. They steer the pitch ratio from the first word; the pitch path's register
-        waits for the new stream's own."""
-        own = np.zeros(0) if previous.frozen else previous._own_f0()
-        pool = np.sort(np.concatenate([previous._prior, own]))
-        if len(pool) > PRIOR_ESTIMATES:  # evenly spaced in rank: the whole stream's distribution, not its end
-            pool = pool[np.linspace(0, len(pool) - 1, PRIOR_ESTIMATES).round().astype(int)]
-        self._prior = pool
+        """Start from what ``previous`` (the stream before, on the same microphone: usually the same speaker)
+        would pass on (:meth:`next_prior`). It steers the pitch ratio from the first word; the pitch path's
+        register waits for the new stream's own estimates."""
+        self._prior = previous.next_prior()
 
     def carry_prior(self, f0_values: F64) -> None:
-        """Carry these pitch estimates (Hz), as :meth:`carry_from` would carry a stream's."""
-        previous = InputTracker(self.silence_db)
-        previous._prior = np.asarray(f0_values, dtype=np.float64)
-        self.carry_from(previous)
+        """Carry these pitch estimates (Hz), reduced to :data:`PRIOR_ESTIMATES` quantiles."""
+        self._prior = _quantiles(np.asarray(f0_values, dtype=np.float64))
 
-    @property
-    def carried_f0(self) -> F64:
-        """The carried pitch estimates (Hz), ascending."""
-        return self._prior.copy()
+    def next_prior(self) -> F64:
+        """What a following stream carries: :data:`PRIOR_ESTIMATES` quantiles of the estimates this stream
+        carried and saw (a ``frozen`` offline one only passes on what it carried), ascending."""
+        own = np.zeros(0) if self.frozen else self._f0[: min(self._n_f0, F0_HISTORY)]
+        return _quantiles(np.concatenate([self._prior, own]))
 
     @property
     def carried_estimates(self) -> int:
         """How many pitch estimates from the previous stream the median includes (0 once dropped)."""
         return 0 if self.frozen else len(self._prior)
-
-    def _own_f0(self) -> F64:
-        """This stream's voiced pitch estimates, oldest first."""
-        n = min(self._n_f0, F0_HISTORY)
-        if self._n_f0 <= F0_HISTORY:
-            return self._f0[:n].copy()
-        start = self._n_f0 % F0_HISTORY
-        return np.concatenate([self._f0[start:], self._f0[:start]])
 
     def seed(self, f0_values: F64, mean_envelope_db: F64) -> None:
         """Use known statistics (offline: the whole clip's) and stop updating them (``frozen``).
@@ -176,10 +162,10 @@ class InputTracker:
     def median_f0(self) -> float | None:
         """Running median f0 of the input's voiced frames (Hz), with the estimates carried from the previous
         stream (:meth:`carry_from`); None before any."""
-        prior = self._prior if not self.frozen else np.zeros(0)  # seeded: exactly the clip's
-        if self._n_f0 == 0 and not len(prior):
-            return None
-        return float(np.median(np.concatenate([prior, self._f0[: min(self._n_f0, F0_HISTORY)]])))
+        own = self._f0[: min(self._n_f0, F0_HISTORY)]
+        if self.frozen or not len(self._prior):  # seeded: exactly the clip's
+            return float(np.median(own)) if len(own) else None
+        return float(np.median(np.concatenate([self._prior, own])))
 
     def _own_median(self) -> float:
         return float(np.median(self._f0[: min(self._n_f0, F0_HISTORY)]))
@@ -219,3 +205,11 @@ class InputTracker:
         taper = np.convolve(mask, np.hanning(9) / np.hanning(9).sum(), mode="same")
         return ratio, eq_db * taper / TO_DB
 
+
+def _quantiles(f0_values: F64) -> F64:
+    """Sorted ``f0_values``, thinned to :data:`PRIOR_ESTIMATES` evenly spaced in rank if there are more (the
+    whole distribution, not its end)."""
+    pool = np.sort(f0_values)
+    if len(pool) > PRIOR_ESTIMATES:
+        pool = pool[np.linspace(0, len(pool) - 1, PRIOR_ESTIMATES).round().astype(int)]
+    return pool
