@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from anchorvoice.engine import hookspecs
-from anchorvoice.engine.stages import STAGE_KINDS, Stage
+from anchorvoice.engine.stage_kinds import STAGE_KINDS
+from anchorvoice.engine.stages import Stage
 from anchorvoice.errors import AnchorVoiceError, PluginError, PluginNotFoundError
 
 if TYPE_CHECKING:

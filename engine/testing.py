@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from anchorvoice.audio_io import speech_like_signal
+from anchorvoice.engine.stage_kinds import STAGE_KINDS
 from anchorvoice.engine.stages import (
-    STAGE_KINDS,
     AudioSink,
     AudioSource,
     BaseVoice,

@@ -33,8 +33,9 @@ from anchorvoice.engine.dataset.store import (
     remove_partials,
     save_manifest,
 )
+from anchorvoice.engine.dataset_stages import Denoiser
 from anchorvoice.engine.plugins import PluginManager
-from anchorvoice.engine.stages import Denoiser, TextFrontend
+from anchorvoice.engine.stages import TextFrontend
 from anchorvoice.errors import AudioInputError, DatasetError, UnsupportedLanguageError
 
 

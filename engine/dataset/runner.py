@@ -8,8 +8,8 @@ from pathlib import Path
 from anchorvoice.audio_io import read_audio
 from anchorvoice.engine.dataset.progress import PhaseProgress, ProgressFn
 from anchorvoice.engine.dataset.store import Manifest, save_manifest
+from anchorvoice.engine.dataset_stages import DatasetClip, DatasetStep, Transcriber
 from anchorvoice.engine.plugins import PluginManager
-from anchorvoice.engine.stages import DatasetClip, DatasetStep, Transcriber
 from anchorvoice.errors import DatasetError, StageError
 
 SAVE_EVERY = 20

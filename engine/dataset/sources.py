@@ -18,7 +18,7 @@ from anchorvoice.engine.dataset.slicer import (
     split_long,
     uncut_end,
 )
-from anchorvoice.engine.stages import Denoiser
+from anchorvoice.engine.dataset_stages import Denoiser
 from anchorvoice.errors import AnchorVoiceError, AudioInputError
 from anchorvoice.frames import AudioFrame
 

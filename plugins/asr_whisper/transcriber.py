@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from anchorvoice.engine.stages import Transcriber, Transcript
+from anchorvoice.engine.dataset_stages import Transcriber, Transcript
 from anchorvoice.errors import AudioInputError, CheckpointError, PluginError, UnsupportedLanguageError
 from anchorvoice.frames import AudioFrame
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from anchorvoice.engine.stages import Denoiser
+from anchorvoice.engine.dataset_stages import Denoiser
 from anchorvoice.errors import PluginError
 from anchorvoice.frames import AudioFrame
 

@@ -27,8 +27,9 @@ import torch
 
 from anchorvoice.audio_io import read_audio, resample
 from anchorvoice.engine.dataset.store import atomic_write, file_sha256
+from anchorvoice.engine.dataset_stages import DatasetClip, DatasetStep
 from anchorvoice.engine.plugins import PluginManager
-from anchorvoice.engine.stages import DatasetClip, DatasetStep, TextFrontend
+from anchorvoice.engine.stages import TextFrontend
 from anchorvoice.errors import DatasetError, StageError
 from anchorvoice.plugins.text_common.base import GsvFrontend
 from anchorvoice.plugins.text_common.registry import frontend_for_language

@@ -211,7 +211,7 @@ def test_hubert_clips_go_in_packed_groups_and_a_failure_names_them(
 
 
 def _clips(seconds: tuple[float, ...]) -> list:
-    from anchorvoice.engine.stages import DatasetClip
+    from anchorvoice.engine.dataset_stages import DatasetClip
 
     return [DatasetClip(f"c{i}.wav", Path(f"c{i}.wav"), "s", "en", "t", "", s) for i, s in enumerate(seconds)]
 
