@@ -155,9 +155,8 @@ def build_live(engine: Any, voice: str | None, *, preset: str = "vc", overrides:
         process.warm_up()  # JIT and first-call allocations before the device starts, not in its first blocks
     finally:
         converter.restore_input_memory(memory)
-    home_dir = getattr(getattr(engine, "config", None), "home", None)
-    home = Path(home_dir) if home_dir is not None else None
-    if home is not None and live_memory.restore(converter, home):
+    home = Path(engine.config.home)
+    if live_memory.restore(converter, home):
         say("starting from what the converter heard of the speaker in the last live run")
     effects, fx_latency_ms = pipe.live_effects(cfg.sample_rate)
     run = LiveRun(pipeline=pipe, config=cfg, process=process, effects=effects, rtf=rtf, home=home)

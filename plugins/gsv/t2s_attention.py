@@ -25,9 +25,9 @@ from numba.core import types
 from numba.extending import intrinsic
 
 LAUNCH = threading.Lock()
-"""One step at a time per process: numba's fallback threading layer (workqueue, used where no OpenMP
-or TBB runtime loads) aborts on parallel launches from two threads at once; two concurrent steps
-would only fight over the same cores anyway."""
+"""One parallel numba launch at a time per process (the decode step, the cache's quantization): numba's
+fallback threading layer (workqueue, used where no OpenMP or TBB runtime loads) aborts on parallel launches
+from two threads at once; two concurrent steps would only fight over the same cores anyway."""
 
 F32 = npt.NDArray[np.float32]
 I8 = npt.NDArray[np.int8]

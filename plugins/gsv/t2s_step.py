@@ -53,6 +53,9 @@ from anchorvoice.plugins.gsv.t2s_step_weights import StepWeights
 F32 = npt.NDArray[np.float32]
 I8 = npt.NDArray[np.int8]
 
+_NO_INT8_CACHE = (np.empty((0,) * 5, np.int8), np.empty((0,) * 4, np.float32)) * 2
+"""Empty stand-ins for the int8 cache arrays (the step then attends over the float32 cache); never written."""
+
 FFN_BLOCK = 64
 """Hidden units per block of the FFN; each thread takes a contiguous run of blocks."""
 
@@ -309,7 +312,7 @@ def decode_step(
         mask = np.ascontiguousarray(attend.numpy())
     quant: tuple[npt.NDArray[Any], ...]
     if int8_cache is None:
-        quant = (np.empty((0,) * 5, np.int8), np.empty((0,) * 4, np.float32)) * 2
+        quant = _NO_INT8_CACHE
     else:
         if any(t.shape[:4] != keys.shape[:4] or not t.is_contiguous() for t in int8_cache):
             raise ValueError("the int8 cache must be contiguous and shaped like the float32 cache")
